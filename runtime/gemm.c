@@ -1,0 +1,292 @@
+/* gemm.c — cache-blocked, multi-threaded float32 GEMM (GotoBLAS structure) in portable C.
+ * B is packed once per call into NR-wide column panels per KC-deep block; each pool task owns an
+ * (MC rows) x (some panels) tile of C, packs its A block into MR-high row panels and runs the
+ * MR x NR register-blocked micro-kernel. The micro-kernel uses GCC vector extensions (no ISA
+ * intrinsics) and is cloned for x86-64-v3 / v4 with a portable default, picked at load time. */
+/* The GEMM is the interpreter's hot loop: keep it optimised in Debug builds too. */
+#pragma GCC optimize("O2")
+
+#include "gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 6
+#define NR 16
+#define KC 256
+#define MC_MAX 96
+
+typedef float v8f __attribute__((vector_size(32)));
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define VT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VT_CLONES
+#endif
+
+/* tile[MR][NR] = sum_k a[k][0..MR) (x) b[k][0..NR). a and b are 32-byte aligned packed panels. */
+VT_CLONES __attribute__((optimize("fp-contract=fast")))
+static void ukernel(int64_t kc, const float *restrict a, const float *restrict b,
+                    float *restrict tile) {
+  v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+  v8f c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+  for (int64_t k = 0; k < kc; k++) {
+    v8f b0 = *(const v8f *)b, b1 = *(const v8f *)(b + 8);
+    float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
+    c00 += a0 * b0; c01 += a0 * b1;
+    c10 += a1 * b0; c11 += a1 * b1;
+    c20 += a2 * b0; c21 += a2 * b1;
+    c30 += a3 * b0; c31 += a3 * b1;
+    c40 += a4 * b0; c41 += a4 * b1;
+    c50 += a5 * b0; c51 += a5 * b1;
+    a += MR;
+    b += NR;
+  }
+  v8f *t = (v8f *)tile;
+  t[0] = c00; t[1] = c01; t[2] = c10; t[3] = c11; t[4] = c20; t[5] = c21;
+  t[6] = c30; t[7] = c31; t[8] = c40; t[9] = c41; t[10] = c50; t[11] = c51;
+}
+
+static void *aligned_buf(size_t nfloats) {
+  size_t bytes = (nfloats * sizeof(float) + 63) & ~(size_t)63;
+  return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+/* Unpacked reference path for tiny problems and allocation failure. */
+static void gemm_naive(int tA, int tB, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc) {
+  for (int64_t i = 0; i < M; i++) {
+    for (int64_t j = 0; j < N; j++) {
+      float s = 0;
+      for (int64_t k = 0; k < K; k++) {
+        float a = tA ? A[k * lda + i] : A[i * lda + k];
+        float b = tB ? B[j * ldb + k] : B[k * ldb + j];
+        s += a * b;
+      }
+      float *c = &C[i * ldc + j];
+      *c = beta == 0.0f ? alpha * s : alpha * s + beta * *c;
+    }
+  }
+}
+
+typedef struct {
+  int tA, tB;
+  int64_t M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  const float *A, *B;
+  float *C;
+  float *bp;          /* packed B */
+  int64_t npanels, npad, mc, mblocks, pblock, nblocks;
+} gemm_job;
+
+/* Packs panels [p0, p1) of B for every K block. */
+static void pack_b_range(void *arg, int64_t p0, int64_t p1) {
+  gemm_job *j = arg;
+  for (int64_t kb = 0; kb < j->K; kb += KC) {
+    int64_t kc = j->K - kb < KC ? j->K - kb : KC;
+    for (int64_t p = p0; p < p1; p++) {
+      float *dst = j->bp + kb * j->npad + p * kc * NR;
+      int64_t c0 = p * NR, nc = j->N - c0 < NR ? j->N - c0 : NR;
+      if (!j->tB) {
+        for (int64_t k = 0; k < kc; k++) {
+          const float *src = j->B + (kb + k) * j->ldb + c0;
+          int64_t c = 0;
+          for (; c < nc; c++) dst[k * NR + c] = src[c];
+          for (; c < NR; c++) dst[k * NR + c] = 0;
+        }
+      } else {
+        for (int64_t c = 0; c < nc; c++) {
+          const float *src = j->B + (c0 + c) * j->ldb + kb;
+          for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = src[k];
+        }
+        for (int64_t c = nc; c < NR; c++)
+          for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = 0;
+      }
+    }
+  }
+}
+
+static void pack_a(const gemm_job *j, int64_t i0, int64_t mc, int64_t kb, int64_t kc, float *dst) {
+  for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+    int64_t mr = mc - r0 < MR ? mc - r0 : MR;
+    float *d = dst + r0 * kc;
+    if (!j->tA) {
+      for (int64_t r = 0; r < mr; r++) {
+        const float *src = j->A + (i0 + r0 + r) * j->lda + kb;
+        for (int64_t k = 0; k < kc; k++) d[k * MR + r] = src[k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; k++) {
+        const float *src = j->A + (kb + k) * j->lda + i0 + r0;
+        for (int64_t r = 0; r < mr; r++) d[k * MR + r] = src[r];
+      }
+    }
+    for (int64_t r = mr; r < MR; r++)
+      for (int64_t k = 0; k < kc; k++) d[k * MR + r] = 0;
+  }
+}
+
+static void run_tiles(void *arg, int64_t t0, int64_t t1) {
+  gemm_job *j = arg;
+  float *ap = aligned_buf((size_t)j->mc * KC + MR * KC);
+  float tile[MR * NR] __attribute__((aligned(64)));
+  if (!ap) {
+    /* Allocation failed: compute these tiles unpacked. */
+    for (int64_t t = t0; t < t1; t++) {
+      int64_t mb = t / j->nblocks, nb = t % j->nblocks;
+      int64_t i0 = mb * j->mc, mc = j->M - i0 < j->mc ? j->M - i0 : j->mc;
+      int64_t c0 = nb * j->pblock * NR, c1 = c0 + j->pblock * NR;
+      if (c1 > j->N) c1 = j->N;
+      gemm_naive(j->tA, j->tB, mc, c1 - c0, j->K, j->alpha,
+                 j->tA ? j->A + i0 : j->A + i0 * j->lda, j->lda,
+                 j->tB ? j->B + c0 * j->ldb : j->B + c0, j->ldb, j->beta,
+                 j->C + i0 * j->ldc + c0, j->ldc);
+    }
+    return;
+  }
+  for (int64_t t = t0; t < t1; t++) {
+    int64_t mb = t / j->nblocks, nb = t % j->nblocks;
+    int64_t i0 = mb * j->mc, mc = j->M - i0 < j->mc ? j->M - i0 : j->mc;
+    int64_t p0 = nb * j->pblock, p1 = p0 + j->pblock;
+    if (p1 > j->npanels) p1 = j->npanels;
+    for (int64_t kb = 0; kb < j->K; kb += KC) {
+      int64_t kc = j->K - kb < KC ? j->K - kb : KC;
+      float beta = kb == 0 ? j->beta : 1.0f;
+      pack_a(j, i0, mc, kb, kc, ap);
+      for (int64_t p = p0; p < p1; p++) {
+        const float *bpan = j->bp + kb * j->npad + p * kc * NR;
+        int64_t c0 = p * NR, nr = j->N - c0 < NR ? j->N - c0 : NR;
+        for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+          int64_t mr = mc - r0 < MR ? mc - r0 : MR;
+          ukernel(kc, ap + r0 * kc, bpan, tile);
+          float *c = j->C + (i0 + r0) * j->ldc + c0;
+          float alpha = j->alpha;
+          for (int64_t r = 0; r < mr; r++) {
+            float *cr = c + r * j->ldc;
+            const float *tr = tile + r * NR;
+            if (beta == 0.0f) {
+              for (int64_t q = 0; q < nr; q++) cr[q] = alpha * tr[q];
+            } else if (beta == 1.0f) {
+              for (int64_t q = 0; q < nr; q++) cr[q] += alpha * tr[q];
+            } else {
+              for (int64_t q = 0; q < nr; q++) cr[q] = alpha * tr[q] + beta * cr[q];
+            }
+          }
+        }
+      }
+    }
+  }
+  free(ap);
+}
+
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+void vt_sgemm(vt_pool *p, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+              int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    if (beta != 1.0f) scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  if (M * N * K <= 4096) {
+    gemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  gemm_job j = {transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, NULL,
+                0, 0, 0, 0, 0, 0};
+  j.npanels = (N + NR - 1) / NR;
+  j.npad = j.npanels * NR;
+  j.bp = aligned_buf((size_t)j.npad * (size_t)K);
+  if (!j.bp) {
+    gemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  int nt = vt_pool_threads(p);
+  double flops = 2.0 * (double)M * (double)N * (double)K;
+  if (flops < 2e6) nt = 1;   /* not worth waking workers */
+  vt_pool *pp = nt > 1 ? p : NULL;
+
+  j.mblocks = (M + MC_MAX - 1) / MC_MAX;
+  int64_t mc = (M + j.mblocks - 1) / j.mblocks;
+  j.mc = (mc + MR - 1) / MR * MR;
+  j.mblocks = (M + j.mc - 1) / j.mc;
+  /* Split panels so that the task count is a multiple of the thread count when possible. */
+  int64_t nb = 1;
+  if (nt > 1) {
+    int64_t want = (2 * nt + j.mblocks - 1) / j.mblocks;
+    nb = want;
+    for (int64_t cand = want; cand <= 4 * want; cand++)
+      if ((j.mblocks * cand) % nt == 0) { nb = cand; break; }
+    if (nb > j.npanels) nb = j.npanels;
+  }
+  j.pblock = (j.npanels + nb - 1) / nb;
+  j.nblocks = (j.npanels + j.pblock - 1) / j.pblock;
+
+  vt_pool_for(pp, j.npanels, pack_b_range, &j);
+  vt_pool_for(pp, j.mblocks * j.nblocks, run_tiles, &j);
+  free(j.bp);
+}
+
+typedef struct {
+  int tA, tB;
+  int64_t M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  const float *const *A;
+  const float *const *B;
+  float *const *C;
+  const float *A0, *B0;
+  float *C0;
+  int64_t sA, sB, sC;
+} batch_job;
+
+static void run_items(void *arg, int64_t b0, int64_t b1) {
+  batch_job *j = arg;
+  for (int64_t b = b0; b < b1; b++) {
+    const float *a = j->A ? j->A[b] : j->A0 + b * j->sA;
+    const float *bb = j->B ? j->B[b] : j->B0 + b * j->sB;
+    float *c = j->C ? j->C[b] : j->C0 + b * j->sC;
+    vt_sgemm(NULL, j->tA, j->tB, j->M, j->N, j->K, j->alpha, a, j->lda, bb, j->ldb, j->beta, c,
+             j->ldc);
+  }
+}
+
+static void run_batch(vt_pool *p, batch_job *j, int64_t batch) {
+  if (batch <= 0) return;
+  int nt = vt_pool_threads(p);
+  /* Many items: one thread per item. Few large items: parallelise inside each. */
+  if (batch >= 2 * nt || (batch >= nt && batch % nt == 0) ||
+      2.0 * (double)j->M * (double)j->N * (double)j->K < 2e6) {
+    vt_pool_for(p, batch, run_items, j);
+  } else {
+    for (int64_t b = 0; b < batch; b++) {
+      const float *a = j->A ? j->A[b] : j->A0 + b * j->sA;
+      const float *bb = j->B ? j->B[b] : j->B0 + b * j->sB;
+      float *c = j->C ? j->C[b] : j->C0 + b * j->sC;
+      vt_sgemm(p, j->tA, j->tB, j->M, j->N, j->K, j->alpha, a, j->lda, bb, j->ldb, j->beta, c,
+               j->ldc);
+    }
+  }
+}
+
+void vt_sgemm_strided(vt_pool *p, int transA, int transB, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, int64_t strideA, const float *B,
+                      int64_t ldb, int64_t strideB, float beta, float *C, int64_t ldc,
+                      int64_t strideC, int64_t batch) {
+  batch_job j = {transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, NULL, NULL, NULL,
+                 A, B, C, strideA, strideB, strideC};
+  run_batch(p, &j, batch);
+}
+
+void vt_sgemm_ptrs(vt_pool *p, int transA, int transB, int64_t M, int64_t N, int64_t K,
+                   float alpha, const float *const *A, int64_t lda, const float *const *B,
+                   int64_t ldb, float beta, float *const *C, int64_t ldc, int64_t batch) {
+  batch_job j = {transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C,
+                 NULL, NULL, NULL, 0, 0, 0};
+  run_batch(p, &j, batch);
+}

@@ -1,0 +1,390 @@
+/* kernels_tensor_resize.c — reference kernels for Resize (nearest / linear / cubic, every ONNX
+ * coordinate_transformation_mode, scales or sizes, axes), its old form Upsample, and Pad
+ * (constant / reflect / edge, pads as attribute or input, axes input).
+ * Resize follows the ONNX reference implementation: per axis, each output coordinate maps to a
+ * source coordinate and a few weighted taps (edge-clamped, or dropped and renormalised with
+ * exclude_outside); the n-d result is the tensor product of the per-axis taps. */
+#include "kernels_tensor.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------- Resize ------------------------------------------------------------------------- */
+enum { M_NEAREST, M_LINEAR, M_CUBIC };
+enum { CT_HALF, CT_PYTORCH_HALF, CT_ALIGN, CT_ASYM, CT_TF_NN, CT_TF_CROP };
+enum { NM_ROUND_FLOOR, NM_ROUND_CEIL, NM_FLOOR, NM_CEIL, NM_SIMPLE };
+
+typedef struct axis_taps {
+  int nt;                  /* taps per output coordinate: 1, 2 or 4 */
+  int64_t *idx;            /* [out * nt] source indices (element offsets along this axis) */
+  double *w;               /* [out * nt] weights */
+  bool *extrap;            /* [out] tf_crop_and_resize coordinate outside the input */
+} axis_taps;
+
+typedef struct rjob {
+  const vt_tensor *x;
+  vt_tensor *y;
+  int32_t r;
+  axis_taps ax[VT_MAX_RANK];
+  int64_t xs[VT_MAX_RANK];
+  double extrap_val;
+  bool copy_only;           /* all axes single-tap: copy elements by size */
+  size_t es;
+} rjob;
+
+static void cubic_coeffs(double t, double A, double *c) {
+  double t1 = t + 1, u = 1 - t, u1 = u + 1;
+  c[0] = ((A * t1 - 5 * A) * t1 + 8 * A) * t1 - 4 * A;
+  c[1] = ((A + 2) * t - (A + 3)) * t * t + 1;
+  c[2] = ((A + 2) * u - (A + 3)) * u * u + 1;
+  c[3] = ((A * u1 - 5 * A) * u1 + 8 * A) * u1 - 4 * A;
+}
+
+static int build_taps(axis_taps *a, int64_t in, int64_t out, double scale, int mode, int ct, int nm, double A,
+                      bool exclude, double roi0, double roi1, bool identity) {
+  a->nt = identity || mode == M_NEAREST ? 1 : mode == M_LINEAR ? 2 : 4;
+  a->idx = malloc((size_t)(out * a->nt + 1) * sizeof *a->idx);
+  a->w = malloc((size_t)(out * a->nt + 1) * sizeof *a->w);
+  a->extrap = calloc((size_t)out + 1, sizeof *a->extrap);
+  if (!a->idx || !a->w || !a->extrap) return -1;
+  double ow = scale * (double)in;   /* the reference's "output width" (not rounded) */
+  for (int64_t o = 0; o < out; o++) {
+    int64_t *ix = a->idx + o * a->nt;
+    double *w = a->w + o * a->nt;
+    if (identity) {
+      ix[0] = o;
+      w[0] = 1;
+      continue;
+    }
+    double x;
+    switch (ct) {
+      case CT_ALIGN: x = ow == 1 ? 0 : (double)o * (double)(in - 1) / (ow - 1); break;
+      case CT_ASYM: x = (double)o / scale; break;
+      case CT_PYTORCH_HALF: x = ow == 1 ? -0.5 : ((double)o + 0.5) / scale - 0.5; break;
+      case CT_TF_NN: x = ((double)o + 0.5) / scale; break;
+      case CT_TF_CROP:
+        x = ow == 1 ? (roi1 - roi0) * (double)(in - 1) / 2 : (double)o * (roi1 - roi0) * (double)(in - 1) / (ow - 1);
+        x += roi0 * (double)(in - 1);
+        if (x < 0 || x > (double)(in - 1)) a->extrap[o] = true;
+        break;
+      default: x = ((double)o + 0.5) / scale - 0.5;
+    }
+    double x0 = floor(x), t = x - x0;
+    int64_t b = (int64_t)x0;
+    if (mode == M_NEAREST) {
+      int64_t pick;
+      if (t == 0) pick = b;
+      else switch (nm) {
+        case NM_ROUND_CEIL: pick = t < 0.5 ? b : b + 1; break;
+        case NM_FLOOR: pick = b; break;
+        case NM_CEIL: pick = b + 1; break;
+        case NM_SIMPLE: pick = scale < 1 ? b + 1 : b; break;
+        default: pick = t <= 0.5 ? b : b + 1;
+      }
+      ix[0] = pick < 0 ? 0 : pick >= in ? in - 1 : pick;
+      w[0] = 1;
+      continue;
+    }
+    int64_t first;
+    if (mode == M_LINEAR) {
+      first = b;
+      w[0] = 1 - t;
+      w[1] = t;
+    } else {
+      first = b - 1;
+      cubic_coeffs(t, A, w);
+    }
+    double sum = 0;
+    for (int j = 0; j < a->nt; j++) {
+      int64_t i = first + j;
+      if (exclude && (i < 0 || i >= in)) w[j] = 0;
+      sum += w[j];
+      ix[j] = i < 0 ? 0 : i >= in ? in - 1 : i;
+    }
+    if (exclude && sum != 0)
+      for (int j = 0; j < a->nt; j++) w[j] /= sum;
+  }
+  return 0;
+}
+
+static void resize_rows(void *arg, int64_t begin, int64_t end) {
+  const rjob *j = arg;
+  int32_t r = j->r;
+  int64_t W = j->y->dims[r - 1];
+  int64_t idx[VT_MAX_RANK] = {0}, rem = begin;
+  for (int32_t d = r - 2; d >= 0; d--) {
+    idx[d] = rem % j->y->dims[d];
+    rem /= j->y->dims[d];
+  }
+  const char *src = j->x->data;
+  char *dst = j->y->data;
+  size_t es = j->es;
+  for (int64_t row = begin; row < end; row++) {
+    /* taps of the outer dims, combined */
+    int64_t ntot = 1;
+    for (int32_t d = 0; d < r - 1; d++) ntot *= j->ax[d].nt;
+    bool ext_row = false;
+    for (int32_t d = 0; d < r - 1; d++) ext_row = ext_row || j->ax[d].extrap[idx[d]];
+    for (int64_t o = 0; o < W; o++) {
+      int64_t oe = row * W + o;
+      const axis_taps *la = &j->ax[r - 1];
+      if (ext_row || la->extrap[o]) {
+        vt_tk_store_f64(dst + (size_t)oe * es, j->y->dtype, j->extrap_val);
+        continue;
+      }
+      if (j->copy_only) {
+        int64_t off = 0;
+        for (int32_t d = 0; d < r; d++) off += j->ax[d].idx[(d == r - 1 ? o : idx[d])] * j->xs[d];
+        memcpy(dst + (size_t)oe * es, src + (size_t)off * es, es);
+        continue;
+      }
+      double acc = 0;
+      for (int64_t c = 0; c < ntot; c++) {
+        int64_t cc = c, off = 0;
+        double w = 1;
+        for (int32_t d = r - 2; d >= 0; d--) {
+          const axis_taps *a = &j->ax[d];
+          int tj = (int)(cc % a->nt);
+          cc /= a->nt;
+          w *= a->w[idx[d] * a->nt + tj];
+          off += a->idx[idx[d] * a->nt + tj] * j->xs[d];
+        }
+        if (w == 0) continue;
+        for (int tj = 0; tj < la->nt; tj++) {
+          double wl = la->w[o * la->nt + tj];
+          if (wl == 0) continue;
+          acc += w * wl * vt_tensor_get_f64(j->x, off + la->idx[o * la->nt + tj]);
+        }
+      }
+      vt_tk_store_f64(dst + (size_t)oe * es, j->y->dtype, acc);
+    }
+    for (int32_t d = r - 2; d >= 0; d--) {
+      if (++idx[d] < j->y->dims[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+static int run_resize(vt_kctx *k, bool upsample) {
+  const vt_tensor *x = k->in[0];
+  vt_tensor *y = k->out[0];
+  size_t es = vt_tk_esz(k, x);
+  if (!es) return VT_ERR_MODEL;
+  int32_t r = x->rank;
+  int64_t op = vt_tk_opset(k);
+  bool legacy = upsample || op < 11;
+  const char *ms = vt_attr_str(k->node, "mode", "nearest");
+  int mode = !strcmp(ms, "nearest") ? M_NEAREST : !strcmp(ms, "cubic") ? M_CUBIC : M_LINEAR;
+  const char *cs = vt_attr_str(k->node, "coordinate_transformation_mode", "half_pixel");
+  int ct;
+  if (legacy) ct = CT_ASYM;
+  else if (!strcmp(cs, "half_pixel")) ct = CT_HALF;
+  else if (!strcmp(cs, "pytorch_half_pixel")) ct = CT_PYTORCH_HALF;
+  else if (!strcmp(cs, "align_corners")) ct = CT_ALIGN;
+  else if (!strcmp(cs, "asymmetric")) ct = CT_ASYM;
+  else if (!strcmp(cs, "tf_half_pixel_for_nn")) ct = CT_TF_NN;
+  else if (!strcmp(cs, "tf_crop_and_resize")) ct = CT_TF_CROP;
+  else return vt_kernel_fail(k, "unknown coordinate_transformation_mode '%s'", cs);
+  const char *ns = vt_attr_str(k->node, "nearest_mode", "round_prefer_floor");
+  int nm;
+  if (legacy) nm = NM_SIMPLE;
+  else if (!strcmp(ns, "round_prefer_floor")) nm = NM_ROUND_FLOOR;
+  else if (!strcmp(ns, "round_prefer_ceil")) nm = NM_ROUND_CEIL;
+  else if (!strcmp(ns, "floor")) nm = NM_FLOOR;
+  else if (!strcmp(ns, "ceil")) nm = NM_CEIL;
+  else return vt_kernel_fail(k, "unknown nearest_mode '%s'", ns);
+  if (mode != M_NEAREST && !vt_dtype_is_float(x->dtype) && !vt_dtype_is_int(x->dtype))
+    return vt_kernel_fail(k, "%s resize is not supported for %s", ms, vt_dtype_name(x->dtype));
+  double A = vt_attr_float(k->node, "cubic_coeff_a", -0.75f);
+  bool exclude = vt_attr_int(k->node, "exclude_outside", 0) != 0;
+  /* axes (opset 18) */
+  int64_t axes[VT_MAX_RANK];
+  const int64_t *aa;
+  int32_t na = legacy ? -1 : vt_attr_ints(k->node, "axes", &aa);
+  if (na < 0) {
+    na = r;
+    for (int32_t d = 0; d < r; d++) axes[d] = d;
+  } else {
+    for (int32_t d = 0; d < na; d++) axes[d] = aa[d] < 0 ? aa[d] + r : aa[d];
+  }
+  double scale[VT_MAX_RANK], roi0[VT_MAX_RANK], roi1[VT_MAX_RANK];
+  for (int32_t d = 0; d < r; d++) {
+    scale[d] = x->dims[d] ? (double)y->dims[d] / (double)x->dims[d] : 1;
+    roi0[d] = 0;
+    roi1[d] = 1;
+  }
+  const vt_tensor *ts = NULL, *troi = NULL;
+  if (upsample) {
+    if (k->n_in > 1) ts = k->in[1];
+    else {
+      const float *f;
+      int32_t n = vt_attr_floats(k->node, "scales", &f);
+      for (int32_t d = 0; d < n && d < r; d++) scale[d] = f[d];
+    }
+  } else if (op < 11) {
+    ts = k->in[1];
+  } else {
+    troi = k->n_in > 1 ? k->in[1] : NULL;
+    ts = k->n_in > 2 ? k->in[2] : NULL;
+  }
+  if (ts && vt_tensor_numel(ts) > 0) {
+    if (vt_tensor_numel(ts) != na) return vt_kernel_fail(k, "scales has %lld entries for %d axes",
+                                                         (long long)vt_tensor_numel(ts), na);
+    for (int32_t i = 0; i < na; i++) scale[axes[i]] = vt_tensor_get_f64(ts, i);
+  }
+  if (ct == CT_TF_CROP && troi && vt_tensor_numel(troi) > 0) {
+    if (vt_tensor_numel(troi) != 2 * na) return vt_kernel_fail(k, "roi has %lld entries for %d axes",
+                                                               (long long)vt_tensor_numel(troi), na);
+    for (int32_t i = 0; i < na; i++) {
+      roi0[axes[i]] = vt_tensor_get_f64(troi, i);
+      roi1[axes[i]] = vt_tensor_get_f64(troi, na + i);
+    }
+  }
+  rjob j = {.x = x, .y = y, .r = r, .extrap_val = vt_attr_float(k->node, "extrapolation_value", 0), .es = es};
+  vt_strides(r, x->dims, j.xs);
+  int rc = VT_OK;
+  bool all_single = true;
+  for (int32_t d = 0; d < r && rc == VT_OK; d++) {
+    if (!(scale[d] > 0)) { rc = vt_kernel_fail(k, "scale %g is invalid", scale[d]); break; }
+    bool identity = x->dims[d] == y->dims[d] && scale[d] == 1 && ct != CT_TF_CROP;
+    if (x->dims[d] == 0 && y->dims[d] > 0) { rc = vt_kernel_fail(k, "cannot resize an empty axis"); break; }
+    if (build_taps(&j.ax[d], x->dims[d], y->dims[d], scale[d], mode, ct, nm, A, exclude, roi0[d], roi1[d], identity)) {
+      rc = vt_kernel_fail(k, "out of memory");
+      break;
+    }
+    if (j.ax[d].nt != 1) all_single = false;
+  }
+  j.copy_only = all_single;
+  if (rc == VT_OK && vt_tensor_numel(y) > 0) {
+    if (r == 0) {
+      memcpy(y->data, x->data, es);
+    } else {
+      int64_t rows = vt_tensor_numel(y) / y->dims[r - 1];
+      vt_pool_for(vt_tensor_numel(y) >= VT_TK_PAR_MIN / 8 && rows > 1 ? k->pool : NULL, rows, resize_rows, &j);
+    }
+  }
+  for (int32_t d = 0; d < r; d++) {
+    free(j.ax[d].idx);
+    free(j.ax[d].w);
+    free(j.ax[d].extrap);
+  }
+  return rc;
+}
+
+int vt_kernel_Resize(vt_kctx *k) { return run_resize(k, false); }
+int vt_kernel_Upsample(vt_kctx *k) { return run_resize(k, true); }
+
+/* ---------- Pad ------------------------------------------------------------------------------- */
+enum { P_CONST, P_REFLECT, P_EDGE };
+
+typedef struct pjob {
+  const vt_tensor *x;
+  vt_tensor *y;
+  int32_t r;
+  int mode;
+  int64_t pb[VT_MAX_RANK];
+  int64_t xs[VT_MAX_RANK];
+  unsigned char val[16];
+  size_t es;
+} pjob;
+
+/* Source index for output position o - pad on an axis of size d; -1: the constant value. */
+static int64_t pad_map(int64_t i, int64_t d, int mode) {
+  if (i >= 0 && i < d) return i;
+  if (mode == P_CONST || d == 0) return -1;
+  if (mode == P_EDGE) return i < 0 ? 0 : d - 1;
+  if (d == 1) return 0;
+  int64_t per = 2 * (d - 1);
+  i %= per;
+  if (i < 0) i += per;
+  return i < d ? i : per - i;
+}
+
+static void pad_rows(void *arg, int64_t begin, int64_t end) {
+  const pjob *p = arg;
+  int32_t r = p->r;
+  int64_t W = p->y->dims[r - 1], Wx = p->x->dims[r - 1], pbl = p->pb[r - 1];
+  int64_t idx[VT_MAX_RANK] = {0}, rem = begin;
+  for (int32_t d = r - 2; d >= 0; d--) {
+    idx[d] = rem % p->y->dims[d];
+    rem /= p->y->dims[d];
+  }
+  size_t es = p->es;
+  const char *src = p->x->data;
+  for (int64_t row = begin; row < end; row++) {
+    char *dst = (char *)p->y->data + (size_t)(row * W) * es;
+    int64_t off = 0;
+    bool constrow = false;
+    for (int32_t d = 0; d < r - 1; d++) {
+      int64_t s = pad_map(idx[d] - p->pb[d], p->x->dims[d], p->mode);
+      if (s < 0) constrow = true;
+      else off += s * p->xs[d];
+    }
+    /* interior [lo, hi) of the row copies straight from the source */
+    int64_t lo = pbl < 0 ? 0 : pbl, hi = pbl + Wx;
+    if (hi > W) hi = W;
+    if (constrow) lo = hi = 0;
+    for (int64_t o = 0; o < W; o++) {
+      if (o == lo && hi > lo) {
+        memcpy(dst + (size_t)o * es, src + (size_t)(off + o - pbl) * es, (size_t)(hi - lo) * es);
+        o = hi - 1;
+        continue;
+      }
+      int64_t s = constrow ? -1 : pad_map(o - pbl, Wx, p->mode);
+      if (s < 0) memcpy(dst + (size_t)o * es, p->val, es);
+      else memcpy(dst + (size_t)o * es, src + (size_t)(off + s) * es, es);
+    }
+    for (int32_t d = r - 2; d >= 0; d--) {
+      if (++idx[d] < p->y->dims[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+int vt_kernel_Pad(vt_kctx *k) {
+  const vt_tensor *x = k->in[0];
+  vt_tensor *y = k->out[0];
+  size_t es = vt_tk_esz(k, x);
+  if (!es) return VT_ERR_MODEL;
+  if (es > 16) return vt_kernel_fail(k, "dtype %s is not supported", vt_dtype_name(x->dtype));
+  int32_t r = x->rank;
+  const char *ms = vt_attr_str(k->node, "mode", "constant");
+  pjob p = {.x = x, .y = y, .r = r, .es = es};
+  p.mode = !strcmp(ms, "reflect") ? P_REFLECT : !strcmp(ms, "edge") ? P_EDGE : P_CONST;
+  int64_t axes[VT_MAX_RANK], pads[2 * VT_MAX_RANK];
+  int32_t na = r;
+  for (int32_t d = 0; d < r; d++) axes[d] = d;
+  if (k->n_in > 3 && k->in[3]) {
+    na = vt_tk_read_ints(k->in[3], axes, VT_MAX_RANK);
+    if (na < 0) return vt_kernel_fail(k, "invalid axes");
+    for (int32_t i = 0; i < na; i++) axes[i] = axes[i] < 0 ? axes[i] + r : axes[i];
+  }
+  int32_t np;
+  if (k->n_in > 1) {
+    np = vt_tk_read_ints(k->in[1], pads, 2 * VT_MAX_RANK);
+  } else {
+    const int64_t *a;
+    np = vt_attr_ints(k->node, "pads", &a);
+    for (int32_t i = 0; i < np && i < 2 * VT_MAX_RANK; i++) pads[i] = a[i];
+  }
+  if (np != 2 * na) return vt_kernel_fail(k, "%d pads for %d axes", np, na);
+  for (int32_t i = 0; i < na; i++) p.pb[axes[i]] = pads[i];
+  memset(p.val, 0, sizeof p.val);
+  if (k->n_in > 2 && k->in[2] && vt_tensor_numel(k->in[2]) > 0) {
+    if (k->in[2]->dtype != x->dtype) return vt_kernel_fail(k, "constant_value must have the input's dtype");
+    memcpy(p.val, k->in[2]->data, es);
+  } else if (k->n_in <= 1) {
+    vt_tk_store_f64(p.val, x->dtype, vt_attr_float(k->node, "value", 0));
+  }
+  vt_strides(r, x->dims, p.xs);
+  int64_t n = vt_tensor_numel(y);
+  if (n == 0) return VT_OK;
+  if (r == 0) {
+    memcpy(y->data, x->data, es);
+    return VT_OK;
+  }
+  int64_t rows = n / y->dims[r - 1];
+  vt_pool_for(n >= VT_TK_PAR_MIN && rows > 1 ? k->pool : NULL, rows, pad_rows, &p);
+  return VT_OK;
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Runs one zoo model through a runtime and compares its outputs (the ctest driver).
+
+usage: zoo_check.py MODE --zoo DIR --model NAME [--vtopt BIN] [--node NODE] [--max-rel-l2 X]
+                    [--threads N]
+modes:
+  interp      vtopt MODEL --run --input ... --output-dir DIR/interp/NAME, then
+              `vtopt compare-outputs NAME.ref.OUT.npy DIR/interp/NAME/OUT.npy --max-rel-l2 X`
+  ort         ONNX Runtime (bench/ort_run.mjs) against torch's references
+  ort-interp  ONNX Runtime's outputs against the interpreter's (both run here)
+Exit 0 when every output is within the threshold, 1 when one is not, 2 on a run failure.
+Only the standard library is used (no torch/numpy), so it runs on any python3.
+"""
+import argparse
+import glob
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def io_names(zoo, name):
+    man = os.path.join(zoo, 'zoo.json')
+    if os.path.exists(man):
+        with open(man) as f:
+            for e in json.load(f)['models']:
+                if e['name'] == name:
+                    return [i['name'] for i in e['inputs']], [o['name'] for o in e['outputs']]
+    pre = os.path.join(zoo, name)
+    ins = sorted(p[len(pre) + 4:-4] for p in glob.glob(glob.escape(pre) + '.in.*.npy'))
+    outs = sorted(p[len(pre) + 5:-4] for p in glob.glob(glob.escape(pre) + '.ref.*.npy'))
+    return ins, outs
+
+
+def run(cmd):
+    print('+ ' + ' '.join(shlex.quote(c) for c in cmd), flush=True)
+    r = subprocess.run(cmd)
+    return r.returncode
+
+
+def safe(name):
+    return name.replace('/', '_').replace(':', '_')
+
+
+def run_interp(a, ins, outdir):
+    cmd = [a.vtopt, os.path.join(a.zoo, a.model + '.onnx'), '--run', '--output-dir', outdir]
+    if a.threads:
+        cmd += ['--threads', str(a.threads)]
+    for n in ins:
+        cmd += ['--input', f'{n}={os.path.join(a.zoo, f"{a.model}.in.{n}.npy")}']
+    return run(cmd)
+
+
+def run_ort(a, outdir, compare_ref):
+    cmd = [a.node, os.path.join(ROOT, 'bench', 'ort_run.mjs'), os.path.join(a.zoo, a.model + '.onnx'),
+           '--runs', '1', '--warmup', '0', '--threads', str(a.threads or 2), '--output-dir', outdir,
+           '--max-rel-l2', str(a.max_rel_l2)]
+    if compare_ref:
+        cmd.append('--compare-ref')
+    return run(cmd)
+
+
+def compare(a, ref, got):
+    return run([a.vtopt, 'compare-outputs', ref, got, '--max-rel-l2', str(a.max_rel_l2)])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('mode', choices=['interp', 'ort', 'ort-interp'])
+    ap.add_argument('--zoo', required=True)
+    ap.add_argument('--model', required=True)
+    ap.add_argument('--vtopt', default=os.path.join(ROOT, 'build', 'vtopt'))
+    ap.add_argument('--node', default='node')
+    ap.add_argument('--max-rel-l2', type=float, default=1e-4)
+    ap.add_argument('--threads', type=int, default=0)
+    a = ap.parse_args()
+    if not os.path.exists(os.path.join(a.zoo, a.model + '.onnx')):
+        print(f'zoo_check: {a.zoo}/{a.model}.onnx does not exist (generate the zoo first)', file=sys.stderr)
+        return 2
+    ins, outs = io_names(a.zoo, a.model)
+    if not outs:
+        print(f'zoo_check: no references for {a.model}', file=sys.stderr)
+        return 2
+    interp_dir = os.path.join(a.zoo, 'interp', a.model)
+    ort_dir = os.path.join(a.zoo, 'ort', a.model)
+    worst = 0
+    if a.mode == 'ort':
+        rc = run_ort(a, ort_dir, True)
+        return rc if rc in (0, 1) else 2
+    rc = run_interp(a, ins, interp_dir)
+    if rc != 0:
+        print(f'zoo_check: vtopt failed on {a.model} (exit {rc})', file=sys.stderr)
+        return 2
+    if a.mode == 'interp':
+        refs = [(os.path.join(a.zoo, f'{a.model}.ref.{o}.npy'), o) for o in outs]
+    else:
+        rc = run_ort(a, ort_dir, False)
+        if rc != 0:
+            return 2
+        refs = [(os.path.join(ort_dir, f'{safe(o)}.npy'), o) for o in outs]
+    for ref, o in refs:
+        got = os.path.join(interp_dir, f'{safe(o)}.npy')
+        rc = compare(a, ref, got)
+        if rc != 0:
+            print(f'zoo_check: {a.model} output {o}: mismatch (exit {rc})', file=sys.stderr)
+            worst = max(worst, 1 if rc == 1 else 2)
+    return worst
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,507 @@
+/* test_kernels_math.c — the math family (elementwise, Where/Cast, reductions, softmax family,
+ * normalisations) and the shared broadcast helper of kernels_util.h. Each op runs as a one-node
+ * graph through shape inference and vt_run_node; expected values are hand-computed or were
+ * computed with numpy/torch when the test was written. Also checks known-contents propagation
+ * through shape arithmetic (symbolic dims) and the threaded paths against serial loops. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+#include "kernels_util.h"
+#include "runtime.h"
+
+/* ---------- helpers ---------------------------------------------------------------------------- */
+typedef struct {
+  const char *name;
+  vt_attr_type type;
+  int64_t i;
+  float f;
+  const char *s;
+  int n;
+  int64_t ints[8];
+} tattr;
+
+#define AI(nm, v) {nm, VT_ATTR_INT, v, 0, NULL, 0, {0}}
+#define AF(nm, v) {nm, VT_ATTR_FLOAT, 0, v, NULL, 0, {0}}
+#define AS(nm, v) {nm, VT_ATTR_STRING, 0, 0, v, 0, {0}}
+#define AINTS(nm, cnt, ...) {nm, VT_ATTR_INTS, 0, 0, NULL, cnt, {__VA_ARGS__}}
+
+static vt_tensor tf32(int rank, const int64_t *dims, const float *vals) {
+  vt_tensor t = {0};
+  assert_int_equal(vt_tensor_alloc(&t, VT_F32, rank, dims, NULL), VT_OK);
+  memcpy(t.data, vals, vt_tensor_nbytes(&t));
+  return t;
+}
+static vt_tensor ti64(int rank, const int64_t *dims, const int64_t *vals) {
+  vt_tensor t = {0};
+  assert_int_equal(vt_tensor_alloc(&t, VT_I64, rank, dims, NULL), VT_OK);
+  memcpy(t.data, vals, vt_tensor_nbytes(&t));
+  return t;
+}
+
+/* Builds a one-node graph (opset `opset`, 0 = none imported) and runs it. */
+static int run_op_v(const char *opname, int64_t opset, int nin, const vt_tensor *const *ins, int nout,
+                    vt_tensor *outs, const tattr *attrs, int nattr, vt_pool *pool, vt_error *err) {
+  vt_graph *g = vt_graph_new("test.onnx");
+  if (opset > 0) {
+    g->opsets = calloc(1, sizeof(vt_opset));   /* freed by vt_graph_free */
+    g->opsets[0].domain = "";
+    g->opsets[0].version = opset;
+    g->n_opsets = 1;
+  }
+  int32_t in[8], out[4];
+  char nm[32];
+  for (int i = 0; i < nin; i++) {
+    if (!ins[i]) { in[i] = -1; continue; }
+    vt_dim d[VT_MAX_RANK];
+    for (int k = 0; k < ins[i]->rank; k++) d[k] = ins[i]->dims[k];
+    snprintf(nm, sizeof nm, "in%d", i);
+    in[i] = vt_graph_add_value(g, nm, ins[i]->dtype, ins[i]->rank, d);
+    vt_graph_add_input(g, in[i]);
+  }
+  for (int o = 0; o < nout; o++) {
+    snprintf(nm, sizeof nm, "out%d", o);
+    out[o] = vt_graph_add_value(g, nm, VT_UNDEFINED, -1, NULL);
+    vt_graph_add_output(g, out[o]);
+  }
+  int op = vt_op_lookup(opname, "");
+  assert_true(op >= 0);
+  int32_t node = vt_graph_add_node(g, "n0", op, nin, in, nout, out);
+  for (int a = 0; a < nattr; a++) {
+    vt_attr *at = vt_node_add_attr(g, node, attrs[a].name, attrs[a].type);
+    at->i = attrs[a].i;
+    at->f = attrs[a].f;
+    if (attrs[a].s) { at->s = vt_arena_strdup(&g->arena, attrs[a].s); at->s_len = strlen(attrs[a].s); }
+    if (attrs[a].type == VT_ATTR_INTS) {
+      at->n = attrs[a].n;
+      at->ints = vt_arena_alloc(&g->arena, sizeof(int64_t) * (size_t)(attrs[a].n + 1));
+      memcpy(at->ints, attrs[a].ints, sizeof(int64_t) * (size_t)attrs[a].n);
+    }
+  }
+  int rc = vt_graph_infer(g, err);
+  if (rc == VT_OK) {
+    vt_tensor *op_[4];
+    for (int o = 0; o < nout; o++) op_[o] = &outs[o];
+    rc = vt_run_node(g, node, ins, op_, pool, err);
+  }
+  vt_graph_free(g);
+  return rc;
+}
+
+static int run_op(const char *opname, int nin, const vt_tensor *const *ins, vt_tensor *out,
+                  const tattr *attrs, int nattr, vt_error *err) {
+  return run_op_v(opname, 0, nin, ins, 1, out, attrs, nattr, NULL, err);
+}
+
+static void check_f32(const vt_tensor *t, int rank, const int64_t *dims, const float *want, float tol) {
+  assert_int_equal(t->dtype, VT_F32);
+  assert_int_equal(t->rank, rank);
+  for (int d = 0; d < rank; d++) assert_int_equal(t->dims[d], dims[d]);
+  int64_t n = vt_tensor_numel(t);
+  for (int64_t i = 0; i < n; i++) {
+    float got = ((const float *)t->data)[i];
+    if (!(fabsf(got - want[i]) <= tol)) fail_msg("element %lld: got %.7g, want %.7g", (long long)i, got, want[i]);
+  }
+}
+
+/* ---------- broadcast helper ------------------------------------------------------------------ */
+static void test_bcast_collapse(void **state) {
+  (void)state;
+  /* [2,3,4,5] with [1,3,1,1]: dims collapse to [2,3,20] with strides {0,1,0} */
+  int64_t od[4] = {2, 3, 4, 5}, bd[4] = {1, 3, 1, 1};
+  int32_t ranks[2] = {4, 4};
+  const int64_t *dims[2] = {od, bd};
+  vt_bcast b;
+  assert_int_equal(vt_bcast_init(&b, 4, od, 2, ranks, dims), 0);
+  assert_int_equal(b.rank, 3);
+  assert_int_equal(b.dims[0], 2);
+  assert_int_equal(b.dims[1], 3);
+  assert_int_equal(b.dims[2], 20);
+  assert_int_equal(b.str[1][0], 0);
+  assert_int_equal(b.str[1][1], 1);
+  assert_int_equal(b.str[1][2], 0);
+  assert_int_equal(b.str[0][2], 1);
+  /* incompatible */
+  int64_t cd[1] = {4};
+  int32_t r1[1] = {1};
+  const int64_t *d1[1] = {cd};
+  int64_t o2[2] = {2, 3};
+  assert_int_equal(vt_bcast_init(&b, 2, o2, 1, r1, d1), -1);
+}
+
+/* ---------- elementwise ---------------------------------------------------------------------- */
+static void test_add_broadcast(void **state) {
+  (void)state;
+  int64_t ad[3] = {2, 1, 3}, bd[2] = {2, 1};
+  float av[6] = {1, 2, 3, 4, 5, 6}, bv[2] = {10, 20};
+  vt_tensor a = tf32(3, ad, av), b = tf32(2, bd, bv), y = {0};
+  const vt_tensor *ins[2] = {&a, &b};
+  vt_error e = {0};
+  assert_int_equal(run_op("Add", 2, ins, &y, NULL, 0, &e), VT_OK);
+  int64_t yd[3] = {2, 2, 3};
+  float want[12] = {11, 12, 13, 21, 22, 23, 14, 15, 16, 24, 25, 26};
+  check_f32(&y, 3, yd, want, 0);
+  vt_tensor_free(&y);
+  /* Sub is not commutative: b - a */
+  const vt_tensor *ins2[2] = {&b, &a};
+  assert_int_equal(run_op("Sub", 2, ins2, &y, NULL, 0, &e), VT_OK);
+  float want2[12] = {9, 8, 7, 19, 18, 17, 6, 5, 4, 16, 15, 14};
+  check_f32(&y, 3, yd, want2, 0);
+  vt_tensor_free(&y);
+  /* shapes that do not broadcast give an error naming them */
+  int64_t cd[1] = {4};
+  float cv[4] = {0};
+  vt_tensor c = tf32(1, cd, cv);
+  const vt_tensor *ins3[2] = {&a, &c};
+  assert_int_not_equal(run_op("Mul", 2, ins3, &y, NULL, 0, &e), VT_OK);
+  assert_non_null(strstr(e.msg, "broadcast"));
+  vt_tensor_free(&y);
+  vt_tensor_free(&a);
+  vt_tensor_free(&b);
+  vt_tensor_free(&c);
+}
+
+static void test_int_div_mod(void **state) {
+  (void)state;
+  int64_t d[1] = {4};
+  int64_t av[4] = {7, -7, 7, -7}, bv[4] = {2, 2, -2, -2};
+  vt_tensor a = ti64(1, d, av), b = ti64(1, d, bv), y = {0};
+  const vt_tensor *ins[2] = {&a, &b};
+  vt_error e = {0};
+  assert_int_equal(run_op("Div", 2, ins, &y, NULL, 0, &e), VT_OK);
+  int64_t wdiv[4] = {3, -3, -3, 3};   /* truncation */
+  assert_memory_equal(y.data, wdiv, sizeof wdiv);
+  vt_tensor_free(&y);
+  assert_int_equal(run_op("Mod", 2, ins, &y, NULL, 0, &e), VT_OK);
+  int64_t wmod[4] = {1, 1, -1, -1};   /* sign of the divisor (numpy) */
+  assert_memory_equal(y.data, wmod, sizeof wmod);
+  vt_tensor_free(&y);
+  tattr fm[1] = {AI("fmod", 1)};
+  assert_int_equal(run_op("Mod", 2, ins, &y, fm, 1, &e), VT_OK);
+  int64_t wfmod[4] = {1, -1, 1, -1};  /* sign of the dividend (C) */
+  assert_memory_equal(y.data, wfmod, sizeof wfmod);
+  vt_tensor_free(&y);
+  ((int64_t *)b.data)[2] = 0;
+  vt_error e2 = {0};
+  assert_int_not_equal(run_op("Div", 2, ins, &y, NULL, 0, &e2), VT_OK);
+  assert_non_null(strstr(e2.msg, "by zero"));
+  vt_tensor_free(&y);
+  vt_tensor_free(&a);
+  vt_tensor_free(&b);
+}
+
+static void test_unary_and_where(void **state) {
+  (void)state;
+  int64_t d[1] = {3};
+  float xv[3] = {-1.5f, 0.3f, 2.0f};
+  vt_tensor x = tf32(1, d, xv), y = {0};
+  const vt_tensor *ins[1] = {&x};
+  vt_error e = {0};
+  tattr tanh_a[1] = {AS("approximate", "tanh")};
+  assert_int_equal(run_op("Gelu", 1, ins, &y, tanh_a, 1, &e), VT_OK);
+  float wt[3] = {-0.10042843f, 0.18537094f, 1.9545977f};   /* torch gelu(approximate='tanh') */
+  check_f32(&y, 1, d, wt, 1e-6f);
+  vt_tensor_free(&y);
+  assert_int_equal(run_op("Gelu", 1, ins, &y, NULL, 0, &e), VT_OK);
+  float we[3] = {-0.10021086f, 0.18537343f, 1.9545f};      /* torch gelu */
+  check_f32(&y, 1, d, we, 1e-6f);
+  vt_tensor_free(&y);
+  tattr la[1] = {AF("alpha", 0.1f)};
+  assert_int_equal(run_op("LeakyRelu", 1, ins, &y, la, 1, &e), VT_OK);
+  float wl[3] = {-0.15f, 0.3f, 2.0f};
+  check_f32(&y, 1, d, wl, 1e-7f);
+  vt_tensor_free(&y);
+  /* Clip with bound inputs (opset 11+), max input absent */
+  int64_t sd[1] = {0};
+  float lo = 0.0f;
+  vt_tensor lov = tf32(0, sd, &lo);
+  const vt_tensor *cins[3] = {&x, &lov, NULL};
+  assert_int_equal(run_op("Clip", 3, cins, &y, NULL, 0, &e), VT_OK);
+  float wc[3] = {0, 0.3f, 2.0f};
+  check_f32(&y, 1, d, wc, 0);
+  vt_tensor_free(&y);
+  /* Where with a broadcast condition */
+  vt_tensor c = {0};
+  int64_t cd[2] = {2, 1};
+  assert_int_equal(vt_tensor_alloc(&c, VT_BOOL, 2, cd, NULL), VT_OK);
+  ((uint8_t *)c.data)[0] = 1;
+  float zv[1] = {-9};
+  vt_tensor z = tf32(0, sd, zv);
+  const vt_tensor *wins[3] = {&c, &x, &z};
+  assert_int_equal(run_op("Where", 3, wins, &y, NULL, 0, &e), VT_OK);
+  int64_t wd[2] = {2, 3};
+  float ww[6] = {-1.5f, 0.3f, 2.0f, -9, -9, -9};
+  check_f32(&y, 2, wd, ww, 0);
+  vt_tensor_free(&y);
+  vt_tensor_free(&c);
+  vt_tensor_free(&z);
+  vt_tensor_free(&lov);
+  vt_tensor_free(&x);
+}
+
+static void test_cast(void **state) {
+  (void)state;
+  int64_t d[1] = {5};
+  float xv[5] = {1.5f, -2.7f, 3e10f, NAN, 65504.0f};
+  vt_tensor x = tf32(1, d, xv), y = {0};
+  const vt_tensor *ins[1] = {&x};
+  vt_error e = {0};
+  tattr to_i32[1] = {AI("to", VT_I32)};
+  assert_int_equal(run_op("Cast", 1, ins, &y, to_i32, 1, &e), VT_OK);
+  assert_int_equal(y.dtype, VT_I32);
+  int32_t wi[5] = {1, -2, INT32_MAX, 0, 65504};   /* truncation, saturation, NaN -> 0 */
+  assert_memory_equal(y.data, wi, sizeof wi);
+  vt_tensor_free(&y);
+  tattr to_f16[1] = {AI("to", VT_F16)};
+  assert_int_equal(run_op("Cast", 1, ins, &y, to_f16, 1, &e), VT_OK);
+  assert_int_equal(y.dtype, VT_F16);
+  assert_int_equal(((uint16_t *)y.data)[0], 0x3E00);   /* 1.5 */
+  assert_int_equal(((uint16_t *)y.data)[4], 0x7BFF);   /* 65504 */
+  vt_tensor_free(&y);
+  /* i64 -> u8 wraps like numpy astype */
+  int64_t iv[5] = {255, 256, -1, 1000, 7};
+  vt_tensor xi = ti64(1, d, iv);
+  const vt_tensor *ins2[1] = {&xi};
+  tattr to_u8[1] = {AI("to", VT_U8)};
+  assert_int_equal(run_op("Cast", 1, ins2, &y, to_u8, 1, &e), VT_OK);
+  uint8_t wu[5] = {255, 0, 255, 232, 7};
+  assert_memory_equal(y.data, wu, sizeof wu);
+  vt_tensor_free(&y);
+  tattr to_str[1] = {AI("to", VT_STRING)};
+  assert_int_not_equal(run_op("Cast", 1, ins, &y, to_str, 1, &e), VT_OK);
+  assert_non_null(strstr(e.msg, "string"));
+  vt_tensor_free(&y);
+  vt_tensor_free(&x);
+  vt_tensor_free(&xi);
+}
+
+/* ---------- reductions ------------------------------------------------------------------------ */
+static void test_reduce(void **state) {
+  (void)state;
+  int64_t d[3] = {2, 3, 4};
+  float xv[24];
+  for (int i = 0; i < 24; i++) xv[i] = (float)i;
+  vt_tensor x = tf32(3, d, xv), y = {0};
+  const vt_tensor *ins[1] = {&x};
+  vt_error e = {0};
+  /* non-contiguous axes {0, 2}, keepdims=0 (attribute form) */
+  tattr a02[2] = {AINTS("axes", 2, 0, 2), AI("keepdims", 0)};
+  assert_int_equal(run_op_v("ReduceSum", 11, 1, ins, 1, &y, a02, 2, NULL, &e), VT_OK);
+  int64_t yd[1] = {3};
+  float ws[3] = {60, 92, 124};
+  check_f32(&y, 1, yd, ws, 0);
+  vt_tensor_free(&y);
+  /* ReduceSum opset 13: axes as input; empty axes + noop_with_empty_axes = identity */
+  int64_t ad[1] = {1}, av[1] = {-2};
+  vt_tensor axes = ti64(1, ad, av);
+  const vt_tensor *ins2[2] = {&x, &axes};
+  assert_int_equal(run_op_v("ReduceSum", 13, 2, ins2, 1, &y, NULL, 0, NULL, &e), VT_OK);
+  int64_t kd[3] = {2, 1, 4};
+  float wk[8] = {12, 15, 18, 21, 48, 51, 54, 57};
+  check_f32(&y, 3, kd, wk, 0);
+  vt_tensor_free(&y);
+  int64_t ed[1] = {0};
+  vt_tensor noaxes = ti64(1, ed, av);
+  const vt_tensor *ins3[2] = {&x, &noaxes};
+  tattr noop[1] = {AI("noop_with_empty_axes", 1)};
+  assert_int_equal(run_op_v("ReduceSum", 13, 2, ins3, 1, &y, noop, 1, NULL, &e), VT_OK);
+  check_f32(&y, 3, d, xv, 0);
+  vt_tensor_free(&y);
+  /* LogSumExp over the middle axis of x/10 (numpy) */
+  for (int i = 0; i < 24; i++) ((float *)x.data)[i] = (float)i / 10;
+  tattr a1[1] = {AINTS("axes", 1, 1)};
+  assert_int_equal(run_op_v("ReduceLogSumExp", 13, 1, ins, 1, &y, a1, 1, NULL, &e), VT_OK);
+  float wl[4] = {1.5512506f, 1.6512505f, 1.7512505f, 1.8512505f};
+  assert_int_equal(y.rank, 3);
+  for (int i = 0; i < 4; i++) assert_true(fabsf(((float *)y.data)[i] - wl[i]) < 1e-5f);
+  vt_tensor_free(&y);
+  /* ArgMax with ties: first vs last index */
+  int64_t td[2] = {2, 3};
+  float tv[6] = {1, 5, 5, 2, 2, 0};
+  vt_tensor t = tf32(2, td, tv);
+  const vt_tensor *tins[1] = {&t};
+  tattr am[2] = {AI("axis", 1), AI("keepdims", 0)};
+  assert_int_equal(run_op("ArgMax", 1, tins, &y, am, 2, &e), VT_OK);
+  int64_t w1[2] = {1, 0};
+  assert_memory_equal(y.data, w1, sizeof w1);
+  vt_tensor_free(&y);
+  tattr aml[3] = {AI("axis", 1), AI("keepdims", 0), AI("select_last_index", 1)};
+  assert_int_equal(run_op("ArgMax", 1, tins, &y, aml, 3, &e), VT_OK);
+  int64_t w2[2] = {2, 1};
+  assert_memory_equal(y.data, w2, sizeof w2);
+  vt_tensor_free(&y);
+  /* CumSum exclusive + reverse on axis 1 */
+  int64_t sd[1] = {0}, one[1] = {1};
+  vt_tensor ax = ti64(0, sd, one);
+  const vt_tensor *cins[2] = {&t, &ax};
+  tattr er[2] = {AI("exclusive", 1), AI("reverse", 1)};
+  assert_int_equal(run_op("CumSum", 2, cins, &y, er, 2, &e), VT_OK);
+  float wc[6] = {10, 5, 0, 2, 0, 0};
+  check_f32(&y, 2, td, wc, 0);
+  vt_tensor_free(&y);
+  vt_tensor_free(&ax);
+  vt_tensor_free(&t);
+  vt_tensor_free(&axes);
+  vt_tensor_free(&noaxes);
+  vt_tensor_free(&x);
+}
+
+/* ---------- softmax and normalisation -------------------------------------------------------- */
+static void test_softmax_opsets(void **state) {
+  (void)state;
+  int64_t d[3] = {2, 2, 2};
+  float xv[8];
+  for (int i = 0; i < 8; i++) xv[i] = 0.5f * (float)i;
+  vt_tensor x = tf32(3, d, xv), y = {0};
+  const vt_tensor *ins[1] = {&x};
+  vt_error e = {0};
+  tattr ax1[1] = {AI("axis", 1)};
+  /* opset 13: softmax over axis 1 only */
+  assert_int_equal(run_op_v("Softmax", 13, 1, ins, 1, &y, ax1, 1, NULL, &e), VT_OK);
+  float w13[8] = {0.26894142f, 0.26894142f, 0.7310586f, 0.7310586f,
+                  0.26894142f, 0.26894142f, 0.7310586f, 0.7310586f};
+  check_f32(&y, 3, d, w13, 1e-6f);
+  vt_tensor_free(&y);
+  /* opset 11: input coerced to 2-D [2, 4] at axis 1 */
+  assert_int_equal(run_op_v("Softmax", 11, 1, ins, 1, &y, ax1, 1, NULL, &e), VT_OK);
+  float w11[8] = {0.10153632f, 0.16740508f, 0.27600434f, 0.45505422f,
+                  0.10153632f, 0.16740508f, 0.27600434f, 0.45505422f};
+  check_f32(&y, 3, d, w11, 1e-6f);
+  vt_tensor_free(&y);
+  vt_tensor_free(&x);
+}
+
+static void test_layernorm(void **state) {
+  (void)state;
+  int64_t d[2] = {2, 4}, pd[1] = {4};
+  float xv[8] = {1, 2, 3, 4, 2, 4, 6, 9}, wv[4] = {1, 2, 1, 2}, bv[4] = {0, 1, 0, 0};
+  vt_tensor x = tf32(2, d, xv), w = tf32(1, pd, wv), b = tf32(1, pd, bv);
+  vt_tensor outs[3] = {{0}};
+  const vt_tensor *ins[3] = {&x, &w, &b};
+  vt_error e = {0};
+  assert_int_equal(run_op_v("LayerNormalization", 17, 3, ins, 3, outs, NULL, 0, NULL, &e), VT_OK);
+  float wy[8] = {-1.3416355f, 0.10557634f, 0.44721183f, 2.683271f,
+                 -1.2567564f, 0.03326428f, 0.2900207f, 2.900207f};
+  check_f32(&outs[0], 2, d, wy, 1e-5f);
+  int64_t md[2] = {2, 1};
+  float wm[2] = {2.5f, 5.25f}, wi[2] = {0.8944237f, 0.3866943f};
+  check_f32(&outs[1], 2, md, wm, 1e-6f);
+  check_f32(&outs[2], 2, md, wi, 1e-6f);
+  for (int i = 0; i < 3; i++) vt_tensor_free(&outs[i]);
+  vt_tensor_free(&x);
+  vt_tensor_free(&w);
+  vt_tensor_free(&b);
+}
+
+/* ---------- known contents (shape arithmetic) ------------------------------------------------ */
+static void test_known_contents(void **state) {
+  (void)state;
+  vt_graph *g = vt_graph_new("known.onnx");
+  vt_dim N = vt_dim_named(g, "N");
+  vt_dim sd[1] = {3};
+  /* s: an int64 [3] whose contents are known to be {N, 196, 768} (as after Shape) */
+  int32_t s = vt_graph_add_value(g, "s", VT_I64, 1, sd);
+  vt_graph_add_input(g, s);
+  g->values[s].known = vt_arena_alloc(&g->arena, 3 * sizeof(vt_dim));
+  g->values[s].known[0] = N;
+  g->values[s].known[1] = 196;
+  g->values[s].known[2] = 768;
+  g->values[s].nknown = 3;
+  /* constants 2 and [1, 12, 64] */
+  int64_t *two = malloc(sizeof(int64_t));
+  *two = 2;
+  vt_graph_own(g, two);
+  vt_tensor tt = {.dtype = VT_I64, .rank = 0, .data = two};
+  int32_t c2 = vt_graph_add_const(g, "two", &tt);
+  int64_t *hv = malloc(3 * sizeof(int64_t));
+  hv[0] = 1; hv[1] = 12; hv[2] = 64;
+  vt_graph_own(g, hv);
+  vt_tensor ht = {.dtype = VT_I64, .rank = 1, .dims = {3}, .data = hv};
+  int32_t ch = vt_graph_add_const(g, "h", &ht);
+  int32_t m = vt_graph_add_value(g, "m", VT_UNDEFINED, -1, NULL);
+  int32_t q = vt_graph_add_value(g, "q", VT_UNDEFINED, -1, NULL);
+  int32_t eq = vt_graph_add_value(g, "eq", VT_UNDEFINED, -1, NULL);
+  int32_t in1[2] = {s, c2}, in2[2] = {m, ch}, in3[2] = {s, s};
+  vt_graph_add_node(g, "mul", VT_OP_Mul, 2, in1, 1, &m);
+  vt_graph_add_node(g, "div", VT_OP_Div, 2, in2, 1, &q);
+  vt_graph_add_node(g, "eq", VT_OP_Equal, 2, in3, 1, &eq);
+  vt_graph_add_output(g, q);
+  vt_graph_add_output(g, eq);
+  vt_error e = {0};
+  assert_int_equal(vt_graph_infer(g, &e), VT_OK);
+  const vt_value *mv = &g->values[m], *qv = &g->values[q], *ev = &g->values[eq];
+  assert_int_equal(mv->nknown, 3);
+  assert_true(mv->known[0] == vt_dim_mul(g, N, 2));
+  assert_int_equal(mv->known[1], 392);
+  assert_int_equal(mv->known[2], 1536);
+  assert_int_equal(qv->nknown, 3);
+  assert_true(qv->known[0] == vt_dim_mul(g, N, 2));   /* x / 1 folds */
+  assert_int_equal(qv->known[1], 32);                  /* 392 / 12 truncated */
+  assert_int_equal(qv->known[2], 24);
+  assert_int_equal(ev->dtype, VT_BOOL);
+  assert_int_equal(ev->nknown, 3);                     /* same symbol: decidable */
+  assert_int_equal(ev->known[0], 1);
+  vt_graph_free(g);
+}
+
+/* ---------- threaded paths -------------------------------------------------------------------- */
+static void test_threaded_large(void **state) {
+  (void)state;
+  vt_pool *pool = vt_pool_new(2);
+  assert_non_null(pool);
+  int64_t ad[3] = {4, 197, 384}, bd[1] = {384};
+  vt_tensor a = {0}, b = {0}, y = {0};
+  assert_int_equal(vt_tensor_alloc(&a, VT_F32, 3, ad, NULL), VT_OK);
+  assert_int_equal(vt_tensor_alloc(&b, VT_F32, 1, bd, NULL), VT_OK);
+  float *pa = a.data, *pb = b.data;
+  for (int64_t i = 0; i < vt_tensor_numel(&a); i++) pa[i] = (float)((i * 7919) % 1000) / 100.0f - 5;
+  for (int64_t i = 0; i < 384; i++) pb[i] = (float)i / 384.0f;
+  const vt_tensor *ins[2] = {&a, &b};
+  vt_error e = {0};
+  assert_int_equal(run_op_v("Mul", 17, 2, ins, 1, &y, NULL, 0, pool, &e), VT_OK);
+  for (int64_t i = 0; i < vt_tensor_numel(&a); i++)
+    if (((float *)y.data)[i] != pa[i] * pb[i % 384]) fail_msg("Mul mismatch at %lld", (long long)i);
+  vt_tensor_free(&y);
+  /* ReduceMean over the last axis, threaded, against a serial double loop */
+  tattr ax[1] = {AINTS("axes", 1, -1)};
+  const vt_tensor *rin[1] = {&a};
+  assert_int_equal(run_op_v("ReduceMean", 17, 1, rin, 1, &y, ax, 1, pool, &e), VT_OK);
+  assert_int_equal(y.rank, 3);
+  assert_int_equal(y.dims[2], 1);
+  for (int64_t r = 0; r < 4 * 197; r++) {
+    double s = 0;
+    for (int64_t i = 0; i < 384; i++) s += pa[r * 384 + i];
+    assert_true(fabs(((float *)y.data)[r] - s / 384) < 1e-5);
+  }
+  vt_tensor_free(&y);
+  /* Softmax over the last axis: rows sum to 1 */
+  assert_int_equal(run_op_v("Softmax", 17, 1, rin, 1, &y, NULL, 0, pool, &e), VT_OK);
+  for (int64_t r = 0; r < 4 * 197; r++) {
+    double s = 0;
+    for (int64_t i = 0; i < 384; i++) s += ((float *)y.data)[r * 384 + i];
+    assert_true(fabs(s - 1) < 1e-5);
+  }
+  vt_tensor_free(&y);
+  vt_tensor_free(&a);
+  vt_tensor_free(&b);
+  vt_pool_free(pool);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bcast_collapse),    cmocka_unit_test(test_add_broadcast),
+      cmocka_unit_test(test_int_div_mod),       cmocka_unit_test(test_unary_and_where),
+      cmocka_unit_test(test_cast),              cmocka_unit_test(test_reduce),
+      cmocka_unit_test(test_softmax_opsets),    cmocka_unit_test(test_layernorm),
+      cmocka_unit_test(test_known_contents),    cmocka_unit_test(test_threaded_large),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,402 @@
+/* vtopt.c — the command-line driver: load, inspect, run (reference interpreter), write ONNX,
+ * and compare outputs. Exit codes: 0 ok, 1 a comparison threshold was exceeded, 2 bad input or
+ * model (the message names file, node and op), 3 internal error. */
+#include "frontend.h"
+#include "ir.h"
+#include "metrics.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MAX_ITEMS 256
+
+static const char *usage =
+    "usage:\n"
+    "  vtopt MODEL.onnx [options]              load, check and (with --run) execute a model\n"
+    "  vtopt run MODEL.onnx [options]          same as MODEL.onnx --run\n"
+    "  vtopt inspect MODEL.onnx [--ir] [--dim SYM=N]\n"
+    "                                          inputs, outputs, nodes with shapes, op histogram\n"
+    "  vtopt compare-outputs REF.npy GOT.npy [--max-rel-l2 X] [--min-cosine X]\n"
+    "                                          agreement metrics; exit 1 if a threshold fails\n"
+    "\n"
+    "options:\n"
+    "  --run                  execute the model with the reference interpreter\n"
+    "  --input NAME=FILE.npy  feed graph input NAME from a .npy file (repeatable)\n"
+    "  --random-inputs        fill inputs not given by --input deterministically: floats ~ N(0,1),\n"
+    "                         integers uniform in [0, 10), bools uniform\n"
+    "  --seed S               seed for --random-inputs (default 0)\n"
+    "  --dim SYM=N            pin the symbolic dim SYM of the graph inputs to N (repeatable)\n"
+    "  --output-dir DIR       write each output as DIR/NAME.npy (NAME with '/' and ':' as '_')\n"
+    "  --threads N            worker threads (default: VTOPT_NUM_THREADS or all cores)\n"
+    "  --runs N               run N times and report the median latency (default 1)\n"
+    "  -o FILE.onnx           write the (prepared) graph as an ONNX model\n"
+    "  -o FILE.so             compile to a shared library: not built yet (LLVM codegen is issue 4)\n"
+    "  --pass=LIST            graph rewrites: none are built yet; only 'none' is accepted\n"
+    "  --print-ir             print the IR text form after loading\n"
+    "  -q, --quiet            print only errors\n"
+    "  -h, --help             this text\n";
+
+typedef struct opts {
+  const char *model;
+  bool run, random_inputs, print_ir, quiet, ir_text;
+  uint64_t seed;
+  int threads, runs;
+  const char *output_dir, *out_file;
+  int n_inputs;
+  const char *in_names[MAX_ITEMS], *in_files[MAX_ITEMS];
+  int n_pins;
+  const char *pin_names[MAX_ITEMS];
+  int64_t pin_vals[MAX_ITEMS];
+} opts;
+
+static int fail(const vt_error *e) {
+  fprintf(stderr, "vtopt: %s\n", e->msg);
+  return e->code ? e->code : VT_ERR_INTERNAL;
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "vtopt: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(see vtopt --help)\n");
+  return 2;
+}
+
+static bool parse_i64(const char *s, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end) return false;
+  *out = v;
+  return true;
+}
+
+/* Splits "NAME=VALUE" at the last '=' (names may contain '='? no: ONNX names rarely do; the
+ * first '=' after a non-empty name is used). */
+static bool split_eq(char *s, char **name, char **val) {
+  char *eq = strchr(s, '=');
+  if (!eq || eq == s || !eq[1]) return false;
+  *eq = 0;
+  *name = s;
+  *val = eq + 1;
+  return true;
+}
+
+static int parse_args(int argc, char **argv, int start, opts *o) {
+  for (int i = start; i < argc; i++) {
+    char *a = argv[i];
+    const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_ARG() do { if (!next) return usage_error("%s needs a value", a); i++; } while (0)
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); return -1; }
+    else if (!strcmp(a, "--run")) o->run = true;
+    else if (!strcmp(a, "--random-inputs")) o->random_inputs = true;
+    else if (!strcmp(a, "--print-ir")) o->print_ir = true;
+    else if (!strcmp(a, "--ir")) o->ir_text = true;
+    else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = true;
+    else if (!strcmp(a, "--seed")) {
+      NEED_ARG();
+      int64_t v;
+      if (!parse_i64(next, &v)) return usage_error("--seed: '%s' is not an integer", next);
+      o->seed = (uint64_t)v;
+    } else if (!strcmp(a, "--threads") || !strcmp(a, "--runs")) {
+      NEED_ARG();
+      int64_t v;
+      if (!parse_i64(next, &v) || v < 1 || v > 100000) return usage_error("'%s' is not a positive count", next);
+      if (a[2] == 't') o->threads = (int)v; else o->runs = (int)v;
+    } else if (!strcmp(a, "--output-dir")) { NEED_ARG(); o->output_dir = next; }
+    else if (!strcmp(a, "-o")) { NEED_ARG(); o->out_file = next; }
+    else if (!strcmp(a, "--input") || !strcmp(a, "--dim")) {
+      NEED_ARG();
+      char *name, *val;
+      if (!split_eq(argv[i], &name, &val)) return usage_error("'%s' is not NAME=VALUE", next);
+      if (a[2] == 'i') {
+        if (o->n_inputs == MAX_ITEMS) return usage_error("too many %s", "--input");
+        o->in_names[o->n_inputs] = name;
+        o->in_files[o->n_inputs++] = val;
+      } else {
+        if (o->n_pins == MAX_ITEMS) return usage_error("too many %s", "--dim");
+        int64_t v;
+        if (!parse_i64(val, &v) || v < 0) return usage_error("--dim: '%s' is not a size", val);
+        o->pin_names[o->n_pins] = name;
+        o->pin_vals[o->n_pins++] = v;
+      }
+    } else if (!strncmp(a, "--pass=", 7)) {
+      if (strcmp(a + 7, "none") != 0)
+        return usage_error("--pass: no graph rewrites are built yet ('%s'); only 'none' is accepted", a + 7);
+    } else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
+    else if (!o->model) o->model = a;
+    else return usage_error("unexpected argument '%s'", a);
+#undef NEED_ARG
+  }
+  return 0;
+}
+
+/* ---------- deterministic random inputs ---------- */
+static uint64_t splitmix(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return (double)(splitmix(s) >> 11) * (1.0 / 9007199254740992.0); }
+
+static int random_tensor(const vt_graph *g, const vt_value *v, uint64_t seed, vt_tensor *t, vt_error *e) {
+  int64_t dims[VT_MAX_RANK];
+  for (int32_t d = 0; d < v->rank; d++) {
+    if (!vt_dim_is_const(v->dims[d])) {
+      char s[128];
+      return vt_errorf(e, VT_ERR_MODEL, "%s: input '%s' has symbolic dim '%s': pin it with --dim %s=N",
+                       g->path, v->name, vt_dim_str(g, v->dims[d], s, sizeof s), vt_dim_str(g, v->dims[d], s, sizeof s));
+    }
+    dims[d] = v->dims[d];
+  }
+  if (v->rank < 0) return vt_errorf(e, VT_ERR_MODEL, "%s: input '%s' has unknown rank", g->path, v->name);
+  int rc = vt_tensor_alloc(t, v->dtype, v->rank, dims, e);
+  if (rc) return rc;
+  int64_t n = vt_tensor_numel(t);
+  uint64_t s = seed;
+  for (int64_t i = 0; i < n; i++) {
+    double u1 = uniform01(&s), u2 = uniform01(&s);
+    double normal = sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2);
+    int64_t k = (int64_t)(u1 * 10);
+    switch (v->dtype) {
+      case VT_F32: ((float *)t->data)[i] = (float)normal; break;
+      case VT_F64: ((double *)t->data)[i] = normal; break;
+      case VT_F16: ((uint16_t *)t->data)[i] = vt_f32_to_f16((float)normal); break;
+      case VT_BF16: ((uint16_t *)t->data)[i] = vt_f32_to_bf16((float)normal); break;
+      case VT_I64: ((int64_t *)t->data)[i] = k; break;
+      case VT_I32: ((int32_t *)t->data)[i] = (int32_t)k; break;
+      case VT_I16: case VT_U16: ((int16_t *)t->data)[i] = (int16_t)k; break;
+      case VT_I8: case VT_U8: ((int8_t *)t->data)[i] = (int8_t)k; break;
+      case VT_U32: ((uint32_t *)t->data)[i] = (uint32_t)k; break;
+      case VT_U64: ((uint64_t *)t->data)[i] = (uint64_t)k; break;
+      case VT_BOOL: ((uint8_t *)t->data)[i] = u1 < 0.5; break;
+      default:
+        vt_tensor_free(t);
+        return vt_errorf(e, VT_ERR_MODEL, "%s: input '%s': cannot make random %s data", g->path, v->name,
+                         vt_dtype_name(v->dtype));
+    }
+  }
+  return VT_OK;
+}
+
+static void safe_name(const char *in, char *out, size_t n) {
+  size_t i = 0;
+  for (; in[i] && i + 1 < n; i++) out[i] = (in[i] == '/' || in[i] == ':' || in[i] == '\\') ? '_' : in[i];
+  out[i] = 0;
+  if (!strcmp(out, ".") || !strcmp(out, "..") || !out[0]) snprintf(out, n, "output");
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int load_model(const opts *o, vt_graph **gp, vt_error *e) {
+  int rc = vt_onnx_load(o->model, gp, e);
+  if (rc) return rc;
+  return vt_graph_prepare(*gp, o->pin_names, o->pin_vals, o->n_pins, e);
+}
+
+static int run_model(const opts *o, vt_graph *g, vt_error *e) {
+  int rc = VT_OK;
+  vt_tensor *inputs = calloc((size_t)g->n_inputs + 1, sizeof *inputs);
+  vt_tensor *outputs = calloc((size_t)g->n_outputs + 1, sizeof *outputs);
+  vt_interp *it = NULL;
+  double *times = calloc((size_t)(o->runs > 0 ? o->runs : 1), sizeof *times);
+  if (!inputs || !outputs || !times) { rc = vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto done; }
+  for (int k = 0; k < o->n_inputs && rc == VT_OK; k++) {
+    int found = -1;
+    for (int32_t i = 0; i < g->n_inputs; i++)
+      if (!strcmp(g->values[g->inputs[i]].name, o->in_names[k])) found = i;
+    if (found < 0) {
+      rc = vt_errorf(e, VT_ERR_MODEL, "%s: --input %s: the model has no input named '%s'", g->path,
+                     o->in_names[k], o->in_names[k]);
+      break;
+    }
+    vt_tensor_free(&inputs[found]);
+    rc = vt_npy_read(o->in_files[k], &inputs[found], e);
+  }
+  for (int32_t i = 0; i < g->n_inputs && rc == VT_OK; i++) {
+    if (inputs[i].data || inputs[i].rank > 0) continue;
+    bool given = false;
+    for (int k = 0; k < o->n_inputs; k++) given |= !strcmp(g->values[g->inputs[i]].name, o->in_names[k]);
+    if (given) continue;
+    if (!o->random_inputs) {
+      rc = vt_errorf(e, VT_ERR_MODEL, "%s: input '%s' is not given: use --input %s=FILE.npy or --random-inputs",
+                     g->path, g->values[g->inputs[i]].name, g->values[g->inputs[i]].name);
+      break;
+    }
+    rc = random_tensor(g, &g->values[g->inputs[i]], o->seed * 1000003u + (uint64_t)i, &inputs[i], e);
+  }
+  if (rc) goto done;
+  it = vt_interp_new(g, o->threads, e);
+  if (!it) { rc = e->code ? e->code : VT_ERR_MODEL; goto done; }
+  int runs = o->runs > 0 ? o->runs : 1;
+  for (int r = 0; r < runs && rc == VT_OK; r++) {
+    for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
+    double t0 = now_ms();
+    rc = vt_interp_run(it, inputs, outputs, e);
+    times[r] = now_ms() - t0;
+  }
+  if (rc) goto done;
+  qsort(times, (size_t)runs, sizeof *times, cmp_double);
+  if (!o->quiet) {
+    printf("ran %s with the reference interpreter: %d node(s), %d run(s), median %.3f ms (min %.3f, max %.3f)\n",
+           g->path, g->n_nodes, runs, times[runs / 2], times[0], times[runs - 1]);
+  }
+  if (o->output_dir && mkdir(o->output_dir, 0777) != 0 && errno != EEXIST) {
+    rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot create output directory: %s", o->output_dir, strerror(errno));
+    goto done;
+  }
+  for (int32_t i = 0; i < g->n_outputs && rc == VT_OK; i++) {
+    const vt_value *v = &g->values[g->outputs[i]];
+    const vt_tensor *t = &outputs[i];
+    if (!o->quiet) {
+      printf("  output %-24s %s[", v->name, vt_dtype_name(t->dtype));
+      for (int32_t d = 0; d < t->rank; d++) printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
+      printf("]");
+      int64_t n = vt_tensor_numel(t);
+      if (t->dtype != VT_STRING && n > 0) {
+        double sum = 0, asum = 0;
+        for (int64_t j = 0; j < n; j++) { double x = vt_tensor_get_f64(t, j); sum += x; asum += fabs(x); }
+        printf("  mean %.6g  mean|x| %.6g  first %.6g", sum / (double)n, asum / (double)n, vt_tensor_get_f64(t, 0));
+      }
+      printf("\n");
+    }
+    if (o->output_dir) {
+      char name[512], path[1200];
+      safe_name(v->name, name, sizeof name);
+      snprintf(path, sizeof path, "%s/%s.npy", o->output_dir, name);
+      rc = vt_npy_write(path, t, e);
+    }
+  }
+done:
+  if (inputs) for (int32_t i = 0; i < g->n_inputs; i++) vt_tensor_free(&inputs[i]);
+  if (outputs) for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
+  free(inputs);
+  free(outputs);
+  free(times);
+  vt_interp_free(it);
+  return rc;
+}
+
+static bool ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && !strcmp(s + a - b, suf);
+}
+
+static int cmd_main(opts *o) {
+  vt_error e = {0};
+  if (!o->model) return usage_error("%s", "no model given");
+  if (o->out_file && !ends_with(o->out_file, ".onnx")) {
+    if (ends_with(o->out_file, ".so") || ends_with(o->out_file, ".ptx"))
+      return usage_error("-o %s: compiling to a shared library or PTX is not built yet (LLVM codegen); "
+                         "use --run for the reference interpreter or -o FILE.onnx", o->out_file);
+    return usage_error("-o %s: unknown output kind (expected .onnx)", o->out_file);
+  }
+  vt_graph *g = NULL;
+  int rc = load_model(o, &g, &e);
+  if (rc == VT_OK && o->print_ir) vt_graph_print(g, stdout);
+  if (rc == VT_OK && !o->quiet && !o->run)
+    printf("loaded %s: %d inputs, %d outputs, %d nodes, %d values\n", g->path, g->n_inputs, g->n_outputs,
+           g->n_nodes, g->n_values);
+  if (rc == VT_OK && o->out_file) {
+    rc = vt_onnx_save(g, o->out_file, &e);
+    if (rc == VT_OK && !o->quiet) printf("wrote %s\n", o->out_file);
+  }
+  if (rc == VT_OK && o->run) rc = run_model(o, g, &e);
+  vt_graph_free(g);
+  return rc ? fail(&e) : 0;
+}
+
+static int cmd_inspect(opts *o) {
+  vt_error e = {0};
+  if (!o->model) return usage_error("%s", "inspect: no model given");
+  vt_graph *g = NULL;
+  int rc = load_model(o, &g, &e);
+  if (rc == VT_OK) {
+    if (o->ir_text) vt_graph_print(g, stdout);
+    else vt_graph_print_summary(g, stdout);
+  }
+  vt_graph_free(g);
+  return rc ? fail(&e) : 0;
+}
+
+static int cmd_compare(int argc, char **argv) {
+  const char *files[2] = {0};
+  int nf = 0;
+  double max_rel = -1, min_cos = -2;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(usage, stdout); return 0; }
+    if ((!strcmp(argv[i], "--max-rel-l2") || !strcmp(argv[i], "--min-cosine")) && i + 1 < argc) {
+      char *end;
+      double v = strtod(argv[i + 1], &end);
+      if (*end || end == argv[i + 1]) return usage_error("'%s' is not a number", argv[i + 1]);
+      if (argv[i][2] == 'm' && argv[i][3] == 'a') max_rel = v; else min_cos = v;
+      i++;
+    } else if (argv[i][0] == '-') return usage_error("compare-outputs: unknown option '%s'", argv[i]);
+    else if (nf < 2) files[nf++] = argv[i];
+    else return usage_error("compare-outputs: unexpected argument '%s'", argv[i]);
+  }
+  if (nf != 2) return usage_error("%s", "compare-outputs needs two .npy files");
+  vt_error e = {0};
+  vt_tensor a = {0}, b = {0};
+  int rc = vt_npy_read(files[0], &a, &e);
+  if (!rc) rc = vt_npy_read(files[1], &b, &e);
+  vt_metrics m;
+  if (!rc) {
+    rc = vt_compare_tensors(&a, &b, &m, &e);
+    if (rc) {
+      char msg[sizeof e.msg];
+      snprintf(msg, sizeof msg, "%s", e.msg);
+      vt_error_clear(&e);
+      rc = vt_errorf(&e, VT_ERR_MODEL, "%s vs %s: shapes differ: %s", files[0], files[1], msg);
+    }
+  }
+  vt_tensor_free(&a);
+  vt_tensor_free(&b);
+  if (rc) return fail(&e);
+  printf("cosine %.8f  rel_l2 %.3e  max_abs %.3e", m.cosine, m.rel_l2, m.max_abs);
+  if (m.top1 >= 0) printf("  top1 %.4f (%lld rows)", m.top1, (long long)m.rows);
+  printf("  elements %lld\n", (long long)m.numel);
+  int bad = 0;
+  if (max_rel >= 0 && !(m.rel_l2 <= max_rel)) {
+    printf("FAIL: rel_l2 %.3e > %.3e\n", m.rel_l2, max_rel);
+    bad = 1;
+  }
+  if (min_cos > -2 && !(m.cosine >= min_cos)) {
+    printf("FAIL: cosine %.8f < %.8f\n", m.cosine, min_cos);
+    bad = 1;
+  }
+  return bad;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) { fputs(usage, stderr); return 2; }
+  opts o = {.runs = 1};
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "compare-outputs")) return cmd_compare(argc, argv);
+  if (!strcmp(cmd, "inspect") || !strcmp(cmd, "run")) {
+    int rc = parse_args(argc, argv, 2, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(&o);
+    o.run = true;
+    return cmd_main(&o);
+  }
+  int rc = parse_args(argc, argv, 1, &o);
+  if (rc) return rc < 0 ? 0 : rc;
+  return cmd_main(&o);
+}
