@@ -9,7 +9,8 @@ import { readNpy, writeNpy, compare } from './npy.mjs';
 const USAGE = `usage: node bench/ort_run.mjs MODEL.onnx [options]
   --input NAME=FILE.npy   feed input NAME from FILE (repeatable)
   (no --input)            inputs default to MODEL.in.<NAME>.npy next to the model (zoo layout)
-  --random-inputs         fill missing inputs deterministically (--seed S, --dim SYM=VALUE)
+  --random-inputs         fill inputs not given by --input deterministically (--seed S,
+                          --dim SYM=VALUE); the zoo-layout default is then not used
   --threads N             intra-op threads (default 2; inter-op is always 1)
   --warmup W              warm-up runs (default 3)
   --runs R                timed runs (default 10); latency = median
@@ -76,7 +77,7 @@ const meta = session.inputMetadata || [];
 const feeds = {};
 for (const name of session.inputNames) {
   let file = opt.inputs[name];
-  if (!file && fs.existsSync(`${stem}.in.${name}.npy`)) file = `${stem}.in.${name}.npy`;
+  if (!file && !opt.random && fs.existsSync(`${stem}.in.${name}.npy`)) file = `${stem}.in.${name}.npy`;
   if (file) {
     let t;
     try { t = readNpy(file); } catch (e) { die(e.message); }

@@ -83,6 +83,7 @@ typedef struct loader {
   char *base_real;         /* realpath(base_dir), lazily */
   vt_graph *g;
   vt_error *e;
+  Onnx__ModelProto *m;
   Onnx__GraphProto *gp;
   strtab values;           /* value name -> value index */
   strtab vinfo;            /* value_info name -> index in gp->value_info */
@@ -163,8 +164,8 @@ static int parse_type(loader *L, const Onnx__ValueInfoProto *vi, const char *wha
                      : tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE ? "optional"
                      : tp->value_case == ONNX__TYPE_PROTO__VALUE_SPARSE_TENSOR_TYPE ? "sparse tensor"
                      : "unknown";
-    return vt_errorf(L->e, VT_ERR_MODEL, "%s: %s '%s' has a %s type; only tensors are supported",
-                     L->file, what, name, kind);
+    return vt_errorf(L->e, VT_ERR_MODEL, "%s: %s '%s' has %s %s type; only tensors are supported",
+                     L->file, what, name, kind[0] == 'o' || kind[0] == 'u' ? "an" : "a", kind);
   }
   const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
   int32_t et = tt->has_elem_type ? tt->elem_type : 0;
@@ -331,10 +332,10 @@ static int load_external(loader *L, const Onnx__TensorProto *tp, const char *wha
                      "%s: %s: external data '%s' resolves outside the model's folder (symlink)",
                      L->file, what, loc);
   }
-  ext_file *x;
+  ext_file *x = NULL;
   int rc = ext_map(L, what, loc, real, &x);
   free(real);
-  if (rc) return rc;
+  if (rc || !x) return rc ? rc : oom(L);
   if (offset > x->size)
     return vt_errorf(L->e, VT_ERR_MODEL, "%s: %s: external data offset %llu is past the end of '%s' (%zu bytes)",
                      L->file, what, (unsigned long long)offset, loc, x->size);
@@ -548,8 +549,27 @@ static int convert_attr(loader *L, size_t ni, int32_t node, Onnx__AttributeProto
   return VT_OK;
 }
 
+static size_t schema_count(const char *schema) {
+  size_t n = 0;
+  for (const char *p = schema ? schema : ""; *p; p++) n += *p == ':';
+  return n;
+}
+
 static int node_attrs(loader *L, size_t ni, int32_t node, int op) {
   const Onnx__NodeProto *np = L->gp->node[ni];
+  /* Bounds the duplicate check below (and hostile inputs with huge attribute lists). */
+  if (np->n_attribute > schema_count(vt_ops[op].schema)) {
+    for (size_t k = 0; k < np->n_attribute; k++) {
+      const char *an = np->attribute[k]->name ? np->attribute[k]->name : "";
+      if (!schema_lookup(vt_ops[op].schema, an)) {
+        char names[512];
+        schema_names(vt_ops[op].schema, names, sizeof names);
+        return node_fail(L, ni, "attribute '%s' is not supported by vtopt's %s (supported: %s)", an,
+                         vt_ops[op].name, names);
+      }
+    }
+    return node_fail(L, ni, "has %zu attributes, some given twice", np->n_attribute);
+  }
   for (size_t k = 0; k < np->n_attribute; k++) {
     Onnx__AttributeProto *ap = np->attribute[k];
     if (!ap->name || !ap->name[0]) return node_fail(L, ni, "attribute %zu has no name", k);
@@ -684,7 +704,16 @@ static int node_outputs(loader *L, size_t ni) {
                        np->attribute[k]->name ? np->attribute[k]->name : "");
   }
   int op = vt_op_lookup(np->op_type, np->domain ? np->domain : "");
-  if (op < 0) return node_fail(L, ni, "unknown op (domain '%s')", dom_str(np->domain));
+  if (op < 0) {
+    for (size_t k = 0; k < L->m->n_functions; k++) {
+      const Onnx__FunctionProto *fp = L->m->functions[k];
+      if (fp->name && !strcmp(fp->name, np->op_type) &&
+          !strcmp(fp->domain ? fp->domain : "", np->domain ? np->domain : ""))
+        return node_fail(L, ni, "unknown op (domain '%s'): model-local functions are not supported",
+                         dom_str(np->domain));
+    }
+    return node_fail(L, ni, "unknown op (domain '%s')", dom_str(np->domain));
+  }
   L->node_op[ni] = op;
   const vt_op_info *oi = &vt_ops[op];
   size_t n_in = trim_names(np->input, np->n_input);
@@ -841,6 +870,10 @@ static int build_graph(loader *L) {
     int32_t rank;
     vt_dim dims[VT_MAX_RANK];
     if ((rc = parse_type(L, vi, "graph input", true, &dt, &rank, dims))) return rc;
+    if (rank < 0)
+      return vt_errorf(L->e, VT_ERR_MODEL,
+                       "%s: graph input '%s' has no shape (unknown rank); vtopt needs the rank of every input",
+                       L->file, nm);
     v = vt_graph_add_value(g, nm, dt, rank, dims);
     if ((rc = register_value(L, v, DEF_INPUT))) return rc;
     if (vt_graph_add_input(g, v) != 0) return oom(L);
@@ -885,6 +918,7 @@ static int build_model(Onnx__ModelProto *m, const char *file, const char *base_d
   L.base_dir = base_dir;
   L.g = g;
   L.e = e;
+  L.m = m;
   L.gp = m->graph;
   int rc = VT_OK;
   g->ir_version = m->has_ir_version ? m->ir_version : 0;

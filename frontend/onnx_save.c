@@ -139,7 +139,7 @@ static int make_tensor(saver *S, const vt_tensor *t, const char *name, Onnx__Ten
   if (nbytes > 0 && !t->data)
     return vt_errorf(S->e, VT_ERR_INTERNAL, "%s: constant '%s' has no data", S->path, name ? name : "");
   if (S->ext && name && name[0] && nbytes >= S->ext_min && nbytes > 0) {
-    uint64_t off;
+    uint64_t off = 0;
     int rc = ext_write(S, t->data, nbytes, &off);
     if (rc) return rc;
     char ob[32], lb[32];

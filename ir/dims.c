@@ -55,10 +55,25 @@ static vt_dim expr(vt_graph *g, vt_sym_kind k, vt_dim a, vt_dim b) {
   return add_sym(g, s);
 }
 
+/* If d is (x + c) with a constant c, sets *x and *c and returns true. */
+static bool split_add_const(const vt_graph *g, vt_dim d, vt_dim *x, int64_t *c) {
+  if (vt_dim_is_const(d)) return false;
+  const vt_sym *s = &g->syms[vt_dim_sym(d)];
+  if (s->kind != VT_SYM_ADD || !vt_dim_is_const(s->a)) return false;
+  *c = s->a;
+  *x = s->b;
+  return true;
+}
+
 vt_dim vt_dim_add(vt_graph *g, vt_dim a, vt_dim b) {
   if (vt_dim_is_const(a) && vt_dim_is_const(b)) return a + b;
   if (a == 0) return b;
   if (b == 0) return a;
+  /* (x + c1) + c2 = x + (c1 + c2) */
+  vt_dim x;
+  int64_t c;
+  if (vt_dim_is_const(b) && split_add_const(g, a, &x, &c)) return vt_dim_add(g, x, c + b);
+  if (vt_dim_is_const(a) && split_add_const(g, b, &x, &c)) return vt_dim_add(g, x, c + a);
   return expr(g, VT_SYM_ADD, a, b);
 }
 
@@ -66,7 +81,11 @@ vt_dim vt_dim_sub(vt_graph *g, vt_dim a, vt_dim b) {
   if (vt_dim_is_const(a) && vt_dim_is_const(b)) return a - b;
   if (b == 0) return a;
   if (a == b) return 0;
-  /* (x + c) - c = x */
+  /* (x + c1) - c2 = x + (c1 - c2) when that stays a sum of non-negative terms */
+  vt_dim x;
+  int64_t c;
+  if (vt_dim_is_const(b) && split_add_const(g, a, &x, &c) && c >= b) return vt_dim_add(g, x, c - b);
+  /* (x + y) - y = x */
   if (!vt_dim_is_const(a)) {
     const vt_sym *s = &g->syms[vt_dim_sym(a)];
     if (s->kind == VT_SYM_ADD && s->a == b) return s->b;

@@ -157,7 +157,7 @@ static void describe_value(const vt_graph *g, int32_t v, vt_infer_in *in, vt_dim
 }
 
 static bool dims_conflict(const vt_value *decl, const vt_infer_out *o) {
-  if (decl->rank < 0) return false;
+  if (decl->rank < 0 || o->rank < 0) return false;
   if (decl->rank != o->rank) return true;
   for (int32_t d = 0; d < o->rank; d++)
     if (vt_dim_is_const(decl->dims[d]) && vt_dim_is_const(o->dims[d]) && decl->dims[d] != o->dims[d])
@@ -206,9 +206,13 @@ int vt_graph_infer(vt_graph *g, vt_error *e) {
                             vt_value_type_str(g, &tmp, a, sizeof a), vt_value_type_str(g, val, b, sizeof b));
         break;
       }
+      /* An unknown inferred rank (data-dependent) keeps what the model declares, if anything. */
+      bool keep_declared = out[o].rank < 0 && val->rank >= 0 && val->dtype == out[o].dtype;
       val->dtype = out[o].dtype;
-      val->rank = out[o].rank;
-      for (int32_t d = 0; d < out[o].rank; d++) val->dims[d] = out[o].dims[d];
+      if (!keep_declared) {
+        val->rank = out[o].rank;
+        for (int32_t d = 0; d < out[o].rank; d++) val->dims[d] = out[o].dims[d];
+      }
       val->nknown = 0;
       val->known = NULL;
       if (out[o].nknown > 0) {

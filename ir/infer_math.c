@@ -2,6 +2,7 @@
  * binary/unary ops, Where, Cast, reductions, softmax family and normalisations. Elementwise integer
  * ops on small tensors also propagate known contents (shape arithmetic of torch exports:
  * Shape -> Gather -> Mul/Div/Add -> Concat -> Reshape), folding symbolic dims. */
+#include <math.h>
 #include <string.h>
 
 #include "ir.h"
@@ -27,7 +28,26 @@ static int64_t const_numel(int32_t rank, const vt_dim *dims) {
   return n;
 }
 
-static bool known_dtype(vt_dtype t) { return vt_dtype_is_int(t) || t == VT_BOOL; }
+/* Known contents are exact integers. Float tensors carry them too (Shape -> Cast(float) -> Mul ->
+ * Cast(int64) chains), but only while every value stays an exact integer. */
+static bool known_dtype(vt_dtype t) { return vt_dtype_is_int(t) || t == VT_BOOL || t == VT_F32 || t == VT_F64; }
+
+/* vt_infer_ints, except that float data must hold exact integers (else -1). */
+static int32_t known_ints(const vt_infer_ctx *c, int i, vt_dim *vals, int32_t max) {
+  const vt_infer_in *in = &c->in[i];
+  if (vt_dtype_is_float(in->dtype) && !(in->known && in->nknown > 0)) {
+    if (!in->data || !in->data->data) return -1;
+    int64_t n = vt_tensor_numel(in->data);
+    if (n < 0 || n > max) return -1;
+    for (int64_t k = 0; k < n; k++) {
+      double v = vt_tensor_get_f64(in->data, k);
+      if (!(v == floor(v) && fabs(v) < 1e15)) return -1;
+      vals[k] = (vt_dim)v;
+    }
+    return (int32_t)n;
+  }
+  return vt_infer_ints(c, i, vals, max);
+}
 
 enum { KB_ADD, KB_SUB, KB_MUL, KB_DIV, KB_MIN, KB_MAX, KB_EQ, KB_WHERE, KB_NEG, KB_ABS, KB_COPY };
 
@@ -57,6 +77,9 @@ static bool known_op(vt_graph *g, int op, vt_dim a, vt_dim b, vt_dim w, vt_dim *
   case KB_EQ:
     if (a == b) { *r = 1; return true; }
     if (ca && cb) { *r = 0; return true; }
+    /* a symbol is a size (>= 0), so it never equals a negative constant: this decides torch's
+     * expand(B, -1, -1) idiom Where(Equal(shape, -1), 1, shape) */
+    if ((ca && a < 0) || (cb && b < 0)) { *r = 0; return true; }
     return false;
   case KB_WHERE:
     if (!ca) return false;
@@ -91,7 +114,7 @@ static void propagate_known(vt_infer_ctx *c, int n, int op) {
     if (!known_dtype(in->dtype)) return;
     int64_t inn = const_numel(in->rank, in->dims);
     if (inn < 0 || inn > VT_MAX_KNOWN || in->rank > o->rank) return;
-    if (vt_infer_ints(c, i, vals[i], VT_MAX_KNOWN) != inn) return;
+    if (known_ints(c, i, vals[i], VT_MAX_KNOWN) != inn) return;
     int64_t acc = 1;
     for (int32_t d = o->rank - 1; d >= 0; d--) {
       int32_t k = d - (o->rank - in->rank);
@@ -110,7 +133,14 @@ static void propagate_known(vt_infer_ctx *c, int n, int op) {
     }
     vt_dim a = vals[0][off[0]], b = n > 1 ? vals[1][off[1]] : 0, w = n > 2 ? vals[2][off[2]] : 0;
     if (o->dtype == VT_BOOL && op == KB_WHERE) return;
+    if (op == KB_DIV && vt_dtype_is_float(o->dtype)) {
+      /* float division stays integral only when exact */
+      if (!(vt_dim_is_const(b) && b == 1) &&
+          !(vt_dim_is_const(a) && vt_dim_is_const(b) && b != 0 && a % b == 0)) return;
+    }
     if (!known_op(c->g, op, a, b, w, &res[e])) return;
+    /* f32 holds integers exactly only up to 2^24 */
+    if (o->dtype == VT_F32 && vt_dim_is_const(res[e]) && (res[e] > (1 << 24) || res[e] < -(1 << 24))) return;
   }
   memcpy(o->known, res, (size_t)on * sizeof(vt_dim));
   o->nknown = (int32_t)on;
@@ -259,14 +289,21 @@ static int unary_numeric(vt_infer_ctx *c, int kop) {
 #define UNARY_FLOAT(id) int vt_infer_##id(vt_infer_ctx *c) { return unary_float(c); }
 UNARY_FLOAT(Sqrt) UNARY_FLOAT(Reciprocal) UNARY_FLOAT(Exp) UNARY_FLOAT(Log) UNARY_FLOAT(Erf)
 UNARY_FLOAT(Tanh) UNARY_FLOAT(Sigmoid) UNARY_FLOAT(LeakyRelu) UNARY_FLOAT(ThresholdedRelu)
-UNARY_FLOAT(HardSigmoid) UNARY_FLOAT(HardSwish) UNARY_FLOAT(MsGelu) UNARY_FLOAT(Floor)
-UNARY_FLOAT(Round) UNARY_FLOAT(Sin) UNARY_FLOAT(Cos) UNARY_FLOAT(Tan) UNARY_FLOAT(Asin)
+UNARY_FLOAT(HardSigmoid) UNARY_FLOAT(HardSwish) UNARY_FLOAT(MsGelu) UNARY_FLOAT(Sin) UNARY_FLOAT(Cos) UNARY_FLOAT(Tan) UNARY_FLOAT(Asin)
 UNARY_FLOAT(Acos) UNARY_FLOAT(Atan) UNARY_FLOAT(Sinh) UNARY_FLOAT(Cosh) UNARY_FLOAT(Asinh)
 UNARY_FLOAT(Acosh) UNARY_FLOAT(Atanh) UNARY_FLOAT(Elu) UNARY_FLOAT(Selu) UNARY_FLOAT(Celu)
 UNARY_FLOAT(Softplus) UNARY_FLOAT(Softsign) UNARY_FLOAT(Mish)
 #undef UNARY_FLOAT
 
-int vt_infer_Ceil(vt_infer_ctx *c) { return unary_float(c); }
+/* Rounding ops keep (integral) known contents. */
+static int rounding(vt_infer_ctx *c) {
+  int rc = unary_float(c);
+  if (!rc) propagate_known(c, 1, KB_COPY);
+  return rc;
+}
+int vt_infer_Ceil(vt_infer_ctx *c) { return rounding(c); }
+int vt_infer_Floor(vt_infer_ctx *c) { return rounding(c); }
+int vt_infer_Round(vt_infer_ctx *c) { return rounding(c); }
 int vt_infer_Neg(vt_infer_ctx *c) { return unary_numeric(c, KB_NEG); }
 int vt_infer_Abs(vt_infer_ctx *c) { return unary_numeric(c, KB_ABS); }
 int vt_infer_Relu(vt_infer_ctx *c) { return unary_numeric(c, -1); }
@@ -335,17 +372,26 @@ static int cast_to(vt_infer_ctx *c, vt_dtype to) {
     return vt_infer_fail(c, "cast from dtype %d to dtype %d is not supported", (int)from, (int)to);
   vt_infer_same(c, 0, 0);
   c->out[0].dtype = to;
+  /* contents survive casts to types wide enough for sizes (int32/int64/f32/f64; f32 is exact
+   * up to 2^24, and larger known values are dropped) */
   if (known_dtype(from) && known_dtype(to) && to != VT_BOOL && from != VT_BOOL &&
-      vt_dtype_size(to) >= 4)
+      vt_dtype_size(to) >= 4 && to != VT_U32 && to != VT_U64) {
     propagate_known(c, 1, KB_COPY);
+    int64_t lim = to == VT_F32 ? (1 << 24) : to == VT_I32 ? INT32_MAX : INT64_MAX;
+    for (int32_t i = 0; i < c->out[0].nknown; i++) {
+      vt_dim v = c->out[0].known[i];
+      if (vt_dim_is_const(v) && (v > lim || v < -lim)) c->out[0].nknown = 0;
+    }
+  }
   return VT_OK;
 }
 
 int vt_infer_Cast(vt_infer_ctx *c) {
   const vt_attr *a = vt_node_attr(c->node, "to");
   if (!a) return vt_infer_fail(c, "missing attribute 'to'");
+  if (a->i == VT_STRING) return cast_to(c, VT_STRING);
   if (a->i <= 0 || a->i >= VT_DTYPE_MAX || vt_dtype_size((vt_dtype)a->i) == 0)
-    return cast_to(c, a->i == VT_STRING ? VT_STRING : VT_UNDEFINED);
+    return vt_infer_fail(c, "cast to dtype %lld is not supported", (long long)a->i);
   return cast_to(c, (vt_dtype)a->i);
 }
 

@@ -97,6 +97,66 @@ static void pass_known(vt_infer_ctx *c, int i, vt_infer_out *o) {
 
 static vt_dim fresh(vt_infer_ctx *c) { return vt_dim_fresh(c->g); }
 
+/* d + k for a constant k, folding into an existing "x + c" / "x - c" (no ((T+3)-1) chains). */
+static vt_dim addc(vt_infer_ctx *c, vt_dim d, int64_t k) {
+  if (vt_dim_is_const(d)) return d + k;
+  if (k == 0) return d;
+  const vt_sym *s = &c->g->syms[vt_dim_sym(d)];
+  if (s->kind == VT_SYM_ADD && (vt_dim_is_const(s->a) || vt_dim_is_const(s->b))) {
+    vt_dim x = vt_dim_is_const(s->a) ? s->b : s->a;
+    int64_t k2 = (vt_dim_is_const(s->a) ? s->a : s->b) + k;
+    return addc(c, x, k2);
+  }
+  if (s->kind == VT_SYM_SUB && vt_dim_is_const(s->b)) return addc(c, s->a, k - s->b);
+  return k > 0 ? vt_dim_add(c->g, d, k) : vt_dim_sub(c->g, d, -k);
+}
+
+/* An anonymous unknown dim (vt_dim_fresh names them "?N"). */
+static bool is_fresh(const vt_graph *g, vt_dim d) {
+  if (vt_dim_is_const(d)) return false;
+  const vt_sym *s = &g->syms[vt_dim_sym(d)];
+  return s->kind == VT_SYM_NAMED && s->name && s->name[0] == '?';
+}
+
+/* Known contents of a small n-D integer input i with constant dims: out receives numel entries
+ * (row-major) and *dims its dims. Returns numel, or -1. */
+static int32_t known_nd(const vt_infer_ctx *c, int i, vt_dim *v, int64_t *dims) {
+  if (!present(c, i) || !vt_dtype_is_int(c->in[i].dtype)) return -1;
+  int64_t n = const_numel(c, i);
+  if (n <= 0 || n > VT_MAX_KNOWN) return -1;
+  if (vt_infer_ints(c, i, v, VT_MAX_KNOWN) != n) return -1;
+  for (int32_t d = 0; d < c->in[i].rank; d++) dims[d] = c->in[i].dims[d];
+  return (int32_t)n;
+}
+
+/* Gathers known entries through a strided view: out[k] = v[off + sum idx_d * str_d] over the
+ * row-major walk of odims. */
+static void known_view(vt_infer_out *o, const vt_dim *v, int32_t rank, const int64_t *odims, int64_t off,
+                       const int64_t *str) {
+  int64_t n = 1, idx[VT_MAX_RANK] = {0};
+  for (int32_t d = 0; d < rank; d++) n *= odims[d];
+  if (n <= 0 || n > VT_MAX_KNOWN) return;
+  vt_dim res[VT_MAX_KNOWN];
+  for (int64_t k = 0; k < n; k++) {
+    int64_t e = off;
+    for (int32_t d = 0; d < rank; d++) e += idx[d] * str[d];
+    res[k] = v[e];
+    for (int32_t d = rank - 1; d >= 0; d--) {
+      if (++idx[d] < odims[d]) break;
+      idx[d] = 0;
+    }
+  }
+  set_known(o, res, (int32_t)n);
+}
+
+static void row_strides(int32_t rank, const int64_t *dims, int64_t *st) {
+  int64_t acc = 1;
+  for (int32_t d = rank - 1; d >= 0; d--) {
+    st[d] = acc;
+    acc *= dims[d];
+  }
+}
+
 static void out_type(vt_infer_out *o, vt_dtype dt, int32_t rank) {
   o->dtype = dt;
   o->rank = rank;
@@ -198,7 +258,17 @@ int vt_infer_Transpose(vt_infer_ctx *c) {
   vt_infer_out *o = &c->out[0];
   out_type(o, c->in[0].dtype, r);
   for (int32_t i = 0; i < r; i++) o->dims[i] = c->in[0].dims[p[i]];
-  if (r <= 1) pass_known(c, 0, o);
+  if (r <= 1) {
+    pass_known(c, 0, o);
+  } else {
+    vt_dim v[VT_MAX_KNOWN];
+    int64_t xd[VT_MAX_RANK], xs[VT_MAX_RANK], od[VT_MAX_RANK], vs[VT_MAX_RANK];
+    if (known_nd(c, 0, v, xd) > 0) {
+      row_strides(r, xd, xs);
+      for (int32_t i = 0; i < r; i++) od[i] = xd[p[i]], vs[i] = xs[p[i]];
+      known_view(o, v, r, od, 0, vs);
+    }
+  }
   return VT_OK;
 }
 
@@ -407,7 +477,8 @@ int vt_infer_Concat(vt_infer_ctx *c) {
         return vt_infer_fail(c, "input %d has size %s on axis %d where input %d has %s", i, dstr(c->g, b, s1), d,
                              first, dstr(c->g, a, s2));
       }
-      if (vt_dim_is_const(b)) o->dims[d] = b;
+      /* the dims must be equal at run time: keep the most informative one */
+      if (vt_dim_is_const(b) || (is_fresh(c->g, a) && !is_fresh(c->g, b))) o->dims[d] = b;
     }
     o->dims[axis] = vt_dim_add(c->g, o->dims[axis], x->dims[axis]);
   }
@@ -492,6 +563,9 @@ int vt_infer_Split(vt_infer_ctx *c) {
 /* ---------- Slice ---------------------------------------------------------------------------- */
 /* Clamped start and output length of one sliced axis of constant size d (ONNX Slice rules). */
 static void slice_axis(int64_t d, int64_t s, int64_t e, int64_t step, int64_t *start, int64_t *len) {
+  /* a step longer than the axis picks at most one element: clamp it (avoids overflow) */
+  if (step > d) step = d > 0 ? d : 1;
+  if (step < -d) step = d > 0 ? -d : -1;
   if (s < 0) s += d;
   if (e < 0) e += d;
   if (step > 0) {
@@ -588,27 +662,34 @@ int vt_infer_Slice(vt_infer_ctx *c) {
     }
     /* symbolic size: assume the symbol is large enough that the indices fall inside it */
     if (step == 1) {
-      vt_dim s2 = s >= 0 ? (vt_dim)s : s < -BIG_END ? 0 : vt_dim_sub(c->g, d, -s);
-      vt_dim e2 = e >= BIG_END ? d : e >= 0 ? (vt_dim)e : e < -BIG_END ? 0 : vt_dim_sub(c->g, d, -e);
+      vt_dim s2 = s >= 0 ? (vt_dim)s : s < -BIG_END ? 0 : addc(c, d, s);
+      vt_dim e2 = e >= BIG_END ? d : e >= 0 ? (vt_dim)e : e < -BIG_END ? 0 : addc(c, d, e);
       if (vt_dim_is_const(s2) && vt_dim_is_const(e2)) o->dims[a] = e2 > s2 ? e2 - s2 : 0;
+      else if (vt_dim_is_const(s2)) o->dims[a] = addc(c, e2, -s2);
       else o->dims[a] = vt_dim_sub(c->g, e2, s2);
     } else if (step > 1 && s == 0 && e >= BIG_END) {
       o->dims[a] = vt_dim_ceildiv(c->g, d, step);
     } else if (step == -1 && s <= -1 && s >= -BIG_END && e <= -BIG_END) {
-      o->dims[a] = vt_dim_sub(c->g, d, -s - 1);
+      o->dims[a] = addc(c, d, s + 1);
     } else {
       o->dims[a] = fresh(c);
     }
   }
-  /* known contents of a sliced 1-D tensor */
-  if (r == 1 && vt_dtype_is_int(x->dtype) && p.n == 1) {
-    vt_dim v[VT_MAX_KNOWN], res[VT_MAX_KNOWN];
-    int32_t n = vt_infer_ints(c, 0, v, VT_MAX_KNOWN);
-    if (n > 0) {
-      int64_t st, len;
-      slice_axis(n, p.st[0], p.en[0], p.sp[0], &st, &len);
-      for (int64_t k = 0; k < len; k++) res[k] = v[st + k * p.sp[0]];
-      set_known(o, res, (int32_t)len);
+  /* known contents of a small sliced integer tensor */
+  {
+    vt_dim v[VT_MAX_KNOWN];
+    int64_t xd[VT_MAX_RANK], xs[VT_MAX_RANK], od[VT_MAX_RANK], vs[VT_MAX_RANK], off = 0;
+    if (known_nd(c, 0, v, xd) > 0) {
+      row_strides(r, xd, xs);
+      for (int32_t d = 0; d < r; d++) od[d] = xd[d], vs[d] = xs[d];
+      for (int32_t j = 0; j < p.n; j++) {
+        int64_t a = p.ax[j], st, len;
+        slice_axis(xd[a], p.st[j], p.en[j], p.sp[j], &st, &len);
+        od[a] = len;
+        if (len > 0) off += st * xs[a];
+        vs[a] = len > 1 ? xs[a] * p.sp[j] : 0;
+      }
+      known_view(o, v, r, od, off, vs);
     }
   }
   return VT_OK;
@@ -730,7 +811,12 @@ int vt_infer_Expand(vt_infer_ctx *c) {
     int32_t ro = len > x->rank ? (int32_t)len : x->rank;
     if (ro > VT_MAX_RANK) return vt_infer_fail(c, "output rank %d is too large", ro);
     out_type(o, x->dtype, ro);
-    for (int32_t d = 0; d < ro; d++) o->dims[d] = fresh(c);
+    /* an input dim of constant size != 1 can only stay as it is */
+    for (int32_t d = 0; d < ro; d++) {
+      int32_t ia = d - (ro - x->rank);
+      vt_dim a = ia >= 0 ? x->dims[ia] : 1;
+      o->dims[d] = vt_dim_is_const(a) && a != 1 ? a : fresh(c);
+    }
     return VT_OK;
   }
   int32_t ro = n > x->rank ? n : x->rank;
@@ -780,6 +866,9 @@ int vt_infer_Tile(vt_infer_ctx *c) {
   if (n != r) return vt_infer_fail(c, "repeats has %d entries for an input of rank %d", n, r);
   for (int32_t d = 0; d < r; d++) {
     if (vt_dim_is_const(v[d]) && v[d] < 0) return vt_infer_fail(c, "repeat %lld is negative", (long long)v[d]);
+    int64_t prod;
+    if (vt_dim_is_const(v[d]) && vt_dim_is_const(x->dims[d]) && __builtin_mul_overflow(x->dims[d], v[d], &prod))
+      return vt_infer_fail(c, "repeat %lld overflows the size of axis %d", (long long)v[d], d);
     o->dims[d] = vt_dim_mul(c->g, x->dims[d], v[d]);
   }
   return VT_OK;
@@ -967,13 +1056,15 @@ int vt_infer_Pad(vt_infer_ctx *c) {
   for (int32_t k = 0; k < na; k++) {
     vt_dim d = x->dims[axes[k]];
     int64_t add = pads[k] + pads[k + na];
+    if (pads[k] > BIG_END || pads[k] < -BIG_END || pads[k + na] > BIG_END || pads[k + na] < -BIG_END)
+      return vt_infer_fail(c, "pad %lld/%lld is too large", (long long)pads[k], (long long)pads[k + na]);
     if (vt_dim_is_const(d)) {
       if (d + add < 0) return vt_infer_fail(c, "pads remove more than axis %lld has", (long long)axes[k]);
       if (strcmp(mode, "constant") && d == 0 && add > 0)
         return vt_infer_fail(c, "cannot %s-pad the empty axis %lld", mode, (long long)axes[k]);
       o->dims[axes[k]] = d + add;
     } else {
-      o->dims[axes[k]] = add >= 0 ? vt_dim_add(c->g, d, add) : vt_dim_sub(c->g, d, -add);
+      o->dims[axes[k]] = addc(c, d, add);
     }
   }
   return VT_OK;
@@ -1113,13 +1204,28 @@ static int infer_resize(vt_infer_ctx *c, int iscales, int isizes) {
   if (have_sizes && have_scales) return vt_infer_fail(c, "only one of scales and sizes may be given");
   if (!have_sizes && !have_scales) return vt_infer_fail(c, "one of scales and sizes is required");
   if (have_sizes) {
+    vt_dim szd[VT_MAX_RANK];
     int64_t sz[VT_MAX_RANK];
-    int32_t n = lit_ints(c, isizes, sz, VT_MAX_RANK);
+    int32_t n = present(c, isizes) && vt_dtype_is_int(c->in[isizes].dtype) ? vt_infer_ints(c, isizes, szd, VT_MAX_RANK) : -1;
     if (n < 0) {
       for (int32_t k = 0; k < na; k++) o->dims[axes[k]] = fresh(c);
       return VT_OK;
     }
     if (n != na) return vt_infer_fail(c, "sizes has %d entries for %d axes", n, na);
+    bool all_const = true;
+    for (int32_t k = 0; k < n; k++) {
+      if (vt_dim_is_const(szd[k])) sz[k] = szd[k];
+      else all_const = false;
+    }
+    if (!all_const) {   /* symbolic sizes (e.g. from Shape arithmetic): stretch only */
+      if (strcmp(vt_attr_str(c->node, "keep_aspect_ratio_policy", "stretch"), "stretch"))
+        return vt_infer_fail(c, "keep_aspect_ratio_policy needs constant sizes");
+      for (int32_t k = 0; k < na; k++) {
+        if (vt_dim_is_const(szd[k]) && szd[k] < 0) return vt_infer_fail(c, "negative size %lld", (long long)szd[k]);
+        o->dims[axes[k]] = szd[k];
+      }
+      return VT_OK;
+    }
     const char *pol = vt_attr_str(c->node, "keep_aspect_ratio_policy", "stretch");
     if (strcmp(pol, "stretch") == 0) {
       for (int32_t k = 0; k < na; k++) {
@@ -1153,6 +1259,7 @@ static int infer_resize(vt_infer_ctx *c, int iscales, int isizes) {
   for (int32_t k = 0; k < na; k++) {
     vt_dim d = x->dims[axes[k]];
     if (!(sc[k] > 0) || sc[k] > 1e9) return vt_infer_fail(c, "scale %g is invalid", sc[k]);
+    if (vt_dim_is_const(d) && (double)d * sc[k] > 1e15) return vt_infer_fail(c, "scale %g makes axis %lld too large", sc[k], (long long)axes[k]);
     if (vt_dim_is_const(d)) o->dims[axes[k]] = (int64_t)floor((double)d * sc[k]);
     else if (sc[k] == floor(sc[k])) o->dims[axes[k]] = vt_dim_mul(c->g, d, (int64_t)sc[k]);
     else o->dims[axes[k]] = fresh(c);
@@ -1166,3 +1273,134 @@ int vt_infer_Resize(vt_infer_ctx *c) {
 }
 
 int vt_infer_Upsample(vt_infer_ctx *c) { return infer_resize(c, c->n_in > 1 ? 1 : -1, -1); }
+
+/* ---------- GridSample, Compress, ReverseSequence ------------------------------------------ */
+int vt_infer_GridSample(vt_infer_ctx *c) {
+  if (need_rank(c, 0) || need_rank(c, 1)) return VT_ERR_MODEL;
+  const vt_infer_in *x = &c->in[0], *gr = &c->in[1];
+  if (x->rank != 4 || gr->rank != 4) return vt_infer_fail(c, "X and grid must be 4-D (have ranks %d and %d)", x->rank, gr->rank);
+  if (!vt_dtype_is_float(x->dtype) || !vt_dtype_is_float(gr->dtype)) return vt_infer_fail(c, "X and grid must be float tensors");
+  if (vt_dim_is_const(gr->dims[3]) && gr->dims[3] != 2) return vt_infer_fail(c, "grid's last dim must be 2");
+  if (vt_dim_is_const(x->dims[0]) && vt_dim_is_const(gr->dims[0]) && x->dims[0] != gr->dims[0])
+    return vt_infer_fail(c, "X and grid differ in batch size");
+  const char *mode = vt_attr_str(c->node, "mode", "bilinear");
+  const char *pad = vt_attr_str(c->node, "padding_mode", "zeros");
+  if (strcmp(mode, "bilinear") && strcmp(mode, "nearest") && strcmp(mode, "bicubic") && strcmp(mode, "linear") &&
+      strcmp(mode, "cubic"))
+    return vt_infer_fail(c, "unknown mode '%s'", mode);
+  if (strcmp(pad, "zeros") && strcmp(pad, "border") && strcmp(pad, "reflection"))
+    return vt_infer_fail(c, "unknown padding_mode '%s'", pad);
+  vt_infer_out *o = &c->out[0];
+  out_type(o, x->dtype, 4);
+  o->dims[0] = vt_dim_is_const(x->dims[0]) ? x->dims[0] : gr->dims[0];
+  o->dims[1] = x->dims[1];
+  o->dims[2] = gr->dims[1];
+  o->dims[3] = gr->dims[2];
+  return VT_OK;
+}
+
+int vt_infer_Compress(vt_infer_ctx *c) {
+  if (need_rank(c, 0) || need_rank(c, 1)) return VT_ERR_MODEL;
+  const vt_infer_in *x = &c->in[0];
+  if (c->in[1].rank != 1) return vt_infer_fail(c, "condition must be 1-D");
+  const vt_attr *a = vt_node_attr(c->node, "axis");
+  vt_infer_out *o = &c->out[0];
+  int64_t axis = 0;
+  vt_dim len;
+  if (a) {
+    if (vt_infer_axis(c, a->i, x->rank, &axis)) return VT_ERR_MODEL;
+    out_type(o, x->dtype, x->rank);
+    for (int32_t d = 0; d < x->rank; d++) o->dims[d] = x->dims[d];
+    len = x->dims[axis];
+  } else {
+    out_type(o, x->dtype, 1);
+    len = dims_prod(c, x->dims, 0, x->rank);
+  }
+  const vt_tensor *t = data_of(c, 1);
+  vt_dim cnt;
+  if (t && vt_dim_is_const(len)) {
+    int64_t n = vt_tensor_numel(t), k = 0;
+    if (n > len) n = len;
+    for (int64_t i = 0; i < n; i++) k += vt_tensor_get_f64(t, i) != 0;
+    cnt = k;
+  } else {
+    cnt = fresh(c);
+  }
+  o->dims[a ? axis : 0] = cnt;
+  return VT_OK;
+}
+
+int vt_infer_ReverseSequence(vt_infer_ctx *c) {
+  if (need_rank(c, 0) || need_rank(c, 1)) return VT_ERR_MODEL;
+  int32_t r = c->in[0].rank;
+  if (r < 2) return vt_infer_fail(c, "input must have rank >= 2");
+  int64_t b = vt_attr_int(c->node, "batch_axis", 1), t = vt_attr_int(c->node, "time_axis", 0);
+  if (!((b == 0 && t == 1) || (b == 1 && t == 0))) return vt_infer_fail(c, "batch_axis and time_axis must be 0 and 1");
+  if (c->in[1].rank != 1 || c->in[1].dtype != VT_I64) return vt_infer_fail(c, "sequence_lens must be a 1-D int64 tensor");
+  vt_dim nb = c->in[0].dims[b], nl = c->in[1].dims[0];
+  if (vt_dim_is_const(nb) && vt_dim_is_const(nl) && nb != nl)
+    return vt_infer_fail(c, "sequence_lens has %lld entries for a batch of %lld", (long long)nl, (long long)nb);
+  vt_infer_same(c, 0, 0);
+  return VT_OK;
+}
+
+/* ---------- Unique --------------------------------------------------------------------------- */
+/* Slices X[:, i, :] of a [outer, n, inner] view compared lexicographically (the kernel's order). */
+typedef struct uq_ctx { const vt_tensor *x; int64_t n, outer, inner; bool is_int; } uq_ctx;
+
+static int uq_cmp(const void *pa, const void *pb, void *arg) {
+  const uq_ctx *u = arg;
+  int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+  for (int64_t o = 0; o < u->outer; o++)
+    for (int64_t i = 0; i < u->inner; i++) {
+      int64_t ea = (o * u->n + a) * u->inner + i, eb = (o * u->n + b) * u->inner + i;
+      if (u->is_int) {
+        int64_t va = vt_tensor_get_i64(u->x, ea), vb = vt_tensor_get_i64(u->x, eb);
+        if (va != vb) return va < vb ? -1 : 1;
+      } else {
+        double va = vt_tensor_get_f64(u->x, ea), vb = vt_tensor_get_f64(u->x, eb);
+        if (va != vb) return va < vb ? -1 : 1;
+      }
+    }
+  return 0;
+}
+
+int vt_infer_Unique(vt_infer_ctx *c) {
+  if (need_rank(c, 0)) return VT_ERR_MODEL;
+  const vt_infer_in *x = &c->in[0];
+  if (x->dtype == VT_STRING) return vt_infer_fail(c, "string input is not supported");
+  const vt_attr *a = vt_node_attr(c->node, "axis");
+  int64_t axis = 0;
+  if (a && vt_infer_axis(c, a->i, x->rank, &axis)) return VT_ERR_MODEL;
+  vt_dim n = a ? x->dims[axis] : dims_prod(c, x->dims, 0, x->rank), cnt;
+  const vt_tensor *t = data_of(c, 0);
+  if (t) {
+    uq_ctx u = {.x = t, .n = n, .outer = 1, .inner = 1, .is_int = !vt_dtype_is_float(t->dtype)};
+    if (a) {
+      for (int32_t d = 0; d < axis; d++) u.outer *= t->dims[d];
+      for (int32_t d = (int32_t)axis + 1; d < t->rank; d++) u.inner *= t->dims[d];
+    }
+    int64_t *ord = malloc((size_t)(n ? n : 1) * sizeof *ord);
+    if (!ord) return vt_infer_fail(c, "out of memory");
+    for (int64_t i = 0; i < n; i++) ord[i] = i;
+    qsort_r(ord, (size_t)n, sizeof *ord, uq_cmp, &u);
+    cnt = n > 0;
+    for (int64_t i = 1; i < n; i++) cnt += uq_cmp(&ord[i - 1], &ord[i], &u) != 0;
+    free(ord);
+  } else {
+    cnt = fresh(c);
+  }
+  vt_infer_out *o = &c->out[0];
+  if (a) {
+    vt_infer_same(c, 0, 0);
+    o->dims[axis] = cnt;
+  } else {
+    out_type(o, x->dtype, 1);
+    o->dims[0] = cnt;
+  }
+  for (int k = 1; k < c->n_out; k++) {
+    out_type(&c->out[k], VT_I64, 1);
+    c->out[k].dims[0] = k == 2 ? n : cnt;
+  }
+  return VT_OK;
+}

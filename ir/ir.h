@@ -93,7 +93,7 @@ typedef struct vt_tensor {
 int64_t vt_tensor_numel(const vt_tensor *t);
 size_t vt_tensor_nbytes(const vt_tensor *t);
 /* Allocates zeroed data of the given shape; fails with VT_ERR_MODEL if the size overflows or
- * memory is exhausted. Frees any previously owned data. */
+ * memory is exhausted. Frees any previously owned data, so t must be zero-initialised or valid. */
 int vt_tensor_alloc(vt_tensor *t, vt_dtype dt, int32_t rank, const int64_t *dims, vt_error *e);
 void vt_tensor_free(vt_tensor *t);               /* frees owned data, resets to empty */
 /* Element count of dims with overflow check: returns -1 on overflow or negative dims. */

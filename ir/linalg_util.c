@@ -22,7 +22,7 @@ static int read_ints(const vt_node *n, const char *name, int want, int64_t *dst,
     return -1;
   }
   for (int i = 0; i < want; i++) {
-    if (v[i] < minv || v[i] > ((int64_t)1 << 40)) {
+    if (v[i] < minv || v[i] > ((int64_t)1 << 24)) {
       snprintf(err, len, "attribute %s has invalid value %lld", name, (long long)v[i]);
       return -1;
     }
@@ -47,7 +47,8 @@ int vt_lgeom_read(const vt_node *n, int nsp, const vt_dim *wk, vt_lgeom *g, char
       return -1;
     }
     for (int i = 0; i < nsp; i++) {
-      if (ks[i] < 1) return geom_err(err, len, "kernel_shape has a value < 1%s", "");
+      if (ks[i] < 1 || ks[i] > ((int64_t)1 << 24))
+        return geom_err(err, len, "kernel_shape has a value out of range%s", "");
       if (wk && vt_dim_is_const(wk[i]) && wk[i] != ks[i]) {
         snprintf(err, len, "kernel_shape[%d] = %lld does not match the weight's %lld", i,
                  (long long)ks[i], (long long)wk[i]);
@@ -59,6 +60,8 @@ int vt_lgeom_read(const vt_node *n, int nsp, const vt_dim *wk, vt_lgeom *g, char
     for (int i = 0; i < nsp; i++) {
       if (!vt_dim_is_const(wk[i]))
         return geom_err(err, len, "the weight's kernel dims are not known%s", "");
+      if (wk[i] < 1 || wk[i] > ((int64_t)1 << 24))
+        return geom_err(err, len, "the weight's kernel dims are out of range%s", "");
       g->k[i] = wk[i];
     }
   } else {
@@ -99,6 +102,10 @@ int vt_lgeom_read(const vt_node *n, int nsp, const vt_dim *wk, vt_lgeom *g, char
 
 int64_t vt_lgeom_out(const vt_lgeom *g, int i, int64_t in, int64_t *pb, int64_t *pe, char *err,
                      size_t len) {
+  if (in < 0 || in > ((int64_t)1 << 40)) {
+    snprintf(err, len, "spatial dim %d: input size %lld out of range", i, (long long)in);
+    return -1;
+  }
   int64_t dk = (g->k[i] - 1) * g->d[i] + 1, s = g->s[i], out;
   switch (g->autopad) {
   case VT_AUTOPAD_VALID:
@@ -137,6 +144,10 @@ small:
 
 int64_t vt_lgeom_out_t(const vt_lgeom *g, int i, int64_t in, int64_t *pb, int64_t *pe, char *err,
                        size_t len) {
+  if (in < 1 || in > ((int64_t)1 << 36)) {
+    snprintf(err, len, "spatial dim %d: input size %lld out of range", i, (long long)in);
+    return -1;
+  }
   int64_t dk = (g->k[i] - 1) * g->d[i] + 1, s = g->s[i];
   int64_t full = s * (in - 1) + g->op[i] + dk;
   int64_t out;

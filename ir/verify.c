@@ -80,7 +80,7 @@ int vt_graph_verify(const vt_graph *g, vt_error *e) {
         rc = vt_node_errorf(g, i, e, "output '%s' does not record this node as its producer", g->values[v].name);
         break;
       }
-      if (g->values[v].dtype == VT_UNDEFINED || g->values[v].rank < 0) {
+      if (g->values[v].dtype == VT_UNDEFINED) {   /* rank may stay unknown (-1): data-dependent */
         rc = vt_node_errorf(g, i, e, "output '%s' has no inferred type", g->values[v].name);
         break;
       }

@@ -174,6 +174,15 @@ static int check_input(const vt_graph *g, int32_t i, const vt_tensor *t, int64_t
   return VT_OK;
 }
 
+int vt_interp_check_input(const vt_graph *g, int32_t i, const vt_tensor *t, vt_error *e) {
+  int64_t *bind = malloc(((size_t)g->n_syms + 1) * sizeof *bind);
+  if (!bind) return vt_errorf(e, VT_ERR_MODEL, "out of memory");
+  for (int32_t s = 0; s < g->n_syms; s++) bind[s] = -1;
+  int rc = check_input(g, i, t, bind, e);
+  free(bind);
+  return rc;
+}
+
 int vt_interp_run(vt_interp *it, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e) {
   const vt_graph *g = it->g;
   int rc = VT_OK;

@@ -138,7 +138,15 @@ typedef struct {
   int64_t C, Cout, mult;     /* mult: output channels per input channel */
 } dw_job;
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define VT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define VT_CLONES
+#endif
+
 /* Depthwise (one input channel per group): direct loops, planes split across threads. */
+VT_CLONES __attribute__((optimize("O3")))
 static void dw_planes(void *arg, int64_t p0, int64_t p1) {
   dw_job *j = arg;
   const win *g = j->g;
@@ -148,6 +156,36 @@ static void dw_planes(void *arg, int64_t p0, int64_t p1) {
     const float *wk = j->w + oc * g->kprod;
     float *yc = j->y + p * g->pout;
     float bias = j->b ? j->b[oc] : 0.0f;
+    if (g->nsp == 2) {
+      /* row-wise: for each kernel tap, one multiply-add over the run of valid output columns
+       * (contiguous for stride 1, so it vectorises) */
+      int64_t IH = g->in[0], IW = g->in[1], KH = g->k[0], KW = g->k[1], OW = g->out[1];
+      int64_t s1 = g->s[1];
+      for (int64_t oh = 0; oh < g->out[0]; oh++) {
+        float *yr = yc + oh * OW;
+        for (int64_t ow = 0; ow < OW; ow++) yr[ow] = bias;
+        for (int64_t a = 0; a < KH; a++) {
+          int64_t ih = oh * g->s[0] - g->pb[0] + a * g->d[0];
+          if (ih < 0 || ih >= IH) continue;
+          const float *xr = xc + ih * IW;
+          for (int64_t b = 0; b < KW; b++) {
+            float wv = wk[a * KW + b];
+            int64_t off = b * g->d[1] - g->pb[1];   /* iw = ow * s1 + off */
+            int64_t lo = off >= 0 ? 0 : (-off + s1 - 1) / s1;
+            int64_t hi = IW - off <= 0 ? 0 : (IW - off + s1 - 1) / s1;
+            if (hi > OW) hi = OW;
+            if (s1 == 1) {
+              const float *restrict xs = xr + off;
+              float *restrict yo = yr;
+              for (int64_t ow = lo; ow < hi; ow++) yo[ow] += wv * xs[ow];
+            } else {
+              for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * s1 + off];
+            }
+          }
+        }
+      }
+      continue;
+    }
     int64_t oidx[VT_MAX_RANK] = {0};
     for (int64_t o = 0; o < g->pout; o++) {
       float s = bias;
@@ -197,7 +235,7 @@ int vt_kernel_Conv(vt_kctx *k) {
   if (N == 0 || Cout == 0 || g.pout == 0) goto convert;
   if (Cg == 1 && Mg <= 4) {
     dw_job j = {&g, xf, wf, bf, yf, C, Cout, Mg};
-    vt_pool_for(N * Cout * g.pout * g.kprod >= VT_PAR_MIN ? k->pool : NULL, N * Cout, dw_planes, &j);
+    vt_pool_for((double)N * Cout * g.pout * g.kprod >= VT_PAR_MIN ? k->pool : NULL, N * Cout, dw_planes, &j);
     goto convert;
   }
   bool direct = true;   /* 1x1, stride 1, no pads: the input is its own im2col */
@@ -215,7 +253,7 @@ int vt_kernel_Conv(vt_kctx *k) {
       const float *cm = xg;
       if (!direct) {
         im2col_job j = {&g, xg, col};
-        vt_pool_for(Kd * g.pout >= VT_PAR_MIN ? k->pool : NULL, Kd, im2col_rows, &j);
+        vt_pool_for((double)Kd * g.pout >= VT_PAR_MIN ? k->pool : NULL, Kd, im2col_rows, &j);
         cm = col;
       }
       if (bf)
@@ -298,7 +336,7 @@ int vt_kernel_ConvTranspose(vt_kctx *k) {
       vt_sgemm(k->pool, 1, 0, Kd, g.pin, Cg, 1.0f, wf + gi * Cg * Kd, Kd, xg, g.pin, 0.0f, col,
                g.pin);
       col2im_job j = {&g, col, yg};
-      vt_pool_for(Kd * g.pin >= VT_PAR_MIN ? k->pool : NULL, Mg, col2im_ch, &j);
+      vt_pool_for((double)Kd * g.pin >= VT_PAR_MIN ? k->pool : NULL, Mg, col2im_ch, &j);
       if (bf)
         for (int64_t m = 0; m < Mg; m++)
           for (int64_t q = 0; q < g.pout; q++) yg[m * g.pout + q] += bf[gi * Mg + m];
@@ -463,7 +501,7 @@ static int pool_common(vt_kctx *k, int is_max) {
                   (int)vt_attr_int(k->node, "count_include_pad", 0),
                   (int)vt_attr_int(k->node, "storage_order", 0) == 1};
     int64_t planes = x->dims[0] * x->dims[1];
-    vt_pool_for(planes * g.pout * g.kprod >= VT_PAR_MIN ? k->pool : NULL, planes, pool_planes, &j);
+    vt_pool_for((double)planes * g.pout * g.kprod >= VT_PAR_MIN ? k->pool : NULL, planes, pool_planes, &j);
     if (yf != y->data) store_f32(y, yf);
   }
   vt_tensor_free(&tx);

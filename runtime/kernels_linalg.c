@@ -131,7 +131,7 @@ int vt_kernel_MatMul(vt_kctx *k) {
              ap->dtype == VT_U32 || ap->dtype == VT_U64) {
     loop_job j = {ap->dtype, 0, 0, M, N, K, K, N, offs, offs + batch, ap->data, bp->data,
                   yp->data, 1.0, 0.0, 0};
-    vt_pool_for(M * N * K * batch >= VT_PAR_MIN ? k->pool : NULL, batch * M, loop_rows, &j);
+    vt_pool_for((double)M * N * K * batch >= VT_PAR_MIN ? k->pool : NULL, batch * M, loop_rows, &j);
   } else {
     rc = vt_kernel_fail(k, "dtype %s is not supported", vt_dtype_name(ap->dtype));
     goto done;
@@ -174,10 +174,15 @@ int vt_kernel_Gemm(vt_kctx *k) {
     if ((cr != 1 && cr != N) || (cm != 1 && cm != M))
       { rc = vt_kernel_fail(k, "C does not broadcast to [%lld, %lld]", (long long)M, (long long)N); goto done; }
     size_t es = vt_dtype_size(yp->dtype);
-    for (int64_t i = 0; i < M; i++)
-      for (int64_t j = 0; j < N; j++)
-        memcpy((char *)yp->data + (i * N + j) * es,
-               (const char *)cp->data + ((cm == 1 ? 0 : i) * cr + (cr == 1 ? 0 : j)) * es, es);
+    for (int64_t i = 0; i < M; i++) {
+      char *dst = (char *)yp->data + (size_t)(i * N) * es;
+      const char *src = (const char *)cp->data + (size_t)((cm == 1 ? 0 : i) * cr) * es;
+      if (cr == N) {
+        memcpy(dst, src, (size_t)N * es);
+      } else {
+        for (int64_t j = 0; j < N; j++) memcpy(dst + (size_t)j * es, src, es);
+      }
+    }
   }
   if (yp->dtype == VT_F32) {
     vt_sgemm(k->pool, tA, tB, M, N, K, alpha, ap->data, ap->dims[1], bp->data, bp->dims[1],
@@ -187,7 +192,7 @@ int vt_kernel_Gemm(vt_kctx *k) {
     int64_t zero = 0;
     loop_job j = {yp->dtype, tA, tB, M, N, K, ap->dims[1], bp->dims[1], &zero, &zero, ap->data,
                   bp->data, yp->data, alpha, beta, use_c};
-    vt_pool_for(M * N * K >= VT_PAR_MIN ? k->pool : NULL, M, loop_rows, &j);
+    vt_pool_for((double)M * N * K >= VT_PAR_MIN ? k->pool : NULL, M, loop_rows, &j);
   } else {
     rc = vt_kernel_fail(k, "dtype %s is not supported", vt_dtype_name(yp->dtype));
     goto done;

@@ -274,10 +274,9 @@ static void pow_row(void *arg, int64_t out_off, const int64_t *in_off, int64_t l
   for (int64_t i = 0; i < len; i++) {
     int64_t ia = in_off[0] + i * j->sa, ib = in_off[1] + i * j->sb;
     if (ints) {
-      double v = (double)ipow(vt_tensor_get_i64(j->a, ia), vt_tensor_get_i64(j->b, ib));
       int64_t r = ipow(vt_tensor_get_i64(j->a, ia), vt_tensor_get_i64(j->b, ib));
       if (j->o->dtype == VT_I64) ((int64_t *)j->o->data)[out_off + i] = r;
-      else store_f64(j->o, out_off + i, v);
+      else store_f64(j->o, out_off + i, (double)r);   /* narrower ints: exact below 2^53 */
     } else {
       store_f64(j->o, out_off + i, pow(vt_tensor_get_f64(j->a, ia), vt_tensor_get_f64(j->b, ib)));
     }

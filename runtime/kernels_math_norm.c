@@ -81,8 +81,38 @@ typedef struct { const void *x; void *y; int64_t R, I; int mode; bool f64; } sm_
       }                                                                                      \
   }
 
+/* f32 softmax over contiguous rows (inner == 1), the attention case. */
+static void sm_rows_f32(const float *x, float *y, int64_t R, int64_t o0, int64_t o1) {
+  for (int64_t o = o0; o < o1; o++) {
+    const float *xp = x + o * R;
+    float *yp = y + o * R;
+    float mx = xp[0];
+    for (int64_t r = 1; r < R; r++) mx = xp[r] > mx ? xp[r] : mx;
+    if (isinf(mx) && mx < 0) mx = 0;
+    double s[4] = {0, 0, 0, 0};
+    int64_t r = 0;
+    for (; r + 4 <= R; r += 4)
+      for (int t = 0; t < 4; t++) {
+        float e = expf(xp[r + t] - mx);
+        yp[r + t] = e;
+        s[t] += e;
+      }
+    for (; r < R; r++) {
+      float e = expf(xp[r] - mx);
+      yp[r] = e;
+      s[0] += e;
+    }
+    float inv = (float)(1.0 / ((s[0] + s[1]) + (s[2] + s[3])));
+    for (r = 0; r < R; r++) yp[r] *= inv;
+  }
+}
+
 static void sm_range(void *arg, int64_t o0, int64_t o1) {
   const sm_job *j = arg;
+  if (!j->f64 && j->I == 1 && j->mode == SM_SOFT && j->R > 0) {
+    sm_rows_f32(j->x, j->y, j->R, o0, o1);
+    return;
+  }
   if (j->f64) SM_BODY(double, exp, log)
   else SM_BODY(float, expf, log)
 }
@@ -144,7 +174,7 @@ static int expand_param(vt_kctx *k, const vt_tensor *t, int32_t nr, const int64_
 }
 
 typedef struct {
-  const void *x; void *y; const double *w, *b; void *mean, *istd;
+  const void *x; void *y; const double *w, *b; const float *wf, *bf; void *mean, *istd;
   int64_t D; double eps; bool f64, mean_f64, istd_f64;
 } ln_job;
 
@@ -164,16 +194,25 @@ static void ln_range(void *arg, int64_t o0, int64_t o1) {
       s = mu; ss = inv;
     } else {
       const float *x = (const float *)j->x + o * D;
-      for (int64_t i = 0; i < D; i++) s += x[i];
+      double p[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};   /* independent chains pipeline */
+      int64_t i = 0;
+      for (; i + 4 <= D; i += 4)
+        for (int t = 0; t < 4; t++) p[t] += x[i + t];
+      for (; i < D; i++) p[0] += x[i];
+      s = (p[0] + p[1]) + (p[2] + p[3]);
       double mu = D ? s / (double)D : 0;
-      for (int64_t i = 0; i < D; i++) ss += ((double)x[i] - mu) * ((double)x[i] - mu);
+      for (i = 0; i + 4 <= D; i += 4)
+        for (int t = 0; t < 4; t++) q[t] += ((double)x[i + t] - mu) * ((double)x[i + t] - mu);
+      for (; i < D; i++) q[0] += ((double)x[i] - mu) * ((double)x[i] - mu);
+      ss = (q[0] + q[1]) + (q[2] + q[3]);
       double inv = 1.0 / sqrt((D ? ss / (double)D : 0) + j->eps);
       float *y = (float *)j->y + o * D;
       float fm = (float)mu, fi = (float)inv;
-      if (j->b)
-        for (int64_t i = 0; i < D; i++) y[i] = (x[i] - fm) * fi * (float)j->w[i] + (float)j->b[i];
+      const float *wf = j->wf, *bf = j->bf;
+      if (bf)
+        for (i = 0; i < D; i++) y[i] = (x[i] - fm) * fi * wf[i] + bf[i];
       else
-        for (int64_t i = 0; i < D; i++) y[i] = (x[i] - fm) * fi * (float)j->w[i];
+        for (i = 0; i < D; i++) y[i] = (x[i] - fm) * fi * wf[i];
       s = mu; ss = inv;
     }
     if (j->mean) {
@@ -195,8 +234,9 @@ static int ln_fn(vt_kctx *k, const vt_tensor *const *in, vt_tensor *const *out) 
   if (axis < 0 || axis >= x->rank) return vt_kernel_fail(k, "axis out of range for rank %d", x->rank);
   int64_t O, D, I;
   vt_ori(x->rank, x->dims, (int32_t)axis, x->rank, &O, &D, &I);
-  double *wb = malloc(((size_t)D * 2 + 1) * sizeof(double));
+  double *wb = malloc(((size_t)D * 3 + 1) * sizeof(double));   /* w, b (double), then w, b (float) */
   if (!wb) return vt_kernel_fail(k, "out of memory");
+  float *wbf = (float *)(wb + 2 * D);
   int32_t nr = x->rank - (int32_t)axis;
   int rc = expand_param(k, w, nr, x->dims + axis, D, wb);
   if (!rc && b) rc = expand_param(k, b, nr, x->dims + axis, D, wb + D);
@@ -206,7 +246,12 @@ static int ln_fn(vt_kctx *k, const vt_tensor *const *in, vt_tensor *const *out) 
     free(wb);
     return vt_kernel_fail(k, "Mean/InvStdDev dtype is not supported");
   }
-  ln_job j = {x->data, out[0]->data, wb, b ? wb + D : NULL, m ? m->data : NULL, is ? is->data : NULL,
+  for (int64_t i = 0; i < D; i++) {
+    wbf[i] = (float)wb[i];
+    wbf[D + i] = b ? (float)wb[D + i] : 0.0f;
+  }
+  ln_job j = {x->data, out[0]->data, wb, b ? wb + D : NULL, wbf, b ? wbf + D : NULL,
+              m ? m->data : NULL, is ? is->data : NULL,
               D, vt_attr_float(k->node, "epsilon", 1e-5f), x->dtype == VT_F64,
               m && m->dtype == VT_F64, is && is->dtype == VT_F64};
   if (O * D >= VT_PAR_MIN && O >= 2 && k->pool) vt_pool_for(k->pool, O, ln_range, &j);

@@ -138,8 +138,48 @@ typedef struct {
   int kind;
 } red_job;
 
+/* Last-axis (inner == 1) f32 rows: independent accumulators so the adds pipeline. Returns false
+ * for kinds without a fast row. */
+static bool row_f32(const float *x, int64_t n, int kind, double *out) {
+  double s[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  switch (kind) {
+  case R_SUM: case R_MEAN: case R_LOGSUM:
+    for (; i + 4 <= n; i += 4) { s[0] += x[i]; s[1] += x[i + 1]; s[2] += x[i + 2]; s[3] += x[i + 3]; }
+    for (; i < n; i++) s[0] += x[i];
+    break;
+  case R_SUMSQ: case R_L2:
+    for (; i + 4 <= n; i += 4) {
+      s[0] += (double)x[i] * x[i]; s[1] += (double)x[i + 1] * x[i + 1];
+      s[2] += (double)x[i + 2] * x[i + 2]; s[3] += (double)x[i + 3] * x[i + 3];
+    }
+    for (; i < n; i++) s[0] += (double)x[i] * x[i];
+    break;
+  case R_L1:
+    for (; i + 4 <= n; i += 4) { s[0] += fabsf(x[i]); s[1] += fabsf(x[i + 1]); s[2] += fabsf(x[i + 2]); s[3] += fabsf(x[i + 3]); }
+    for (; i < n; i++) s[0] += fabsf(x[i]);
+    break;
+  default:
+    return false;
+  }
+  *out = (s[0] + s[1]) + (s[2] + s[3]);
+  return true;
+}
+
 static void red_range(void *arg, int64_t o0, int64_t o1) {
   const red_job *j = arg;
+  if (j->work == 0 && j->I == 1 && j->kind != R_LSE) {
+    const float *x = j->x;
+    double *acc = j->acc;
+    double v;
+    if (row_f32(x + o0 * j->R, j->R, j->kind, &v)) {
+      for (int64_t o = o0; o < o1; o++) {
+        row_f32(x + o * j->R, j->R, j->kind, &v);
+        acc[o] += v;
+      }
+      return;
+    }
+  }
   switch (j->work) {
   case 0: ori_f32(j->x, j->acc, j->m, o0, o1, j->R, j->I, j->kind); break;
   case 1: ori_f64(j->x, j->acc, j->m, o0, o1, j->R, j->I, j->kind); break;

@@ -95,45 +95,53 @@ static void scopy_rows(void *arg, int64_t begin, int64_t end) {
   }
 }
 
-/* 2-D tiled transpose of contiguous blocks: dst[a][b] = src[b * sa + a] style access is handled
- * by the row engine; this tiles the common "last two dims swapped" case for cache locality. */
-typedef struct tile2 {
+/* Blocked copy for views whose last output dim is strided in the source while another output dim
+ * p is the source's contiguous one: 32x32 tiles over (p, last) keep both sides in cache. */
+typedef struct tiled {
   char *dst;
   const char *src;
-  int64_t outer, rows, cols;      /* dst is [outer][rows][cols]; src is [outer][cols][rows] */
-  int64_t ostr;                   /* src elements per outer step */
+  int rank, p;
+  int64_t dims[MAXR], str[MAXR], dstr[MAXR];
+  int64_t nblk;              /* tiles along p */
   size_t esz;
-} tile2;
+} tiled;
 
-static void tile2_run(void *arg, int64_t begin, int64_t end) {
-  const tile2 *t = arg;
-  const int64_t B = 32;
-  int64_t nrb = (t->rows + B - 1) / B;
+#define TB 32
+
+static void tiled_run(void *arg, int64_t begin, int64_t end) {
+  const tiled *t = arg;
+  int r = t->rank, p = t->p;
+  int64_t L = t->dims[r - 1], P = t->dims[p], sl = t->str[r - 1], dp = t->dstr[p];
   for (int64_t job = begin; job < end; job++) {
-    int64_t o = job / nrb, rb = (job % nrb) * B;
-    const char *src = t->src + (size_t)(o * t->ostr) * t->esz;
-    char *dst = t->dst + (size_t)(o * t->rows * t->cols) * t->esz;
-    int64_t re = rb + B < t->rows ? rb + B : t->rows;
-    for (int64_t cb = 0; cb < t->cols; cb += B) {
-      int64_t ce = cb + B < t->cols ? cb + B : t->cols;
-      for (int64_t i = rb; i < re; i++) {
-        switch (t->esz) {
-          case 4:
-            for (int64_t j = cb; j < ce; j++)
-              ((uint32_t *)dst)[i * t->cols + j] = ((const uint32_t *)src)[j * t->rows + i];
-            break;
-          case 8:
-            for (int64_t j = cb; j < ce; j++)
-              ((uint64_t *)dst)[i * t->cols + j] = ((const uint64_t *)src)[j * t->rows + i];
-            break;
-          case 2:
-            for (int64_t j = cb; j < ce; j++)
-              ((uint16_t *)dst)[i * t->cols + j] = ((const uint16_t *)src)[j * t->rows + i];
-            break;
-          default:
-            for (int64_t j = cb; j < ce; j++)
-              memcpy(dst + (size_t)(i * t->cols + j) * t->esz, src + (size_t)(j * t->rows + i) * t->esz, t->esz);
-        }
+    int64_t rem = job / t->nblk, i0 = (job % t->nblk) * TB, soff = 0, doff = 0;
+    for (int d = r - 2; d >= 0; d--) {
+      if (d == p) continue;
+      int64_t ix = rem % t->dims[d];
+      rem /= t->dims[d];
+      soff += ix * t->str[d];
+      doff += ix * t->dstr[d];
+    }
+    int64_t i1 = i0 + TB < P ? i0 + TB : P;
+    for (int64_t j0 = 0; j0 < L; j0 += TB) {
+      int64_t j1 = j0 + TB < L ? j0 + TB : L;
+      switch (t->esz) {
+#define TILE(T)                                                                  \
+  {                                                                              \
+    const T *sp = (const T *)t->src + soff;                                      \
+    T *dq = (T *)t->dst + doff;                                                  \
+    for (int64_t i = i0; i < i1; i++)                                            \
+      for (int64_t j = j0; j < j1; j++) dq[i * dp + j] = sp[i + j * sl];         \
+    break;                                                                       \
+  }
+        case 1: TILE(uint8_t)
+        case 2: TILE(uint16_t)
+        case 4: TILE(uint32_t)
+        case 8: TILE(uint64_t)
+#undef TILE
+        default:
+          for (int64_t i = i0; i < i1; i++)
+            for (int64_t j = j0; j < j1; j++)
+              memcpy(t->dst + (size_t)(doff + i * dp + j) * t->esz, t->src + (size_t)(soff + i + j * sl) * t->esz, t->esz);
       }
     }
   }
@@ -163,19 +171,22 @@ void vt_tk_strided_copy(void *dst, const void *src, int rank, const int64_t *dim
   }
   vt_pool *p = total >= VT_TK_PAR_MIN ? pool : NULL;
   int r = s.rank;
-  /* swapped last two dims of a contiguous source: tiled transpose */
-  if (r >= 2 && s.str[r - 2] == 1 && s.str[r - 1] == s.dims[r - 2] && s.dims[r - 1] >= 8 && s.dims[r - 2] >= 8) {
-    bool outer_contig = true;
-    int64_t expect = s.dims[r - 1] * s.dims[r - 2], outer = 1;
-    for (int d = r - 3; d >= 0; d--) {
-      if (s.str[d] != expect) outer_contig = false;
-      expect *= s.dims[d];
-      outer *= s.dims[d];
-    }
-    if (outer_contig) {
-      tile2 t = {.dst = dst, .src = src, .outer = outer, .rows = s.dims[r - 2], .cols = s.dims[r - 1],
-                 .ostr = s.dims[r - 1] * s.dims[r - 2], .esz = esz};
-      vt_pool_for(p, outer * ((t.rows + 31) / 32), tile2_run, &t);
+  /* last dim strided, another dim contiguous in the source: blocked transpose */
+  if (r >= 2 && s.str[r - 1] != 1 && s.dims[r - 1] >= 8) {
+    int pc = -1;
+    for (int d = 0; d < r - 1; d++)
+      if (s.str[d] == 1 && s.dims[d] >= 8) pc = d;
+    if (pc >= 0) {
+      tiled t = {.dst = dst, .src = src, .rank = r, .p = pc, .esz = esz};
+      int64_t acc = 1;
+      for (int d = r - 1; d >= 0; d--) {
+        t.dims[d] = s.dims[d];
+        t.str[d] = s.str[d];
+        t.dstr[d] = acc;
+        acc *= s.dims[d];
+      }
+      t.nblk = (s.dims[pc] + TB - 1) / TB;
+      vt_pool_for(p, total / (s.dims[pc] * s.dims[r - 1]) * t.nblk, tiled_run, &t);
       return;
     }
   }
@@ -344,6 +355,8 @@ int vt_kernel_Slice(vt_kctx *k) {
     if (a < 0 || a >= r) return vt_kernel_fail(k, "axis %lld is out of range", (long long)ax[i]);
     int64_t d = x->dims[a], s = st[i], e = en[i], stp = ns >= 0 ? sp[i] : 1;
     if (stp == 0) return vt_kernel_fail(k, "step is 0");
+    if (stp > d) stp = d > 0 ? d : 1;   /* at most one element either way; avoids stride overflow */
+    if (stp < -d) stp = d > 0 ? -d : -1;
     if (s < 0) s += d;
     if (e < 0) e += d;
     if (stp > 0) s = s < 0 ? 0 : s > d ? d : s;
@@ -486,6 +499,7 @@ int vt_kernel_EyeLike(vt_kctx *k) {
   size_t es = vt_tk_esz(k, y);
   if (!es) return VT_ERR_MODEL;
   int64_t kk = vt_attr_int(k->node, "k", 0), R = y->dims[0], C = y->dims[1];
+  if (kk >= C || kk <= -R) return VT_OK;
   for (int64_t i = 0; i < R; i++) {
     int64_t j = i + kk;
     if (j >= 0 && j < C) vt_tk_store_f64((char *)y->data + (size_t)(i * C + j) * es, y->dtype, 1);
@@ -507,6 +521,8 @@ int vt_kernel_Trilu(vt_kctx *k) {
   }
   bool upper = vt_attr_int(k->node, "upper", 1) != 0;
   int64_t R = y->dims[y->rank - 2], C = y->dims[y->rank - 1], batch = (R > 0 && C > 0) ? vt_tensor_numel(y) / (R * C) : 0;
+  if (kk > C + 1) kk = C + 1;
+  if (kk < -R - 1) kk = -R - 1;
   char *p = y->data;
   for (int64_t b = 0; b < batch; b++) {
     for (int64_t i = 0; i < R; i++) {

@@ -208,7 +208,7 @@ static int gather_scatter_nd(vt_kctx *k, bool scatter) {
   if (scatter && reduction_of(k, &red)) return VT_ERR_MODEL;
   int64_t bd = scatter ? 0 : vt_attr_int(k->node, "batch_dims", 0);
   if (ind->rank < 1) return vt_kernel_fail(k, "indices must have rank >= 1");
-  int64_t m = ind->dims[ind->rank - 1], count = m > 0 ? vt_tensor_numel(ind) / m : 0, blk;
+  int64_t m = ind->dims[ind->rank - 1], count = m > 0 ? vt_tensor_numel(ind) / m : 0, blk = 0;
   int64_t *off = malloc((size_t)(count ? count : 1) * sizeof *off);
   if (!off) return vt_kernel_fail(k, "out of memory");
   int rc = nd_offsets(k, x, ind, bd, off, &blk, &count);
@@ -341,4 +341,148 @@ int vt_kernel_TopK(vt_kctx *k) {
     vt_pool_for(vt_tensor_numel(x) >= VT_TK_PAR_MIN && slices > 1 ? k->pool : NULL, slices, topk_run, &t);
   if (t.failed) return vt_kernel_fail(k, "out of memory");
   return VT_OK;
+}
+
+/* ---------- Compress, ReverseSequence -------------------------------------------------------- */
+int vt_kernel_Compress(vt_kctx *k) {
+  const vt_tensor *x = k->in[0], *cond = k->in[1];
+  vt_tensor *y = k->out[0];
+  size_t es = vt_tk_esz(k, x);
+  if (!es) return VT_ERR_MODEL;
+  const vt_attr *a = vt_node_attr(k->node, "axis");
+  int64_t axis = 0, outer = 1, inner = 1, len;
+  if (a) {
+    axis = a->i < 0 ? a->i + x->rank : a->i;
+    len = x->dims[axis];
+    for (int32_t d = 0; d < axis; d++) outer *= x->dims[d];
+    for (int32_t d = (int32_t)axis + 1; d < x->rank; d++) inner *= x->dims[d];
+  } else {
+    len = vt_tensor_numel(x);
+  }
+  int64_t nc = vt_tensor_numel(cond), cnt = 0;
+  if (nc > len) nc = len;
+  for (int64_t i = 0; i < nc; i++) cnt += vt_tensor_get_f64(cond, i) != 0;
+  if (y->rank < 0 || y->dims[a ? axis : 0] != cnt) return vt_kernel_fail(k, "output shape does not match the condition");
+  const char *src = x->data;
+  char *dst = y->data;
+  size_t blk = (size_t)inner * es;
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = 0; i < nc; i++)
+      if (vt_tensor_get_f64(cond, i) != 0) {
+        memcpy(dst, src + (size_t)(o * len + i) * blk, blk);
+        dst += blk;
+      }
+  return VT_OK;
+}
+
+int vt_kernel_ReverseSequence(vt_kctx *k) {
+  const vt_tensor *x = k->in[0], *lens = k->in[1];
+  vt_tensor *y = k->out[0];
+  size_t es = vt_tk_esz(k, x);
+  if (!es) return VT_ERR_MODEL;
+  int64_t ba = vt_attr_int(k->node, "batch_axis", 1), ta = vt_attr_int(k->node, "time_axis", 0);
+  int64_t B = x->dims[ba], T = x->dims[ta], inner = 1;
+  for (int32_t d = 2; d < x->rank; d++) inner *= x->dims[d];
+  if (vt_tensor_numel(lens) != B) return vt_kernel_fail(k, "sequence_lens has %lld entries for a batch of %lld",
+                                                        (long long)vt_tensor_numel(lens), (long long)B);
+  size_t blk = (size_t)inner * es;
+  for (int64_t b = 0; b < B; b++) {
+    int64_t L = ((const int64_t *)lens->data)[b];
+    if (L < 0 || L > T) return vt_kernel_fail(k, "sequence_lens[%lld] = %lld is outside [0, %lld]", (long long)b,
+                                              (long long)L, (long long)T);
+    for (int64_t t = 0; t < T; t++) {
+      int64_t s = t < L ? L - 1 - t : t;
+      int64_t od = ba == 0 ? b * T + t : t * B + b, sd = ba == 0 ? b * T + s : s * B + b;
+      memcpy((char *)y->data + (size_t)od * blk, (const char *)x->data + (size_t)sd * blk, blk);
+    }
+  }
+  return VT_OK;
+}
+
+/* ---------- Unique --------------------------------------------------------------------------- */
+/* Slices X[:, i, :] of the [outer, n, inner] view, compared lexicographically; ties keep the
+ * lower index first so a group's first member is its first occurrence. */
+typedef struct uq_ctx { const vt_tensor *x; int64_t n, outer, inner; bool is_int; } uq_ctx;
+
+static int uq_cmp_vals(const uq_ctx *u, int64_t a, int64_t b) {
+  for (int64_t o = 0; o < u->outer; o++)
+    for (int64_t i = 0; i < u->inner; i++) {
+      int64_t ea = (o * u->n + a) * u->inner + i, eb = (o * u->n + b) * u->inner + i;
+      if (u->is_int) {
+        int64_t va = vt_tensor_get_i64(u->x, ea), vb = vt_tensor_get_i64(u->x, eb);
+        if (va != vb) return va < vb ? -1 : 1;
+      } else {
+        double va = vt_tensor_get_f64(u->x, ea), vb = vt_tensor_get_f64(u->x, eb);
+        if (va != vb) return va < vb ? -1 : 1;
+      }
+    }
+  return 0;
+}
+
+static int uq_cmp(const void *pa, const void *pb, void *arg) {
+  int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+  int r = uq_cmp_vals(arg, a, b);
+  return r ? r : (a < b ? -1 : a > b);
+}
+
+int vt_kernel_Unique(vt_kctx *k) {
+  const vt_tensor *x = k->in[0];
+  size_t es = vt_tk_esz(k, x);
+  if (!es) return VT_ERR_MODEL;
+  const vt_attr *a = vt_node_attr(k->node, "axis");
+  bool sorted = vt_attr_int(k->node, "sorted", 1) != 0;
+  uq_ctx u = {.x = x, .outer = 1, .inner = 1, .is_int = !vt_dtype_is_float(x->dtype)};
+  int64_t axis = 0;
+  if (a) {
+    axis = a->i < 0 ? a->i + x->rank : a->i;
+    u.n = x->dims[axis];
+    for (int32_t d = 0; d < axis; d++) u.outer *= x->dims[d];
+    for (int32_t d = (int32_t)axis + 1; d < x->rank; d++) u.inner *= x->dims[d];
+  } else {
+    u.n = vt_tensor_numel(x);
+  }
+  int64_t n = u.n;
+  int64_t *ord = malloc((size_t)(n ? n : 1) * sizeof *ord), *grp = malloc((size_t)(n ? n : 1) * sizeof *grp);
+  int64_t *first = malloc((size_t)(n ? n : 1) * sizeof *first), *cnts = calloc((size_t)(n ? n : 1), sizeof *cnts);
+  int64_t *rank = malloc((size_t)(n ? n : 1) * sizeof *rank);
+  int rc = VT_OK;
+  if (!ord || !grp || !first || !cnts || !rank) {
+    rc = vt_kernel_fail(k, "out of memory");
+    goto done;
+  }
+  for (int64_t i = 0; i < n; i++) ord[i] = i;
+  qsort_r(ord, (size_t)n, sizeof *ord, uq_cmp, &u);
+  /* groups in sorted order: grp[element] = group, first[group] = first occurrence */
+  int64_t ng = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (i == 0 || uq_cmp_vals(&u, ord[i - 1], ord[i]) != 0) first[ng++] = ord[i];
+    grp[ord[i]] = ng - 1;
+    cnts[ng - 1]++;
+  }
+  /* output position of each group: sorted order, or order of first occurrence */
+  for (int64_t g = 0; g < ng; g++) rank[g] = g;
+  if (!sorted) {
+    int64_t pos = 0;
+    for (int64_t i = 0; i < n; i++)
+      if (first[grp[i]] == i) rank[grp[i]] = pos++;
+  }
+  vt_tensor *y = k->out[0];
+  int64_t want = a ? y->dims[axis] : y->dims[0];
+  if (want != ng) {
+    rc = vt_kernel_fail(k, "output has %lld entries, found %lld unique", (long long)want, (long long)ng);
+    goto done;
+  }
+  size_t blk = (size_t)u.inner * es;
+  for (int64_t g = 0; g < ng; g++)
+    for (int64_t o = 0; o < u.outer; o++)
+      memcpy((char *)y->data + (size_t)(o * ng + rank[g]) * blk, (const char *)x->data + (size_t)(o * n + first[g]) * blk, blk);
+  if (k->n_out > 1 && k->out[1] && k->out[1]->data)
+    for (int64_t g = 0; g < ng; g++) ((int64_t *)k->out[1]->data)[rank[g]] = first[g];
+  if (k->n_out > 2 && k->out[2] && k->out[2]->data)
+    for (int64_t i = 0; i < n; i++) ((int64_t *)k->out[2]->data)[i] = rank[grp[i]];
+  if (k->n_out > 3 && k->out[3] && k->out[3]->data)
+    for (int64_t g = 0; g < ng; g++) ((int64_t *)k->out[3]->data)[rank[g]] = cnts[g];
+done:
+  free(ord); free(grp); free(first); free(cnts); free(rank);
+  return rc;
 }

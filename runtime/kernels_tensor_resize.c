@@ -7,6 +7,7 @@
 #include "kernels_tensor.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ typedef struct rjob {
   double extrap_val;
   bool copy_only;           /* all axes single-tap: copy elements by size */
   size_t es;
+  atomic_int failed;        /* a chunk ran out of memory */
 } rjob;
 
 static void cubic_coeffs(double t, double A, double *c) {
@@ -108,8 +110,12 @@ static int build_taps(axis_taps *a, int64_t in, int64_t out, double scale, int m
   return 0;
 }
 
+static inline double load_elem(const vt_tensor *x, int64_t i) {
+  return x->dtype == VT_F32 ? (double)((const float *)x->data)[i] : vt_tensor_get_f64(x, i);
+}
+
 static void resize_rows(void *arg, int64_t begin, int64_t end) {
-  const rjob *j = arg;
+  rjob *j = arg;
   int32_t r = j->r;
   int64_t W = j->y->dims[r - 1];
   int64_t idx[VT_MAX_RANK] = {0}, rem = begin;
@@ -120,50 +126,62 @@ static void resize_rows(void *arg, int64_t begin, int64_t end) {
   const char *src = j->x->data;
   char *dst = j->y->data;
   size_t es = j->es;
+  const axis_taps *la = &j->ax[r - 1];
+  /* the outer dims' tap combinations of one row: offsets and weight products */
+  int64_t ntot = 1;
+  for (int32_t d = 0; d < r - 1; d++) ntot *= j->ax[d].nt;
+  int64_t *coff = malloc((size_t)ntot * sizeof *coff);
+  double *cw = malloc((size_t)ntot * sizeof *cw);
+  if (!coff || !cw) {
+    atomic_store(&j->failed, 1);
+    free(coff);
+    free(cw);
+    return;
+  }
   for (int64_t row = begin; row < end; row++) {
-    /* taps of the outer dims, combined */
-    int64_t ntot = 1;
-    for (int32_t d = 0; d < r - 1; d++) ntot *= j->ax[d].nt;
     bool ext_row = false;
     for (int32_t d = 0; d < r - 1; d++) ext_row = ext_row || j->ax[d].extrap[idx[d]];
+    int64_t nc = 0;
+    for (int64_t c = 0; c < ntot; c++) {
+      int64_t cc = c, off = 0;
+      double w = 1;
+      for (int32_t d = r - 2; d >= 0; d--) {
+        const axis_taps *a = &j->ax[d];
+        int tj = (int)(cc % a->nt);
+        cc /= a->nt;
+        w *= a->w[idx[d] * a->nt + tj];
+        off += a->idx[idx[d] * a->nt + tj] * j->xs[d];
+      }
+      if (w == 0) continue;
+      coff[nc] = off;
+      cw[nc++] = w;
+    }
     for (int64_t o = 0; o < W; o++) {
       int64_t oe = row * W + o;
-      const axis_taps *la = &j->ax[r - 1];
       if (ext_row || la->extrap[o]) {
         vt_tk_store_f64(dst + (size_t)oe * es, j->y->dtype, j->extrap_val);
         continue;
       }
       if (j->copy_only) {
-        int64_t off = 0;
-        for (int32_t d = 0; d < r; d++) off += j->ax[d].idx[(d == r - 1 ? o : idx[d])] * j->xs[d];
-        memcpy(dst + (size_t)oe * es, src + (size_t)off * es, es);
+        memcpy(dst + (size_t)oe * es, src + (size_t)(coff[0] + la->idx[o]) * es, es);
         continue;
       }
       double acc = 0;
-      for (int64_t c = 0; c < ntot; c++) {
-        int64_t cc = c, off = 0;
-        double w = 1;
-        for (int32_t d = r - 2; d >= 0; d--) {
-          const axis_taps *a = &j->ax[d];
-          int tj = (int)(cc % a->nt);
-          cc /= a->nt;
-          w *= a->w[idx[d] * a->nt + tj];
-          off += a->idx[idx[d] * a->nt + tj] * j->xs[d];
-        }
-        if (w == 0) continue;
-        for (int tj = 0; tj < la->nt; tj++) {
-          double wl = la->w[o * la->nt + tj];
-          if (wl == 0) continue;
-          acc += w * wl * vt_tensor_get_f64(j->x, off + la->idx[o * la->nt + tj]);
-        }
-      }
-      vt_tk_store_f64(dst + (size_t)oe * es, j->y->dtype, acc);
+      const int64_t *li = la->idx + o * la->nt;
+      const double *lw = la->w + o * la->nt;
+      for (int64_t c = 0; c < nc; c++)
+        for (int tj = 0; tj < la->nt; tj++)
+          if (lw[tj] != 0) acc += cw[c] * lw[tj] * load_elem(j->x, coff[c] + li[tj]);
+      if (j->y->dtype == VT_F32) ((float *)dst)[oe] = (float)acc;
+      else vt_tk_store_f64(dst + (size_t)oe * es, j->y->dtype, acc);
     }
     for (int32_t d = r - 2; d >= 0; d--) {
       if (++idx[d] < j->y->dims[d]) break;
       idx[d] = 0;
     }
   }
+  free(coff);
+  free(cw);
 }
 
 static int run_resize(vt_kctx *k, bool upsample) {
@@ -262,6 +280,7 @@ static int run_resize(vt_kctx *k, bool upsample) {
     } else {
       int64_t rows = vt_tensor_numel(y) / y->dims[r - 1];
       vt_pool_for(vt_tensor_numel(y) >= VT_TK_PAR_MIN / 8 && rows > 1 ? k->pool : NULL, rows, resize_rows, &j);
+      if (atomic_load(&j.failed)) rc = vt_kernel_fail(k, "out of memory");
     }
   }
   for (int32_t d = 0; d < r; d++) {
@@ -386,5 +405,95 @@ int vt_kernel_Pad(vt_kctx *k) {
   }
   int64_t rows = n / y->dims[r - 1];
   vt_pool_for(n >= VT_TK_PAR_MIN && rows > 1 ? k->pool : NULL, rows, pad_rows, &p);
+  return VT_OK;
+}
+
+/* ---------- GridSample (4-D, opset 16; PyTorch grid_sample semantics) ------------------------ */
+enum { GP_ZEROS, GP_BORDER, GP_REFLECT };
+
+static double gs_unnorm(double c, int64_t size, bool ac) {
+  return ac ? (c + 1) / 2 * (double)(size - 1) : ((c + 1) * (double)size - 1) / 2;
+}
+
+static double gs_reflect(double in, double twice_low, double twice_high) {
+  if (twice_low == twice_high) return 0;
+  double mn = twice_low / 2, span = (twice_high - twice_low) / 2;
+  in = fabs(in - mn);
+  double extra = fmod(in, span);
+  int64_t flips = (int64_t)floor(in / span);
+  return flips % 2 == 0 ? extra + mn : span - extra + mn;
+}
+
+/* Applies the padding mode to a source coordinate (border / reflection fold it inside). */
+static double gs_pad(double x, int64_t size, int pad, bool ac) {
+  if (pad == GP_BORDER) return fmin((double)(size - 1), fmax(x, 0));
+  if (pad == GP_REFLECT) {
+    x = ac ? gs_reflect(x, 0, 2.0 * (double)(size - 1)) : gs_reflect(x, -1, 2.0 * (double)size - 1);
+    return fmin((double)(size - 1), fmax(x, 0));
+  }
+  return x;
+}
+
+typedef struct gsjob {
+  const vt_tensor *x, *grid;
+  vt_tensor *y;
+  int mode, pad;
+  bool ac;
+} gsjob;
+
+static double gs_at(const gsjob *j, int64_t base, int64_t iy, int64_t ix, int64_t H, int64_t W) {
+  if (iy < 0 || iy >= H || ix < 0 || ix >= W) return 0;
+  return vt_tensor_get_f64(j->x, base + iy * W + ix);
+}
+
+static void gs_run(void *arg, int64_t begin, int64_t end) {
+  const gsjob *j = arg;
+  int64_t C = j->x->dims[1], H = j->x->dims[2], W = j->x->dims[3];
+  int64_t Ho = j->y->dims[2], Wo = j->y->dims[3];
+  size_t es = vt_dtype_size(j->y->dtype);
+  for (int64_t p = begin; p < end; p++) {   /* p = (n, oy, ox) */
+    int64_t n = p / (Ho * Wo), rem = p % (Ho * Wo);
+    double gx = vt_tensor_get_f64(j->grid, p * 2), gy = vt_tensor_get_f64(j->grid, p * 2 + 1);
+    double x = gs_unnorm(gx, W, j->ac), y = gs_unnorm(gy, H, j->ac);
+    for (int64_t ch = 0; ch < C; ch++) {
+      int64_t base = (n * C + ch) * H * W;
+      double v = 0;
+      if (j->mode == M_NEAREST) {
+        double px = gs_pad(x, W, j->pad, j->ac), py = gs_pad(y, H, j->pad, j->ac);
+        v = gs_at(j, base, (int64_t)nearbyint(py), (int64_t)nearbyint(px), H, W);
+      } else if (j->mode == M_LINEAR) {
+        double px = gs_pad(x, W, j->pad, j->ac), py = gs_pad(y, H, j->pad, j->ac);
+        double x0 = floor(px), y0 = floor(py), tx = px - x0, ty = py - y0;
+        int64_t ix = (int64_t)x0, iy = (int64_t)y0;
+        v = gs_at(j, base, iy, ix, H, W) * (1 - tx) * (1 - ty) + gs_at(j, base, iy, ix + 1, H, W) * tx * (1 - ty) +
+            gs_at(j, base, iy + 1, ix, H, W) * (1 - tx) * ty + gs_at(j, base, iy + 1, ix + 1, H, W) * tx * ty;
+      } else {
+        double x0 = floor(x), y0 = floor(y), cx[4], cy[4];
+        cubic_coeffs(x - x0, -0.75, cx);
+        cubic_coeffs(y - y0, -0.75, cy);
+        for (int a = 0; a < 4; a++)
+          for (int b = 0; b < 4; b++) {
+            /* taps are folded by the padding mode, then zero outside */
+            double tyc = gs_pad(y0 - 1 + a, H, j->pad, j->ac), txc = gs_pad(x0 - 1 + b, W, j->pad, j->ac);
+            v += cy[a] * cx[b] * gs_at(j, base, (int64_t)tyc, (int64_t)txc, H, W);
+          }
+      }
+      int64_t oe = ((n * C + ch) * Ho) * Wo + rem;
+      vt_tk_store_f64((char *)j->y->data + (size_t)oe * es, j->y->dtype, v);
+    }
+  }
+}
+
+int vt_kernel_GridSample(vt_kctx *k) {
+  const vt_tensor *x = k->in[0], *grid = k->in[1];
+  vt_tensor *y = k->out[0];
+  if (x->dims[0] != grid->dims[0]) return vt_kernel_fail(k, "X and grid differ in batch size");
+  const char *ms = vt_attr_str(k->node, "mode", "bilinear"), *ps = vt_attr_str(k->node, "padding_mode", "zeros");
+  gsjob j = {.x = x, .grid = grid, .y = y, .ac = vt_attr_int(k->node, "align_corners", 0) != 0};
+  j.mode = !strcmp(ms, "nearest") ? M_NEAREST : (!strcmp(ms, "bicubic") || !strcmp(ms, "cubic")) ? M_CUBIC : M_LINEAR;
+  j.pad = !strcmp(ps, "border") ? GP_BORDER : !strcmp(ps, "reflection") ? GP_REFLECT : GP_ZEROS;
+  int64_t pts = y->dims[0] * y->dims[2] * y->dims[3];
+  if (pts > 0 && y->dims[1] > 0 && x->dims[2] > 0 && x->dims[3] > 0)
+    vt_pool_for(vt_tensor_numel(y) >= VT_TK_PAR_MIN / 8 ? k->pool : NULL, pts, gs_run, &j);
   return VT_OK;
 }

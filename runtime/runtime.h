@@ -49,6 +49,9 @@ void vt_interp_free(vt_interp *it);
 /* inputs[i] feeds g->inputs[i]; outputs[i] receives g->outputs[i] (allocated, owned by the
  * caller: free with vt_tensor_free). Checks dtypes, ranks and dims against the graph. */
 int vt_interp_run(vt_interp *it, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e);
+/* Checks a tensor against graph input i (dtype, rank, constant dims); symbolic dims are not
+ * cross-checked here (vt_interp_run does that). */
+int vt_interp_check_input(const vt_graph *g, int32_t i, const vt_tensor *t, vt_error *e);
 /* Runs a single node on concrete tensors (kernel tests use this). */
 int vt_run_node(const vt_graph *g, int32_t node, const vt_tensor *const *in, vt_tensor *const *out,
                 vt_pool *pool, vt_error *e);

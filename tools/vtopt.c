@@ -228,6 +228,12 @@ static int run_model(const opts *o, vt_graph *g, vt_error *e) {
     }
     vt_tensor_free(&inputs[found]);
     rc = vt_npy_read(o->in_files[k], &inputs[found], e);
+    if (rc == VT_OK && vt_interp_check_input(g, found, &inputs[found], e) != VT_OK) {
+      char msg[sizeof e->msg];
+      snprintf(msg, sizeof msg, "%s", e->msg);
+      vt_error_clear(e);
+      rc = vt_errorf(e, VT_ERR_MODEL, "%s: %s", o->in_files[k], msg);
+    }
   }
   for (int32_t i = 0; i < g->n_inputs && rc == VT_OK; i++) {
     if (inputs[i].data || inputs[i].rank > 0) continue;

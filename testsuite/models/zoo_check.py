@@ -47,6 +47,7 @@ def safe(name):
 
 
 def run_interp(a, ins, outdir):
+    os.makedirs(outdir, exist_ok=True)
     cmd = [a.vtopt, os.path.join(a.zoo, a.model + '.onnx'), '--run', '--output-dir', outdir]
     if a.threads:
         cmd += ['--threads', str(a.threads)]

@@ -127,7 +127,8 @@ def build(name, outdir, seed=0):
     perturb_norms(model, seed)
     img = cfg['img']
     x_export = randn((1, 3, img, img), seed + 1)
-    x_ref = randn((2, 3, img, img), seed + 2)
+    # tiny: batch 2 (differs from the export's 1: checks the dynamic batch); full: batch 1
+    x_ref = randn((2 if size == 'tiny' else 1, 3, img, img), seed + 2)
     n_tok = (img // cfg['patch']) ** 2 + 1
     flops = 2 * cfg['depth'] * n_tok * (12 * cfg['dim'] ** 2 + 2 * n_tok * cfg['dim'])
     return export(outdir, name, model, {'pixel_values': x_export}, {'pixel_values': x_ref},

@@ -68,6 +68,7 @@ CASE(test_missing_output, BAD("missing_output"), "graph output 'zz' is not defin
 CASE(test_string_init, BAD("string_init"), "initializer 's': string tensors are not supported")
 CASE(test_sequence_input, BAD("sequence_input"), "graph input 'x' has a sequence type")
 CASE(test_rank9_input, BAD("rank9_input"), "graph input 'x' has rank 9")
+CASE(test_no_shape_input, BAD("no_shape_input"), "graph input 'x' has no shape (unknown rank)")
 CASE(test_string_constant, BAD("string_constant"), "node 'n0' (Constant): string constants are not supported")
 CASE(test_dup_init, BAD("dup_init"), "initializer 'w' is defined twice")
 CASE(test_bad_dtype_init, BAD("bad_dtype_init"), "initializer 'w': unsupported data type 14")
@@ -285,6 +286,7 @@ int main(void) {
       cmocka_unit_test(test_string_init),
       cmocka_unit_test(test_sequence_input),
       cmocka_unit_test(test_rank9_input),
+      cmocka_unit_test(test_no_shape_input),
       cmocka_unit_test(test_string_constant),
       cmocka_unit_test(test_dup_init),
       cmocka_unit_test(test_bad_dtype_init),

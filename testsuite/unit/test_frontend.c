@@ -551,11 +551,13 @@ static void test_tensorproto(void **state) {
   vt_tensor_free(&t);
 }
 
-/* Every conformance model of the node tests either loads or fails with a clean message. */
+/* Every conformance model of the node tests either loads or fails with a clean message; every
+ * one that loads round-trips through the writer (same graph, and onnx.checker accepts it). */
 static void test_conformance_models_load(void **state) {
   (void)state;
   FILE *p = popen("ls -d /usr/include/onnx/backend/test/data/node/*/model.onnx", "r");
   assert_non_null(p);
+  assert_int_equal(system("mkdir -p '" FX "/conf'"), 0);
   char line[1024];
   int ok = 0, bad = 0;
   while (fgets(line, sizeof line, p)) {
@@ -566,6 +568,16 @@ static void test_conformance_models_load(void **state) {
     if (rc == VT_OK) {
       assert_non_null(g);
       ok++;
+      char out[1200];
+      const char *end = strrchr(line, '/'), *start = end;
+      while (start > line && start[-1] != '/') start--;
+      snprintf(out, sizeof out, FX "/conf/%.*s.onnx", (int)(end - start), start);
+      rc = vt_onnx_save(g, out, &e);
+      if (rc) fprintf(stderr, "%s\n", e.msg);
+      assert_int_equal(rc, VT_OK);
+      vt_graph *b = load_ok(out);
+      same_graph(g, b);
+      vt_graph_free(b);
     } else {
       assert_int_equal(rc, VT_ERR_MODEL);
       assert_null(g);
@@ -575,8 +587,11 @@ static void test_conformance_models_load(void **state) {
     vt_graph_free(g);
   }
   pclose(p);
-  fprintf(stderr, "conformance models: %d load, %d rejected\n", ok, bad);
+  fprintf(stderr, "conformance models: %d load and round-trip, %d rejected\n", ok, bad);
   assert_true(ok > 500);
+  assert_int_equal(system(PY " -c \"import glob, onnx, sys; fs = sorted(glob.glob('" FX "/conf/*.onnx')); "
+                          "[onnx.checker.check_model(f) for f in fs]; print(len(fs), 'checked')\""),
+                   0);
 }
 
 int main(void) {

@@ -38,6 +38,8 @@ static void test_dims_fold_and_hashcons(void **state) {
   assert_int_equal(vt_dim_div(g, vt_dim_mul(g, n196, 6), 6), n196);
   assert_int_equal(vt_dim_mul(g, n, 1), n);
   assert_int_equal(vt_dim_sub(g, vt_dim_add(g, n, 5), 5), n);
+  assert_int_equal(vt_dim_sub(g, vt_dim_add(g, t, 3), 1), vt_dim_add(g, t, 2));   /* (T+3)-1 = T+2 */
+  assert_int_equal(vt_dim_add(g, vt_dim_add(g, t, 3), 4), vt_dim_add(g, 7, t));
   char buf[64];
   assert_string_equal(vt_dim_str(g, n196, buf, sizeof buf), "(N*196)");
   int64_t bind[64];

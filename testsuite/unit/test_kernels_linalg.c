@@ -111,7 +111,7 @@ static void test_sgemm_direct(void **state) {
   (void)state;
   static const int64_t sz[][3] = {{1, 1, 1}, {7, 33, 1}, {33, 7, 197}, {197, 33, 7},
                                   {1, 1025, 33}, {1025, 1, 7}, {197, 197, 64}, {67, 130, 300},
-                                  {7, 1025, 197}};
+                                  {7, 1025, 197}, {257, 515, 520}};
   for (size_t s = 0; s < sizeof sz / sizeof sz[0]; s++) {
     int64_t M = sz[s][0], N = sz[s][1], K = sz[s][2];
     for (int tr = 0; tr < 4; tr++) {
@@ -242,6 +242,27 @@ static void test_matmul_int64(void **state) {
   vt_tensor_free(&a); vt_tensor_free(&b); vt_tensor_free(&y);
 }
 
+
+static void test_matmul_f16(void **state) {
+  (void)state;
+  vt_tensor a = {0}, b = {0}, y = {0};
+  assert_int_equal(vt_tensor_alloc(&a, VT_F16, 2, (int64_t[]){3, 5}, NULL), VT_OK);
+  assert_int_equal(vt_tensor_alloc(&b, VT_F16, 2, (int64_t[]){5, 4}, NULL), VT_OK);
+  for (int i = 0; i < 15; i++) ((uint16_t *)a.data)[i] = vt_f32_to_f16((float)(i % 7 - 3));
+  for (int i = 0; i < 20; i++) ((uint16_t *)b.data)[i] = vt_f32_to_f16((float)(i % 5 - 2));
+  const vt_tensor *ins[2] = {&a, &b};
+  vt_error err = {0};
+  if (run_op("MatMul", 2, ins, 1, &y, NULL, 0, &err)) fail_msg("%s", err.msg);
+  assert_int_equal(y.dtype, VT_F16);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 4; j++) {
+      float s = 0;
+      for (int k = 0; k < 5; k++) s += (float)((i * 5 + k) % 7 - 3) * (float)((k * 4 + j) % 5 - 2);
+      assert_true(vt_f16_to_f32(((uint16_t *)y.data)[i * 4 + j]) == s);
+    }
+  vt_tensor_free(&a); vt_tensor_free(&b); vt_tensor_free(&y);
+}
+
 /* ---------- Gemm --------------------------------------------------------------------------------- */
 static void test_gemm(void **state) {
   (void)state;
@@ -357,6 +378,8 @@ static void test_conv(void **state) {
   { cgeom g = {2, {3, 3}, {1, 2}, {1, 1}, {0, 1}, {1, 0}, 2}; check_conv(2, 2, 6, 4, (int64_t[]){8, 7}, &g, NULL, true); }
   { cgeom g = {2, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 8}; check_conv(2, 2, 8, 8, (int64_t[]){9, 9}, &g, NULL, true); }
   { cgeom g = {2, {3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, 4}; check_conv(2, 1, 4, 8, (int64_t[]){9, 10}, &g, NULL, true); }
+  { cgeom g = {2, {3, 5}, {1, 2}, {2, 3}, {2, 0}, {1, 4}, 6}; check_conv(2, 2, 6, 12, (int64_t[]){9, 17}, &g, NULL, true); }
+  { cgeom g = {2, {7, 7}, {1, 1}, {1, 1}, {3, 3}, {3, 3}, 5}; check_conv(2, 1, 5, 5, (int64_t[]){6, 11}, &g, NULL, false); }
   { cgeom g = {2, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}, 1}; check_conv(2, 2, 33, 7, (int64_t[]){5, 6}, &g, NULL, true); }
   { cgeom g = {2, {16, 16}, {16, 16}, {1, 1}, {0, 0}, {0, 0}, 1}; check_conv(2, 1, 3, 24, (int64_t[]){64, 48}, &g, NULL, true); }
   { cgeom g = {2, {3, 3}, {2, 2}, {1, 1}, {0, 0}, {0, 0}, 1}; check_conv(2, 1, 2, 3, (int64_t[]){7, 8}, &g, "SAME_UPPER", true); }
@@ -727,6 +750,7 @@ int main(void) {
       cmocka_unit_test(test_matmul_sizes),
       cmocka_unit_test(test_matmul_batch),
       cmocka_unit_test(test_matmul_int64),
+      cmocka_unit_test(test_matmul_f16),
       cmocka_unit_test(test_gemm),
       cmocka_unit_test(test_conv),
       cmocka_unit_test(test_conv_errors),

@@ -435,8 +435,35 @@ static void test_known_contents(void **state) {
   vt_graph_add_node(g, "eq", VT_OP_Equal, 2, in3, 1, &eq);
   vt_graph_add_output(g, q);
   vt_graph_add_output(g, eq);
+  /* float chain: Cast(f32) -> Mul(2.0) -> Floor -> Cast(i64) keeps the contents; Div by 2.0 of
+   * a symbol is not exact and drops them */
+  float *f2 = malloc(sizeof(float));
+  *f2 = 2.0f;
+  vt_graph_own(g, f2);
+  vt_tensor ft = {.dtype = VT_F32, .rank = 0, .data = f2};
+  int32_t cf = vt_graph_add_const(g, "f2", &ft);
+  int32_t sf = vt_graph_add_value(g, "sf", VT_UNDEFINED, -1, NULL);
+  int32_t mf = vt_graph_add_value(g, "mf", VT_UNDEFINED, -1, NULL);
+  int32_t df = vt_graph_add_value(g, "df", VT_UNDEFINED, -1, NULL);
+  int32_t ff = vt_graph_add_value(g, "ff", VT_UNDEFINED, -1, NULL);
+  int32_t mi = vt_graph_add_value(g, "mi", VT_UNDEFINED, -1, NULL);
+  int32_t n1 = vt_graph_add_node(g, "tof", VT_OP_Cast, 1, &s, 1, &sf);
+  vt_node_add_attr(g, n1, "to", VT_ATTR_INT)->i = VT_F32;
+  int32_t i4[2] = {sf, cf};
+  vt_graph_add_node(g, "mulf", VT_OP_Mul, 2, i4, 1, &mf);
+  vt_graph_add_node(g, "divf", VT_OP_Div, 2, i4, 1, &df);
+  vt_graph_add_node(g, "floor", VT_OP_Floor, 1, &mf, 1, &ff);
+  int32_t n2 = vt_graph_add_node(g, "toi", VT_OP_Cast, 1, &ff, 1, &mi);
+  vt_node_add_attr(g, n2, "to", VT_ATTR_INT)->i = VT_I64;
+  vt_graph_add_output(g, mi);
+  vt_graph_add_output(g, df);
   vt_error e = {0};
   assert_int_equal(vt_graph_infer(g, &e), VT_OK);
+  assert_int_equal(g->values[mi].dtype, VT_I64);
+  assert_int_equal(g->values[mi].nknown, 3);
+  assert_true(g->values[mi].known[0] == vt_dim_mul(g, N, 2));
+  assert_int_equal(g->values[mi].known[2], 1536);
+  assert_int_equal(g->values[df].nknown, 0);
   const vt_value *mv = &g->values[m], *qv = &g->values[q], *ev = &g->values[eq];
   assert_int_equal(mv->nknown, 3);
   assert_true(mv->known[0] == vt_dim_mul(g, N, 2));
@@ -495,6 +522,154 @@ static void test_threaded_large(void **state) {
   vt_pool_free(pool);
 }
 
+/* ---------- other dtypes --------------------------------------------------------------------- */
+static void test_int_and_half(void **state) {
+  (void)state;
+  vt_error e = {0};
+  /* int32 reductions go through int64 accumulators; results keep int32 */
+  int64_t d[2] = {2, 3};
+  vt_tensor x = {0}, y = {0};
+  assert_int_equal(vt_tensor_alloc(&x, VT_I32, 2, d, NULL), VT_OK);
+  int32_t xv[6] = {-7, 3, 100000, 4, -2, 50000};
+  memcpy(x.data, xv, sizeof xv);
+  const vt_tensor *ins[1] = {&x};
+  tattr ax[2] = {AINTS("axes", 1, 1), AI("keepdims", 0)};
+  assert_int_equal(run_op_v("ReduceMax", 13, 1, ins, 1, &y, ax, 2, NULL, &e), VT_OK);
+  assert_int_equal(y.dtype, VT_I32);
+  int32_t wmax[2] = {100000, 50000};
+  assert_memory_equal(y.data, wmax, sizeof wmax);
+  vt_tensor_free(&y);
+  assert_int_equal(run_op_v("ReduceProd", 13, 1, ins, 1, &y, ax, 2, NULL, &e), VT_OK);
+  int32_t wprod[2] = {-2100000, -400000};
+  assert_memory_equal(y.data, wprod, sizeof wprod);
+  vt_tensor_free(&y);
+  assert_int_equal(run_op("Neg", 1, ins, &y, NULL, 0, &e), VT_OK);
+  assert_int_equal(((int32_t *)y.data)[0], 7);
+  assert_int_equal(((int32_t *)y.data)[2], -100000);
+  vt_tensor_free(&y);
+  vt_tensor_free(&x);
+  /* f16 softmax computed in f32: [0, ln 3] -> [0.25, 0.75], exact in f16 */
+  int64_t hd[1] = {2};
+  vt_tensor h = {0};
+  assert_int_equal(vt_tensor_alloc(&h, VT_F16, 1, hd, NULL), VT_OK);
+  ((uint16_t *)h.data)[0] = vt_f32_to_f16(0.0f);
+  ((uint16_t *)h.data)[1] = vt_f32_to_f16(1.0986123f);
+  const vt_tensor *hins[1] = {&h};
+  assert_int_equal(run_op_v("Softmax", 13, 1, hins, 1, &y, NULL, 0, NULL, &e), VT_OK);
+  assert_int_equal(y.dtype, VT_F16);
+  assert_true(fabsf(vt_f16_to_f32(((uint16_t *)y.data)[0]) - 0.25f) < 1e-3f);
+  assert_true(fabsf(vt_f16_to_f32(((uint16_t *)y.data)[1]) - 0.75f) < 1e-3f);
+  vt_tensor_free(&y);
+  vt_tensor_free(&h);
+}
+
+/* ---------- randomised differential checks ---------------------------------------------------- */
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(uint32_t n) {
+  rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+  return (uint32_t)(rng % n);
+}
+
+/* Naive offset of output multi-index `ix` in an input of shape (r, d) right-aligned to rank R. */
+static int64_t naive_off(int R, const int64_t *ix, int r, const int64_t *d) {
+  int64_t off = 0;
+  for (int k = 0; k < r; k++) {
+    int64_t i = ix[R - r + k];
+    off = off * d[k] + (d[k] == 1 ? 0 : i);
+  }
+  return off;
+}
+
+static void test_random_broadcast(void **state) {
+  (void)state;
+  vt_pool *pool = vt_pool_new(2);
+  for (int iter = 0; iter < 60; iter++) {
+    int R = 1 + (int)rnd(4);
+    int64_t od[4];
+    int64_t big = iter % 6 == 0 ? 40 : 6;   /* some cases above VT_PAR_MIN */
+    for (int k = 0; k < R; k++) od[k] = 1 + rnd((uint32_t)big);
+    int ra = 1 + (int)rnd((uint32_t)R), rb = 1 + (int)rnd((uint32_t)R);
+    if (ra < R && rb < R) ra = R;   /* the output has rank max(ra, rb) = R */
+    int64_t ad[4], bd[4];
+    for (int k = 0; k < ra; k++) ad[k] = rnd(3) == 0 ? 1 : od[R - ra + k];
+    for (int k = 0; k < rb; k++) bd[k] = rnd(3) == 0 ? 1 : od[R - rb + k];
+    /* the output must still be od: force full dims where neither input covers it */
+    for (int k = 0; k < R; k++) {
+      bool ca = k >= R - ra && ad[k - (R - ra)] == od[k], cb = k >= R - rb && bd[k - (R - rb)] == od[k];
+      if (!ca && !cb) {
+        if (k >= R - ra) ad[k - (R - ra)] = od[k];
+        else if (k >= R - rb) bd[k - (R - rb)] = od[k];
+        else od[k] = 1;
+      }
+    }
+    vt_tensor a = {0}, b = {0}, y = {0};
+    assert_int_equal(vt_tensor_alloc(&a, VT_F32, ra, ad, NULL), VT_OK);
+    assert_int_equal(vt_tensor_alloc(&b, VT_F32, rb, bd, NULL), VT_OK);
+    for (int64_t i = 0; i < vt_tensor_numel(&a); i++) ((float *)a.data)[i] = (float)rnd(1000);
+    for (int64_t i = 0; i < vt_tensor_numel(&b); i++) ((float *)b.data)[i] = (float)rnd(1000) * 0.5f;
+    const vt_tensor *ins[2] = {&a, &b};
+    vt_error e = {0};
+    if (run_op_v("Sub", 17, 2, ins, 1, &y, NULL, 0, pool, &e) != VT_OK) fail_msg("%s", e.msg);
+    assert_int_equal(y.rank, R);
+    int64_t n = vt_tensor_numel(&y), ix[4];
+    for (int64_t i = 0; i < n; i++) {
+      int64_t rem = i;
+      for (int k = R - 1; k >= 0; k--) { ix[k] = rem % od[k]; rem /= od[k]; }
+      float want = ((float *)a.data)[naive_off(R, ix, ra, ad)] - ((float *)b.data)[naive_off(R, ix, rb, bd)];
+      if (((float *)y.data)[i] != want) fail_msg("iter %d element %lld: got %g want %g", iter, (long long)i, ((float *)y.data)[i], want);
+    }
+    vt_tensor_free(&a);
+    vt_tensor_free(&b);
+    vt_tensor_free(&y);
+  }
+  vt_pool_free(pool);
+}
+
+static void test_random_reduce(void **state) {
+  (void)state;
+  vt_pool *pool = vt_pool_new(2);
+  static const char *ops[4] = {"ReduceSum", "ReduceMax", "ReduceL1", "ReduceProd"};
+  for (int iter = 0; iter < 60; iter++) {
+    int R = 1 + (int)rnd(4);
+    int64_t d[4];
+    for (int k = 0; k < R; k++) d[k] = 1 + rnd(iter % 5 == 0 ? 30 : 5);
+    vt_tensor x = {0}, y = {0};
+    assert_int_equal(vt_tensor_alloc(&x, VT_F32, R, d, NULL), VT_OK);
+    int64_t n = vt_tensor_numel(&x);
+    for (int64_t i = 0; i < n; i++) ((float *)x.data)[i] = ((float)rnd(200) - 100) / 64.0f;
+    bool mask[4] = {false};
+    tattr at[2] = {AINTS("axes", 0), AI("keepdims", 1)};
+    for (int k = 0; k < R; k++)
+      if (rnd(2)) { mask[k] = true; at[0].ints[at[0].n++] = k; }
+    if (at[0].n == 0) for (int k = 0; k < R; k++) mask[k] = true;   /* no axes: all */
+    int op = (int)rnd(4);
+    const vt_tensor *ins[1] = {&x};
+    vt_error e = {0};
+    if (run_op_v(ops[op], 11, 1, ins, 1, &y, at, at[0].n ? 2 : 1, pool, &e) != VT_OK) fail_msg("%s", e.msg);
+    /* naive: accumulate in double by output index */
+    int64_t on = vt_tensor_numel(&y);
+    double *acc = calloc((size_t)on, sizeof(double));
+    for (int64_t o = 0; o < on; o++) acc[o] = op == 1 ? -INFINITY : op == 3 ? 1 : 0;
+    for (int64_t i = 0; i < n; i++) {
+      int64_t rem = i, ix[4], o = 0;
+      for (int k = R - 1; k >= 0; k--) { ix[k] = rem % d[k]; rem /= d[k]; }
+      for (int k = 0; k < R; k++) o = o * (mask[k] ? 1 : d[k]) + (mask[k] ? 0 : ix[k]);
+      double v = ((float *)x.data)[i];
+      if (op == 0) acc[o] += v;
+      else if (op == 1) acc[o] = v > acc[o] ? v : acc[o];
+      else if (op == 2) acc[o] += fabs(v);
+      else acc[o] *= v;
+    }
+    for (int64_t o = 0; o < on; o++)
+      if (!(fabs(((float *)y.data)[o] - acc[o]) <= 1e-4 * (1 + fabs(acc[o]))))
+        fail_msg("iter %d %s output %lld: got %g want %g", iter, ops[op], (long long)o, ((float *)y.data)[o], acc[o]);
+    free(acc);
+    vt_tensor_free(&x);
+    vt_tensor_free(&y);
+  }
+  vt_pool_free(pool);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bcast_collapse),    cmocka_unit_test(test_add_broadcast),
@@ -502,6 +677,8 @@ int main(void) {
       cmocka_unit_test(test_cast),              cmocka_unit_test(test_reduce),
       cmocka_unit_test(test_softmax_opsets),    cmocka_unit_test(test_layernorm),
       cmocka_unit_test(test_known_contents),    cmocka_unit_test(test_threaded_large),
+      cmocka_unit_test(test_random_broadcast),  cmocka_unit_test(test_random_reduce),
+      cmocka_unit_test(test_int_and_half),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,6 +201,41 @@ static void test_symbolic_reshape_chain(void **state) {
   vt_graph_free(g);
 }
 
+/* torch's F.pad export: pads reshaped to [3,2], rows reversed by Slice(step -1), transposed and
+ * flattened; known contents (with a symbol in them) must follow n-D Slice and Transpose. */
+static void test_known_nd(void **state) {
+  (void)state;
+  vt_graph *g = vt_graph_new("pads.onnx");
+  set_opset(g, 13);
+  vt_dim T = vt_dim_named(g, "T");
+  vt_dim xd[1] = {T};
+  int32_t x = vt_graph_add_value(g, "x", VT_F32, 1, xd);
+  vt_graph_add_input(g, x);
+  int64_t one = 1, two = 2, five = 5;
+  int32_t shp = node1(g, "Shape", 1, &x, "shape");                                  /* [T] */
+  int32_t rest = add_const_i64(g, "rest", 1, &five, (int64_t[]){2, 0, 3, 0, 0});
+  int32_t cat = node1(g, "Concat", 2, (int32_t[]){shp, rest}, "cat");              /* T 2 0 3 0 0 */
+  int32_t s32 = add_const_i64(g, "s32", 1, &two, (int64_t[]){3, 2});
+  int32_t rs = node1(g, "Reshape", 2, (int32_t[]){cat, s32}, "rs");
+  int32_t st = add_const_i64(g, "st", 1, &one, (int64_t[]){-1});
+  int32_t en = add_const_i64(g, "en", 1, &one, (int64_t[]){INT64_MIN});
+  int32_t ax = add_const_i64(g, "ax", 1, &one, (int64_t[]){0});
+  int32_t sp = add_const_i64(g, "sp", 1, &one, (int64_t[]){-1});
+  int32_t sl = node1(g, "Slice", 5, (int32_t[]){rs, st, en, ax, sp}, "sl");        /* [[0,0],[0,3],[T,2]] */
+  int32_t tr = node1(g, "Transpose", 1, &sl, "tr");                                /* [[0,0,T],[0,3,2]] */
+  vt_graph_add_output(g, tr);
+  vt_error err = {0};
+  if (vt_graph_infer(g, &err)) fail_msg("%s", err.msg);
+  const vt_value *v = &g->values[tr];
+  assert_int_equal(v->rank, 2);
+  assert_int_equal(v->dims[0], 2);
+  assert_int_equal(v->dims[1], 3);
+  assert_int_equal(v->nknown, 6);
+  vt_dim want[6] = {0, 0, T, 0, 3, 2};
+  for (int i = 0; i < 6; i++) assert_true(v->known[i] == want[i]);
+  vt_graph_free(g);
+}
+
 /* Graph-level inference with shape inputs that are graph inputs: ranks are known, dims fresh. */
 static void test_unknown_shape_inputs(void **state) {
   (void)state;
@@ -502,6 +537,41 @@ static void test_nonzero_trilu(void **state) {
   vt_tensor_free(&x); vt_tensor_free(&y); vt_tensor_free(&k);
 }
 
+/* Bad parameters fail with a message naming the problem (never a crash). */
+static void test_bad_params(void **state) {
+  (void)state;
+  vt_tensor x = tf32(2, (int64_t[]){3, 4}, NULL);
+  vt_tensor out[2] = {{0}};
+  vt_error err = {0};
+  tattr perm[1] = {AINTS("perm", 2, 0, 0)};
+  assert_int_not_equal(run_op("Transpose", 13, 1, (const vt_tensor *[]){&x}, 1, out, perm, 1, &err), VT_OK);
+  assert_non_null(strstr(err.msg, "permutation"));
+  vt_tensor two_neg = ti64(1, (int64_t[]){2}, (int64_t[]){-1, -1});
+  assert_int_not_equal(run_op("Reshape", 14, 2, (const vt_tensor *[]){&x, &two_neg}, 1, out, NULL, 0, &err), VT_OK);
+  assert_non_null(strstr(err.msg, "more than one -1"));
+  vt_tensor ax = ti64(1, (int64_t[]){1}, (int64_t[]){0});
+  assert_int_not_equal(run_op("Squeeze", 13, 2, (const vt_tensor *[]){&x, &ax}, 1, out, NULL, 0, &err), VT_OK);
+  assert_non_null(strstr(err.msg, "cannot squeeze"));
+  vt_tensor z = ti64(1, (int64_t[]){1}, (int64_t[]){0});
+  assert_int_not_equal(run_op("Slice", 13, 5, (const vt_tensor *[]){&x, &z, &z, &z, &z}, 1, out, NULL, 0, &err), VT_OK);
+  assert_non_null(strstr(err.msg, "step is 0"));
+  /* huge steps and pads do not overflow */
+  vt_tensor big = ti64(1, (int64_t[]){1}, (int64_t[]){INT64_MIN});
+  vt_tensor st = ti64(1, (int64_t[]){1}, (int64_t[]){-1});
+  vt_tensor en = ti64(1, (int64_t[]){1}, (int64_t[]){INT64_MIN});
+  if (run_op("Slice", 13, 5, (const vt_tensor *[]){&x, &st, &en, &z, &big}, 1, out, NULL, 0, &err)) fail_msg("%s", err.msg);
+  expect_dims(&out[0], 2, (int64_t[]){1, 4});
+  assert_memory_equal(out[0].data, (float *)x.data + 8, 4 * sizeof(float));
+  vt_tensor_free(&out[0]);
+  vt_tensor pads = ti64(1, (int64_t[]){4}, (int64_t[]){INT64_MAX, 0, 0, 0});
+  assert_int_not_equal(run_op("Pad", 13, 2, (const vt_tensor *[]){&x, &pads}, 1, out, NULL, 0, &err), VT_OK);
+  vt_tensor kk = ti64(1, (int64_t[]){1}, (int64_t[]){5});
+  assert_int_not_equal(run_op("TopK", 11, 2, (const vt_tensor *[]){&x, &kk}, 2, out, NULL, 0, &err), VT_OK);
+  assert_non_null(strstr(err.msg, "larger than"));
+  vt_tensor_free(&x); vt_tensor_free(&two_neg); vt_tensor_free(&ax); vt_tensor_free(&z); vt_tensor_free(&big);
+  vt_tensor_free(&st); vt_tensor_free(&en); vt_tensor_free(&pads); vt_tensor_free(&kk);
+}
+
 static int setup(void **state) {
   (void)state;
   pool2 = vt_pool_new(2);
@@ -517,6 +587,7 @@ static int teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_symbolic_reshape_chain),
+      cmocka_unit_test(test_known_nd),
       cmocka_unit_test(test_unknown_shape_inputs),
       cmocka_unit_test(test_reshape_errors),
       cmocka_unit_test(test_transpose),
@@ -529,6 +600,7 @@ int main(void) {
       cmocka_unit_test(test_topk),
       cmocka_unit_test(test_resize),
       cmocka_unit_test(test_nonzero_trilu),
+      cmocka_unit_test(test_bad_params),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

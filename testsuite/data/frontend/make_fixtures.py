@@ -203,6 +203,7 @@ def bad_models():
                              [helper.make_tensor("s", TensorProto.STRING, [1], [b"hello"])])
     seq_in = helper.make_tensor_sequence_value_info("x", TensorProto.FLOAT, [2])
     b["sequence_input"] = model([relu("x", "y")], [seq_in], Y)
+    b["no_shape_input"] = model([relu("x", "y")], [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)], Y)
     b["rank9_input"] = model([relu("x", "y")], [vi("x", TensorProto.FLOAT, [1] * 9)], Y)
     b["string_constant"] = model([helper.make_node("Constant", [], ["c"], name="n0", value_string="hi"),
                                   relu("x", "y", "n1")], X, Y)

@@ -1,0 +1,1522 @@
+/* codegen.c — lowering of a prepared graph (static shapes) to LLVM IR, specialisation with the
+ * bitcode kernel library, and in-process execution through the ORC LLJIT.
+ *
+ * Lowering groups nodes into kernels, in node order:
+ *   GEMM      MatMul / Gemm with float32 A and a constant 2-D B (packed at compile time into the
+ *             micro-kernel's panel layout and embedded as a constant global), plus a fused
+ *             epilogue: following float32 elementwise nodes on its output;
+ *   ELEMENTWISE  a fused loop over a chain (DAG) of float32 elementwise nodes of one shape whose
+ *             other inputs are full-shape, last-axis broadcasts or scalars;
+ *   COPY      Reshape / Flatten / Squeeze / Unsqueeze / Identity (a memcpy);
+ *   FALLBACK  anything else: the generated entry calls back into the host, which runs the
+ *             interpreter's reference kernel on the node (vt_run_node).
+ * A group runs at the position of its first node; nodes join a group only when all their inputs
+ * not produced inside it are available before that position, so node order stays valid.
+ *
+ * Memory: every value that crosses a group boundary gets a slot in one arena laid out at compile
+ * time by liveness (first fit, biggest first); graph inputs, constants and outputs use the
+ * caller's / the graph's memory. The generated code reads all buffer addresses from one pointer
+ * table (bufs[value index]), so the same code runs on any arena. */
+#include "codegen.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Linker.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "cg_layout.h"
+
+extern const unsigned char vt_cg_kernels_bc[];
+extern const size_t vt_cg_kernels_bc_len;
+
+/* ---------- lowering data ------------------------------------------------------------------ */
+enum { G_GEMM, G_EW, G_COPY, G_FALLBACK };
+enum { A_STEP, A_PRIMARY, A_CONSTF, A_VAL };     /* argument sources */
+/* how an external operand is indexed: FULL [flat], LAST [col], SCALAR [0], ROW [row] (shape
+ * [..., 1]), TAIL [(row % period) * cols + col] (it matches the group's trailing dims, e.g. a
+ * position embedding [1, T, C] added to [B, T, C]) */
+enum { BC_FULL, BC_LAST, BC_SCALAR, BC_ROW, BC_TAIL };
+enum { E_ADD, E_SUB, E_MUL, E_DIV, E_RELU, E_NEG, E_ABS, E_SQRT, E_RECIP, E_EXP, E_ERF, E_TANH,
+       E_SIGMOID, E_SQUARE, E_CUBE, E_ID, E_LEAKY, E_CLIP, E_HSIG, E_HSWISH, E_GELU, E_GELU_TANH };
+static const char *const ew_names[] = {"add", "sub", "mul", "div", "relu", "neg", "abs", "sqrt",
+                                       "recip", "exp", "erf", "tanh", "sigmoid", "square", "cube",
+                                       "id", "leakyrelu", "clip", "hardsigmoid", "hardswish",
+                                       "gelu", "gelu_tanh"};
+
+typedef struct cg_arg {
+  int kind, bc;
+  int32_t idx;       /* step index (A_STEP) or value index (A_VAL) */
+  int32_t blob;      /* A_VAL of a constant: index into blobs (a module global), else -1 */
+  int64_t period;    /* BC_TAIL: rows after which the operand repeats */
+  float c;           /* A_CONSTF */
+} cg_arg;
+
+typedef struct cg_step {
+  int op, nargs;
+  cg_arg a[2];
+  float f0, f1;
+  int32_t node;      /* graph node (-1: synthetic, e.g. Gemm's bias) */
+  int32_t out;       /* value written (-1: synthetic) */
+  bool store;        /* the value is needed outside the group */
+} cg_step;
+
+typedef struct cg_group {
+  int kind;
+  int32_t seed;                /* first node */
+  int32_t *nodes; int n_nodes, cap_nodes;
+  cg_step *steps; int n_steps, cap_steps;
+  int32_t rank; int64_t dims[VT_MAX_RANK];   /* group shape */
+  int64_t rows, cols, total;
+  int32_t out;                 /* GEMM: the value holding C; COPY: destination */
+  int32_t src;                 /* GEMM: A; COPY: source */
+  int64_t M, N, K;
+  int32_t wblob;               /* GEMM: packed B blob */
+  int32_t *slots; int n_slots; /* non-constant values whose pointers a kernel body takes */
+  char why[200];               /* FALLBACK: the reason */
+} cg_group;
+
+typedef struct cg_blob { const void *data; size_t nbytes; void *owned; } cg_blob;
+
+typedef struct cg {
+  const vt_graph *g;
+  vt_error *e;
+  int32_t *uoff, *ulist;       /* users of each value (CSR over node indices) */
+  bool *is_out;                /* per value: graph output */
+  int32_t *node_group;
+  int32_t *val_step;           /* per value: producing step in its group, -2 GEMM primary, -1 */
+  cg_group *groups; int n_groups, cap_groups;
+  cg_blob *blobs; int n_blobs, cap_blobs;
+  /* LLVM */
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  LLVMTypeRef t_i64, t_i32, t_f32, t_ptr, t_void, t_i1;
+  LLVMValueRef f_gemm, f_exp, f_erf, f_tanh, f_sigmoid, f_par, f_node, f_sqrt, f_fabs;
+  LLVMTypeRef ft_gemm, ft_f1, ft_par, ft_node, ft_kern, ft_epi;
+  LLVMValueRef *blob_globals;
+  /* one specialised GEMM core per distinct (M, N, K): kernels of the same shape share it */
+  struct { int64_t M, N, K; LLVMValueRef fn; } *cores;
+  int n_cores;
+  LLVMTypeRef ft_core;
+} cg;
+
+struct vt_jit {
+  const vt_graph *g;
+  vt_pool *pool;
+  LLVMOrcLLJITRef lljit;
+  int32_t (*entry)(void **bufs, void *rt);
+  void **bufs;
+  void *arena;
+  vt_error *err;               /* during a run */
+  vt_jit_stats st;
+};
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* ---------- small helpers ------------------------------------------------------------------ */
+static bool val_static(const vt_value *v) {
+  if (v->rank < 0) return false;
+  for (int32_t d = 0; d < v->rank; d++)
+    if (!vt_dim_is_const(v->dims[d])) return false;
+  return true;
+}
+
+static int64_t val_numel(const vt_value *v) {
+  int64_t d[VT_MAX_RANK];
+  for (int32_t i = 0; i < v->rank; i++) d[i] = v->dims[i];
+  return vt_shape_numel(v->rank, d);
+}
+
+static bool is_const(const vt_graph *g, int32_t v) {
+  return v >= 0 && (g->values[v].flags & VT_VAL_CONST) && g->values[v].cdata;
+}
+
+static int add_blob(cg *c, const void *data, size_t nbytes, void *owned) {
+  if (!owned)   /* graph constants are embedded once however often they are read */
+    for (int i = 0; i < c->n_blobs; i++)
+      if (c->blobs[i].data == data && c->blobs[i].nbytes == nbytes) return i;
+  if (c->n_blobs == c->cap_blobs) {
+    int nc = c->cap_blobs ? 2 * c->cap_blobs : 16;
+    cg_blob *nb = realloc(c->blobs, (size_t)nc * sizeof *nb);
+    if (!nb) { free(owned); return -1; }
+    c->blobs = nb;
+    c->cap_blobs = nc;
+  }
+  c->blobs[c->n_blobs] = (cg_blob){data, nbytes, owned};
+  return c->n_blobs++;
+}
+
+static cg_group *new_group(cg *c, int kind, int32_t seed) {
+  if (c->n_groups == c->cap_groups) {
+    int nc = c->cap_groups ? 2 * c->cap_groups : 64;
+    cg_group *ng = realloc(c->groups, (size_t)nc * sizeof *ng);
+    if (!ng) return NULL;
+    c->groups = ng;
+    c->cap_groups = nc;
+  }
+  cg_group *G = &c->groups[c->n_groups++];
+  memset(G, 0, sizeof *G);
+  G->kind = kind;
+  G->seed = seed;
+  G->out = G->src = G->wblob = -1;
+  return G;
+}
+
+static int group_add_node(cg *c, int gi, int32_t node) {
+  cg_group *G = &c->groups[gi];
+  if (G->n_nodes == G->cap_nodes) {
+    int nc = G->cap_nodes ? 2 * G->cap_nodes : 8;
+    int32_t *nn = realloc(G->nodes, (size_t)nc * sizeof *nn);
+    if (!nn) return -1;
+    G->nodes = nn;
+    G->cap_nodes = nc;
+  }
+  G->nodes[G->n_nodes++] = node;
+  c->node_group[node] = gi;
+  return 0;
+}
+
+static int group_add_step(cg_group *G, const cg_step *s) {
+  if (G->n_steps == G->cap_steps) {
+    int nc = G->cap_steps ? 2 * G->cap_steps : 8;
+    cg_step *ns = realloc(G->steps, (size_t)nc * sizeof *ns);
+    if (!ns) return -1;
+    G->steps = ns;
+    G->cap_steps = nc;
+  }
+  G->steps[G->n_steps++] = *s;
+  return 0;
+}
+
+/* Shape of value v compared with the group shape: a BC_ kind, or -1 (*period for BC_TAIL). */
+static int bcast_kind(const cg_group *G, const vt_value *v, int64_t *period) {
+  int64_t n = val_numel(v);
+  if (n == 1) return BC_SCALAR;
+  int32_t r = 0;
+  while (r < v->rank && v->dims[r] == 1) r++;   /* strip leading ones */
+  int32_t gr = 0;
+  while (gr < G->rank && G->dims[gr] == 1) gr++;
+  if (v->rank - r == G->rank - gr) {
+    bool same = true;
+    for (int32_t i = 0; r + i < v->rank; i++)
+      if (v->dims[r + i] != G->dims[gr + i]) same = false;
+    if (same) return BC_FULL;
+  }
+  if (v->rank - r == 1 && G->rank >= 1 && v->dims[v->rank - 1] == G->dims[G->rank - 1]) return BC_LAST;
+  /* one value per row ([..., 1] against [..., cols]); shape inference already checked that v
+   * broadcasts to the group shape, so equal counts mean equal leading dims */
+  if (v->rank >= 1 && v->dims[v->rank - 1] == 1 && n == G->rows && G->cols != 1) return BC_ROW;
+  int32_t vr = v->rank - r;
+  if (vr >= 2 && vr <= G->rank && G->cols > 0) {
+    bool tail = true;
+    for (int32_t i = 1; i <= vr; i++)
+      if (v->dims[v->rank - i] != G->dims[G->rank - i]) tail = false;
+    if (tail) {
+      *period = n / G->cols;
+      return BC_TAIL;
+    }
+  }
+  return -1;
+}
+
+static float const_scalar(const vt_graph *g, int32_t v) {
+  return (float)vt_tensor_get_f64(g->values[v].cdata, 0);
+}
+
+/* Resolves input value v of a node joining group gi; false if it cannot be an operand. */
+static bool resolve_arg(cg *c, int gi, int32_t v, cg_arg *a) {
+  const vt_graph *g = c->g;
+  cg_group *G = &c->groups[gi];
+  memset(a, 0, sizeof *a);
+  a->blob = -1;
+  if (v < 0) return false;
+  const vt_value *val = &g->values[v];
+  if (val->dtype != VT_F32 || !val_static(val)) return false;
+  int32_t p = val->producer;
+  if (p >= 0 && c->node_group[p] == gi) {
+    if (c->val_step[v] == -2) { a->kind = A_PRIMARY; return true; }
+    if (c->val_step[v] >= 0) { a->kind = A_STEP; a->idx = c->val_step[v]; return true; }
+    return false;
+  }
+  if (p >= G->seed) return false;                /* not yet computed when the group runs */
+  int64_t period = 0;
+  int bc = bcast_kind(G, val, &period);
+  if (bc < 0) return false;
+  a->period = period;
+  if (is_const(g, v)) {
+    if (bc == BC_SCALAR) { a->kind = A_CONSTF; a->c = const_scalar(g, v); return true; }
+    const vt_tensor *t = val->cdata;
+    if (t->dtype != VT_F32 || !t->data) return false;
+    a->blob = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
+    if (a->blob < 0) return false;
+  }
+  a->kind = A_VAL;
+  a->bc = bc;
+  a->idx = v;
+  return true;
+}
+
+/* Builds the step for elementwise node ni joining group gi. Returns false if not supported. */
+static bool ew_step(cg *c, int gi, int32_t ni, cg_step *s) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  cg_group *G = &c->groups[gi];
+  memset(s, 0, sizeof *s);
+  s->node = ni;
+  if (n->n_out != 1 || n->out[0] < 0) return false;
+  const vt_value *ov = &g->values[n->out[0]];
+  if (ov->dtype != VT_F32 || !val_static(ov) || ov->rank != G->rank) return false;
+  for (int32_t d = 0; d < ov->rank; d++)
+    if (ov->dims[d] != G->dims[d]) return false;
+  s->out = n->out[0];
+  int nargs = 1;
+  switch (n->op) {
+  case VT_OP_Add: s->op = E_ADD; nargs = 2; break;
+  case VT_OP_Sub: s->op = E_SUB; nargs = 2; break;
+  case VT_OP_Mul: s->op = E_MUL; nargs = 2; break;
+  case VT_OP_Div: s->op = E_DIV; nargs = 2; break;
+  case VT_OP_Relu: s->op = E_RELU; break;
+  case VT_OP_Neg: s->op = E_NEG; break;
+  case VT_OP_Abs: s->op = E_ABS; break;
+  case VT_OP_Sqrt: s->op = E_SQRT; break;
+  case VT_OP_Reciprocal: s->op = E_RECIP; break;
+  case VT_OP_Exp: s->op = E_EXP; break;
+  case VT_OP_Erf: s->op = E_ERF; break;
+  case VT_OP_Tanh: s->op = E_TANH; break;
+  case VT_OP_Sigmoid: s->op = E_SIGMOID; break;
+  case VT_OP_HardSwish: s->op = E_HSWISH; break;
+  case VT_OP_LeakyRelu: s->op = E_LEAKY; s->f0 = vt_attr_float(n, "alpha", 0.01f); break;
+  case VT_OP_HardSigmoid:
+    s->op = E_HSIG;
+    s->f0 = vt_attr_float(n, "alpha", 0.2f);
+    s->f1 = vt_attr_float(n, "beta", 0.5f);
+    break;
+  case VT_OP_Gelu: {
+    const char *ap = vt_attr_str(n, "approximate", "none");
+    if (!strcmp(ap, "none")) s->op = E_GELU;
+    else if (!strcmp(ap, "tanh")) s->op = E_GELU_TANH;
+    else return false;
+    break;
+  }
+  case VT_OP_Pow: {
+    if (n->n_in != 2 || !is_const(g, n->in[1]) || val_numel(&g->values[n->in[1]]) != 1) return false;
+    float y = const_scalar(g, n->in[1]);
+    if (y == 1.0f) s->op = E_ID;
+    else if (y == 2.0f) s->op = E_SQUARE;
+    else if (y == 3.0f) s->op = E_CUBE;
+    else if (y == 0.5f) s->op = E_SQRT;
+    else if (y == -1.0f) s->op = E_RECIP;
+    else return false;
+    break;
+  }
+  case VT_OP_Clip: {
+    s->op = E_CLIP;
+    s->f0 = vt_attr_float(n, "min", -FLT_MAX);
+    s->f1 = vt_attr_float(n, "max", FLT_MAX);
+    for (int k = 1; k < n->n_in && k < 3; k++) {
+      if (n->in[k] < 0) continue;
+      if (!is_const(g, n->in[k]) || val_numel(&g->values[n->in[k]]) != 1) return false;
+      if (k == 1) s->f0 = const_scalar(g, n->in[k]);
+      else s->f1 = const_scalar(g, n->in[k]);
+    }
+    break;
+  }
+  default:
+    return false;
+  }
+  if (n->n_in < nargs) return false;
+  if (n->op != VT_OP_Pow && n->op != VT_OP_Clip && n->n_in != nargs) return false;
+  s->nargs = nargs;
+  int mark = c->n_blobs;
+  for (int k = 0; k < nargs; k++)
+    if (!resolve_arg(c, gi, n->in[k], &s->a[k])) {
+      for (int b = mark; b < c->n_blobs; b++) free(c->blobs[b].owned);
+      c->n_blobs = mark;
+      return false;
+    }
+  /* a node with no operand from inside the group belongs to another group (unless it seeds) */
+  return true;
+}
+
+/* Considers user node un of a group value (or of one of its external operands) for group gi;
+ * keeps the earliest eligible one in *best. */
+static void consider(cg *c, int gi, int32_t un, int32_t *best) {
+  const cg_group *G = &c->groups[gi];
+  if (c->node_group[un] >= 0 || un <= G->seed || (*best >= 0 && un >= *best)) return;
+  if (!(vt_ops[c->g->nodes[un].op].flags & VT_OPF_ELEMENTWISE)) return;
+  cg_step s;
+  int mark = c->n_blobs;
+  if (ew_step(c, gi, un, &s)) *best = un;
+  for (int b = mark; b < c->n_blobs; b++) free(c->blobs[b].owned);
+  c->n_blobs = mark;
+}
+
+/* Grows group gi (at most 64 steps) with elementwise nodes of the group's shape that read group
+ * values, or that read the group's non-constant external operands (siblings: one loop computes
+ * both). The earliest eligible node joins first, so steps stay in node order. */
+static int grow_group(cg *c, int gi) {
+  const vt_graph *g = c->g;
+  for (;;) {
+    cg_group *G = &c->groups[gi];
+    if (G->n_steps >= 64) break;
+    int32_t best = -1;
+    for (int m = 0; m < G->n_nodes; m++) {
+      const vt_node *n = &g->nodes[G->nodes[m]];
+      for (int32_t o = 0; o < n->n_out; o++) {
+        int32_t v = n->out[o];
+        if (v < 0) continue;
+        for (int32_t u = c->uoff[v]; u < c->uoff[v + 1]; u++) consider(c, gi, c->ulist[u], &best);
+      }
+    }
+    for (int st = 0; st < G->n_steps; st++)
+      for (int k = 0; k < G->steps[st].nargs; k++) {
+        const cg_arg *a = &G->steps[st].a[k];
+        if (a->kind != A_VAL || a->blob >= 0) continue;
+        for (int32_t u = c->uoff[a->idx]; u < c->uoff[a->idx + 1]; u++) consider(c, gi, c->ulist[u], &best);
+      }
+    if (best < 0) break;
+    cg_step s;
+    if (!ew_step(c, gi, best, &s)) break;
+    if (group_add_node(c, gi, best) || group_add_step(&c->groups[gi], &s))
+      return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    c->val_step[s.out] = c->groups[gi].n_steps - 1;
+  }
+  return VT_OK;
+}
+
+static void set_group_shape(cg_group *G, const vt_value *v) {
+  G->rank = v->rank;
+  for (int32_t d = 0; d < v->rank; d++) G->dims[d] = v->dims[d];
+  G->total = val_numel(v);
+  G->cols = v->rank ? v->dims[v->rank - 1] : 1;
+  G->rows = G->cols ? G->total / G->cols : 0;
+}
+
+/* Packs B (K x N, or N x K when transB) times alpha into panels of NR columns. */
+static float *pack_b(const float *B, int64_t K, int64_t N, int transB, float alpha, size_t *nbytes) {
+  int64_t npan = (N + VT_CG_NR - 1) / VT_CG_NR;
+  size_t n = (size_t)npan * (size_t)K * VT_CG_NR;
+  float *p = calloc(n ? n : 1, sizeof *p);
+  if (!p) return NULL;
+  for (int64_t pn = 0; pn < npan; pn++)
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t j = 0; j < VT_CG_NR; j++) {
+        int64_t col = pn * VT_CG_NR + j;
+        if (col >= N) continue;
+        float x = transB ? B[col * K + k] : B[k * N + col];
+        p[(pn * K + k) * VT_CG_NR + j] = alpha * x;
+      }
+  *nbytes = n * sizeof *p;
+  return p;
+}
+
+/* Tries to start a GEMM group at node ni; returns 1 if made, 0 if not applicable, <0 error. */
+static int try_gemm(cg *c, int32_t ni, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  bool gemm = n->op == VT_OP_Gemm;
+  if (n->n_in < 2 || n->n_out != 1 || n->out[0] < 0) return 0;
+  int32_t va = n->in[0], vb = n->in[1];
+  const vt_value *A = &g->values[va], *B = &g->values[vb], *O = &g->values[n->out[0]];
+  if (A->dtype != VT_F32 || B->dtype != VT_F32 || O->dtype != VT_F32) {
+    snprintf(why, whyn, "only float32 GEMMs are generated");
+    return 0;
+  }
+  if (!is_const(g, vb) || B->rank != 2 || B->cdata->dtype != VT_F32) {
+    snprintf(why, whyn, "B is not a constant 2-D float32 tensor (stage 1 generates weight GEMMs only)");
+    return 0;
+  }
+  int transB = gemm ? (int)vt_attr_int(n, "transB", 0) : 0;
+  float alpha = gemm ? vt_attr_float(n, "alpha", 1.0f) : 1.0f;
+  float beta = gemm ? vt_attr_float(n, "beta", 1.0f) : 1.0f;
+  if (gemm && vt_attr_int(n, "transA", 0)) { snprintf(why, whyn, "transA is not generated"); return 0; }
+  if (A->rank < (gemm ? 2 : 2) || (gemm && A->rank != 2)) {
+    snprintf(why, whyn, "A has rank %d", A->rank);
+    return 0;
+  }
+  int64_t K = transB ? B->dims[1] : B->dims[0], N = transB ? B->dims[0] : B->dims[1];
+  if (A->dims[A->rank - 1] != K) { snprintf(why, whyn, "inner dims differ"); return 0; }
+  int64_t M = 1;
+  for (int32_t d = 0; d < A->rank - 1; d++) M *= A->dims[d];
+  if (val_numel(O) != M * N || O->dims[O->rank - 1] != N) { snprintf(why, whyn, "unexpected output shape"); return 0; }
+  cg_arg bias = {.kind = A_CONSTF, .blob = -1};
+  bool has_bias = false;
+  if (gemm && n->n_in >= 3 && n->in[2] >= 0 && beta != 0.0f) {
+    int32_t vc = n->in[2];
+    const vt_value *C = &g->values[vc];
+    if (!is_const(g, vc) || C->dtype != VT_F32 || C->cdata->dtype != VT_F32) {
+      snprintf(why, whyn, "C is not a constant float32 tensor");
+      return 0;
+    }
+    cg_group tmp;
+    memset(&tmp, 0, sizeof tmp);
+    set_group_shape(&tmp, O);
+    int64_t period = 0;
+    int bc = bcast_kind(&tmp, C, &period);
+    if (bc < 0) { snprintf(why, whyn, "C does not broadcast along rows"); return 0; }
+    has_bias = true;
+    if (bc == BC_SCALAR) {
+      bias.c = beta * const_scalar(g, vc);
+    } else {
+      int64_t cn = val_numel(C);
+      float *cb = malloc((size_t)(cn ? cn : 1) * sizeof *cb);
+      if (!cb) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+      for (int64_t i = 0; i < cn; i++) cb[i] = beta * ((const float *)C->cdata->data)[i];
+      bias.kind = A_VAL;
+      bias.bc = bc;
+      bias.idx = vc;
+      bias.period = period;
+      bias.blob = add_blob(c, cb, (size_t)cn * sizeof *cb, cb);
+      if (bias.blob < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    }
+  }
+  size_t nb = 0;
+  float *packed = pack_b((const float *)B->cdata->data, K, N, transB, alpha, &nb);
+  if (!packed) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory packing weights");
+  int wb = add_blob(c, packed, nb, packed);
+  if (wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  cg_group *G = new_group(c, G_GEMM, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  int gi = c->n_groups - 1;
+  set_group_shape(G, O);
+  G->M = M; G->N = N; G->K = K;
+  G->src = va;
+  G->out = n->out[0];
+  G->wblob = wb;
+  if (group_add_node(c, gi, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  if (has_bias) {
+    cg_step s = {.op = E_ADD, .nargs = 2, .node = ni, .out = n->out[0]};
+    s.a[0] = (cg_arg){.kind = A_PRIMARY, .blob = -1};
+    s.a[1] = bias;
+    if (group_add_step(&c->groups[gi], &s)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    c->val_step[n->out[0]] = 0;
+  } else {
+    c->val_step[n->out[0]] = -2;
+  }
+  if (grow_group(c, gi)) return -1;
+  return 1;
+}
+
+static bool is_copy_op(int op) {
+  return op == VT_OP_Reshape || op == VT_OP_Flatten || op == VT_OP_Squeeze || op == VT_OP_Unsqueeze ||
+         op == VT_OP_Identity;
+}
+
+/* ---------- planning ----------------------------------------------------------------------- */
+static int plan(cg *c) {
+  const vt_graph *g = c->g;
+  /* every value in play must have a static shape */
+  for (int32_t v = 0; v < g->n_values; v++) {
+    const vt_value *val = &g->values[v];
+    bool used = val->producer >= 0 || (val->flags & (VT_VAL_INPUT | VT_VAL_OUTPUT));
+    if (!used) continue;
+    if (!val_static(val)) {
+      char buf[256];
+      vt_value_type_str(g, val, buf, sizeof buf);
+      return vt_errorf(c->e, VT_ERR_MODEL,
+                       "%s: value '%s' has shape %s: the JIT compiles static shapes only; pin dims with --dim SYM=N",
+                       g->path, val->name, buf);
+    }
+    if (val->dtype == VT_STRING || val->dtype == VT_UNDEFINED || (vt_dtype_size(val->dtype) == 0))
+      return vt_errorf(c->e, VT_ERR_MODEL, "%s: value '%s' has dtype %s, which the JIT does not support",
+                       g->path, val->name, vt_dtype_name(val->dtype));
+    if (val_numel(val) < 0)
+      return vt_errorf(c->e, VT_ERR_MODEL, "%s: value '%s' is too large", g->path, val->name);
+  }
+  for (int32_t ni = 0; ni < g->n_nodes; ni++) {
+    if (c->node_group[ni] >= 0) continue;
+    const vt_node *n = &g->nodes[ni];
+    char why[200] = "";
+    if (n->op == VT_OP_MatMul || n->op == VT_OP_Gemm) {
+      int r = try_gemm(c, ni, why, sizeof why);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+    } else if (vt_ops[n->op].flags & VT_OPF_ELEMENTWISE) {
+      if (n->n_out == 1 && n->out[0] >= 0 && g->values[n->out[0]].dtype == VT_F32) {
+        cg_group *G = new_group(c, G_EW, ni);
+        if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+        int gi = c->n_groups - 1;
+        set_group_shape(G, &g->values[n->out[0]]);
+        cg_step s;
+        if (ew_step(c, gi, ni, &s)) {
+          if (group_add_node(c, gi, ni) || group_add_step(&c->groups[gi], &s))
+            return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+          c->val_step[s.out] = 0;
+          if (grow_group(c, gi)) return VT_ERR_MODEL;
+          continue;
+        }
+        c->n_groups--;
+        snprintf(why, sizeof why, "operands or op not supported by the elementwise generator");
+      } else {
+        snprintf(why, sizeof why, "only float32 elementwise ops are generated");
+      }
+    } else if (is_copy_op(n->op) && n->n_in >= 1 && n->in[0] >= 0 && n->n_out == 1 && n->out[0] >= 0) {
+      cg_group *G = new_group(c, G_COPY, ni);
+      if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+      G->src = n->in[0];
+      G->out = n->out[0];
+      G->total = (int64_t)vt_dtype_size(g->values[n->out[0]].dtype) * val_numel(&g->values[n->out[0]]);
+      if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+      continue;
+    } else {
+      snprintf(why, sizeof why, "no generated kernel for %s yet", vt_ops[n->op].name);
+    }
+    cg_group *G = new_group(c, G_FALLBACK, ni);
+    if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    snprintf(G->why, sizeof G->why, "%s", why);
+    if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  }
+  /* which step results must be written out */
+  for (int gi = 0; gi < c->n_groups; gi++) {
+    cg_group *G = &c->groups[gi];
+    for (int s = 0; s < G->n_steps; s++) {
+      cg_step *st = &G->steps[s];
+      int32_t v = st->out;
+      if (v < 0) continue;
+      st->store = c->is_out[v];
+      for (int32_t u = c->uoff[v]; u < c->uoff[v + 1]; u++)
+        if (c->node_group[c->ulist[u]] != gi) st->store = true;
+    }
+  }
+  return VT_OK;
+}
+
+/* Does value v need a buffer (it is produced by a node and visible outside its group)? */
+static bool needs_buffer(const cg *c, int32_t v) {
+  const vt_value *val = &c->g->values[v];
+  if (val->producer < 0) return false;
+  int gi = c->node_group[val->producer];
+  const cg_group *G = &c->groups[gi];
+  if (G->kind == G_GEMM && G->out == v) return true;
+  int32_t s = c->val_step[v];
+  if ((G->kind == G_EW || G->kind == G_GEMM) && s >= 0) return G->steps[s].store;
+  return true;
+}
+
+typedef struct { int32_t v; int64_t size, def, last, off; } arena_item;
+
+static int cmp_size_desc(const void *a, const void *b) {
+  const arena_item *x = a, *y = b;
+  if (x->size != y->size) return x->size < y->size ? 1 : -1;
+  return x->v - y->v;
+}
+
+/* Lays out the arena; fills off[v] (-1: no arena slot) and returns the size, or -1 on OOM. */
+static int64_t plan_arena(const cg *c, int64_t *off) {
+  const vt_graph *g = c->g;
+  arena_item *items = malloc(((size_t)g->n_values + 1) * sizeof *items);
+  if (!items) return -1;
+  int n = 0;
+  for (int32_t v = 0; v < g->n_values; v++) {
+    off[v] = -1;
+    if (c->is_out[v] || !needs_buffer(c, v)) continue;
+    const vt_value *val = &g->values[v];
+    int64_t sz = (int64_t)vt_dtype_size(val->dtype) * val_numel(val);
+    sz = (sz + 63) / 64 * 64;
+    if (sz == 0) sz = 64;
+    int64_t def = c->node_group[val->producer], last = def;
+    for (int32_t u = c->uoff[v]; u < c->uoff[v + 1]; u++)
+      if (c->node_group[c->ulist[u]] > last) last = c->node_group[c->ulist[u]];
+    items[n++] = (arena_item){v, sz, def, last, 0};
+  }
+  qsort(items, (size_t)n, sizeof *items, cmp_size_desc);
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t o = 0;
+    bool moved = true;
+    while (moved) {   /* first fit: bump past every overlapping placed item until none collide */
+      moved = false;
+      for (int j = 0; j < i; j++) {
+        if (items[j].last < items[i].def || items[j].def > items[i].last) continue;
+        if (o < items[j].off + items[j].size && items[j].off < o + items[i].size) {
+          o = items[j].off + items[j].size;
+          moved = true;
+        }
+      }
+    }
+    items[i].off = o;
+    if (o + items[i].size > total) total = o + items[i].size;
+  }
+  for (int i = 0; i < n; i++) off[items[i].v] = items[i].off;
+  free(items);
+  return total;
+}
+
+/* ---------- LLVM emission ------------------------------------------------------------------ */
+typedef struct { LLVMBasicBlockRef hdr, exit; LLVMValueRef iv; LLVMValueRef phi; } cg_loop;
+
+static void loop_begin(cg *c, LLVMValueRef fn, LLVMValueRef lo, LLVMValueRef hi, cg_loop *l) {
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+  l->hdr = LLVMAppendBasicBlockInContext(c->ctx, fn, "hdr");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "body");
+  l->exit = LLVMAppendBasicBlockInContext(c->ctx, fn, "exit");
+  LLVMBuildBr(c->b, l->hdr);
+  LLVMPositionBuilderAtEnd(c->b, l->hdr);
+  l->phi = LLVMBuildPhi(c->b, c->t_i64, "i");
+  LLVMAddIncoming(l->phi, &lo, &pre, 1);
+  LLVMValueRef cond = LLVMBuildICmp(c->b, LLVMIntSLT, l->phi, hi, "");
+  LLVMBuildCondBr(c->b, cond, body, l->exit);
+  LLVMPositionBuilderAtEnd(c->b, body);
+  l->iv = l->phi;
+}
+
+static void loop_end(cg *c, cg_loop *l) {
+  LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->iv, LLVMConstInt(c->t_i64, 1, 0), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+  LLVMAddIncoming(l->phi, &next, &latch, 1);
+  LLVMBuildBr(c->b, l->hdr);
+  LLVMPositionBuilderAtEnd(c->b, l->exit);
+}
+
+static LLVMValueRef ci64(cg *c, int64_t x) { return LLVMConstInt(c->t_i64, (unsigned long long)x, 1); }
+static LLVMValueRef cf(cg *c, double x) { return LLVMConstReal(c->t_f32, x); }
+
+static LLVMValueRef call1(cg *c, LLVMValueRef f, LLVMTypeRef ft, LLVMValueRef x) {
+  return LLVMBuildCall2(c->b, ft, f, &x, 1, "");
+}
+
+static LLVMValueRef fsel(cg *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t,
+                         LLVMValueRef f) {
+  return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, p, a, b, ""), t, f, "");
+}
+
+static LLVMValueRef emit_op(cg *c, const cg_step *s, LLVMValueRef x, LLVMValueRef y) {
+  LLVMBuilderRef b = c->b;
+  switch (s->op) {
+  case E_ADD: return LLVMBuildFAdd(b, x, y, "");
+  case E_SUB: return LLVMBuildFSub(b, x, y, "");
+  case E_MUL: return LLVMBuildFMul(b, x, y, "");
+  case E_DIV: return LLVMBuildFDiv(b, x, y, "");
+  case E_RELU: return fsel(c, LLVMRealOLT, x, cf(c, 0), cf(c, 0), x);
+  case E_NEG: return LLVMBuildFNeg(b, x, "");
+  case E_ABS: return call1(c, c->f_fabs, c->ft_f1, x);
+  case E_SQRT: return call1(c, c->f_sqrt, c->ft_f1, x);
+  case E_RECIP: return LLVMBuildFDiv(b, cf(c, 1), x, "");
+  case E_EXP: return call1(c, c->f_exp, c->ft_f1, x);
+  case E_ERF: return call1(c, c->f_erf, c->ft_f1, x);
+  case E_TANH: return call1(c, c->f_tanh, c->ft_f1, x);
+  case E_SIGMOID: return call1(c, c->f_sigmoid, c->ft_f1, x);
+  case E_SQUARE: return LLVMBuildFMul(b, x, x, "");
+  case E_CUBE: return LLVMBuildFMul(b, LLVMBuildFMul(b, x, x, ""), x, "");
+  case E_ID: return x;
+  case E_LEAKY: return fsel(c, LLVMRealOLT, x, cf(c, 0), LLVMBuildFMul(b, x, cf(c, s->f0), ""), x);
+  case E_CLIP: {
+    LLVMValueRef lo = cf(c, s->f0), hi = cf(c, s->f1);
+    LLVMValueRef r = fsel(c, LLVMRealOLT, x, lo, lo, x);
+    return fsel(c, LLVMRealOGT, r, hi, hi, r);
+  }
+  case E_HSIG: {
+    LLVMValueRef r = LLVMBuildFAdd(b, LLVMBuildFMul(b, x, cf(c, s->f0), ""), cf(c, s->f1), "");
+    r = fsel(c, LLVMRealOLT, r, cf(c, 0), cf(c, 0), r);
+    return fsel(c, LLVMRealOGT, r, cf(c, 1), cf(c, 1), r);
+  }
+  case E_HSWISH: {
+    LLVMValueRef r = LLVMBuildFAdd(b, LLVMBuildFMul(b, x, cf(c, 1.0 / 6.0), ""), cf(c, 0.5), "");
+    r = fsel(c, LLVMRealOLT, r, cf(c, 0), cf(c, 0), r);
+    r = fsel(c, LLVMRealOGT, r, cf(c, 1), cf(c, 1), r);
+    return LLVMBuildFMul(b, x, r, "");
+  }
+  case E_GELU: {
+    LLVMValueRef e = call1(c, c->f_erf, c->ft_f1, LLVMBuildFMul(b, x, cf(c, 0.70710678118654752), ""));
+    return LLVMBuildFMul(b, LLVMBuildFMul(b, x, cf(c, 0.5), ""), LLVMBuildFAdd(b, e, cf(c, 1), ""), "");
+  }
+  case E_GELU_TANH: {
+    LLVMValueRef x3 = LLVMBuildFMul(b, LLVMBuildFMul(b, x, x, ""), x, "");
+    LLVMValueRef in = LLVMBuildFMul(b, LLVMBuildFAdd(b, x, LLVMBuildFMul(b, x3, cf(c, 0.044715), ""), ""),
+                                    cf(c, 0.79788456080286536), "");
+    LLVMValueRef t = call1(c, c->f_tanh, c->ft_f1, in);
+    return LLVMBuildFMul(b, LLVMBuildFMul(b, x, cf(c, 0.5), ""), LLVMBuildFAdd(b, t, cf(c, 1), ""), "");
+  }
+  }
+  return x;
+}
+
+static int slot_of(const cg_group *G, int32_t v) {
+  for (int i = 0; i < G->n_slots; i++)
+    if (G->slots[i] == v) return i;
+  return -1;
+}
+
+/* Collects the non-constant values a group body reads or writes through pointers (GEMM's C is
+ * passed separately, not as a slot). */
+static int collect_slots(cg *c, cg_group *G) {
+  G->slots = malloc(((size_t)G->n_steps * 3 + 1) * sizeof *G->slots);
+  if (!G->slots) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->n_slots = 0;
+  for (int s = 0; s < G->n_steps; s++) {
+    cg_step *st = &G->steps[s];
+    for (int k = 0; k < st->nargs; k++)
+      if (st->a[k].kind == A_VAL && st->a[k].blob < 0 && slot_of(G, st->a[k].idx) < 0)
+        G->slots[G->n_slots++] = st->a[k].idx;
+    if (st->store && !(G->kind == G_GEMM && st->out == G->out) && slot_of(G, st->out) < 0)
+      G->slots[G->n_slots++] = st->out;
+  }
+  return VT_OK;
+}
+
+/* The element computation of a group: prim = GEMM accumulator (or NULL), col / flat indices,
+ * ptrs = slot pointers, cptr = address of this element in GEMM's C (stores of G->out go there). */
+static void emit_elem(cg *c, const cg_group *G, LLVMValueRef prim, LLVMValueRef row, LLVMValueRef col,
+                      LLVMValueRef flat,
+                      LLVMValueRef *ptrs, LLVMValueRef cptr, LLVMValueRef *res) {
+  for (int s = 0; s < G->n_steps; s++) {
+    const cg_step *st = &G->steps[s];
+    LLVMValueRef a[2] = {NULL, NULL};
+    for (int k = 0; k < st->nargs; k++) {
+      const cg_arg *ar = &st->a[k];
+      switch (ar->kind) {
+      case A_STEP: a[k] = res[ar->idx]; break;
+      case A_PRIMARY: a[k] = prim; break;
+      case A_CONSTF: a[k] = cf(c, ar->c); break;
+      case A_VAL: {
+        LLVMValueRef base = ar->blob >= 0 ? c->blob_globals[ar->blob] : ptrs[slot_of(G, ar->idx)];
+        LLVMValueRef idx = ar->bc == BC_FULL ? flat : ar->bc == BC_LAST ? col : ar->bc == BC_ROW ? row : ci64(c, 0);
+        if (ar->bc == BC_TAIL)
+          idx = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, LLVMBuildURem(c->b, row, ci64(c, ar->period), ""),
+                                                      ci64(c, G->cols), ""), col, "");
+        LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_f32, base, &idx, 1, "");
+        a[k] = LLVMBuildLoad2(c->b, c->t_f32, p, "");
+        break;
+      }
+      }
+    }
+    res[s] = emit_op(c, st, a[0], a[1]);
+    if (st->store) {
+      LLVMValueRef p;
+      if (G->kind == G_GEMM && st->out == G->out) p = cptr;
+      else p = LLVMBuildInBoundsGEP2(c->b, c->t_f32, ptrs[slot_of(G, st->out)], &flat, 1, "");
+      LLVMBuildStore(c->b, res[s], p);
+    }
+  }
+}
+
+static LLVMValueRef load_buf(cg *c, LLVMValueRef bufs, int32_t v) {
+  LLVMValueRef idx = ci64(c, v);
+  LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_ptr, bufs, &idx, 1, "");
+  return LLVMBuildLoad2(c->b, c->t_ptr, p, "");
+}
+
+static void add_fn_attr(cg *c, LLVMValueRef f, const char *name) {
+  unsigned k = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, k, 0));
+}
+
+static void add_noalias_params(cg *c, LLVMValueRef f, int first, int n) {
+  unsigned k = LLVMGetEnumAttributeKindForName("noalias", 7);
+  for (int i = first; i < first + n; i++)
+    LLVMAddAttributeAtIndex(f, (unsigned)i + 1, LLVMCreateEnumAttribute(c->ctx, k, 0));
+}
+
+/* body(ptr noalias slot..., [ptr noalias C, i64 ldc, i64 m0, i64 n0, i64 mr, i64 nr] | [i64 r0, i64 r1]) */
+static LLVMValueRef emit_body(cg *c, cg_group *G, int gi) {
+  bool gemm = G->kind == G_GEMM;
+  int np = G->n_slots + (gemm ? 6 : 2);
+  LLVMTypeRef *pt = malloc((size_t)np * sizeof *pt);
+  LLVMValueRef *ptrs = malloc(((size_t)G->n_slots + 1) * sizeof *ptrs);
+  LLVMValueRef *res = malloc(((size_t)G->n_steps + 1) * sizeof *res);
+  if (!pt || !ptrs || !res) { free(pt); free(ptrs); free(res); return NULL; }
+  for (int i = 0; i < G->n_slots; i++) pt[i] = c->t_ptr;
+  if (gemm) {
+    pt[G->n_slots] = c->t_ptr;
+    for (int i = 1; i < 6; i++) pt[G->n_slots + i] = c->t_i64;
+  } else {
+    pt[G->n_slots] = pt[G->n_slots + 1] = c->t_i64;
+  }
+  LLVMTypeRef ft = LLVMFunctionType(c->t_void, pt, (unsigned)np, 0);
+  char name[64];
+  snprintf(name, sizeof name, "vt_body_%d", gi);
+  LLVMValueRef f = LLVMAddFunction(c->mod, name, ft);
+  LLVMSetLinkage(f, LLVMInternalLinkage);
+  add_fn_attr(c, f, "alwaysinline");
+  add_fn_attr(c, f, "nounwind");
+  add_noalias_params(c, f, 0, G->n_slots + (gemm ? 1 : 0));
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->ctx, f, "entry");
+  LLVMPositionBuilderAtEnd(c->b, entry);
+  for (int i = 0; i < G->n_slots; i++) ptrs[i] = LLVMGetParam(f, (unsigned)i);
+  if (gemm) {
+    LLVMValueRef C = LLVMGetParam(f, (unsigned)G->n_slots), ldc = LLVMGetParam(f, (unsigned)G->n_slots + 1);
+    LLVMValueRef m0 = LLVMGetParam(f, (unsigned)G->n_slots + 2), n0 = LLVMGetParam(f, (unsigned)G->n_slots + 3);
+    LLVMValueRef mr = LLVMGetParam(f, (unsigned)G->n_slots + 4), nr = LLVMGetParam(f, (unsigned)G->n_slots + 5);
+    cg_loop li, lj;
+    loop_begin(c, f, ci64(c, 0), mr, &li);
+    LLVMValueRef row = LLVMBuildNSWAdd(c->b, m0, li.iv, "");
+    LLVMValueRef crow = LLVMBuildNSWMul(c->b, li.iv, ldc, "");
+    LLVMValueRef frow = LLVMBuildNSWMul(c->b, row, ci64(c, G->N), "");
+    loop_begin(c, f, ci64(c, 0), nr, &lj);
+    LLVMValueRef col = LLVMBuildNSWAdd(c->b, n0, lj.iv, "");
+    LLVMValueRef flat = LLVMBuildNSWAdd(c->b, frow, col, "");
+    LLVMValueRef cidx = LLVMBuildNSWAdd(c->b, crow, lj.iv, "");
+    LLVMValueRef cptr = LLVMBuildInBoundsGEP2(c->b, c->t_f32, C, &cidx, 1, "");
+    LLVMValueRef prim = LLVMBuildLoad2(c->b, c->t_f32, cptr, "");
+    emit_elem(c, G, prim, row, col, flat, ptrs, cptr, res);
+    loop_end(c, &lj);
+    loop_end(c, &li);
+  } else {
+    LLVMValueRef r0 = LLVMGetParam(f, (unsigned)G->n_slots), r1 = LLVMGetParam(f, (unsigned)G->n_slots + 1);
+    cg_loop li, lj;
+    loop_begin(c, f, r0, r1, &li);
+    LLVMValueRef frow = LLVMBuildNSWMul(c->b, li.iv, ci64(c, G->cols), "");
+    loop_begin(c, f, ci64(c, 0), ci64(c, G->cols), &lj);
+    LLVMValueRef flat = LLVMBuildNSWAdd(c->b, frow, lj.iv, "");
+    emit_elem(c, G, NULL, li.iv, lj.iv, flat, ptrs, NULL, res);
+    loop_end(c, &lj);
+    loop_end(c, &li);
+  }
+  LLVMBuildRetVoid(c->b);
+  free(pt);
+  free(ptrs);
+  free(res);
+  return f;
+}
+
+/* The GEMM core for G's shape: void core(ptr A, ptr Bp, ptr C, i64 mb0, i64 mb1, ptr bufs,
+ * ptr epi), the bitcode driver inlined with constant M, N, K (noinline itself, so kernels of one
+ * shape share its code; the epilogue is an indirect call per tile). */
+static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
+  for (int i = 0; i < c->n_cores; i++)
+    if (c->cores[i].M == G->M && c->cores[i].N == G->N && c->cores[i].K == G->K) return c->cores[i].fn;
+  void *nc = realloc(c->cores, ((size_t)c->n_cores + 1) * sizeof *c->cores);
+  if (!nc) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
+  c->cores = nc;
+  char name[96];
+  snprintf(name, sizeof name, "vt_gemm_%lldx%lldx%lld", (long long)G->M, (long long)G->N, (long long)G->K);
+  LLVMValueRef f = LLVMAddFunction(c->mod, name, c->ft_core);
+  LLVMSetLinkage(f, LLVMInternalLinkage);
+  add_fn_attr(c, f, "noinline");
+  add_fn_attr(c, f, "nounwind");
+  add_noalias_params(c, f, 2, 1);
+  LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMValueRef ga[12] = {LLVMGetParam(f, 0), ci64(c, G->K), LLVMGetParam(f, 1), LLVMGetParam(f, 2),
+                         ci64(c, G->N), ci64(c, G->M), ci64(c, G->N), ci64(c, G->K), LLVMGetParam(f, 3),
+                         LLVMGetParam(f, 4), LLVMGetParam(f, 5), LLVMGetParam(f, 6)};
+  LLVMBuildCall2(c->b, c->ft_gemm, c->f_gemm, ga, 12, "");
+  LLVMBuildRetVoid(c->b);
+  if (saved) LLVMPositionBuilderAtEnd(c->b, saved);
+  c->cores[c->n_cores].M = G->M;
+  c->cores[c->n_cores].N = G->N;
+  c->cores[c->n_cores].K = G->K;
+  c->cores[c->n_cores++].fn = f;
+  return f;
+}
+
+/* Emits the kernel function of group gi: void k(ptr bufs, i64 begin, i64 end). */
+static LLVMValueRef emit_kernel(cg *c, int gi) {
+  cg_group *G = &c->groups[gi];
+  if (collect_slots(c, G)) return NULL;
+  LLVMValueRef body = G->n_steps ? emit_body(c, G, gi) : NULL;
+  if (G->n_steps && !body) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
+  LLVMTypeRef bt = body ? LLVMGlobalGetValueType(body) : NULL;
+  char name[64];
+  LLVMValueRef *args = malloc(((size_t)G->n_slots + 8) * sizeof *args);
+  if (!args) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
+  LLVMValueRef epi = NULL;
+  if (G->kind == G_GEMM && body) {
+    snprintf(name, sizeof name, "vt_epi_%d", gi);
+    epi = LLVMAddFunction(c->mod, name, c->ft_epi);
+    LLVMSetLinkage(epi, LLVMInternalLinkage);
+    add_fn_attr(c, epi, "nounwind");
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, epi, "entry"));
+    LLVMValueRef bufs = LLVMGetParam(epi, 0);
+    for (int i = 0; i < G->n_slots; i++) args[i] = load_buf(c, bufs, G->slots[i]);
+    for (int i = 1; i < 7; i++) args[G->n_slots + i - 1] = LLVMGetParam(epi, (unsigned)i);
+    LLVMBuildCall2(c->b, bt, body, args, (unsigned)G->n_slots + 6, "");
+    LLVMBuildRetVoid(c->b);
+  }
+  snprintf(name, sizeof name, "vt_kernel_%d", gi);
+  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
+  LLVMSetLinkage(k, LLVMInternalLinkage);
+  add_fn_attr(c, k, "noinline");
+  add_fn_attr(c, k, "nounwind");
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef bufs = LLVMGetParam(k, 0), b0 = LLVMGetParam(k, 1), b1 = LLVMGetParam(k, 2);
+  if (G->kind == G_GEMM) {
+    LLVMValueRef core = gemm_core(c, G);
+    if (!core) { free(args); return NULL; }
+    LLVMPositionBuilderAtEnd(c->b, LLVMGetLastBasicBlock(k));
+    LLVMValueRef ga[7] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob], load_buf(c, bufs, G->out),
+                          b0, b1, bufs, epi ? epi : LLVMConstPointerNull(c->t_ptr)};
+    LLVMBuildCall2(c->b, c->ft_core, core, ga, 7, "");
+  } else {
+    for (int i = 0; i < G->n_slots; i++) args[i] = load_buf(c, bufs, G->slots[i]);
+    args[G->n_slots] = b0;
+    args[G->n_slots + 1] = b1;
+    LLVMBuildCall2(c->b, bt, body, args, (unsigned)G->n_slots + 2, "");
+  }
+  LLVMBuildRetVoid(c->b);
+  free(args);
+  return k;
+}
+
+/* i32 vt_entry(ptr bufs, ptr rt): every group in order; a nonzero status from a host callback
+ * returns at once. */
+static int emit_entry(cg *c, int nthreads) {
+  LLVMTypeRef pt[2] = {c->t_ptr, c->t_ptr};
+  LLVMValueRef f = LLVMAddFunction(c->mod, "vt_entry", LLVMFunctionType(c->t_i32, pt, 2, 0));
+  add_fn_attr(c, f, "nounwind");
+  LLVMValueRef *kern = calloc((size_t)c->n_groups + 1, sizeof *kern);
+  if (!kern) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  for (int gi = 0; gi < c->n_groups; gi++) {
+    cg_group *G = &c->groups[gi];
+    if ((G->kind == G_GEMM || G->kind == G_EW) && G->total > 0) {
+      kern[gi] = emit_kernel(c, gi);
+      if (!kern[gi]) { free(kern); return VT_ERR_MODEL; }
+    }
+  }
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMValueRef bufs = LLVMGetParam(f, 0), rt = LLVMGetParam(f, 1);
+  LLVMBasicBlockRef fail = NULL;   /* made at the first fallback: returns its status */
+  LLVMValueRef fail_phi = NULL;
+  for (int gi = 0; gi < c->n_groups; gi++) {
+    cg_group *G = &c->groups[gi];
+    switch (G->kind) {
+    case G_GEMM:
+    case G_EW: {
+      if (!kern[gi]) break;
+      int64_t units = G->kind == G_GEMM ? (G->M + VT_CG_MR - 1) / VT_CG_MR : G->rows;
+      double work = G->kind == G_GEMM ? 2.0 * (double)G->M * (double)G->N * (double)G->K
+                                      : (double)G->total * (double)(G->n_steps + 1);
+      if (nthreads > 1 && units > 1 && work >= 65536.0) {
+        LLVMValueRef a[4] = {rt, kern[gi], bufs, ci64(c, units)};
+        LLVMBuildCall2(c->b, c->ft_par, c->f_par, a, 4, "");
+      } else {
+        LLVMValueRef a[3] = {bufs, ci64(c, 0), ci64(c, units)};
+        LLVMBuildCall2(c->b, c->ft_kern, kern[gi], a, 3, "");
+      }
+      break;
+    }
+    case G_COPY:
+      if (G->total > 0)
+        LLVMBuildMemCpy(c->b, load_buf(c, bufs, G->out), 1, load_buf(c, bufs, G->src), 1, ci64(c, G->total));
+      break;
+    case G_FALLBACK: {
+      LLVMValueRef a[2] = {rt, LLVMConstInt(c->t_i32, (unsigned long long)G->seed, 0)};
+      LLVMValueRef rc = LLVMBuildCall2(c->b, c->ft_node, c->f_node, a, 2, "");
+      LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+      if (!fail) {
+        fail = LLVMAppendBasicBlockInContext(c->ctx, f, "fail");
+        LLVMPositionBuilderAtEnd(c->b, fail);
+        fail_phi = LLVMBuildPhi(c->b, c->t_i32, "rc");
+        LLVMBuildRet(c->b, fail_phi);
+        LLVMPositionBuilderAtEnd(c->b, here);
+      }
+      LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, f, "ok");
+      LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, rc, LLVMConstInt(c->t_i32, 0, 0), ""), fail, next);
+      LLVMAddIncoming(fail_phi, &rc, &here, 1);
+      LLVMPositionBuilderAtEnd(c->b, next);
+      break;
+    }
+    }
+  }
+  LLVMBuildRet(c->b, LLVMConstInt(c->t_i32, 0, 0));
+  free(kern);
+  return VT_OK;
+}
+
+/* ---------- host callbacks (bound into the JIT as absolute symbols) -------------------------- */
+typedef void (*vt_kern_fn)(void **bufs, int64_t begin, int64_t end);
+typedef struct { vt_kern_fn fn; void **bufs; } par_arg;
+
+static void par_tramp(void *arg, int64_t begin, int64_t end) {
+  par_arg *a = arg;
+  a->fn(a->bufs, begin, end);
+}
+
+static void host_par(void *rt, vt_kern_fn fn, void **bufs, int64_t n) {
+  vt_jit *j = rt;
+  par_arg a = {fn, bufs};
+  vt_pool_for(j->pool, n, par_tramp, &a);
+}
+
+/* Runs node `ni` with the interpreter's kernel on the JIT's buffers. */
+static int32_t host_node(void *rt, int32_t ni) {
+  vt_jit *j = rt;
+  const vt_graph *g = j->g;
+  const vt_node *n = &g->nodes[ni];
+  vt_tensor tin[n->n_in + 1], tout[n->n_out + 1];
+  const vt_tensor *in[n->n_in + 1];
+  vt_tensor *out[n->n_out + 1];
+  for (int32_t k = 0; k < n->n_in; k++) {
+    int32_t v = n->in[k];
+    in[k] = NULL;
+    if (v < 0) continue;
+    const vt_value *val = &g->values[v];
+    if (is_const(g, v)) { in[k] = val->cdata; continue; }
+    memset(&tin[k], 0, sizeof tin[k]);
+    tin[k].dtype = val->dtype;
+    tin[k].rank = val->rank;
+    for (int32_t d = 0; d < val->rank; d++) tin[k].dims[d] = val->dims[d];
+    tin[k].data = j->bufs[v];
+    in[k] = &tin[k];
+  }
+  for (int32_t o = 0; o < n->n_out; o++) {
+    memset(&tout[o], 0, sizeof tout[o]);
+    out[o] = &tout[o];
+  }
+  double t0 = now_ms();
+  int rc = vt_run_node(g, ni, in, out, j->pool, j->err);
+  for (int32_t o = 0; o < n->n_out && rc == VT_OK; o++) {
+    int32_t v = n->out[o];
+    if (v < 0 || !j->bufs[v]) continue;
+    const vt_value *val = &g->values[v];
+    size_t want = vt_dtype_size(val->dtype) * (size_t)val_numel(val);
+    bool same = tout[o].dtype == val->dtype && tout[o].rank == val->rank;
+    for (int32_t d = 0; d < val->rank && same; d++) same = tout[o].dims[d] == val->dims[d];
+    if (!same || vt_tensor_nbytes(&tout[o]) != want) {
+      char buf[256];
+      rc = vt_node_errorf(g, ni, j->err, "the kernel produced a different shape than compiled for (%s)",
+                          vt_value_type_str(g, val, buf, sizeof buf));
+      break;
+    }
+    if (want) memcpy(j->bufs[v], tout[o].data, want);
+  }
+  for (int32_t o = 0; o < n->n_out; o++) vt_tensor_free(&tout[o]);
+  j->st.last_fallback_ms += now_ms() - t0;
+  return rc;
+}
+
+/* ---------- module construction, optimisation, JIT ------------------------------------------ */
+static char *llvm_err(LLVMErrorRef err) {
+  char *m = LLVMGetErrorMessage(err);
+  char *r = strdup(m ? m : "?");
+  LLVMDisposeErrorMessage(m);
+  return r;
+}
+
+static void retarget_functions(LLVMModuleRef m, LLVMContextRef ctx, const char *cpu, const char *feat) {
+  static const char *const keys[] = {"target-cpu", "target-features", "tune-cpu"};
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) {
+    if (LLVMIsDeclaration(f)) continue;
+    for (int i = 0; i < 3; i++)
+      LLVMRemoveStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, keys[i], (unsigned)strlen(keys[i]));
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(ctx, "target-cpu", 10, cpu, (unsigned)strlen(cpu)));
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(ctx, "target-features", 15, feat, (unsigned)strlen(feat)));
+  }
+}
+
+static LLVMTargetMachineRef host_tm(int opt_level, vt_error *e) {
+  char *triple = LLVMGetDefaultTargetTriple();
+  char *cpu = LLVMGetHostCPUName();
+  char *feat = LLVMGetHostCPUFeatures();
+  LLVMTargetRef t;
+  char *msg = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  if (LLVMGetTargetFromTriple(triple, &t, &msg)) {
+    vt_errorf(e, VT_ERR_INTERNAL, "LLVM has no target for %s: %s", triple, msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+  } else {
+    LLVMCodeGenOptLevel lv = opt_level <= 0 ? LLVMCodeGenLevelNone : opt_level == 1 ? LLVMCodeGenLevelLess
+                           : opt_level == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
+    tm = LLVMCreateTargetMachine(t, triple, cpu, feat, lv, LLVMRelocPIC, LLVMCodeModelJITDefault);
+    if (!tm) vt_errorf(e, VT_ERR_INTERNAL, "cannot create an LLVM target machine for %s (%s)", triple, cpu);
+  }
+  LLVMDisposeMessage(triple);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(feat);
+  return tm;
+}
+
+static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
+  const vt_graph *g = c->g;
+  fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d copy, %d fallback; %d of %d nodes in generated kernels; compile %.1f ms\n",
+          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_copy, j->st.n_fallback, j->st.n_fused_nodes,
+          g->n_nodes, j->st.compile_ms);
+  for (int gi = 0; gi < c->n_groups; gi++) {
+    const cg_group *G = &c->groups[gi];
+    const vt_node *n = &g->nodes[G->seed];
+    switch (G->kind) {
+    case G_GEMM:
+      fprintf(f, "  [%d] gemm %lldx%lldx%lld '%s'", gi, (long long)G->M, (long long)G->N, (long long)G->K, n->name);
+      break;
+    case G_EW:
+      fprintf(f, "  [%d] elementwise %lld elems '%s'", gi, (long long)G->total, n->name);
+      break;
+    case G_COPY:
+      fprintf(f, "  [%d] copy %s '%s'\n", gi, vt_ops[n->op].name, n->name);
+      continue;
+    default:
+      fprintf(f, "  [%d] fallback %s '%s': %s\n", gi, vt_ops[n->op].name, n->name, G->why);
+      continue;
+    }
+    fprintf(f, " ops:");
+    for (int s = 0; s < G->n_steps; s++) fprintf(f, " %s", ew_names[G->steps[s].op]);
+    fprintf(f, "\n");
+  }
+}
+
+static void cg_free(cg *c) {
+  if (c->b) LLVMDisposeBuilder(c->b);
+  free(c->uoff);
+  free(c->ulist);
+  free(c->is_out);
+  free(c->node_group);
+  free(c->val_step);
+  for (int i = 0; i < c->n_groups; i++) {
+    free(c->groups[i].nodes);
+    free(c->groups[i].steps);
+    free(c->groups[i].slots);
+  }
+  free(c->groups);
+  for (int i = 0; i < c->n_blobs; i++) free(c->blobs[i].owned);
+  free(c->blobs);
+  free(c->blob_globals);
+  free(c->cores);
+}
+
+static int build_users(cg *c) {
+  const vt_graph *g = c->g;
+  c->uoff = calloc((size_t)g->n_values + 2, sizeof *c->uoff);
+  c->is_out = calloc((size_t)g->n_values + 1, sizeof *c->is_out);
+  c->node_group = malloc(((size_t)g->n_nodes + 1) * sizeof *c->node_group);
+  c->val_step = malloc(((size_t)g->n_values + 1) * sizeof *c->val_step);
+  size_t nu = 0;
+  for (int32_t i = 0; i < g->n_nodes; i++) nu += (size_t)g->nodes[i].n_in;
+  c->ulist = malloc((nu + 1) * sizeof *c->ulist);
+  if (!c->uoff || !c->is_out || !c->node_group || !c->val_step || !c->ulist)
+    return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    c->node_group[i] = -1;
+    const vt_node *n = &g->nodes[i];
+    for (int32_t k = 0; k < n->n_in; k++) {
+      bool dup = false;   /* a node reading a value twice is one user */
+      for (int32_t q = 0; q < k; q++) dup |= n->in[q] == n->in[k];
+      if (n->in[k] >= 0 && !dup) c->uoff[n->in[k] + 1]++;
+    }
+  }
+  for (int32_t v = 0; v < g->n_values; v++) {
+    c->uoff[v + 1] += c->uoff[v];
+    c->val_step[v] = -1;
+  }
+  int32_t *fill = calloc((size_t)g->n_values + 1, sizeof *fill);
+  if (!fill) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    const vt_node *n = &g->nodes[i];
+    for (int32_t k = 0; k < n->n_in; k++) {
+      bool dup = false;
+      for (int32_t q = 0; q < k; q++) dup |= n->in[q] == n->in[k];
+      if (n->in[k] >= 0 && !dup) c->ulist[c->uoff[n->in[k]] + fill[n->in[k]]++] = i;
+    }
+  }
+  free(fill);
+  for (int32_t i = 0; i < g->n_outputs; i++) c->is_out[g->outputs[i]] = true;
+  return VT_OK;
+}
+
+static int build_module(cg *c, int nthreads) {
+  c->b = LLVMCreateBuilderInContext(c->ctx);
+  c->t_i64 = LLVMInt64TypeInContext(c->ctx);
+  c->t_i32 = LLVMInt32TypeInContext(c->ctx);
+  c->t_i1 = LLVMInt1TypeInContext(c->ctx);
+  c->t_f32 = LLVMFloatTypeInContext(c->ctx);
+  c->t_ptr = LLVMPointerTypeInContext(c->ctx, 0);
+  c->t_void = LLVMVoidTypeInContext(c->ctx);
+  c->ft_f1 = LLVMFunctionType(c->t_f32, &c->t_f32, 1, 0);
+  LLVMTypeRef gp[12] = {c->t_ptr, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
+                        c->t_i64, c->t_i64, c->t_ptr, c->t_ptr};
+  c->ft_gemm = LLVMFunctionType(c->t_void, gp, 12, 0);
+  LLVMTypeRef cp[7] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr};
+  c->ft_core = LLVMFunctionType(c->t_void, cp, 7, 0);
+  LLVMTypeRef kp[3] = {c->t_ptr, c->t_i64, c->t_i64};
+  c->ft_kern = LLVMFunctionType(c->t_void, kp, 3, 0);
+  LLVMTypeRef ep[7] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64};
+  c->ft_epi = LLVMFunctionType(c->t_void, ep, 7, 0);
+  LLVMTypeRef pp[4] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64};
+  c->ft_par = LLVMFunctionType(c->t_void, pp, 4, 0);
+  LLVMTypeRef np[2] = {c->t_ptr, c->t_i32};
+  c->ft_node = LLVMFunctionType(c->t_i32, np, 2, 0);
+  struct { LLVMValueRef *f; const char *name; } lib[] = {
+    {&c->f_gemm, "vt_cgk_gemm"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"},
+    {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}};
+  for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
+    *lib[i].f = LLVMGetNamedFunction(c->mod, lib[i].name);
+    if (!*lib[i].f) return vt_errorf(c->e, VT_ERR_INTERNAL, "kernel library lacks %s", lib[i].name);
+  }
+  c->f_par = LLVMAddFunction(c->mod, "vt_jit_host_par", c->ft_par);
+  c->f_node = LLVMAddFunction(c->mod, "vt_jit_host_node", c->ft_node);
+  unsigned id_sqrt = LLVMLookupIntrinsicID("llvm.sqrt", 9), id_fabs = LLVMLookupIntrinsicID("llvm.fabs", 9);
+  c->f_sqrt = LLVMGetIntrinsicDeclaration(c->mod, id_sqrt, &c->t_f32, 1);
+  c->f_fabs = LLVMGetIntrinsicDeclaration(c->mod, id_fabs, &c->t_f32, 1);
+  /* constant data: packed weights, broadcast operands */
+  c->blob_globals = calloc((size_t)c->n_blobs + 1, sizeof *c->blob_globals);
+  if (!c->blob_globals) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  for (int i = 0; i < c->n_blobs; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "vt_const_%d", i);
+    LLVMValueRef init = LLVMConstStringInContext2(c->ctx, (const char *)c->blobs[i].data, c->blobs[i].nbytes, 1);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+    LLVMSetAlignment(gv, 64);
+    c->blob_globals[i] = gv;
+  }
+  return emit_entry(c, nthreads);
+}
+
+vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e) {
+  double t0 = now_ms();
+  clock_t cpu0 = clock();
+  vt_cg_options dflt = {.opt_level = 3};
+  if (!opt) opt = &dflt;
+  int olv = opt->opt_level < 0 ? 0 : opt->opt_level > 3 ? 3 : opt->opt_level;
+  cg c;
+  memset(&c, 0, sizeof c);
+  c.g = g;
+  c.e = e;
+  vt_jit *j = calloc(1, sizeof *j);
+  LLVMOrcThreadSafeContextRef tsc = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  LLVMOrcLLJITRef J = NULL;
+  int64_t *off = NULL;
+  if (!j) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); return NULL; }
+  j->g = g;
+  if (build_users(&c) || plan(&c)) goto fail;
+  for (int gi = 0; gi < c.n_groups; gi++) {
+    const cg_group *G = &c.groups[gi];
+    if (G->kind == G_GEMM) j->st.n_gemm++;
+    else if (G->kind == G_EW) j->st.n_elementwise++;
+    else if (G->kind == G_COPY) j->st.n_copy++;
+    else j->st.n_fallback++;
+    if (G->kind != G_FALLBACK) j->st.n_fused_nodes += G->n_nodes;
+  }
+  /* buffers */
+  j->bufs = calloc((size_t)g->n_values + 1, sizeof *j->bufs);
+  off = malloc(((size_t)g->n_values + 1) * sizeof *off);
+  if (!j->bufs || !off) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto fail; }
+  int64_t asz = plan_arena(&c, off);
+  if (asz < 0 || !(j->arena = aligned_alloc(64, (size_t)(asz ? asz : 64)))) {
+    vt_errorf(e, VT_ERR_MODEL, "%s: cannot allocate the activation arena (%lld bytes)", g->path, (long long)asz);
+    goto fail;
+  }
+  for (int32_t v = 0; v < g->n_values; v++) {
+    if (off[v] >= 0) j->bufs[v] = (char *)j->arena + off[v];
+    else if (is_const(g, v)) j->bufs[v] = g->values[v].cdata->data;
+  }
+  j->pool = vt_pool_new(opt->threads);
+  if (!j->pool) { vt_errorf(e, VT_ERR_MODEL, "cannot create the thread pool"); goto fail; }
+
+  /* LLVM */
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+  tsc = LLVMOrcCreateNewThreadSafeContext();
+  c.ctx = LLVMOrcThreadSafeContextGetContext(tsc);
+  c.mod = LLVMModuleCreateWithNameInContext(g->name && *g->name ? g->name : "vt_model", c.ctx);
+  tm = host_tm(olv, e);
+  if (!tm) goto fail;
+  {
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    LLVMSetTarget(c.mod, triple);
+    LLVMSetModuleDataLayout(c.mod, td);
+    LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRange((const char *)vt_cg_kernels_bc,
+                                                                  vt_cg_kernels_bc_len, "vt_cg_kernels", 0);
+    LLVMModuleRef lib = NULL;
+    bool bad = LLVMParseBitcodeInContext2(c.ctx, mb, &lib);
+    LLVMDisposeMemoryBuffer(mb);
+    if (bad) {
+      LLVMDisposeMessage(triple);
+      LLVMDisposeTargetData(td);
+      vt_errorf(e, VT_ERR_INTERNAL, "cannot parse the embedded kernel bitcode");
+      goto fail;
+    }
+    LLVMSetTarget(lib, triple);
+    LLVMSetModuleDataLayout(lib, td);
+    LLVMDisposeMessage(triple);
+    LLVMDisposeTargetData(td);
+    /* the library's definitions become internal once linked: only glue calls them */
+    int nlib = 0;
+    char **libnames = NULL;
+    for (LLVMValueRef f = LLVMGetFirstFunction(lib); f; f = LLVMGetNextFunction(f)) nlib++;
+    libnames = calloc((size_t)nlib + 1, sizeof *libnames);
+    if (!libnames) { LLVMDisposeModule(lib); vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto fail; }
+    nlib = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(lib); f; f = LLVMGetNextFunction(f)) {
+      size_t len;
+      if (!LLVMIsDeclaration(f)) libnames[nlib++] = strdup(LLVMGetValueName2(f, &len));
+    }
+    if (LLVMLinkModules2(c.mod, lib)) {
+      for (int i = 0; i < nlib; i++) free(libnames[i]);
+      free(libnames);
+      vt_errorf(e, VT_ERR_INTERNAL, "cannot link the kernel bitcode into the model module");
+      goto fail;
+    }
+    int rc = build_module(&c, vt_pool_threads(j->pool));
+    for (int i = 0; i < nlib; i++) {
+      LLVMValueRef f = libnames[i] ? LLVMGetNamedFunction(c.mod, libnames[i]) : NULL;
+      if (f) LLVMSetLinkage(f, LLVMInternalLinkage);
+      free(libnames[i]);
+    }
+    free(libnames);
+    if (rc) goto fail;
+    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    retarget_functions(c.mod, c.ctx, cpu, feat);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+  }
+  {
+    char *msg = NULL;
+    if (LLVMVerifyModule(c.mod, LLVMReturnStatusAction, &msg)) {
+      vt_errorf(e, VT_ERR_INTERNAL, "codegen produced an invalid LLVM module: %.800s", msg ? msg : "?");
+      LLVMDisposeMessage(msg);
+      goto fail;
+    }
+    LLVMDisposeMessage(msg);
+    char pipeline[32];
+    snprintf(pipeline, sizeof pipeline, "default<O%d>", olv);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(po, olv >= 2);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, olv >= 2);
+    LLVMPassBuilderOptionsSetLoopUnrolling(po, olv >= 2);
+    double tp = now_ms();
+    if (getenv("VT_CG_DUMP_PRE")) LLVMPrintModuleToFile(c.mod, getenv("VT_CG_DUMP_PRE"), NULL);
+    LLVMErrorRef err = LLVMRunPasses(c.mod, pipeline, tm, po);
+    if (getenv("VT_CG_TIMING")) fprintf(stderr, "codegen: lowering %.1f ms, passes %.1f ms\n", tp - t0, now_ms() - tp);
+    LLVMDisposePassBuilderOptions(po);
+    if (err) {
+      char *m = llvm_err(err);
+      vt_errorf(e, VT_ERR_INTERNAL, "LLVM passes failed: %s", m);
+      free(m);
+      goto fail;
+    }
+    if (opt->dump_llvm && LLVMPrintModuleToFile(c.mod, opt->dump_llvm, &msg)) {
+      vt_errorf(e, VT_ERR_MODEL, "cannot write %s: %s", opt->dump_llvm, msg ? msg : "?");
+      LLVMDisposeMessage(msg);
+      goto fail;
+    }
+  }
+  {
+    LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm);
+    tm = NULL;   /* owned by the builder now */
+    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, jtmb);
+    LLVMErrorRef err = LLVMOrcCreateLLJIT(&J, jb);
+    if (err) { char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "cannot create the LLJIT: %s", m); free(m); J = NULL; goto fail; }
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(J);
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    err = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(J), NULL, NULL);
+    if (err) { char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "JIT symbol generator: %s", m); free(m); goto fail; }
+    LLVMOrcJITDylibAddGenerator(jd, gen);
+    LLVMJITSymbolFlags fl = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
+    LLVMOrcCSymbolMapPair syms[2] = {
+      {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_par"), {(LLVMOrcExecutorAddress)(uintptr_t)&host_par, fl}},
+      {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_node"), {(LLVMOrcExecutorAddress)(uintptr_t)&host_node, fl}}};
+    err = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(syms, 2));
+    if (err) { char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "JIT host symbols: %s", m); free(m); goto fail; }
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(c.mod, tsc);
+    c.mod = NULL;
+    err = LLVMOrcLLJITAddLLVMIRModule(J, jd, tsm);
+    if (err) { LLVMOrcDisposeThreadSafeModule(tsm); char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "JIT add module: %s", m); free(m); goto fail; }
+    LLVMOrcExecutorAddress addr = 0;
+    double tl = now_ms();
+    err = LLVMOrcLLJITLookup(J, &addr, "vt_entry");
+    if (getenv("VT_CG_TIMING")) fprintf(stderr, "codegen: machine code %.1f ms\n", now_ms() - tl);
+    if (err) { char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "JIT compile: %s", m); free(m); goto fail; }
+    j->entry = (int32_t (*)(void **, void *))(uintptr_t)addr;
+    j->lljit = J;
+    J = NULL;
+  }
+  LLVMOrcDisposeThreadSafeContext(tsc);
+  tsc = NULL;
+  j->st.compile_ms = now_ms() - t0;
+  j->st.compile_cpu_ms = (double)(clock() - cpu0) * 1e3 / CLOCKS_PER_SEC;
+  if (opt->stats) print_stats(&c, j, opt->stats);
+  free(off);
+  cg_free(&c);
+  return j;
+fail:
+  if (c.mod) LLVMDisposeModule(c.mod);
+  if (J) LLVMOrcDisposeLLJIT(J);
+  if (tsc) LLVMOrcDisposeThreadSafeContext(tsc);
+  if (tm) LLVMDisposeTargetMachine(tm);
+  free(off);
+  cg_free(&c);
+  vt_jit_free(j);
+  return NULL;
+}
+
+/* ---------- running ------------------------------------------------------------------------ */
+int vt_jit_run(vt_jit *j, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e) {
+  const vt_graph *g = j->g;
+  int rc = VT_OK;
+  for (int32_t i = 0; i < g->n_outputs; i++) memset(&outputs[i], 0, sizeof outputs[i]);
+  for (int32_t i = 0; i < g->n_inputs; i++) {
+    const vt_value *v = &g->values[g->inputs[i]];
+    const vt_tensor *t = &inputs[i];
+    char want[256];
+    vt_value_type_str(g, v, want, sizeof want);
+    if (t->dtype != v->dtype || t->rank != v->rank)
+      return vt_errorf(e, VT_ERR_MODEL, "%s: input '%s': got %s of rank %d, the model wants %s", g->path, v->name,
+                       vt_dtype_name(t->dtype), t->rank, want);
+    for (int32_t d = 0; d < v->rank; d++)
+      if (t->dims[d] != v->dims[d])
+        return vt_errorf(e, VT_ERR_MODEL, "%s: input '%s': dim %d is %lld, the compiled model wants %s", g->path,
+                         v->name, d, (long long)t->dims[d], want);
+    if (!t->data && vt_tensor_numel(t) != 0)
+      return vt_errorf(e, VT_ERR_MODEL, "%s: input '%s' has no data", g->path, v->name);
+    j->bufs[g->inputs[i]] = t->data;
+  }
+  /* outputs: the first listing of a value produced by a node is written in place */
+  for (int32_t i = 0; i < g->n_outputs && rc == VT_OK; i++) {
+    const vt_value *v = &g->values[g->outputs[i]];
+    int64_t dims[VT_MAX_RANK];
+    for (int32_t d = 0; d < v->rank; d++) dims[d] = v->dims[d];
+    rc = vt_tensor_alloc(&outputs[i], v->dtype, v->rank, dims, e);
+    bool first = true;
+    for (int32_t k = 0; k < i; k++) first &= g->outputs[k] != g->outputs[i];
+    if (rc == VT_OK && first && v->producer >= 0) j->bufs[g->outputs[i]] = outputs[i].data;
+  }
+  if (rc == VT_OK) {
+    j->err = e;
+    j->st.last_fallback_ms = 0;
+    double t0 = now_ms();
+    rc = j->entry(j->bufs, j);
+    j->st.last_run_ms = now_ms() - t0;
+    j->err = NULL;
+    if (rc != VT_OK && e && e->code == VT_OK) vt_errorf(e, rc, "%s: compiled model failed", g->path);
+  }
+  for (int32_t i = 0; i < g->n_outputs && rc == VT_OK; i++) {
+    int32_t v = g->outputs[i];
+    const void *src = j->bufs[v];
+    if (src && src != outputs[i].data && vt_tensor_nbytes(&outputs[i]))
+      memcpy(outputs[i].data, src, vt_tensor_nbytes(&outputs[i]));
+  }
+  for (int32_t i = 0; i < g->n_inputs; i++) j->bufs[g->inputs[i]] = NULL;
+  for (int32_t i = 0; i < g->n_outputs; i++)
+    if (g->values[g->outputs[i]].producer >= 0) j->bufs[g->outputs[i]] = NULL;
+  if (rc != VT_OK)
+    for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
+  return rc;
+}
+
+void vt_jit_get_stats(const vt_jit *j, vt_jit_stats *st) { *st = j->st; }
+
+void vt_jit_free(vt_jit *j) {
+  if (!j) return;
+  if (j->lljit) {
+    LLVMErrorRef err = LLVMOrcDisposeLLJIT(j->lljit);
+    if (err) LLVMConsumeError(err);
+  }
+  vt_pool_free(j->pool);
+  free(j->bufs);
+  free(j->arena);
+  free(j);
+}

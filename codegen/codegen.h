@@ -1,0 +1,44 @@
+/* codegen.h — vtopt's LLVM code generator: lowers a prepared IR graph (all dims constant) to
+ * fused CPU kernels, specialises them for the model and the host CPU, and runs them in process
+ * through the ORC LLJIT. Ops without a generated kernel run the interpreter's reference kernel
+ * (the generated code calls back into the host for them); --stats says which and why. */
+#ifndef VTOPT_CODEGEN_H
+#define VTOPT_CODEGEN_H
+
+#include <stdio.h>
+
+#include "ir.h"
+#include "runtime.h"
+
+typedef struct vt_cg_options {
+  int opt_level;           /* 0..3 (LLVM pipeline default<ON> and codegen level) */
+  int threads;             /* <= 0: VTOPT_NUM_THREADS or the online CPUs */
+  const char *dump_llvm;   /* write the optimised module's IR here, or NULL */
+  FILE *stats;             /* kernel list and fallbacks with reasons, or NULL */
+} vt_cg_options;
+
+typedef struct vt_jit_stats {
+  int n_gemm;              /* generated GEMM kernels (each with its fused epilogue) */
+  int n_elementwise;       /* generated fused elementwise loops */
+  int n_copy;              /* generated copies (Reshape, Flatten, Squeeze, Unsqueeze, Identity) */
+  int n_fallback;          /* nodes run by the interpreter's kernels */
+  int n_fused_nodes;       /* graph nodes covered by generated kernels */
+  double compile_ms;       /* lowering + LLVM optimisation + JIT code generation (wall) */
+  double compile_cpu_ms;   /* the same in process CPU time */
+  double last_run_ms;      /* the last vt_jit_run: whole model (wall) */
+  double last_fallback_ms; /* ... of which in interpreter kernels (fallback nodes) */
+} vt_jit_stats;
+
+typedef struct vt_jit vt_jit;
+
+/* The graph must have passed vt_graph_prepare, is not modified, and must outlive the JIT. Every
+ * value's dims must be constants (pin symbolic dims first). opt may be NULL (O3, default
+ * threads). Returns NULL with e set on failure. */
+vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e);
+/* Same contract as vt_interp_run: inputs[i] feeds g->inputs[i] (checked against the graph's
+ * dtypes and dims), outputs[i] receives g->outputs[i], allocated, owned by the caller. */
+int vt_jit_run(vt_jit *j, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e);
+void vt_jit_get_stats(const vt_jit *j, vt_jit_stats *st);
+void vt_jit_free(vt_jit *j);
+
+#endif
