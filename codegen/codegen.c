@@ -529,6 +529,13 @@ static int plan(cg *c) {
     if (!val_static(val)) {
       char buf[256];
       vt_value_type_str(g, val, buf, sizeof buf);
+      bool inputs_static = true;
+      for (int32_t i = 0; i < g->n_inputs; i++) inputs_static &= val_static(&g->values[g->inputs[i]]);
+      if (inputs_static)
+        return vt_errorf(c->e, VT_ERR_MODEL,
+                         "%s: value '%s' has shape %s, unknown at compile time although every input dim is "
+                         "pinned (data-dependent shape): the JIT compiles static shapes only",
+                         g->path, val->name, buf);
       return vt_errorf(c->e, VT_ERR_MODEL,
                        "%s: value '%s' has shape %s: the JIT compiles static shapes only; pin dims with --dim SYM=N",
                        g->path, val->name, buf);
@@ -992,7 +999,7 @@ static int emit_entry(cg *c, int nthreads) {
       int64_t units = G->kind == G_GEMM ? (G->M + VT_CG_MR - 1) / VT_CG_MR : G->rows;
       double work = G->kind == G_GEMM ? 2.0 * (double)G->M * (double)G->N * (double)G->K
                                       : (double)G->total * (double)(G->n_steps + 1);
-      if (nthreads > 1 && units > 1 && work >= 65536.0) {
+      if (nthreads > 1 && units > 1 && work >= 2097152.0) {   /* below ~25 us a pool wake-up costs more */
         LLVMValueRef a[4] = {rt, kern[gi], bufs, ci64(c, units)};
         LLVMBuildCall2(c->b, c->ft_par, c->f_par, a, 4, "");
       } else {

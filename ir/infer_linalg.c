@@ -93,6 +93,10 @@ int vt_infer_Gemm(vt_infer_ctx *c) {
     if (cc->dtype != a->dtype) return vt_infer_fail(c, "C has dtype %s, A has %s",
                                                     vt_dtype_name(cc->dtype), vt_dtype_name(a->dtype));
     vt_dim want[2] = {M, N};
+    /* opset < 7: broadcast=0 means C must already be [M, N] */
+    if (vt_node_attr(c->node, "broadcast") && vt_attr_int(c->node, "broadcast", 1) == 0 &&
+        (cc->rank != 2 || dims_conflict(cc->dims[0], M) || dims_conflict(cc->dims[1], N)))
+      return vt_infer_fail(c, "broadcast=0 but C is not [M, N]");
     for (int d = 0; d < cc->rank; d++) {
       vt_dim x = cc->dims[d], w = want[2 - cc->rank + d];
       if (x != 1 && dims_conflict(x, w))

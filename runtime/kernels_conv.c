@@ -51,7 +51,7 @@ static int read_win(vt_kctx *k, const vt_tensor *x, const vt_tensor *w, const vt
   int nsp = x->rank - 2;
   vt_lgeom lg;
   char err[256];
-  vt_dim wk[VT_MAX_RANK];
+  vt_dim wk[VT_MAX_RANK] = {0};
   if (w)
     for (int i = 0; i < nsp; i++) wk[i] = w->dims[2 + i];
   if (vt_lgeom_read(k->node, nsp, w ? wk : NULL, &lg, err, sizeof err))

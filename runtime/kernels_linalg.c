@@ -209,7 +209,7 @@ done:
 /* ---------- Einsum -------------------------------------------------------------------------------- */
 /* dst[i0..] = src permuted: dst dim i is src dim perm[i]. */
 static void permute_f32(const float *src, int rank, const int64_t *dims, const int *perm, float *dst) {
-  int64_t sstr[VT_MAX_RANK], ddims[VT_MAX_RANK], st[VT_MAX_RANK], idx[VT_MAX_RANK] = {0};
+  int64_t sstr[VT_MAX_RANK], ddims[VT_MAX_RANK] = {0}, st[VT_MAX_RANK] = {0}, idx[VT_MAX_RANK] = {0};
   vt_strides(rank, dims, sstr);
   int64_t n = 1;
   for (int i = 0; i < rank; i++) {
