@@ -4,6 +4,7 @@
 #include "frontend.h"
 #include "ir.h"
 #include "metrics.h"
+#include "passes.h"
 #include "runtime.h"
 
 #include <errno.h>
@@ -37,7 +38,12 @@ static const char *usage =
     "  --runs N               run N times and report the median latency (default 1)\n"
     "  -o FILE.onnx           write the (prepared) graph as an ONNX model\n"
     "  -o FILE.so             compile to a shared library: not built yet (LLVM codegen is issue 4)\n"
-    "  --pass=LIST            graph rewrites: none are built yet; only 'none' is accepted\n"
+    "  --pass=LIST            graph rewrites (pipeline syntax and passes below; repeatable: the lists\n"
+    "                         run in order); canonicalisation runs first unless --no-canonicalize\n"
+    "  --no-canonicalize      do not run the canonical passes (fuse-attention) first\n"
+    "  --print-after=NAME|all print the IR after pass NAME (or after every pass)\n"
+    "  --stats                per pass: nodes before/after, FLOPs, matches per pattern rule\n"
+    "  --explain              per pass: each candidate that did not match, the step and the reason\n"
     "  --print-ir             print the IR text form after loading\n"
     "  -q, --quiet            print only errors\n"
     "  -h, --help             this text\n";
@@ -53,6 +59,8 @@ typedef struct opts {
   int n_pins;
   const char *pin_names[MAX_ITEMS];
   int64_t pin_vals[MAX_ITEMS];
+  vt_pipeline pipeline;      /* from --pass (all lists concatenated) */
+  vt_pipeline_opts popts;
 } opts;
 
 static int fail(const vt_error *e) {
@@ -92,7 +100,7 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
     char *a = argv[i];
     const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED_ARG() do { if (!next) return usage_error("%s needs a value", a); i++; } while (0)
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); return -1; }
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); vt_passes_help(stdout); return -1; }
     else if (!strcmp(a, "--run")) o->run = true;
     else if (!strcmp(a, "--random-inputs")) o->random_inputs = true;
     else if (!strcmp(a, "--print-ir")) o->print_ir = true;
@@ -126,9 +134,23 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
         o->pin_vals[o->n_pins++] = v;
       }
     } else if (!strncmp(a, "--pass=", 7)) {
-      if (strcmp(a + 7, "none") != 0)
-        return usage_error("--pass: no graph rewrites are built yet ('%s'); only 'none' is accepted", a + 7);
-    } else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
+      vt_pipeline more;
+      vt_error pe = {0};
+      if (vt_pipeline_parse(a + 7, &more, &pe) != VT_OK) return usage_error("%s", pe.msg);
+      vt_pass_params *st = more.n ? realloc(o->pipeline.steps, (size_t)(o->pipeline.n + more.n) * sizeof *st) : o->pipeline.steps;
+      if (more.n && !st) { vt_pipeline_free(&more); return usage_error("%s", "--pass: out of memory"); }
+      if (more.n) memcpy(st + o->pipeline.n, more.steps, (size_t)more.n * sizeof *st);
+      o->pipeline.steps = st;
+      o->pipeline.n += more.n;
+      vt_pipeline_free(&more);
+    } else if (!strcmp(a, "--no-canonicalize")) o->popts.no_canonicalize = true;
+    else if (!strncmp(a, "--print-after=", 14)) {
+      if (strcmp(a + 14, "all") != 0 && !vt_pass_find(a + 14))
+        return usage_error("--print-after: unknown pass '%s' (see the passes in vtopt --help, or 'all')", a + 14);
+      o->popts.print_after = a + 14;
+    } else if (!strcmp(a, "--stats")) o->popts.stats = true;
+    else if (!strcmp(a, "--explain")) o->popts.explain = true;
+    else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
     else if (!o->model) o->model = a;
     else return usage_error("unexpected argument '%s'", a);
 #undef NEED_ARG
@@ -204,10 +226,16 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static int load_model(const opts *o, vt_graph **gp, vt_error *e) {
+/* Loads, prepares and (when with_passes) runs the pass pipeline: canonicalisation first unless
+ * --no-canonicalize, then the --pass lists. */
+static int load_model(const opts *o, vt_graph **gp, bool with_passes, vt_error *e) {
   int rc = vt_onnx_load(o->model, gp, e);
   if (rc) return rc;
-  return vt_graph_prepare(*gp, o->pin_names, o->pin_vals, o->n_pins, e);
+  rc = vt_graph_prepare(*gp, o->pin_names, o->pin_vals, o->n_pins, e);
+  if (rc || !with_passes) return rc;
+  vt_pipeline_opts po = o->popts;
+  po.out = stdout;
+  return vt_pipeline_run(&o->pipeline, *gp, &po, e);
 }
 
 static int run_model(const opts *o, vt_graph *g, vt_error *e) {
@@ -314,7 +342,7 @@ static int cmd_main(opts *o) {
     return usage_error("-o %s: unknown output kind (expected .onnx)", o->out_file);
   }
   vt_graph *g = NULL;
-  int rc = load_model(o, &g, &e);
+  int rc = load_model(o, &g, true, &e);
   if (rc == VT_OK && o->print_ir) vt_graph_print(g, stdout);
   if (rc == VT_OK && !o->quiet && !o->run)
     printf("loaded %s: %d inputs, %d outputs, %d nodes, %d values\n", g->path, g->n_inputs, g->n_outputs,
@@ -332,7 +360,9 @@ static int cmd_inspect(opts *o) {
   vt_error e = {0};
   if (!o->model) return usage_error("%s", "inspect: no model given");
   vt_graph *g = NULL;
-  int rc = load_model(o, &g, &e);
+  /* inspect shows the model as loaded unless passes or pass outputs are asked for */
+  bool passes = o->pipeline.n > 0 || o->popts.stats || o->popts.explain || o->popts.print_after;
+  int rc = load_model(o, &g, passes, &e);
   if (rc == VT_OK) {
     if (o->ir_text) vt_graph_print(g, stdout);
     else vt_graph_print_summary(g, stdout);
@@ -397,12 +427,15 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "compare-outputs")) return cmd_compare(argc, argv);
   if (!strcmp(cmd, "inspect") || !strcmp(cmd, "run")) {
     int rc = parse_args(argc, argv, 2, &o);
-    if (rc) return rc < 0 ? 0 : rc;
-    if (!strcmp(cmd, "inspect")) return cmd_inspect(&o);
-    o.run = true;
-    return cmd_main(&o);
+    if (rc == 0) {
+      if (!strcmp(cmd, "inspect")) rc = cmd_inspect(&o);
+      else { o.run = true; rc = cmd_main(&o); }
+    }
+    vt_pipeline_free(&o.pipeline);
+    return rc < 0 ? 0 : rc;
   }
   int rc = parse_args(argc, argv, 1, &o);
-  if (rc) return rc < 0 ? 0 : rc;
-  return cmd_main(&o);
+  if (rc == 0) rc = cmd_main(&o);
+  vt_pipeline_free(&o.pipeline);
+  return rc < 0 ? 0 : rc;
 }

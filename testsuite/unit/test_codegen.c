@@ -20,7 +20,10 @@
 #include "runtime.h"
 
 #ifdef VT_HAVE_CODEGEN
+#include <dlfcn.h>
+
 #include "codegen.h"
+#include "vtopt_model.h"
 
 /* ---------- graph building ------------------------------------------------------------------ */
 static uint64_t rng = 12345;
@@ -315,6 +318,99 @@ static void test_broadcast_tail(void **state) {
   }
 }
 
+/* Row kernels: Softmax (last axis; opset 11 flattening at axis 1) and LayerNormalization (with
+ * and without bias, over one or two trailing axes), odd sizes, inputs scaled to [-8, 8]. */
+static void row_case(const char *op, int rank, const int64_t *dims, int64_t axis, int opset, int with_bias) {
+  vt_graph *g = vt_graph_new("");
+  assert_non_null(g);
+  assert_int_equal(vt_graph_set_opset(g, "", opset), 0);
+  int32_t x = add_input(g, "x", rank, dims);
+  int32_t eight = add_scalar(g, "eight", 8.0f);
+  int32_t t = node(g, "Mul", 2, (int32_t[]){x, eight});
+  int32_t y;
+  if (!strcmp(op, "Softmax")) {
+    y = node(g, "Softmax", 1, &t);
+  } else {
+    int64_t a = axis < 0 ? axis + rank : axis;   /* scale / bias have the normalised dims */
+    int32_t sc = add_const(g, "scale", rank - (int)a, dims + a, 1.0f);
+    int32_t bi = add_const(g, "bias", rank - (int)a, dims + a, 1.0f);
+    y = node(g, "LayerNormalization", with_bias ? 3 : 2, (int32_t[]){t, sc, bi});
+  }
+  vt_attr *at = vt_node_add_attr(g, g->n_nodes - 1, "axis", VT_ATTR_INT);
+  at->i = axis;
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  vt_jit_stats st;
+  double err = compare(g, &st);
+  fprintf(stderr, "  %s rank %d last dim %lld axis %lld opset %d: rel L2 %.3g\n", op, rank,
+          (long long)dims[rank - 1], (long long)axis, opset, err);
+  assert_true(err <= 1e-5);
+  assert_int_equal(st.n_row, 1);
+  assert_int_equal(st.n_fallback, 0);
+  vt_graph_free(g);
+}
+
+static void test_rows(void **state) {
+  (void)state;
+  static const int64_t d1[1] = {1}, d2[2] = {7, 197}, d3[2] = {3, 1025}, d4[3] = {2, 7, 13}, d5[2] = {197, 384};
+  row_case("Softmax", 1, d1, -1, 17, 0);
+  row_case("Softmax", 2, d2, -1, 17, 0);
+  row_case("Softmax", 2, d3, 1, 17, 0);
+  row_case("Softmax", 3, d4, 1, 11, 0);   /* opset < 13: softmax over dims [1, 3) flattened */
+  row_case("LayerNormalization", 2, d5, -1, 17, 1);
+  row_case("LayerNormalization", 2, d2, -1, 17, 0);
+  row_case("LayerNormalization", 3, d4, -2, 17, 1);
+  row_case("LayerNormalization", 2, d3, 1, 17, 1);
+}
+
+/* Transpose: several permutations and ranks (f32), the default (reversed) permutation, and an
+ * int64 tensor (8-byte elements; the Casts around it run interpreter kernels). */
+static void perm_case(int rank, const int64_t *dims, const int64_t *perm, int via_i64) {
+  vt_graph *g = new_graph();
+  int32_t x = add_input(g, "x", rank, dims);
+  int32_t t = x;
+  if (via_i64) {
+    int32_t s10 = add_scalar(g, "s10", 10.0f);
+    t = node(g, "Mul", 2, (int32_t[]){t, s10});
+    t = node(g, "Cast", 1, &t);
+    vt_node_add_attr(g, g->n_nodes - 1, "to", VT_ATTR_INT)->i = VT_I64;
+  }
+  t = node(g, "Transpose", 1, &t);
+  if (perm) {
+    vt_attr *at = vt_node_add_attr(g, g->n_nodes - 1, "perm", VT_ATTR_INTS);
+    at->n = rank;
+    at->ints = vt_arena_alloc(&g->arena, (size_t)rank * sizeof *at->ints);
+    assert_non_null(at->ints);
+    memcpy(at->ints, perm, (size_t)rank * sizeof *at->ints);
+  }
+  if (via_i64) {
+    t = node(g, "Cast", 1, &t);
+    vt_node_add_attr(g, g->n_nodes - 1, "to", VT_ATTR_INT)->i = VT_F32;
+  }
+  assert_int_equal(vt_graph_add_output(g, t), 0);
+  vt_jit_stats st;
+  double err = compare(g, &st);
+  fprintf(stderr, "  transpose rank %d%s: rel L2 %.3g\n", rank, via_i64 ? " (int64)" : "", err);
+  assert_true(err == 0);
+  assert_int_equal(st.n_copy, 1);
+  assert_int_equal(st.n_fallback, via_i64 ? 2 : 0);
+  vt_graph_free(g);
+}
+
+static void test_transpose(void **state) {
+  (void)state;
+  static const int64_t d1[1] = {7}, d2[2] = {7, 197}, d3[3] = {3, 7, 5}, d4[4] = {2, 3, 7, 5}, d5[5] = {2, 7, 3, 4, 5};
+  static const int64_t p2[2] = {1, 0}, p3[3] = {1, 2, 0}, p4[4] = {0, 2, 1, 3}, p5[5] = {2, 0, 3, 1, 4};
+  static const int64_t p4b[4] = {0, 2, 3, 1};
+  perm_case(1, d1, NULL, 0);
+  perm_case(2, d2, p2, 0);
+  perm_case(3, d3, p3, 0);
+  perm_case(3, d3, NULL, 0);
+  perm_case(4, d4, p4, 0);
+  perm_case(4, d4, p4b, 0);
+  perm_case(5, d5, p5, 0);
+  perm_case(3, d3, p3, 1);
+}
+
 /* exp / erf / tanh / sigmoid over a wide range, including overflow to inf and underflow. */
 static void test_math_range(void **state) {
   (void)state;
@@ -403,20 +499,131 @@ static void test_vit_tiny(void **state) {
   if (vt_graph_prepare(g, names, vals, 1, &e)) fail_msg("%s", e.msg);
   vt_jit_stats st;
   double err = compare(g, &st);
-  fprintf(stderr, "  vit_tiny_op17 (batch 2): rel L2 %.3g; %d gemm, %d elementwise, %d copy, %d fallback; %.0f ms\n",
-          err, st.n_gemm, st.n_elementwise, st.n_copy, st.n_fallback, st.compile_ms);
+  fprintf(stderr, "  vit_tiny_op17 (batch 2): rel L2 %.3g; %d gemm, %d elementwise, %d row, %d copy, %d fallback; %.0f ms\n",
+          err, st.n_gemm, st.n_elementwise, st.n_row, st.n_copy, st.n_fallback, st.compile_ms);
   assert_true(err <= 1e-4);
   /* the JIT must not silently run everything through the interpreter */
   assert_true(st.n_gemm >= 9);   /* 2 blocks x 4 linear layers + the head */
+  assert_true(st.n_row >= 7);    /* 5 LayerNormalization + 2 Softmax */
   assert_true(st.n_fused_nodes > 0);
+  vt_graph_free(g);
+}
+
+/* ---------- fast.so ------------------------------------------------------------------------- */
+typedef struct {
+  void *h;
+  const char *(*signature)(void);
+  int (*create)(int, vtopt_session **);
+  int (*run)(vtopt_session *, const vtopt_tensor *, vtopt_tensor *);
+  const char *(*last_error)(const vtopt_session *);
+  void (*destroy)(vtopt_session *);
+} so_api;
+
+static void so_open(so_api *a, const char *path, const char *tag) {
+  a->h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!a->h) fail_msg("dlopen %s: %s", path, dlerror());
+  char n[128];
+#define SYM(f) (snprintf(n, sizeof n, "%s_" #f, tag), *(void **)&a->f = dlsym(a->h, n), assert_non_null(a->f))
+  SYM(signature); SYM(create); SYM(run); SYM(last_error); SYM(destroy);
+#undef SYM
+}
+
+/* Compiles g to path with tag; checks the library against the interpreter through the ABI only. */
+static void so_check(vt_graph *g, const char *path, const char *tag, so_api *a) {
+  vt_error e = {0};
+  vt_cg_options opt = {.opt_level = 3};
+  if (vt_cg_emit_so(g, &opt, path, tag, &e)) fail_msg("emit so: %s", e.msg);
+  so_open(a, path, tag);
+  const char *sig = a->signature();
+  assert_non_null(strstr(sig, "\"inputs\""));
+  vtopt_session *s = NULL;
+  assert_int_equal(a->create(2, &s), VTOPT_OK);
+  vt_tensor *in = calloc((size_t)g->n_inputs + 1, sizeof *in), *oi = calloc((size_t)g->n_outputs + 1, sizeof *oi);
+  vt_tensor *os = calloc((size_t)g->n_outputs + 1, sizeof *os);
+  assert_true(in && oi && os);
+  for (int32_t i = 0; i < g->n_inputs; i++) {
+    const vt_value *v = &g->values[g->inputs[i]];
+    int64_t dims[VT_MAX_RANK];
+    for (int d = 0; d < v->rank; d++) dims[d] = v->dims[d];
+    assert_int_equal(vt_tensor_alloc(&in[i], VT_F32, v->rank, dims, &e), 0);
+    for (int64_t k = 0; k < vt_tensor_numel(&in[i]); k++) ((float *)in[i].data)[k] = frand();
+  }
+  for (int32_t o = 0; o < g->n_outputs; o++) {
+    const vt_value *v = &g->values[g->outputs[o]];
+    int64_t dims[VT_MAX_RANK];
+    for (int d = 0; d < v->rank; d++) dims[d] = v->dims[d];
+    assert_int_equal(vt_tensor_alloc(&os[o], v->dtype, v->rank, dims, &e), 0);
+  }
+  vt_interp *it = vt_interp_new(g, 2, &e);
+  assert_non_null(it);
+  if (vt_interp_run(it, in, oi, &e)) fail_msg("interp: %s", e.msg);
+  if (a->run(s, (const vtopt_tensor *)in, (vtopt_tensor *)os) != VTOPT_OK) fail_msg("so run: %s", a->last_error(s));
+  for (int32_t o = 0; o < g->n_outputs; o++) {
+    double err = rel_l2(&os[o], &oi[o]);
+    fprintf(stderr, "  %s output %d: rel L2 %.3g\n", tag, o, err);
+    assert_true(err <= 1e-4);
+  }
+  /* a wrong dim is an error with a message, not a crash */
+  in[0].dims[0] += 1;
+  assert_int_equal(a->run(s, (const vtopt_tensor *)in, (vtopt_tensor *)os), VTOPT_ERR_INPUT);
+  assert_non_null(strstr(a->last_error(s), "dim 0 is"));
+  in[0].dims[0] -= 1;
+  a->destroy(s);
+  vt_interp_free(it);
+  for (int32_t i = 0; i < g->n_inputs; i++) vt_tensor_free(&in[i]);
+  for (int32_t o = 0; o < g->n_outputs; o++) { vt_tensor_free(&oi[o]); vt_tensor_free(&os[o]); }
+  free(in); free(oi); free(os);
+}
+
+/* Two different models as shared libraries in one process (tagged symbols), both against the
+ * interpreter; the ViT one has interpreter-kernel fallbacks inside the library. */
+static void test_shared_library(void **state) {
+  (void)state;
+  if (access(ZOO_MODEL, R_OK) != 0 &&
+      system("/usr/bin/python3 '" VT_SOURCE_DIR "/testsuite/models/gen_zoo.py' --only vit_tiny_op17 --out '" ZOO_DIR
+             "' >/dev/null") != 0)
+    fail_msg("cannot generate %s", ZOO_MODEL);
+  vt_error e = {0};
+  vt_graph *g = NULL;
+  if (vt_onnx_load(ZOO_MODEL, &g, &e)) fail_msg("%s", e.msg);
+  const char *names[1] = {"batch"};
+  int64_t vals[1] = {2};
+  if (vt_graph_prepare(g, names, vals, 1, &e)) fail_msg("%s", e.msg);
+  so_api a, b;
+  so_check(g, VT_BINARY_DIR "/testsuite/codegen_vit_tiny.so", "vit_tiny", &a);
+  vt_graph *g2 = new_graph();
+  int64_t ad[2] = {7, 33}, bd[2] = {33, 19}, nd[1] = {19};
+  int32_t x = add_input(g2, "x", 2, ad);
+  int32_t w = add_const(g2, "w", 2, bd, 1.0f);
+  int32_t bias = add_const(g2, "bias", 1, nd, 1.0f);
+  int32_t y = node(g2, "MatMul", 2, (int32_t[]){x, w});
+  y = node(g2, "Add", 2, (int32_t[]){y, bias});
+  y = node(g2, "Softmax", 1, &y);   /* a fallback inside the second library too */
+  assert_int_equal(vt_graph_add_output(g2, y), 0);
+  if (vt_graph_prepare(g2, NULL, NULL, 0, &e)) fail_msg("%s", e.msg);
+  so_check(g2, VT_BINARY_DIR "/testsuite/codegen_small.so", "small", &b);
+  /* both stay usable side by side */
+  vtopt_session *s1 = NULL, *s2 = NULL;
+  assert_int_equal(a.create(1, &s1), VTOPT_OK);
+  assert_int_equal(b.create(1, &s2), VTOPT_OK);
+  assert_null(dlsym(b.h, "vit_tiny_create"));   /* no cross-talk between the tags */
+  assert_null(dlsym(a.h, "vt_so_create"));      /* support code stays local */
+  a.destroy(s1);
+  b.destroy(s2);
+  dlclose(a.h);
+  dlclose(b.h);
+  assert_int_equal(vt_cg_emit_so(g2, NULL, "/tmp/x.so", "1bad", &e), VT_ERR_MODEL);
+  vt_graph_free(g2);
   vt_graph_free(g);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_shared_library),
     cmocka_unit_test(test_gemm_sizes),   cmocka_unit_test(test_gemm_epilogue),
     cmocka_unit_test(test_gemm_op),      cmocka_unit_test(test_elementwise),
     cmocka_unit_test(test_math_range),   cmocka_unit_test(test_broadcast_tail),
+    cmocka_unit_test(test_rows),         cmocka_unit_test(test_transpose),
     cmocka_unit_test(test_symbolic_refused),
     cmocka_unit_test(test_bad_inputs),   cmocka_unit_test(test_vit_tiny),
   };

@@ -1,0 +1,30 @@
+/* passes_internal.h — private to passes/: the pass entry points listed in the registry and the
+ * graph-editing helpers rewrites share (passes/rewrite.c). */
+#ifndef VTOPT_PASSES_INTERNAL_H
+#define VTOPT_PASSES_INTERNAL_H
+
+#include "passes.h"
+
+/* pass entry points (one file each) */
+int vt_pass_fuse_attention(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e);
+
+/* A value name not yet used in g, from base + suffix ("base/suffix", then "base/suffix_2"...).
+ * Returns an arena string or NULL on OOM. */
+const char *vt_rw_fresh_name(vt_graph *g, const char *base, const char *suffix);
+/* A new untyped value (shape inference types it) named fresh from base/suffix; -1 on OOM. */
+int32_t vt_rw_new_value(vt_graph *g, const char *base, const char *suffix);
+/* A new constant int64 vector (data in the graph's arena); -1 on OOM. */
+int32_t vt_rw_const_i64(vt_graph *g, const char *base, const char *suffix, const int64_t *vals, int32_t n);
+/* Appends a node computing a fresh value; returns the value index or -1 on OOM. The node's name
+ * is the value's name. */
+int32_t vt_rw_node1(vt_graph *g, int op, const char *base, const char *suffix, int n_in, const int32_t *in);
+/* Makes node `node` produce nothing into output slot o (the value loses its producer), so a new
+ * node can produce that value instead. */
+void vt_rw_detach_output(vt_graph *g, int32_t node, int o);
+/* Unsqueeze/Squeeze of x at one axis, using the axes input (opset >= 13) or attribute. */
+int32_t vt_rw_unsqueeze(vt_graph *g, int32_t x, int64_t axis, const char *base, const char *suffix);
+int32_t vt_rw_squeeze_into(vt_graph *g, int32_t x, int64_t axis, int32_t out, const char *name);
+/* Scalar value of a constant with one element (any float/int dtype); false if v is not one. */
+bool vt_rw_const_scalar(const vt_graph *g, int32_t v, double *out);
+
+#endif
