@@ -2,7 +2,7 @@
  * reference runtime's vt_sgemm (runtime/gemm.c, packs B per call) on the ViT-S shapes, at 1 and 2
  * threads. Median and best of --reps runs after warm-up, plus GFLOP/s per CPU-second of the
  * process (robust when other jobs share the cores); also checks both agree (rel. L2).
- * usage: vt_gemm_jit_bench [--reps N] [MxKxN ...]   (default 197x384x1152 197x384x1536 197x1536x384) */
+ * usage: vt_gemm_jit_bench [--reps N] [--epilogue] [MxKxN ...]  (--epilogue: + bias + GELU fused)   (default 197x384x1152 197x384x1536 197x1536x384) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +29,26 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+static int epilogue;   /* --epilogue: + bias + GELU (erf form) fused after the GEMM */
+
+static int32_t scalar_const(vt_graph *g, const char *name, float x) {
+  float *p = malloc(sizeof *p);
+  *p = x;
+  vt_graph_own(g, p);
+  vt_tensor t = {.dtype = VT_F32, .rank = 0, .data = p};
+  return vt_graph_add_const(g, name, &t);
+}
+
+static int32_t op(vt_graph *g, const char *name, int32_t a, int32_t b) {
+  static int counter;
+  char vn[64];
+  snprintf(vn, sizeof vn, "%s_out%d", name, counter++);
+  int32_t y = vt_graph_add_value(g, vn, VT_UNDEFINED, -1, NULL);
+  int32_t in[2] = {a, b};
+  vt_graph_add_node(g, name, vt_op_lookup(name, ""), b >= 0 ? 2 : 1, in, 1, &y);
+  return y;
+}
+
 static int bench(int64_t M, int64_t K, int64_t N, int threads, int reps) {
   vt_error e = {0};
   vt_graph *g = vt_graph_new("gemm_bench");
@@ -48,6 +68,18 @@ static int bench(int64_t M, int64_t K, int64_t N, int threads, int reps) {
   int32_t y = vt_graph_add_value(g, "y", VT_UNDEFINED, -1, NULL);
   int32_t in[2] = {a, b};
   vt_graph_add_node(g, "mm", vt_op_lookup("MatMul", ""), 2, in, 1, &y);
+  if (epilogue) {
+    float *bias = calloc((size_t)N, sizeof *bias);
+    vt_graph_own(g, bias);
+    vt_tensor bt2 = {.dtype = VT_F32, .rank = 1, .dims = {N}, .data = bias};
+    int32_t bv = vt_graph_add_const(g, "bias", &bt2);
+    int32_t t = op(g, "Add", y, bv);
+    int32_t u = op(g, "Div", t, scalar_const(g, "rs2", 1.4142135f));
+    u = op(g, "Erf", u, -1);
+    u = op(g, "Add", u, scalar_const(g, "one", 1.0f));
+    u = op(g, "Mul", t, u);
+    y = op(g, "Mul", u, scalar_const(g, "half", 0.5f));
+  }
   vt_graph_add_output(g, y);
   if (vt_graph_prepare(g, NULL, NULL, 0, &e)) { fprintf(stderr, "%s\n", e.msg); return 2; }
   vt_cg_options opt = {.opt_level = 3, .threads = threads};
@@ -75,6 +107,10 @@ static int bench(int64_t M, int64_t K, int64_t N, int threads, int reps) {
   }
   cr = cpu_ms() - cr;
   double num = 0, den = 0;
+  for (int64_t i = 0; i < M * N && epilogue; i++) {   /* reference epilogue on vt_sgemm's result */
+    double t = Cref[i];
+    Cref[i] = (float)(0.5 * t * (1.0 + erf(t / 1.4142135)));
+  }
   for (int64_t i = 0; i < M * N; i++) {
     double d = (double)((float *)out.data)[i] - Cref[i];
     num += d * d;
@@ -104,10 +140,11 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     long long m, k, n;
     if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--epilogue")) epilogue = 1;
     else if (ns < 16 && sscanf(argv[i], "%lldx%lldx%lld", &m, &k, &n) == 3 && m > 0 && k > 0 && n > 0) {
       shapes[ns][0] = m; shapes[ns][1] = k; shapes[ns][2] = n; ns++;
     } else {
-      fprintf(stderr, "usage: vt_gemm_jit_bench [--reps N] [MxKxN ...]\n");
+      fprintf(stderr, "usage: vt_gemm_jit_bench [--reps N] [--epilogue] [MxKxN ...]\n");
       return 2;
     }
   }

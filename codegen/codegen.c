@@ -8,10 +8,18 @@
  *   ELEMENTWISE  a fused loop over a chain (DAG) of float32 elementwise nodes of one shape whose
  *             other inputs are full-shape, last-axis broadcasts or scalars;
  *   COPY      Reshape / Flatten / Squeeze / Unsqueeze / Identity (a memcpy);
+ *   ROW       Softmax and LayerNormalization over trailing axes (bitcode row kernels, rows in
+ *             parallel, constant scale/bias embedded);
+ *   PERM      Transpose (a strided copy specialised to the permutation and dims);
  *   FALLBACK  anything else: the generated entry calls back into the host, which runs the
  *             interpreter's reference kernel on the node (vt_run_node).
  * A group runs at the position of its first node; nodes join a group only when all their inputs
  * not produced inside it are available before that position, so node order stays valid.
+ *
+ * The same module feeds the ORC LLJIT (vt_jit_compile) and object emission for a self-contained
+ * fast.so (vt_cg_emit_so: the tagged ABI of include/vtopt/model.h, the graph description its fallback
+ * nodes need, linked with the runtime support). VT_CG_TIMING=1 in the environment prints the
+ * lowering / optimisation / machine-code times to stderr.
  *
  * Memory: every value that crosses a group boundary gets a slot in one arena laid out at compile
  * time by liveness (first fit, biggest first); graph inputs, constants and outputs use the
@@ -19,6 +27,7 @@
  * table (bufs[value index]), so the same code runs on any arena. */
 #include "codegen.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -37,12 +46,14 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "cg_layout.h"
+#include "cg_rt.h"
 
 extern const unsigned char vt_cg_kernels_bc[];
 extern const size_t vt_cg_kernels_bc_len;
 
 /* ---------- lowering data ------------------------------------------------------------------ */
-enum { G_GEMM, G_EW, G_COPY, G_FALLBACK };
+enum { G_GEMM, G_EW, G_COPY, G_FALLBACK, G_ROW, G_PERM };
+enum { ROW_SOFTMAX, ROW_LAYERNORM };
 enum { A_STEP, A_PRIMARY, A_CONSTF, A_VAL };     /* argument sources */
 /* how an external operand is indexed: FULL [flat], LAST [col], SCALAR [0], ROW [row] (shape
  * [..., 1]), TAIL [(row % period) * cols + col] (it matches the group's trailing dims, e.g. a
@@ -83,6 +94,10 @@ typedef struct cg_group {
   int32_t src;                 /* GEMM: A; COPY: source */
   int64_t M, N, K;
   int32_t wblob;               /* GEMM: packed B blob */
+  int row_op;                  /* ROW: ROW_SOFTMAX / ROW_LAYERNORM */
+  float eps;                   /* ROW: LayerNormalization epsilon */
+  int32_t gblob, bblob;        /* ROW: scale and bias blobs (-1: no bias); PERM: odims, istr */
+  int64_t esize;               /* PERM: element size */
   int32_t *slots; int n_slots; /* non-constant values whose pointers a kernel body takes */
   char why[200];               /* FALLBACK: the reason */
 } cg_group;
@@ -103,23 +118,25 @@ typedef struct cg {
   LLVMModuleRef mod;
   LLVMBuilderRef b;
   LLVMTypeRef t_i64, t_i32, t_f32, t_ptr, t_void, t_i1;
-  LLVMValueRef f_gemm, f_exp, f_erf, f_tanh, f_sigmoid, f_par, f_node, f_sqrt, f_fabs;
+  LLVMValueRef f_gemm, f_exp, f_erf, f_tanh, f_sigmoid, f_par, f_node, f_sqrt, f_fabs, f_softmax, f_ln;
+  LLVMTypeRef ft_softmax, ft_ln, ft_perm;
+  LLVMValueRef f_perm;
   LLVMTypeRef ft_gemm, ft_f1, ft_par, ft_node, ft_kern, ft_epi;
   LLVMValueRef *blob_globals;
   /* one specialised GEMM core per distinct (M, N, K): kernels of the same shape share it */
   struct { int64_t M, N, K; LLVMValueRef fn; } *cores;
   int n_cores;
+  /* one row core per (op, cols, has bias): void core(ptr x, ptr g, ptr b, ptr y, float eps, i64 r0, i64 r1) */
+  struct { int op, has_b; int64_t cols; LLVMValueRef fn; } *row_cores;
+  int n_row_cores;
+  LLVMTypeRef ft_row_core;
   LLVMTypeRef ft_core;
 } cg;
 
 struct vt_jit {
-  const vt_graph *g;
-  vt_pool *pool;
+  vt_cg_rt rt;                 /* first: the generated entry receives &rt */
   LLVMOrcLLJITRef lljit;
-  int32_t (*entry)(void **bufs, void *rt);
-  void **bufs;
   void *arena;
-  vt_error *err;               /* during a run */
   vt_jit_stats st;
 };
 
@@ -513,6 +530,125 @@ static int try_gemm(cg *c, int32_t ni, char *why, size_t whyn) {
   return 1;
 }
 
+/* Tries a ROW group for Softmax / LayerNormalization at node ni: 1 made, 0 not applicable. */
+static int try_row(cg *c, int32_t ni, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  bool ln = n->op == VT_OP_LayerNormalization;
+  if (n->n_in < 1 || n->in[0] < 0 || n->n_out < 1 || n->out[0] < 0) return 0;
+  const vt_value *X = &g->values[n->in[0]], *Y = &g->values[n->out[0]];
+  if (X->dtype != VT_F32 || Y->dtype != VT_F32 || X->rank < 1 || val_numel(X) != val_numel(Y)) {
+    snprintf(why, whyn, "only float32 inputs of rank >= 1 are generated");
+    return 0;
+  }
+  int64_t ver = vt_graph_opset(g, "");
+  bool old = !ln && ver > 0 && ver < 13;   /* Softmax before opset 13: flatten at axis */
+  int64_t axis = vt_attr_int(n, "axis", old ? 1 : -1);
+  if (axis < 0) axis += X->rank;
+  if (axis < 0 || axis >= X->rank) { snprintf(why, whyn, "axis out of range"); return 0; }
+  if (!ln && !old && axis != X->rank - 1) { snprintf(why, whyn, "softmax over a non-last axis"); return 0; }
+  int64_t cols = 1;
+  for (int32_t d = (int32_t)axis; d < X->rank; d++) cols *= X->dims[d];
+  int32_t gb = -1, bb = -1;
+  float eps = 0;
+  if (ln) {
+    for (int32_t o = 1; o < n->n_out; o++) {
+      int32_t v = n->out[o];
+      if (v >= 0 && (c->is_out[v] || c->uoff[v + 1] > c->uoff[v])) {
+        snprintf(why, whyn, "the mean / inverse std-dev outputs are used");
+        return 0;
+      }
+    }
+    for (int k = 1; k < 3 && k < n->n_in; k++) {
+      int32_t v = n->in[k];
+      if (v < 0) continue;
+      if (!is_const(g, v) || g->values[v].cdata->dtype != VT_F32 || val_numel(&g->values[v]) != cols) {
+        snprintf(why, whyn, "scale / bias are not constant float32 tensors of %lld elements", (long long)cols);
+        return 0;
+      }
+      /* same shape as the normalised dims (up to leading ones), as the reference kernel requires */
+      const vt_value *pv = &g->values[v];
+      int32_t pr = 0, xr = (int32_t)axis;
+      while (pr < pv->rank && pv->dims[pr] == 1) pr++;
+      while (xr < X->rank && X->dims[xr] == 1) xr++;
+      bool same = pv->rank - pr == X->rank - xr;
+      for (int32_t d = 0; same && pr + d < pv->rank; d++) same = pv->dims[pr + d] == X->dims[xr + d];
+      if (!same) {
+        snprintf(why, whyn, "scale / bias shape differs from the normalised dims");
+        return 0;
+      }
+      const vt_tensor *t = g->values[v].cdata;
+      int blob = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
+      if (blob < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+      if (k == 1) gb = blob; else bb = blob;
+    }
+    if (gb < 0) { snprintf(why, whyn, "no scale"); return 0; }
+    eps = vt_attr_float(n, "epsilon", 1e-5f);
+  }
+  cg_group *G = new_group(c, G_ROW, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->row_op = ln ? ROW_LAYERNORM : ROW_SOFTMAX;
+  G->src = n->in[0];
+  G->out = n->out[0];
+  G->total = val_numel(X);
+  G->cols = cols;
+  G->rows = cols ? G->total / cols : 0;
+  G->eps = eps;
+  G->gblob = gb;
+  G->bblob = bb;
+  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
+/* Tries a PERM group for Transpose at node ni: 1 made, 0 not applicable, <0 error. */
+static int try_perm(cg *c, int32_t ni, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  if (n->n_in < 1 || n->in[0] < 0 || n->n_out < 1 || n->out[0] < 0) return 0;
+  const vt_value *X = &g->values[n->in[0]];
+  int64_t es = (int64_t)vt_dtype_size(X->dtype);
+  if (X->dtype == VT_STRING || !(es == 1 || es == 2 || es == 4 || es == 8) || X->rank < 1) {
+    snprintf(why, whyn, "element type or rank not supported by the generated transpose");
+    return 0;
+  }
+  int32_t r = X->rank;
+  int64_t perm[VT_MAX_RANK];
+  const int64_t *pa = NULL;
+  int32_t np = vt_attr_ints(n, "perm", &pa);
+  if (np >= 0 && np != r) { snprintf(why, whyn, "perm has %d entries for rank %d", np, r); return 0; }
+  bool seen[VT_MAX_RANK] = {false};
+  for (int32_t d = 0; d < r; d++) {
+    perm[d] = np >= 0 ? pa[d] : r - 1 - d;
+    if (perm[d] < 0) perm[d] += r;
+    if (perm[d] < 0 || perm[d] >= r || seen[perm[d]]) { snprintf(why, whyn, "perm is not a permutation"); return 0; }
+    seen[perm[d]] = true;
+  }
+  int64_t *arr = malloc(2 * VT_MAX_RANK * sizeof *arr);
+  if (!arr) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  int64_t istride[VT_MAX_RANK], acc = 1;
+  for (int32_t d = r - 1; d >= 0; d--) { istride[d] = acc; acc *= X->dims[d]; }
+  for (int32_t d = 0; d < VT_MAX_RANK; d++) {
+    arr[d] = d < r ? X->dims[perm[d]] : 1;                   /* output dims */
+    arr[VT_MAX_RANK + d] = d < r ? istride[perm[d]] : 0;     /* input stride per output axis */
+  }
+  int ob = add_blob(c, arr, VT_MAX_RANK * sizeof *arr, NULL);   /* arr owned by the second blob */
+  int sb = ob < 0 ? -1 : add_blob(c, arr + VT_MAX_RANK, VT_MAX_RANK * sizeof *arr, arr);
+  if (sb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  cg_group *G = new_group(c, G_PERM, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->src = n->in[0];
+  G->out = n->out[0];
+  G->rank = r;
+  G->total = val_numel(X);
+  G->cols = arr[r - 1];
+  G->rows = G->cols ? G->total / G->cols : 0;
+  G->esize = es;
+  G->gblob = ob;
+  G->bblob = sb;
+  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
 static bool is_copy_op(int op) {
   return op == VT_OP_Reshape || op == VT_OP_Flatten || op == VT_OP_Squeeze || op == VT_OP_Unsqueeze ||
          op == VT_OP_Identity;
@@ -552,6 +688,14 @@ static int plan(cg *c) {
     char why[200] = "";
     if (n->op == VT_OP_MatMul || n->op == VT_OP_Gemm) {
       int r = try_gemm(c, ni, why, sizeof why);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+    } else if (n->op == VT_OP_Transpose) {
+      int r = try_perm(c, ni, why, sizeof why);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+    } else if (n->op == VT_OP_Softmax || n->op == VT_OP_LayerNormalization) {
+      int r = try_row(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
     } else if (vt_ops[n->op].flags & VT_OPF_ELEMENTWISE) {
@@ -971,6 +1115,79 @@ static LLVMValueRef emit_kernel(cg *c, int gi) {
   return k;
 }
 
+/* void k(ptr bufs, i64 r0, i64 r1) for a ROW group. */
+static LLVMValueRef emit_row_kernel(cg *c, int gi) {
+  cg_group *G = &c->groups[gi];
+  char name[64];
+  snprintf(name, sizeof name, "vt_kernel_%d", gi);
+  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
+  LLVMSetLinkage(k, LLVMInternalLinkage);
+  add_fn_attr(c, k, "noinline");
+  add_fn_attr(c, k, "nounwind");
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef bufs = LLVMGetParam(k, 0), r0 = LLVMGetParam(k, 1), r1 = LLVMGetParam(k, 2);
+  LLVMValueRef x = load_buf(c, bufs, G->src), y = load_buf(c, bufs, G->out);
+  int has_b = G->bblob >= 0;
+  LLVMValueRef core = NULL;
+  for (int i = 0; i < c->n_row_cores && !core; i++)
+    if (c->row_cores[i].op == G->row_op && c->row_cores[i].cols == G->cols && c->row_cores[i].has_b == has_b)
+      core = c->row_cores[i].fn;
+  if (!core) {   /* the bitcode row kernel with constant cols, shared by nodes of one shape */
+    void *nc = realloc(c->row_cores, ((size_t)c->n_row_cores + 1) * sizeof *c->row_cores);
+    if (!nc) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
+    c->row_cores = nc;
+    snprintf(name, sizeof name, "vt_row_%s_%lld%s", G->row_op == ROW_SOFTMAX ? "softmax" : "layernorm",
+             (long long)G->cols, has_b ? "_b" : "");
+    core = LLVMAddFunction(c->mod, name, c->ft_row_core);
+    LLVMSetLinkage(core, LLVMInternalLinkage);
+    add_fn_attr(c, core, "noinline");
+    add_fn_attr(c, core, "nounwind");
+    LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, core, "entry"));
+    LLVMValueRef P[7];
+    for (int i = 0; i < 7; i++) P[i] = LLVMGetParam(core, (unsigned)i);
+    if (G->row_op == ROW_SOFTMAX) {
+      LLVMValueRef a[5] = {P[0], P[3], ci64(c, G->cols), P[5], P[6]};
+      LLVMBuildCall2(c->b, c->ft_softmax, c->f_softmax, a, 5, "");
+    } else {
+      LLVMValueRef a[9] = {P[0], P[1], P[2], LLVMConstInt(c->t_i32, (unsigned long long)has_b, 0), P[3],
+                           ci64(c, G->cols), P[4], P[5], P[6]};
+      LLVMBuildCall2(c->b, c->ft_ln, c->f_ln, a, 9, "");
+    }
+    LLVMBuildRetVoid(c->b);
+    LLVMPositionBuilderAtEnd(c->b, saved);
+    c->row_cores[c->n_row_cores].op = G->row_op;
+    c->row_cores[c->n_row_cores].cols = G->cols;
+    c->row_cores[c->n_row_cores].has_b = has_b;
+    c->row_cores[c->n_row_cores++].fn = core;
+  }
+  LLVMValueRef nul = LLVMConstPointerNull(c->t_ptr);
+  LLVMValueRef a[7] = {x, G->gblob >= 0 ? c->blob_globals[G->gblob] : nul, has_b ? c->blob_globals[G->bblob] : nul,
+                       y, cf(c, G->eps), r0, r1};
+  LLVMBuildCall2(c->b, c->ft_row_core, core, a, 7, "");
+  LLVMBuildRetVoid(c->b);
+  return k;
+}
+
+/* void k(ptr bufs, i64 r0, i64 r1) for a PERM group. */
+static LLVMValueRef emit_perm_kernel(cg *c, int gi) {
+  cg_group *G = &c->groups[gi];
+  char name[64];
+  snprintf(name, sizeof name, "vt_kernel_%d", gi);
+  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
+  LLVMSetLinkage(k, LLVMInternalLinkage);
+  add_fn_attr(c, k, "noinline");
+  add_fn_attr(c, k, "nounwind");
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef bufs = LLVMGetParam(k, 0);
+  LLVMValueRef a[8] = {load_buf(c, bufs, G->src), load_buf(c, bufs, G->out), ci64(c, G->esize),
+                       LLVMConstInt(c->t_i32, (unsigned long long)G->rank, 0), c->blob_globals[G->gblob],
+                       c->blob_globals[G->bblob], LLVMGetParam(k, 1), LLVMGetParam(k, 2)};
+  LLVMBuildCall2(c->b, c->ft_perm, c->f_perm, a, 8, "");
+  LLVMBuildRetVoid(c->b);
+  return k;
+}
+
 /* i32 vt_entry(ptr bufs, ptr rt): every group in order; a nonzero status from a host callback
  * returns at once. */
 static int emit_entry(cg *c, int nthreads) {
@@ -981,7 +1198,12 @@ static int emit_entry(cg *c, int nthreads) {
   if (!kern) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   for (int gi = 0; gi < c->n_groups; gi++) {
     cg_group *G = &c->groups[gi];
-    if ((G->kind == G_GEMM || G->kind == G_EW) && G->total > 0) {
+    if (G->kind == G_PERM && G->total > 0) {
+      kern[gi] = emit_perm_kernel(c, gi);
+    } else if (G->kind == G_ROW && G->total > 0) {
+      kern[gi] = emit_row_kernel(c, gi);
+      if (!kern[gi]) { free(kern); return VT_ERR_MODEL; }
+    } else if ((G->kind == G_GEMM || G->kind == G_EW) && G->total > 0) {
       kern[gi] = emit_kernel(c, gi);
       if (!kern[gi]) { free(kern); return VT_ERR_MODEL; }
     }
@@ -994,10 +1216,14 @@ static int emit_entry(cg *c, int nthreads) {
     cg_group *G = &c->groups[gi];
     switch (G->kind) {
     case G_GEMM:
-    case G_EW: {
+    case G_EW:
+    case G_ROW:
+    case G_PERM: {
       if (!kern[gi]) break;
       int64_t units = G->kind == G_GEMM ? (G->M + VT_CG_MR - 1) / VT_CG_MR : G->rows;
       double work = G->kind == G_GEMM ? 2.0 * (double)G->M * (double)G->N * (double)G->K
+                    : G->kind == G_ROW ? (double)G->total * 16.0
+                    : G->kind == G_PERM ? (double)G->total * 2.0
                                       : (double)G->total * (double)(G->n_steps + 1);
       if (nthreads > 1 && units > 1 && work >= 2097152.0) {   /* below ~25 us a pool wake-up costs more */
         LLVMValueRef a[4] = {rt, kern[gi], bufs, ci64(c, units)};
@@ -1036,68 +1262,6 @@ static int emit_entry(cg *c, int nthreads) {
   return VT_OK;
 }
 
-/* ---------- host callbacks (bound into the JIT as absolute symbols) -------------------------- */
-typedef void (*vt_kern_fn)(void **bufs, int64_t begin, int64_t end);
-typedef struct { vt_kern_fn fn; void **bufs; } par_arg;
-
-static void par_tramp(void *arg, int64_t begin, int64_t end) {
-  par_arg *a = arg;
-  a->fn(a->bufs, begin, end);
-}
-
-static void host_par(void *rt, vt_kern_fn fn, void **bufs, int64_t n) {
-  vt_jit *j = rt;
-  par_arg a = {fn, bufs};
-  vt_pool_for(j->pool, n, par_tramp, &a);
-}
-
-/* Runs node `ni` with the interpreter's kernel on the JIT's buffers. */
-static int32_t host_node(void *rt, int32_t ni) {
-  vt_jit *j = rt;
-  const vt_graph *g = j->g;
-  const vt_node *n = &g->nodes[ni];
-  vt_tensor tin[n->n_in + 1], tout[n->n_out + 1];
-  const vt_tensor *in[n->n_in + 1];
-  vt_tensor *out[n->n_out + 1];
-  for (int32_t k = 0; k < n->n_in; k++) {
-    int32_t v = n->in[k];
-    in[k] = NULL;
-    if (v < 0) continue;
-    const vt_value *val = &g->values[v];
-    if (is_const(g, v)) { in[k] = val->cdata; continue; }
-    memset(&tin[k], 0, sizeof tin[k]);
-    tin[k].dtype = val->dtype;
-    tin[k].rank = val->rank;
-    for (int32_t d = 0; d < val->rank; d++) tin[k].dims[d] = val->dims[d];
-    tin[k].data = j->bufs[v];
-    in[k] = &tin[k];
-  }
-  for (int32_t o = 0; o < n->n_out; o++) {
-    memset(&tout[o], 0, sizeof tout[o]);
-    out[o] = &tout[o];
-  }
-  double t0 = now_ms();
-  int rc = vt_run_node(g, ni, in, out, j->pool, j->err);
-  for (int32_t o = 0; o < n->n_out && rc == VT_OK; o++) {
-    int32_t v = n->out[o];
-    if (v < 0 || !j->bufs[v]) continue;
-    const vt_value *val = &g->values[v];
-    size_t want = vt_dtype_size(val->dtype) * (size_t)val_numel(val);
-    bool same = tout[o].dtype == val->dtype && tout[o].rank == val->rank;
-    for (int32_t d = 0; d < val->rank && same; d++) same = tout[o].dims[d] == val->dims[d];
-    if (!same || vt_tensor_nbytes(&tout[o]) != want) {
-      char buf[256];
-      rc = vt_node_errorf(g, ni, j->err, "the kernel produced a different shape than compiled for (%s)",
-                          vt_value_type_str(g, val, buf, sizeof buf));
-      break;
-    }
-    if (want) memcpy(j->bufs[v], tout[o].data, want);
-  }
-  for (int32_t o = 0; o < n->n_out; o++) vt_tensor_free(&tout[o]);
-  j->st.last_fallback_ms += now_ms() - t0;
-  return rc;
-}
-
 /* ---------- module construction, optimisation, JIT ------------------------------------------ */
 static char *llvm_err(LLVMErrorRef err) {
   char *m = LLVMGetErrorMessage(err);
@@ -1119,7 +1283,7 @@ static void retarget_functions(LLVMModuleRef m, LLVMContextRef ctx, const char *
   }
 }
 
-static LLVMTargetMachineRef host_tm(int opt_level, vt_error *e) {
+static LLVMTargetMachineRef host_tm(int opt_level, LLVMRelocMode reloc, vt_error *e) {
   char *triple = LLVMGetDefaultTargetTriple();
   char *cpu = LLVMGetHostCPUName();
   char *feat = LLVMGetHostCPUFeatures();
@@ -1132,7 +1296,8 @@ static LLVMTargetMachineRef host_tm(int opt_level, vt_error *e) {
   } else {
     LLVMCodeGenOptLevel lv = opt_level <= 0 ? LLVMCodeGenLevelNone : opt_level == 1 ? LLVMCodeGenLevelLess
                            : opt_level == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
-    tm = LLVMCreateTargetMachine(t, triple, cpu, feat, lv, LLVMRelocPIC, LLVMCodeModelJITDefault);
+    tm = LLVMCreateTargetMachine(t, triple, cpu, feat, lv, reloc,
+                                 reloc == LLVMRelocPIC ? LLVMCodeModelDefault : LLVMCodeModelJITDefault);
     if (!tm) vt_errorf(e, VT_ERR_INTERNAL, "cannot create an LLVM target machine for %s (%s)", triple, cpu);
   }
   LLVMDisposeMessage(triple);
@@ -1143,8 +1308,8 @@ static LLVMTargetMachineRef host_tm(int opt_level, vt_error *e) {
 
 static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
   const vt_graph *g = c->g;
-  fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d copy, %d fallback; %d of %d nodes in generated kernels; compile %.1f ms\n",
-          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_copy, j->st.n_fallback, j->st.n_fused_nodes,
+  fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d row, %d copy, %d fallback; %d of %d nodes in generated kernels; compile %.1f ms\n",
+          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_copy, j->st.n_fallback, j->st.n_fused_nodes,
           g->n_nodes, j->st.compile_ms);
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
@@ -1158,6 +1323,13 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
       break;
     case G_COPY:
       fprintf(f, "  [%d] copy %s '%s'\n", gi, vt_ops[n->op].name, n->name);
+      continue;
+    case G_PERM:
+      fprintf(f, "  [%d] transpose %lldx%lld '%s'\n", gi, (long long)G->rows, (long long)G->cols, n->name);
+      continue;
+    case G_ROW:
+      fprintf(f, "  [%d] row %s %lldx%lld '%s'\n", gi, vt_ops[n->op].name, (long long)G->rows, (long long)G->cols,
+              n->name);
       continue;
     default:
       fprintf(f, "  [%d] fallback %s '%s': %s\n", gi, vt_ops[n->op].name, n->name, G->why);
@@ -1186,6 +1358,7 @@ static void cg_free(cg *c) {
   free(c->blobs);
   free(c->blob_globals);
   free(c->cores);
+  free(c->row_cores);
 }
 
 static int build_users(cg *c) {
@@ -1241,6 +1414,14 @@ static int build_module(cg *c, int nthreads) {
   c->ft_gemm = LLVMFunctionType(c->t_void, gp, 12, 0);
   LLVMTypeRef cp[7] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr};
   c->ft_core = LLVMFunctionType(c->t_void, cp, 7, 0);
+  LLVMTypeRef sp[5] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64};
+  c->ft_softmax = LLVMFunctionType(c->t_void, sp, 5, 0);
+  LLVMTypeRef lp[9] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_i64, c->t_f32, c->t_i64, c->t_i64};
+  c->ft_ln = LLVMFunctionType(c->t_void, lp, 9, 0);
+  LLVMTypeRef tp[8] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i32, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64};
+  c->ft_perm = LLVMFunctionType(c->t_void, tp, 8, 0);
+  LLVMTypeRef rp[7] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_f32, c->t_i64, c->t_i64};
+  c->ft_row_core = LLVMFunctionType(c->t_void, rp, 7, 0);
   LLVMTypeRef kp[3] = {c->t_ptr, c->t_i64, c->t_i64};
   c->ft_kern = LLVMFunctionType(c->t_void, kp, 3, 0);
   LLVMTypeRef ep[7] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64};
@@ -1251,7 +1432,8 @@ static int build_module(cg *c, int nthreads) {
   c->ft_node = LLVMFunctionType(c->t_i32, np, 2, 0);
   struct { LLVMValueRef *f; const char *name; } lib[] = {
     {&c->f_gemm, "vt_cgk_gemm"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"},
-    {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}};
+    {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}, {&c->f_softmax, "vt_cgk_softmax_rows"},
+    {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_perm, "vt_cgk_transpose"}};
   for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
     *lib[i].f = LLVMGetNamedFunction(c->mod, lib[i].name);
     if (!*lib[i].f) return vt_errorf(c->e, VT_ERR_INTERNAL, "kernel library lacks %s", lib[i].name);
@@ -1279,6 +1461,107 @@ static int build_module(cg *c, int nthreads) {
   return emit_entry(c, nthreads);
 }
 
+/* Builds the module of a planned graph in a new thread-safe context: kernel bitcode linked in,
+ * glue and kernels emitted (extra() may add more, e.g. the fast.so ABI), retargeted to the host
+ * CPU, verified, optimised, optionally dumped. *tsc and *tm are set even on failure (caller
+ * disposes); c->mod is the module (NULL once handed over). */
+static int cg_llvm_module(cg *c, const vt_cg_options *opt, int olv, int nthreads, LLVMRelocMode reloc,
+                          int (*extra)(cg *c, void *arg), void *extra_arg, double t0,
+                          LLVMOrcThreadSafeContextRef *tsc, LLVMTargetMachineRef *tm) {
+  vt_error *e = c->e;
+  const vt_graph *g = c->g;
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+  *tsc = LLVMOrcCreateNewThreadSafeContext();
+  c->ctx = LLVMOrcThreadSafeContextGetContext(*tsc);
+  c->mod = LLVMModuleCreateWithNameInContext(g->name && *g->name ? g->name : "vt_model", c->ctx);
+  *tm = host_tm(olv, reloc, e);
+  if (!*tm) return VT_ERR_INTERNAL;
+  LLVMTargetMachineRef tmr = *tm;
+  {
+    char *triple = LLVMGetTargetMachineTriple(tmr);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tmr);
+    LLVMSetTarget(c->mod, triple);
+    LLVMSetModuleDataLayout(c->mod, td);
+    LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRange((const char *)vt_cg_kernels_bc,
+                                                                  vt_cg_kernels_bc_len, "vt_cg_kernels", 0);
+    LLVMModuleRef lib = NULL;
+    bool bad = LLVMParseBitcodeInContext2(c->ctx, mb, &lib);
+    LLVMDisposeMemoryBuffer(mb);
+    if (bad) {
+      LLVMDisposeMessage(triple);
+      LLVMDisposeTargetData(td);
+      vt_errorf(e, VT_ERR_INTERNAL, "cannot parse the embedded kernel bitcode");
+      return VT_ERR_INTERNAL;
+    }
+    LLVMSetTarget(lib, triple);
+    LLVMSetModuleDataLayout(lib, td);
+    LLVMDisposeMessage(triple);
+    LLVMDisposeTargetData(td);
+    /* the library's definitions become internal once linked: only glue calls them */
+    int nlib = 0;
+    char **libnames = NULL;
+    for (LLVMValueRef f = LLVMGetFirstFunction(lib); f; f = LLVMGetNextFunction(f)) nlib++;
+    libnames = calloc((size_t)nlib + 1, sizeof *libnames);
+    if (!libnames) { LLVMDisposeModule(lib); vt_errorf(e, VT_ERR_MODEL, "out of memory"); return VT_ERR_MODEL; }
+    nlib = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(lib); f; f = LLVMGetNextFunction(f)) {
+      size_t len;
+      if (!LLVMIsDeclaration(f)) libnames[nlib++] = strdup(LLVMGetValueName2(f, &len));
+    }
+    if (LLVMLinkModules2(c->mod, lib)) {
+      for (int i = 0; i < nlib; i++) free(libnames[i]);
+      free(libnames);
+      vt_errorf(e, VT_ERR_INTERNAL, "cannot link the kernel bitcode into the model module");
+      return VT_ERR_INTERNAL;
+    }
+    int rc = build_module(c, nthreads);
+    if (!rc && extra) rc = extra(c, extra_arg);
+    for (int i = 0; i < nlib; i++) {
+      LLVMValueRef f = libnames[i] ? LLVMGetNamedFunction(c->mod, libnames[i]) : NULL;
+      if (f) LLVMSetLinkage(f, LLVMInternalLinkage);
+      free(libnames[i]);
+    }
+    free(libnames);
+    if (rc) return rc;
+    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    retarget_functions(c->mod, c->ctx, cpu, feat);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(feat);
+  }
+  {
+    char *msg = NULL;
+    if (LLVMVerifyModule(c->mod, LLVMReturnStatusAction, &msg)) {
+      vt_errorf(e, VT_ERR_INTERNAL, "codegen produced an invalid LLVM module: %.800s", msg ? msg : "?");
+      LLVMDisposeMessage(msg);
+      return VT_ERR_INTERNAL;
+    }
+    LLVMDisposeMessage(msg);
+    char pipeline[32];
+    snprintf(pipeline, sizeof pipeline, "default<O%d>", olv);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(po, olv >= 2);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, olv >= 2);
+    LLVMPassBuilderOptionsSetLoopUnrolling(po, olv >= 2);
+    double tp = now_ms();
+    LLVMErrorRef err = LLVMRunPasses(c->mod, pipeline, tmr, po);
+    if (getenv("VT_CG_TIMING")) fprintf(stderr, "codegen: lowering %.1f ms, passes %.1f ms\n", tp - t0, now_ms() - tp);
+    LLVMDisposePassBuilderOptions(po);
+    if (err) {
+      char *m = llvm_err(err);
+      vt_errorf(e, VT_ERR_INTERNAL, "LLVM passes failed: %s", m);
+      free(m);
+      return VT_ERR_INTERNAL;
+    }
+    if (opt->dump_llvm && LLVMPrintModuleToFile(c->mod, opt->dump_llvm, &msg)) {
+      vt_errorf(e, VT_ERR_MODEL, "cannot write %s: %s", opt->dump_llvm, msg ? msg : "?");
+      LLVMDisposeMessage(msg);
+      return VT_ERR_MODEL;
+    }
+  }
+  return VT_OK;
+}
+
 vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e) {
   double t0 = now_ms();
   clock_t cpu0 = clock();
@@ -1295,121 +1578,36 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
   LLVMOrcLLJITRef J = NULL;
   int64_t *off = NULL;
   if (!j) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); return NULL; }
-  j->g = g;
+  j->rt.g = g;
   if (build_users(&c) || plan(&c)) goto fail;
   for (int gi = 0; gi < c.n_groups; gi++) {
     const cg_group *G = &c.groups[gi];
     if (G->kind == G_GEMM) j->st.n_gemm++;
     else if (G->kind == G_EW) j->st.n_elementwise++;
     else if (G->kind == G_COPY) j->st.n_copy++;
+    else if (G->kind == G_ROW) j->st.n_row++;
+    else if (G->kind == G_PERM) j->st.n_copy++;
     else j->st.n_fallback++;
     if (G->kind != G_FALLBACK) j->st.n_fused_nodes += G->n_nodes;
   }
   /* buffers */
-  j->bufs = calloc((size_t)g->n_values + 1, sizeof *j->bufs);
+  j->rt.bufs = calloc((size_t)g->n_values + 1, sizeof *j->rt.bufs);
   off = malloc(((size_t)g->n_values + 1) * sizeof *off);
-  if (!j->bufs || !off) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto fail; }
+  if (!j->rt.bufs || !off) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto fail; }
   int64_t asz = plan_arena(&c, off);
   if (asz < 0 || !(j->arena = aligned_alloc(64, (size_t)(asz ? asz : 64)))) {
     vt_errorf(e, VT_ERR_MODEL, "%s: cannot allocate the activation arena (%lld bytes)", g->path, (long long)asz);
     goto fail;
   }
   for (int32_t v = 0; v < g->n_values; v++) {
-    if (off[v] >= 0) j->bufs[v] = (char *)j->arena + off[v];
-    else if (is_const(g, v)) j->bufs[v] = g->values[v].cdata->data;
+    if (off[v] >= 0) j->rt.bufs[v] = (char *)j->arena + off[v];
+    else if (is_const(g, v)) j->rt.bufs[v] = g->values[v].cdata->data;
   }
-  j->pool = vt_pool_new(opt->threads);
-  if (!j->pool) { vt_errorf(e, VT_ERR_MODEL, "cannot create the thread pool"); goto fail; }
+  j->rt.pool = vt_pool_new(opt->threads);
+  if (!j->rt.pool) { vt_errorf(e, VT_ERR_MODEL, "cannot create the thread pool"); goto fail; }
 
-  /* LLVM */
-  LLVMInitializeNativeTarget();
-  LLVMInitializeNativeAsmPrinter();
-  tsc = LLVMOrcCreateNewThreadSafeContext();
-  c.ctx = LLVMOrcThreadSafeContextGetContext(tsc);
-  c.mod = LLVMModuleCreateWithNameInContext(g->name && *g->name ? g->name : "vt_model", c.ctx);
-  tm = host_tm(olv, e);
-  if (!tm) goto fail;
-  {
-    char *triple = LLVMGetTargetMachineTriple(tm);
-    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
-    LLVMSetTarget(c.mod, triple);
-    LLVMSetModuleDataLayout(c.mod, td);
-    LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRange((const char *)vt_cg_kernels_bc,
-                                                                  vt_cg_kernels_bc_len, "vt_cg_kernels", 0);
-    LLVMModuleRef lib = NULL;
-    bool bad = LLVMParseBitcodeInContext2(c.ctx, mb, &lib);
-    LLVMDisposeMemoryBuffer(mb);
-    if (bad) {
-      LLVMDisposeMessage(triple);
-      LLVMDisposeTargetData(td);
-      vt_errorf(e, VT_ERR_INTERNAL, "cannot parse the embedded kernel bitcode");
-      goto fail;
-    }
-    LLVMSetTarget(lib, triple);
-    LLVMSetModuleDataLayout(lib, td);
-    LLVMDisposeMessage(triple);
-    LLVMDisposeTargetData(td);
-    /* the library's definitions become internal once linked: only glue calls them */
-    int nlib = 0;
-    char **libnames = NULL;
-    for (LLVMValueRef f = LLVMGetFirstFunction(lib); f; f = LLVMGetNextFunction(f)) nlib++;
-    libnames = calloc((size_t)nlib + 1, sizeof *libnames);
-    if (!libnames) { LLVMDisposeModule(lib); vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto fail; }
-    nlib = 0;
-    for (LLVMValueRef f = LLVMGetFirstFunction(lib); f; f = LLVMGetNextFunction(f)) {
-      size_t len;
-      if (!LLVMIsDeclaration(f)) libnames[nlib++] = strdup(LLVMGetValueName2(f, &len));
-    }
-    if (LLVMLinkModules2(c.mod, lib)) {
-      for (int i = 0; i < nlib; i++) free(libnames[i]);
-      free(libnames);
-      vt_errorf(e, VT_ERR_INTERNAL, "cannot link the kernel bitcode into the model module");
-      goto fail;
-    }
-    int rc = build_module(&c, vt_pool_threads(j->pool));
-    for (int i = 0; i < nlib; i++) {
-      LLVMValueRef f = libnames[i] ? LLVMGetNamedFunction(c.mod, libnames[i]) : NULL;
-      if (f) LLVMSetLinkage(f, LLVMInternalLinkage);
-      free(libnames[i]);
-    }
-    free(libnames);
-    if (rc) goto fail;
-    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
-    retarget_functions(c.mod, c.ctx, cpu, feat);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(feat);
-  }
-  {
-    char *msg = NULL;
-    if (LLVMVerifyModule(c.mod, LLVMReturnStatusAction, &msg)) {
-      vt_errorf(e, VT_ERR_INTERNAL, "codegen produced an invalid LLVM module: %.800s", msg ? msg : "?");
-      LLVMDisposeMessage(msg);
-      goto fail;
-    }
-    LLVMDisposeMessage(msg);
-    char pipeline[32];
-    snprintf(pipeline, sizeof pipeline, "default<O%d>", olv);
-    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMPassBuilderOptionsSetLoopVectorization(po, olv >= 2);
-    LLVMPassBuilderOptionsSetSLPVectorization(po, olv >= 2);
-    LLVMPassBuilderOptionsSetLoopUnrolling(po, olv >= 2);
-    double tp = now_ms();
-    if (getenv("VT_CG_DUMP_PRE")) LLVMPrintModuleToFile(c.mod, getenv("VT_CG_DUMP_PRE"), NULL);
-    LLVMErrorRef err = LLVMRunPasses(c.mod, pipeline, tm, po);
-    if (getenv("VT_CG_TIMING")) fprintf(stderr, "codegen: lowering %.1f ms, passes %.1f ms\n", tp - t0, now_ms() - tp);
-    LLVMDisposePassBuilderOptions(po);
-    if (err) {
-      char *m = llvm_err(err);
-      vt_errorf(e, VT_ERR_INTERNAL, "LLVM passes failed: %s", m);
-      free(m);
-      goto fail;
-    }
-    if (opt->dump_llvm && LLVMPrintModuleToFile(c.mod, opt->dump_llvm, &msg)) {
-      vt_errorf(e, VT_ERR_MODEL, "cannot write %s: %s", opt->dump_llvm, msg ? msg : "?");
-      LLVMDisposeMessage(msg);
-      goto fail;
-    }
-  }
+  if (cg_llvm_module(&c, opt, olv, vt_pool_threads(j->rt.pool), LLVMRelocDefault, NULL, NULL, t0, &tsc, &tm))
+    goto fail;
   {
     LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm);
     tm = NULL;   /* owned by the builder now */
@@ -1424,8 +1622,8 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
     LLVMOrcJITDylibAddGenerator(jd, gen);
     LLVMJITSymbolFlags fl = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
     LLVMOrcCSymbolMapPair syms[2] = {
-      {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_par"), {(LLVMOrcExecutorAddress)(uintptr_t)&host_par, fl}},
-      {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_node"), {(LLVMOrcExecutorAddress)(uintptr_t)&host_node, fl}}};
+      {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_par"), {(LLVMOrcExecutorAddress)(uintptr_t)&vt_jit_host_par, fl}},
+      {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_node"), {(LLVMOrcExecutorAddress)(uintptr_t)&vt_jit_host_node, fl}}};
     err = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(syms, 2));
     if (err) { char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "JIT host symbols: %s", m); free(m); goto fail; }
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(c.mod, tsc);
@@ -1437,7 +1635,7 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
     err = LLVMOrcLLJITLookup(J, &addr, "vt_entry");
     if (getenv("VT_CG_TIMING")) fprintf(stderr, "codegen: machine code %.1f ms\n", now_ms() - tl);
     if (err) { char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "JIT compile: %s", m); free(m); goto fail; }
-    j->entry = (int32_t (*)(void **, void *))(uintptr_t)addr;
+    j->rt.entry = (vt_cg_entry_fn)(uintptr_t)addr;
     j->lljit = J;
     J = NULL;
   }
@@ -1462,55 +1660,9 @@ fail:
 
 /* ---------- running ------------------------------------------------------------------------ */
 int vt_jit_run(vt_jit *j, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e) {
-  const vt_graph *g = j->g;
-  int rc = VT_OK;
-  for (int32_t i = 0; i < g->n_outputs; i++) memset(&outputs[i], 0, sizeof outputs[i]);
-  for (int32_t i = 0; i < g->n_inputs; i++) {
-    const vt_value *v = &g->values[g->inputs[i]];
-    const vt_tensor *t = &inputs[i];
-    char want[256];
-    vt_value_type_str(g, v, want, sizeof want);
-    if (t->dtype != v->dtype || t->rank != v->rank)
-      return vt_errorf(e, VT_ERR_MODEL, "%s: input '%s': got %s of rank %d, the model wants %s", g->path, v->name,
-                       vt_dtype_name(t->dtype), t->rank, want);
-    for (int32_t d = 0; d < v->rank; d++)
-      if (t->dims[d] != v->dims[d])
-        return vt_errorf(e, VT_ERR_MODEL, "%s: input '%s': dim %d is %lld, the compiled model wants %s", g->path,
-                         v->name, d, (long long)t->dims[d], want);
-    if (!t->data && vt_tensor_numel(t) != 0)
-      return vt_errorf(e, VT_ERR_MODEL, "%s: input '%s' has no data", g->path, v->name);
-    j->bufs[g->inputs[i]] = t->data;
-  }
-  /* outputs: the first listing of a value produced by a node is written in place */
-  for (int32_t i = 0; i < g->n_outputs && rc == VT_OK; i++) {
-    const vt_value *v = &g->values[g->outputs[i]];
-    int64_t dims[VT_MAX_RANK];
-    for (int32_t d = 0; d < v->rank; d++) dims[d] = v->dims[d];
-    rc = vt_tensor_alloc(&outputs[i], v->dtype, v->rank, dims, e);
-    bool first = true;
-    for (int32_t k = 0; k < i; k++) first &= g->outputs[k] != g->outputs[i];
-    if (rc == VT_OK && first && v->producer >= 0) j->bufs[g->outputs[i]] = outputs[i].data;
-  }
-  if (rc == VT_OK) {
-    j->err = e;
-    j->st.last_fallback_ms = 0;
-    double t0 = now_ms();
-    rc = j->entry(j->bufs, j);
-    j->st.last_run_ms = now_ms() - t0;
-    j->err = NULL;
-    if (rc != VT_OK && e && e->code == VT_OK) vt_errorf(e, rc, "%s: compiled model failed", g->path);
-  }
-  for (int32_t i = 0; i < g->n_outputs && rc == VT_OK; i++) {
-    int32_t v = g->outputs[i];
-    const void *src = j->bufs[v];
-    if (src && src != outputs[i].data && vt_tensor_nbytes(&outputs[i]))
-      memcpy(outputs[i].data, src, vt_tensor_nbytes(&outputs[i]));
-  }
-  for (int32_t i = 0; i < g->n_inputs; i++) j->bufs[g->inputs[i]] = NULL;
-  for (int32_t i = 0; i < g->n_outputs; i++)
-    if (g->values[g->outputs[i]].producer >= 0) j->bufs[g->outputs[i]] = NULL;
-  if (rc != VT_OK)
-    for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
+  int rc = vt_cg_rt_run(&j->rt, inputs, outputs, false, e);
+  j->st.last_run_ms = j->rt.last_run_ms;
+  j->st.last_fallback_ms = j->rt.last_fallback_ms;
   return rc;
 }
 
@@ -1522,8 +1674,332 @@ void vt_jit_free(vt_jit *j) {
     LLVMErrorRef err = LLVMOrcDisposeLLJIT(j->lljit);
     if (err) LLVMConsumeError(err);
   }
-  vt_pool_free(j->pool);
-  free(j->bufs);
+  vt_pool_free(j->rt.pool);
+  free(j->rt.bufs);
   free(j->arena);
   free(j);
+}
+
+/* ---------- fast.so ------------------------------------------------------------------------- */
+#include "so_format.h"
+
+typedef struct { uint8_t *p; size_t n, cap; bool oom; } wbuf;
+
+static void w_bytes(wbuf *w, const void *src, size_t n) {
+  if (w->oom) return;
+  if (w->n + n > w->cap) {
+    size_t nc = w->cap ? w->cap : 4096;
+    while (nc < w->n + n) nc *= 2;
+    uint8_t *np = realloc(w->p, nc);
+    if (!np) { w->oom = true; return; }
+    w->p = np;
+    w->cap = nc;
+  }
+  if (n) memcpy(w->p + w->n, src, n);
+  w->n += n;
+}
+static void w_i32(wbuf *w, int32_t x) { w_bytes(w, &x, 4); }
+static void w_i64(wbuf *w, int64_t x) { w_bytes(w, &x, 8); }
+static void w_f32(wbuf *w, float x) { w_bytes(w, &x, 4); }
+static void w_strn(wbuf *w, const char *s, size_t n) { w_i64(w, (int64_t)n); w_bytes(w, s, n); }
+static void w_str(wbuf *w, const char *s) { w_strn(w, s ? s : "", s ? strlen(s) : 0); }
+/* Appends data to the data section at a 64-byte aligned offset; returns the offset. */
+static int64_t w_data(wbuf *d, const void *src, size_t n) {
+  static const uint8_t zero[64];
+  w_bytes(d, zero, (64 - d->n % 64) % 64);
+  int64_t off = (int64_t)d->n;
+  w_bytes(d, src, n);
+  return off;
+}
+
+/* Serialises what the library needs at run time (so_format.h). Constant data is kept only for
+ * constants read by interpreter kernels, copies or graph outputs; attributes only for nodes
+ * that run interpreter kernels. */
+static int serialise_graph(cg *c, wbuf *w, wbuf *dsec) {
+  const vt_graph *g = c->g;
+  w_i32(w, VT_SO_MAGIC);
+  w_str(w, g->path);
+  w_i32(w, g->n_opsets);
+  for (int32_t i = 0; i < g->n_opsets; i++) { w_str(w, g->opsets[i].domain); w_i64(w, g->opsets[i].version); }
+  w_i32(w, g->n_values);
+  for (int32_t v = 0; v < g->n_values; v++) {
+    const vt_value *val = &g->values[v];
+    w_str(w, val->name);
+    w_i32(w, (int32_t)val->dtype);
+    int32_t rank = val->rank < 0 ? 0 : val->rank;
+    w_i32(w, rank);
+    for (int32_t d = 0; d < rank; d++) w_i64(w, vt_dim_is_const(val->dims[d]) ? val->dims[d] : 0);
+    bool need = false;
+    if (is_const(g, v)) {
+      need = c->is_out[v];
+      for (int32_t u = c->uoff[v]; u < c->uoff[v + 1]; u++) {
+        int k = c->groups[c->node_group[c->ulist[u]]].kind;
+        if (k == G_FALLBACK || k == G_COPY) need = true;
+      }
+    }
+    if (need) {
+      const vt_tensor *t = val->cdata;
+      if (t->dtype == VT_STRING)
+        return vt_errorf(c->e, VT_ERR_MODEL, "%s: constant '%s': string tensors cannot go into a shared library",
+                         g->path, val->name);
+      w_i64(w, w_data(dsec, t->data, vt_tensor_nbytes(t)));
+      w_i64(w, (int64_t)vt_tensor_nbytes(t));
+    } else {
+      w_i64(w, -1);
+      w_i64(w, 0);
+    }
+  }
+  w_i32(w, g->n_nodes);
+  for (int32_t ni = 0; ni < g->n_nodes; ni++) {
+    const vt_node *n = &g->nodes[ni];
+    w_str(w, n->name);
+    w_str(w, vt_ops[n->op].name);
+    w_str(w, vt_ops[n->op].domain);
+    w_i32(w, n->n_in);
+    for (int32_t k = 0; k < n->n_in; k++) w_i32(w, n->in[k]);
+    w_i32(w, n->n_out);
+    for (int32_t k = 0; k < n->n_out; k++) w_i32(w, n->out[k]);
+    bool fb = c->groups[c->node_group[ni]].kind == G_FALLBACK;
+    w_i32(w, fb ? n->n_attr : 0);
+    for (int32_t a = 0; fb && a < n->n_attr; a++) {
+      const vt_attr *at = &n->attr[a];
+      w_str(w, at->name);
+      w_i32(w, (int32_t)at->type);
+      switch (at->type) {
+      case VT_ATTR_INT: w_i64(w, at->i); break;
+      case VT_ATTR_FLOAT: w_f32(w, at->f); break;
+      case VT_ATTR_STRING: w_strn(w, at->s ? at->s : "", at->s ? at->s_len : 0); break;
+      case VT_ATTR_INTS: w_i32(w, at->n); for (int32_t k = 0; k < at->n; k++) w_i64(w, at->ints[k]); break;
+      case VT_ATTR_FLOATS: w_i32(w, at->n); for (int32_t k = 0; k < at->n; k++) w_f32(w, at->floats[k]); break;
+      case VT_ATTR_STRINGS: w_i32(w, at->n); for (int32_t k = 0; k < at->n; k++) w_str(w, at->strings[k]); break;
+      case VT_ATTR_TENSOR:
+        if (!at->t || at->t->dtype == VT_STRING)
+          return vt_node_errorf(g, ni, c->e, "attribute '%s': this tensor cannot go into a shared library", at->name);
+        w_i32(w, (int32_t)at->t->dtype);
+        w_i32(w, at->t->rank);
+        for (int32_t d = 0; d < at->t->rank; d++) w_i64(w, at->t->dims[d]);
+        w_i64(w, w_data(dsec, at->t->data, vt_tensor_nbytes(at->t)));
+        break;
+      default:
+        return vt_node_errorf(g, ni, c->e, "attribute '%s' (a subgraph) cannot go into a shared library yet", at->name);
+      }
+    }
+  }
+  w_i32(w, g->n_inputs);
+  for (int32_t i = 0; i < g->n_inputs; i++) w_i32(w, g->inputs[i]);
+  w_i32(w, g->n_outputs);
+  for (int32_t i = 0; i < g->n_outputs; i++) w_i32(w, g->outputs[i]);
+  if (w->oom || dsec->oom) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory serialising the graph");
+  return VT_OK;
+}
+
+static void json_str(wbuf *w, const char *s) {
+  w_bytes(w, "\"", 1);
+  for (; s && *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') { w_bytes(w, "\\", 1); w_bytes(w, s, 1); }
+    else if (ch < 0x20) { char b[8]; snprintf(b, sizeof b, "\\u%04x", ch); w_bytes(w, b, 6); }
+    else w_bytes(w, s, 1);
+  }
+  w_bytes(w, "\"", 1);
+}
+
+static void json_values(wbuf *w, const vt_graph *g, const int32_t *vals, int32_t n) {
+  w_bytes(w, "[", 1);
+  for (int32_t i = 0; i < n; i++) {
+    const vt_value *v = &g->values[vals[i]];
+    char b[64];
+    if (i) w_bytes(w, ",", 1);
+    w_bytes(w, "{\"name\":", 8);
+    json_str(w, v->name);
+    snprintf(b, sizeof b, ",\"dtype\":\"%s\",\"dims\":[", vt_dtype_name(v->dtype));
+    w_bytes(w, b, strlen(b));
+    for (int32_t d = 0; d < v->rank; d++) {
+      snprintf(b, sizeof b, "%s%lld", d ? "," : "", (long long)v->dims[d]);
+      w_bytes(w, b, strlen(b));
+    }
+    w_bytes(w, "]}", 2);
+  }
+  w_bytes(w, "]", 1);
+}
+
+typedef struct so_extra {
+  const char *tag;
+  wbuf graph, data, sig;
+  int64_t *off;
+  int64_t arena_size;
+} so_extra;
+
+static LLVMValueRef const_bytes_global(cg *c, const char *name, const void *p, size_t n, unsigned align) {
+  LLVMValueRef init = LLVMConstStringInContext2(c->ctx, (const char *)p, n, 1);
+  LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetAlignment(gv, align);
+  return gv;
+}
+
+/* The fast.so ABI in the module: the constant descriptor and the tagged functions forwarding to
+ * so_support.c. */
+static int emit_so_abi(cg *c, void *arg) {
+  so_extra *x = arg;
+  const vt_graph *g = c->g;
+  LLVMValueRef entry = LLVMGetNamedFunction(c->mod, "vt_entry");
+  LLVMSetLinkage(entry, LLVMInternalLinkage);
+  LLVMValueRef gg = const_bytes_global(c, "vt_so_graph", x->graph.p, x->graph.n, 16);
+  LLVMValueRef gd = const_bytes_global(c, "vt_so_data", x->data.p ? x->data.p : (const uint8_t *)"", x->data.n, 64);
+  LLVMValueRef go = const_bytes_global(c, "vt_so_offsets", x->off, (size_t)g->n_values * sizeof(int64_t), 8);
+  LLVMValueRef gs = const_bytes_global(c, "vt_so_signature", x->sig.p, x->sig.n, 1);
+  LLVMValueRef fields[7] = {gg, ci64(c, (int64_t)x->graph.n), gd, go, ci64(c, g->n_values), ci64(c, x->arena_size),
+                            entry};
+  LLVMValueRef init = LLVMConstStructInContext(c->ctx, fields, 7, 0);
+  LLVMValueRef desc = LLVMAddGlobal(c->mod, LLVMTypeOf(init), "vt_so_desc");
+  LLVMSetInitializer(desc, init);
+  LLVMSetGlobalConstant(desc, 1);
+  LLVMSetLinkage(desc, LLVMPrivateLinkage);
+  /* declarations of the support functions */
+  LLVMTypeRef p = c->t_ptr, i32 = c->t_i32;
+  LLVMTypeRef t_create = LLVMFunctionType(i32, (LLVMTypeRef[]){p, i32, p}, 3, 0);
+  LLVMTypeRef t_run = LLVMFunctionType(i32, (LLVMTypeRef[]){p, p, p}, 3, 0);
+  LLVMTypeRef t_err = LLVMFunctionType(p, (LLVMTypeRef[]){p}, 1, 0);
+  LLVMTypeRef t_destroy = LLVMFunctionType(c->t_void, (LLVMTypeRef[]){p}, 1, 0);
+  LLVMValueRef s_create = LLVMAddFunction(c->mod, "vt_so_create", t_create);
+  LLVMValueRef s_run = LLVMAddFunction(c->mod, "vt_so_run", t_run);
+  LLVMValueRef s_err = LLVMAddFunction(c->mod, "vt_so_last_error", t_err);
+  LLVMValueRef s_destroy = LLVMAddFunction(c->mod, "vt_so_destroy", t_destroy);
+  char name[200];
+  /* <tag>_signature */
+  snprintf(name, sizeof name, "%s_signature", x->tag);
+  LLVMValueRef f = LLVMAddFunction(c->mod, name, LLVMFunctionType(p, NULL, 0, 0));
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMBuildRet(c->b, gs);
+  /* <tag>_create(threads, out) */
+  snprintf(name, sizeof name, "%s_create", x->tag);
+  f = LLVMAddFunction(c->mod, name, LLVMFunctionType(i32, (LLVMTypeRef[]){i32, p}, 2, 0));
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMBuildRet(c->b, LLVMBuildCall2(c->b, t_create, s_create, (LLVMValueRef[]){desc, LLVMGetParam(f, 0), LLVMGetParam(f, 1)}, 3, ""));
+  /* <tag>_run(s, inputs, outputs) */
+  snprintf(name, sizeof name, "%s_run", x->tag);
+  f = LLVMAddFunction(c->mod, name, t_run);
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMBuildRet(c->b, LLVMBuildCall2(c->b, t_run, s_run, (LLVMValueRef[]){LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2)}, 3, ""));
+  /* <tag>_last_error(s) */
+  snprintf(name, sizeof name, "%s_last_error", x->tag);
+  f = LLVMAddFunction(c->mod, name, t_err);
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMBuildRet(c->b, LLVMBuildCall2(c->b, t_err, s_err, (LLVMValueRef[]){LLVMGetParam(f, 0)}, 1, ""));
+  /* <tag>_destroy(s) */
+  snprintf(name, sizeof name, "%s_destroy", x->tag);
+  f = LLVMAddFunction(c->mod, name, t_destroy);
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMBuildCall2(c->b, t_destroy, s_destroy, (LLVMValueRef[]){LLVMGetParam(f, 0)}, 1, "");
+  LLVMBuildRetVoid(c->b);
+  return VT_OK;
+}
+
+static bool valid_tag(const char *t) {
+  if (!t || !*t || strlen(t) > 64 || !((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || *t == '_'))
+    return false;
+  for (; *t; t++)
+    if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') || *t == '_'))
+      return false;
+  return true;
+}
+
+int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path, const char *tag, vt_error *e) {
+  double t0 = now_ms();
+  vt_cg_options dflt = {.opt_level = 3};
+  if (!opt) opt = &dflt;
+  int olv = opt->opt_level < 0 ? 0 : opt->opt_level > 3 ? 3 : opt->opt_level;
+  if (!valid_tag(tag))
+    return vt_errorf(e, VT_ERR_MODEL, "tag '%s' is not a C identifier (letters, digits, '_'; at most 64)", tag ? tag : "");
+  if (!path || !*path || strchr(path, '\'') || strlen(path) > 3000)
+    return vt_errorf(e, VT_ERR_MODEL, "%s: unsupported output path", path ? path : "");
+  cg c;
+  memset(&c, 0, sizeof c);
+  c.g = g;
+  c.e = e;
+  so_extra x;
+  memset(&x, 0, sizeof x);
+  x.tag = tag;
+  LLVMOrcThreadSafeContextRef tsc = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  char obj[3100], map[3100], cmd[8192];
+  snprintf(obj, sizeof obj, "%s.tmp.o", path);
+  snprintf(map, sizeof map, "%s.tmp.map", path);
+  int rc = build_users(&c);
+  if (!rc) rc = plan(&c);
+  if (!rc) {
+    x.off = malloc(((size_t)g->n_values + 1) * sizeof *x.off);
+    if (!x.off) rc = vt_errorf(e, VT_ERR_MODEL, "out of memory");
+  }
+  if (!rc && (x.arena_size = plan_arena(&c, x.off)) < 0) rc = vt_errorf(e, VT_ERR_MODEL, "out of memory");
+  if (!rc) rc = serialise_graph(&c, &x.graph, &x.data);
+  if (!rc) {
+    w_bytes(&x.sig, "{\"tag\":", 7);
+    json_str(&x.sig, tag);
+    w_bytes(&x.sig, ",\"inputs\":", 10);
+    json_values(&x.sig, g, g->inputs, g->n_inputs);
+    w_bytes(&x.sig, ",\"outputs\":", 11);
+    json_values(&x.sig, g, g->outputs, g->n_outputs);
+    w_bytes(&x.sig, ",\"passes\":[]}", 14);   /* includes the NUL */
+    if (x.sig.oom) rc = vt_errorf(e, VT_ERR_MODEL, "out of memory");
+  }
+  /* nthreads 2: kernels big enough always go through the pool (the session's thread count is
+   * not known here; a 1-thread pool runs them inline) */
+  if (!rc) rc = cg_llvm_module(&c, opt, olv, 2, LLVMRelocPIC, emit_so_abi, &x, t0, &tsc, &tm);
+  if (!rc) {
+    char *msg = NULL;
+    if (LLVMTargetMachineEmitToFile(tm, c.mod, obj, LLVMObjectFile, &msg)) {
+      rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot write the object file: %s", obj, msg ? msg : "?");
+    }
+    LLVMDisposeMessage(msg);
+  }
+  if (!rc) {
+    FILE *f = fopen(map, "w");
+    if (!f) rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot write: %s", map, strerror(errno));
+    else {
+      fprintf(f, "{ global: %s_signature; %s_create; %s_run; %s_last_error; %s_destroy; local: *; };\n", tag, tag,
+              tag, tag, tag);
+      if (fclose(f)) rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot write", map);
+    }
+  }
+  if (!rc) {
+    snprintf(cmd, sizeof cmd, "%s -shared -o '%s' '%s' -Wl,--version-script='%s' %s %s -lm -lpthread 2>&1",
+             VT_CG_SO_CC, path, obj, map, VT_CG_SO_LIBS, VT_CG_SO_LDFLAGS);
+    FILE *pp = popen(cmd, "r");
+    char out[800] = "";
+    size_t got = pp ? fread(out, 1, sizeof out - 1, pp) : 0;
+    out[got] = 0;
+    int st = pp ? pclose(pp) : -1;
+    if (st != 0) rc = vt_errorf(e, VT_ERR_MODEL, "%s: linking the shared library failed: %s", path, out[0] ? out : cmd);
+  }
+  remove(obj);
+  remove(map);
+  if (!rc && opt->stats) {
+    vt_jit tmp;
+    memset(&tmp, 0, sizeof tmp);
+    for (int gi = 0; gi < c.n_groups; gi++) {
+      const cg_group *G = &c.groups[gi];
+      if (G->kind == G_GEMM) tmp.st.n_gemm++;
+      else if (G->kind == G_EW) tmp.st.n_elementwise++;
+      else if (G->kind == G_COPY) tmp.st.n_copy++;
+      else if (G->kind == G_ROW) tmp.st.n_row++;
+      else if (G->kind == G_PERM) tmp.st.n_copy++;
+      else tmp.st.n_fallback++;
+      if (G->kind != G_FALLBACK) tmp.st.n_fused_nodes += G->n_nodes;
+    }
+    tmp.st.compile_ms = now_ms() - t0;
+    print_stats(&c, &tmp, opt->stats);
+  }
+  if (c.mod) LLVMDisposeModule(c.mod);
+  if (tsc) LLVMOrcDisposeThreadSafeContext(tsc);
+  if (tm) LLVMDisposeTargetMachine(tm);
+  free(x.graph.p);
+  free(x.data.p);
+  free(x.sig.p);
+  free(x.off);
+  cg_free(&c);
+  return rc;
 }

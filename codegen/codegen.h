@@ -20,7 +20,9 @@ typedef struct vt_cg_options {
 typedef struct vt_jit_stats {
   int n_gemm;              /* generated GEMM kernels (each with its fused epilogue) */
   int n_elementwise;       /* generated fused elementwise loops */
-  int n_copy;              /* generated copies (Reshape, Flatten, Squeeze, Unsqueeze, Identity) */
+  int n_row;               /* generated row kernels (Softmax, LayerNormalization) */
+  int n_copy;              /* generated copies (Reshape, Flatten, Squeeze, Unsqueeze, Identity) and
+                              transposes */
   int n_fallback;          /* nodes run by the interpreter's kernels */
   int n_fused_nodes;       /* graph nodes covered by generated kernels */
   double compile_ms;       /* lowering + LLVM optimisation + JIT code generation (wall) */
@@ -36,9 +38,15 @@ typedef struct vt_jit vt_jit;
  * threads). Returns NULL with e set on failure. */
 vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e);
 /* Same contract as vt_interp_run: inputs[i] feeds g->inputs[i] (checked against the graph's
- * dtypes and dims), outputs[i] receives g->outputs[i], allocated, owned by the caller. */
+ * dtypes and dims), outputs[i] receives g->outputs[i], allocated, owned by the caller. One run at
+ * a time per vt_jit (the activation arena is per JIT). */
 int vt_jit_run(vt_jit *j, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e);
 void vt_jit_get_stats(const vt_jit *j, vt_jit_stats *st);
 void vt_jit_free(vt_jit *j);
+
+/* Compiles g (same requirements as vt_jit_compile) into a self-contained shared library at path
+ * whose ABI is include/vtopt/model.h with every exported symbol prefixed by tag (a C identifier). The
+ * library links the runtime support statically and needs only libc, libm and pthreads. */
+int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path, const char *tag, vt_error *e);
 
 #endif

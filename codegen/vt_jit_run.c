@@ -33,12 +33,13 @@ static void usage(void) {
   fprintf(stderr,
           "usage: vt_jit_run MODEL.onnx [--dim SYM=N]... [--input NAME=FILE.npy]... [--threads N]\n"
           "                  [--runs R] [-O0..-O3] [--stats] [--dump-llvm FILE] [--tol T] [--no-interp]\n"
+          "                  [-o FILE.so [--tag TAG]]   (compile to a shared library instead)\n"
           "Inputs not given are random uniform in [-1, 1] (seed 1); symbolic dims of inputs given as .npy\n"
           "are pinned from the files. Prints rel. L2 JIT vs interpreter per output.\n");
 }
 
 int main(int argc, char **argv) {
-  const char *model = NULL, *dump = NULL;
+  const char *model = NULL, *dump = NULL, *so = NULL, *tag = "model";
   const char *pin_names[32], *in_names[32], *in_files[32];
   int64_t pin_vals[32];
   int npins = 0, nin = 0, threads = 2, runs = 5, olv = 3, stats = 0, interp = 1;
@@ -62,6 +63,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
     else if (!strcmp(a, "--tol") && i + 1 < argc) tol = atof(argv[++i]);
     else if (!strcmp(a, "--dump-llvm") && i + 1 < argc) dump = argv[++i];
+    else if (!strcmp(a, "-o") && i + 1 < argc) so = argv[++i];
+    else if (!strcmp(a, "--tag") && i + 1 < argc) tag = argv[++i];
     else if (!strcmp(a, "--stats")) stats = 1;
     else if (!strcmp(a, "--no-interp")) interp = 0;
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) olv = a[2] - '0';
@@ -131,12 +134,17 @@ int main(int argc, char **argv) {
   }
   vt_cg_options opt = {.opt_level = olv, .threads = threads, .dump_llvm = dump, .stats = stats ? stdout : NULL};
   double t0 = now_ms();
+  if (so) {
+    if (vt_cg_emit_so(g, &opt, so, tag, &e)) { fprintf(stderr, "%s\n", e.msg); status = 2; goto done; }
+    printf("wrote %s (tag %s) in %.1f ms\n", so, tag, now_ms() - t0);
+    goto done;
+  }
   j = vt_jit_compile(g, &opt, &e);
   if (!j) { fprintf(stderr, "%s\n", e.msg); status = 2; goto done; }
   vt_jit_stats st;
   vt_jit_get_stats(j, &st);
-  printf("compile: %.1f ms (%d gemm, %d elementwise, %d copy, %d fallback kernels; %d nodes generated)\n",
-         now_ms() - t0, st.n_gemm, st.n_elementwise, st.n_copy, st.n_fallback, st.n_fused_nodes);
+  printf("compile: %.1f ms (%d gemm, %d elementwise, %d row, %d copy, %d fallback kernels; %d nodes generated)\n",
+         now_ms() - t0, st.n_gemm, st.n_elementwise, st.n_row, st.n_copy, st.n_fallback, st.n_fused_nodes);
   double cj = cpu_ms(), ci = 0;
   for (int r = 0; r < runs; r++) {
     for (int32_t o = 0; o < g->n_outputs; o++) vt_tensor_free(&oj[o]);

@@ -4,6 +4,8 @@
 #include "frontend.h"
 #include "ir.h"
 #include "metrics.h"
+#include "cli.h"
+#include "codegen.h"
 #include "passes.h"
 #include "runtime.h"
 
@@ -23,11 +25,18 @@ static const char *usage =
     "  vtopt run MODEL.onnx [options]          same as MODEL.onnx --run\n"
     "  vtopt inspect MODEL.onnx [--ir] [--dim SYM=N]\n"
     "                                          inputs, outputs, nodes with shapes, op histogram\n"
+    "  vtopt compare MODEL.onnx --passes none,tome:r=8,... [--input [NAME=]FILE.npy] [--runs N]\n"
+    "                                          run each strategy; table of latency, FLOPs, tokens\n"
+    "                                          and fidelity against the first (see compare --help)\n"
     "  vtopt compare-outputs REF.npy GOT.npy [--max-rel-l2 X] [--min-cosine X]\n"
     "                                          agreement metrics; exit 1 if a threshold fails\n"
     "\n"
     "options:\n"
     "  --run                  execute the model with the reference interpreter\n"
+    "  --jit                  with --run: compile with LLVM (ORC JIT) and run the compiled code;\n"
+    "                         every dim must be pinned (--dim); unsupported ops run interpreter kernels\n"
+    "  -O0 .. -O3             JIT / .so optimisation level (default -O3)\n"
+    "  --dump-llvm FILE       write the optimised LLVM module (text IR)\n"
     "  --input NAME=FILE.npy  feed graph input NAME from a .npy file (repeatable)\n"
     "  --random-inputs        fill inputs not given by --input deterministically: floats ~ N(0,1),\n"
     "                         integers uniform in [0, 10), bools uniform\n"
@@ -37,12 +46,16 @@ static const char *usage =
     "  --threads N            worker threads (default: VTOPT_NUM_THREADS or all cores)\n"
     "  --runs N               run N times and report the median latency (default 1)\n"
     "  -o FILE.onnx           write the (prepared) graph as an ONNX model\n"
-    "  -o FILE.so             compile to a shared library: not built yet (LLVM codegen is issue 4)\n"
+    "  -o FILE.so             compile to a self-contained shared library (ABI: include/vtopt/model.h);\n"
+    "                         every dim must be pinned (--dim)\n"
+    "  --tag NAME             prefix of the library's exported symbols (default: from FILE.so)\n"
+    "  -o FILE.ptx            the GPU path: not built yet\n"
     "  --pass=LIST            graph rewrites (pipeline syntax and passes below; repeatable: the lists\n"
     "                         run in order); canonicalisation runs first unless --no-canonicalize\n"
     "  --no-canonicalize      do not run the canonical passes (fuse-attention) first\n"
     "  --print-after=NAME|all print the IR after pass NAME (or after every pass)\n"
-    "  --stats                per pass: nodes before/after, FLOPs, matches per pattern rule\n"
+    "  --stats                per pass: nodes before/after, FLOPs, matches per pattern rule; with\n"
+    "                         --jit or -o FILE.so also the generated kernels and what fell back, and why\n"
     "  --explain              per pass: each candidate that did not match, the step and the reason\n"
     "  --print-ir             print the IR text form after loading\n"
     "  -q, --quiet            print only errors\n"
@@ -50,7 +63,9 @@ static const char *usage =
 
 typedef struct opts {
   const char *model;
-  bool run, random_inputs, print_ir, quiet, ir_text;
+  bool run, random_inputs, print_ir, quiet, ir_text, jit;
+  int opt_level;
+  const char *dump_llvm, *tag;
   uint64_t seed;
   int threads, runs;
   const char *output_dir, *out_file;
@@ -68,7 +83,7 @@ static int fail(const vt_error *e) {
   return e->code ? e->code : VT_ERR_INTERNAL;
 }
 
-static int usage_error(const char *fmt, const char *arg) {
+int cli_usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "vtopt: ");
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\n(see vtopt --help)\n");
@@ -99,9 +114,13 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
   for (int i = start; i < argc; i++) {
     char *a = argv[i];
     const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_ARG() do { if (!next) return usage_error("%s needs a value", a); i++; } while (0)
+#define NEED_ARG() do { if (!next) return cli_usage_error("%s needs a value", a); i++; } while (0)
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); vt_passes_help(stdout); return -1; }
     else if (!strcmp(a, "--run")) o->run = true;
+    else if (!strcmp(a, "--jit")) o->jit = true;
+    else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) o->opt_level = a[2] - '0';
+    else if (!strcmp(a, "--dump-llvm")) { NEED_ARG(); o->dump_llvm = next; }
+    else if (!strcmp(a, "--tag")) { NEED_ARG(); o->tag = next; }
     else if (!strcmp(a, "--random-inputs")) o->random_inputs = true;
     else if (!strcmp(a, "--print-ir")) o->print_ir = true;
     else if (!strcmp(a, "--ir")) o->ir_text = true;
@@ -109,36 +128,36 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
     else if (!strcmp(a, "--seed")) {
       NEED_ARG();
       int64_t v;
-      if (!parse_i64(next, &v)) return usage_error("--seed: '%s' is not an integer", next);
+      if (!parse_i64(next, &v)) return cli_usage_error("--seed: '%s' is not an integer", next);
       o->seed = (uint64_t)v;
     } else if (!strcmp(a, "--threads") || !strcmp(a, "--runs")) {
       NEED_ARG();
       int64_t v;
-      if (!parse_i64(next, &v) || v < 1 || v > 100000) return usage_error("'%s' is not a positive count", next);
+      if (!parse_i64(next, &v) || v < 1 || v > 100000) return cli_usage_error("'%s' is not a positive count", next);
       if (a[2] == 't') o->threads = (int)v; else o->runs = (int)v;
     } else if (!strcmp(a, "--output-dir")) { NEED_ARG(); o->output_dir = next; }
     else if (!strcmp(a, "-o")) { NEED_ARG(); o->out_file = next; }
     else if (!strcmp(a, "--input") || !strcmp(a, "--dim")) {
       NEED_ARG();
       char *name, *val;
-      if (!split_eq(argv[i], &name, &val)) return usage_error("'%s' is not NAME=VALUE", next);
+      if (!split_eq(argv[i], &name, &val)) return cli_usage_error("'%s' is not NAME=VALUE", next);
       if (a[2] == 'i') {
-        if (o->n_inputs == MAX_ITEMS) return usage_error("too many %s", "--input");
+        if (o->n_inputs == MAX_ITEMS) return cli_usage_error("too many %s", "--input");
         o->in_names[o->n_inputs] = name;
         o->in_files[o->n_inputs++] = val;
       } else {
-        if (o->n_pins == MAX_ITEMS) return usage_error("too many %s", "--dim");
+        if (o->n_pins == MAX_ITEMS) return cli_usage_error("too many %s", "--dim");
         int64_t v;
-        if (!parse_i64(val, &v) || v < 0) return usage_error("--dim: '%s' is not a size", val);
+        if (!parse_i64(val, &v) || v < 0) return cli_usage_error("--dim: '%s' is not a size", val);
         o->pin_names[o->n_pins] = name;
         o->pin_vals[o->n_pins++] = v;
       }
     } else if (!strncmp(a, "--pass=", 7)) {
       vt_pipeline more;
       vt_error pe = {0};
-      if (vt_pipeline_parse(a + 7, &more, &pe) != VT_OK) return usage_error("%s", pe.msg);
+      if (vt_pipeline_parse(a + 7, &more, &pe) != VT_OK) return cli_usage_error("%s", pe.msg);
       vt_pass_params *st = more.n ? realloc(o->pipeline.steps, (size_t)(o->pipeline.n + more.n) * sizeof *st) : o->pipeline.steps;
-      if (more.n && !st) { vt_pipeline_free(&more); return usage_error("%s", "--pass: out of memory"); }
+      if (more.n && !st) { vt_pipeline_free(&more); return cli_usage_error("%s", "--pass: out of memory"); }
       if (more.n) memcpy(st + o->pipeline.n, more.steps, (size_t)more.n * sizeof *st);
       o->pipeline.steps = st;
       o->pipeline.n += more.n;
@@ -146,13 +165,13 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
     } else if (!strcmp(a, "--no-canonicalize")) o->popts.no_canonicalize = true;
     else if (!strncmp(a, "--print-after=", 14)) {
       if (strcmp(a + 14, "all") != 0 && !vt_pass_find(a + 14))
-        return usage_error("--print-after: unknown pass '%s' (see the passes in vtopt --help, or 'all')", a + 14);
+        return cli_usage_error("--print-after: unknown pass '%s' (see the passes in vtopt --help, or 'all')", a + 14);
       o->popts.print_after = a + 14;
     } else if (!strcmp(a, "--stats")) o->popts.stats = true;
     else if (!strcmp(a, "--explain")) o->popts.explain = true;
-    else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
+    else if (a[0] == '-' && a[1]) return cli_usage_error("unknown option '%s'", a);
     else if (!o->model) o->model = a;
-    else return usage_error("unexpected argument '%s'", a);
+    else return cli_usage_error("unexpected argument '%s'", a);
 #undef NEED_ARG
   }
   return 0;
@@ -168,7 +187,7 @@ static uint64_t splitmix(uint64_t *s) {
 
 static double uniform01(uint64_t *s) { return (double)(splitmix(s) >> 11) * (1.0 / 9007199254740992.0); }
 
-static int random_tensor(const vt_graph *g, const vt_value *v, uint64_t seed, vt_tensor *t, vt_error *e) {
+int cli_random_tensor(const vt_graph *g, const vt_value *v, uint64_t seed, vt_tensor *t, vt_error *e) {
   int64_t dims[VT_MAX_RANK];
   for (int32_t d = 0; d < v->rank; d++) {
     if (!vt_dim_is_const(v->dims[d])) {
@@ -215,13 +234,13 @@ static void safe_name(const char *in, char *out, size_t n) {
   if (!strcmp(out, ".") || !strcmp(out, "..") || !out[0]) snprintf(out, n, "output");
 }
 
-static double now_ms(void) {
+double cli_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int cmp_double(const void *a, const void *b) {
+int cli_cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
 }
@@ -243,6 +262,7 @@ static int run_model(const opts *o, vt_graph *g, vt_error *e) {
   vt_tensor *inputs = calloc((size_t)g->n_inputs + 1, sizeof *inputs);
   vt_tensor *outputs = calloc((size_t)g->n_outputs + 1, sizeof *outputs);
   vt_interp *it = NULL;
+  vt_jit *jit = NULL;
   double *times = calloc((size_t)(o->runs > 0 ? o->runs : 1), sizeof *times);
   if (!inputs || !outputs || !times) { rc = vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto done; }
   for (int k = 0; k < o->n_inputs && rc == VT_OK; k++) {
@@ -273,23 +293,31 @@ static int run_model(const opts *o, vt_graph *g, vt_error *e) {
                      g->path, g->values[g->inputs[i]].name, g->values[g->inputs[i]].name);
       break;
     }
-    rc = random_tensor(g, &g->values[g->inputs[i]], o->seed * 1000003u + (uint64_t)i, &inputs[i], e);
+    rc = cli_random_tensor(g, &g->values[g->inputs[i]], o->seed * 1000003u + (uint64_t)i, &inputs[i], e);
   }
   if (rc) goto done;
-  it = vt_interp_new(g, o->threads, e);
-  if (!it) { rc = e->code ? e->code : VT_ERR_MODEL; goto done; }
+  if (o->jit) {
+    vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
+                          .stats = o->popts.stats ? stdout : NULL};
+    jit = vt_jit_compile(g, &copt, e);
+    if (!jit) { rc = e->code ? e->code : VT_ERR_MODEL; goto done; }
+  } else {
+    it = vt_interp_new(g, o->threads, e);
+    if (!it) { rc = e->code ? e->code : VT_ERR_MODEL; goto done; }
+  }
   int runs = o->runs > 0 ? o->runs : 1;
   for (int r = 0; r < runs && rc == VT_OK; r++) {
     for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
-    double t0 = now_ms();
-    rc = vt_interp_run(it, inputs, outputs, e);
-    times[r] = now_ms() - t0;
+    double t0 = cli_now_ms();
+    rc = jit ? vt_jit_run(jit, inputs, outputs, e) : vt_interp_run(it, inputs, outputs, e);
+    times[r] = cli_now_ms() - t0;
   }
   if (rc) goto done;
-  qsort(times, (size_t)runs, sizeof *times, cmp_double);
+  qsort(times, (size_t)runs, sizeof *times, cli_cmp_double);
   if (!o->quiet) {
-    printf("ran %s with the reference interpreter: %d node(s), %d run(s), median %.3f ms (min %.3f, max %.3f)\n",
-           g->path, g->n_nodes, runs, times[runs / 2], times[0], times[runs - 1]);
+    printf("ran %s with %s: %d node(s), %d run(s), median %.3f ms (min %.3f, max %.3f)\n", g->path,
+           jit ? "the LLVM JIT" : "the reference interpreter", g->n_nodes, runs, times[runs / 2], times[0],
+           times[runs - 1]);
   }
   if (o->output_dir && mkdir(o->output_dir, 0777) != 0 && errno != EEXIST) {
     rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot create output directory: %s", o->output_dir, strerror(errno));
@@ -324,6 +352,7 @@ done:
   free(outputs);
   free(times);
   vt_interp_free(it);
+  vt_jit_free(jit);
   return rc;
 }
 
@@ -334,12 +363,15 @@ static bool ends_with(const char *s, const char *suf) {
 
 static int cmd_main(opts *o) {
   vt_error e = {0};
-  if (!o->model) return usage_error("%s", "no model given");
-  if (o->out_file && !ends_with(o->out_file, ".onnx")) {
-    if (ends_with(o->out_file, ".so") || ends_with(o->out_file, ".ptx"))
-      return usage_error("-o %s: compiling to a shared library or PTX is not built yet (LLVM codegen); "
-                         "use --run for the reference interpreter or -o FILE.onnx", o->out_file);
-    return usage_error("-o %s: unknown output kind (expected .onnx)", o->out_file);
+  if (!o->model) return cli_usage_error("%s", "no model given");
+  bool so = o->out_file && ends_with(o->out_file, ".so");
+  if ((o->jit || o->dump_llvm) && !o->run && !so)
+    return cli_usage_error("%s", "--jit and --dump-llvm apply to --run or -o FILE.so");
+  if (o->out_file && !so && !ends_with(o->out_file, ".onnx")) {
+    if (ends_with(o->out_file, ".ptx"))
+      return cli_usage_error("-o %s: PTX output (the GPU path) is not built yet; use -o FILE.so, --run --jit or -o FILE.onnx",
+                             o->out_file);
+    return cli_usage_error("-o %s: unknown output kind (expected .onnx or .so)", o->out_file);
   }
   vt_graph *g = NULL;
   int rc = load_model(o, &g, true, &e);
@@ -347,7 +379,23 @@ static int cmd_main(opts *o) {
   if (rc == VT_OK && !o->quiet && !o->run)
     printf("loaded %s: %d inputs, %d outputs, %d nodes, %d values\n", g->path, g->n_inputs, g->n_outputs,
            g->n_nodes, g->n_values);
-  if (rc == VT_OK && o->out_file) {
+  if (rc == VT_OK && so) {
+    char tag[80];
+    const char *base = strrchr(o->out_file, '/');
+    base = base ? base + 1 : o->out_file;
+    size_t n = 0;
+    if (o->tag) snprintf(tag, sizeof tag, "%s", o->tag);
+    else {   /* default tag: the file name without .so, as a C identifier */
+      if (base[0] >= '0' && base[0] <= '9') tag[n++] = '_';
+      for (const char *p = base; *p && strcmp(p, ".so") && n + 1 < sizeof tag; p++)
+        tag[n++] = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')) ? *p : '_';
+      tag[n] = 0;
+    }
+    vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
+                          .stats = o->popts.stats ? stdout : NULL};
+    rc = vt_cg_emit_so(g, &copt, o->out_file, tag, &e);
+    if (rc == VT_OK && !o->quiet) printf("wrote %s (symbols %s_*)\n", o->out_file, tag);
+  } else if (rc == VT_OK && o->out_file) {
     rc = vt_onnx_save(g, o->out_file, &e);
     if (rc == VT_OK && !o->quiet) printf("wrote %s\n", o->out_file);
   }
@@ -358,7 +406,7 @@ static int cmd_main(opts *o) {
 
 static int cmd_inspect(opts *o) {
   vt_error e = {0};
-  if (!o->model) return usage_error("%s", "inspect: no model given");
+  if (!o->model) return cli_usage_error("%s", "inspect: no model given");
   vt_graph *g = NULL;
   /* inspect shows the model as loaded unless passes or pass outputs are asked for */
   bool passes = o->pipeline.n > 0 || o->popts.stats || o->popts.explain || o->popts.print_after;
@@ -380,14 +428,14 @@ static int cmd_compare(int argc, char **argv) {
     if ((!strcmp(argv[i], "--max-rel-l2") || !strcmp(argv[i], "--min-cosine")) && i + 1 < argc) {
       char *end;
       double v = strtod(argv[i + 1], &end);
-      if (*end || end == argv[i + 1]) return usage_error("'%s' is not a number", argv[i + 1]);
+      if (*end || end == argv[i + 1]) return cli_usage_error("'%s' is not a number", argv[i + 1]);
       if (argv[i][2] == 'm' && argv[i][3] == 'a') max_rel = v; else min_cos = v;
       i++;
-    } else if (argv[i][0] == '-') return usage_error("compare-outputs: unknown option '%s'", argv[i]);
+    } else if (argv[i][0] == '-') return cli_usage_error("compare-outputs: unknown option '%s'", argv[i]);
     else if (nf < 2) files[nf++] = argv[i];
-    else return usage_error("compare-outputs: unexpected argument '%s'", argv[i]);
+    else return cli_usage_error("compare-outputs: unexpected argument '%s'", argv[i]);
   }
-  if (nf != 2) return usage_error("%s", "compare-outputs needs two .npy files");
+  if (nf != 2) return cli_usage_error("%s", "compare-outputs needs two .npy files");
   vt_error e = {0};
   vt_tensor a = {0}, b = {0};
   int rc = vt_npy_read(files[0], &a, &e);
@@ -422,9 +470,10 @@ static int cmd_compare(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   if (argc < 2) { fputs(usage, stderr); return 2; }
-  opts o = {.runs = 1};
+  opts o = {.runs = 1, .opt_level = 3};
   const char *cmd = argv[1];
   if (!strcmp(cmd, "compare-outputs")) return cmd_compare(argc, argv);
+  if (!strcmp(cmd, "compare")) return cli_compare_strategies(argc, argv);
   if (!strcmp(cmd, "inspect") || !strcmp(cmd, "run")) {
     int rc = parse_args(argc, argv, 2, &o);
     if (rc == 0) {

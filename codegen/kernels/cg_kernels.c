@@ -170,3 +170,103 @@ AI float vt_cgm_tanh(float x) {
 }
 
 AI float vt_cgm_sigmoid(float x) { return 1.0f / (1.0f + vt_cgm_exp(-x)); }
+
+/* ---------- row kernels (reductions along the last axis) ------------------------------------- */
+#define HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+
+/* Softmax of rows [r0, r1) of x [rows x cols] into y. */
+AI void vt_cgk_softmax_rows(const float *x, float *y, int64_t cols, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float *xr = x + r * cols;
+    float *yr = y + r * cols;
+    float m = -__builtin_inff();
+    int64_t j = 0;
+    if (cols >= 8) {
+      vt_v8 mv;
+      LD8(mv, xr);
+      for (j = 8; j + 8 <= cols; j += 8) {
+        vt_v8 v;
+        LD8(v, xr + j);
+        mv = __builtin_elementwise_max(mv, v);
+      }
+      for (int k = 0; k < 8; k++) m = mv[k] > m ? mv[k] : m;
+    }
+    for (; j < cols; j++) m = xr[j] > m ? xr[j] : m;
+    for (j = 0; j < cols; j++) yr[j] = vt_cgm_exp(xr[j] - m);
+    vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (j = 0; j + 8 <= cols; j += 8) {
+      vt_v8 v;
+      LD8(v, yr + j);
+      sv += v;
+    }
+    float s = HSUM8(sv);
+    for (; j < cols; j++) s += yr[j];
+    float inv = 1.0f / s;
+    for (j = 0; j < cols; j++) yr[j] *= inv;
+  }
+}
+
+/* LayerNormalization of rows [r0, r1): y = (x - mean) / sqrt(var + eps) * g + b (b may be NULL
+ * when has_b is 0). */
+AI void vt_cgk_layernorm_rows(const float *x, const float *g, const float *b, int has_b, float *y, int64_t cols,
+                              float eps, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float *xr = x + r * cols;
+    float *yr = y + r * cols;
+    vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+      vt_v8 v;
+      LD8(v, xr + j);
+      sv += v;
+    }
+    float s = HSUM8(sv);
+    for (; j < cols; j++) s += xr[j];
+    float mean = cols ? s / (float)cols : 0.0f;
+    vt_v8 qv = {0, 0, 0, 0, 0, 0, 0, 0};
+    vt_v8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
+    for (j = 0; j + 8 <= cols; j += 8) {
+      vt_v8 v;
+      LD8(v, xr + j);
+      v -= mv;
+      qv += v * v;
+    }
+    float q = HSUM8(qv);
+    for (; j < cols; j++) q += (xr[j] - mean) * (xr[j] - mean);
+    float inv = 1.0f / __builtin_sqrtf((cols ? q / (float)cols : 0.0f) + eps);
+    for (j = 0; j < cols; j++) yr[j] = (xr[j] - mean) * inv * g[j] + (has_b ? b[j] : 0.0f);
+  }
+}
+
+/* ---------- layout ----------------------------------------------------------------------------- */
+/* Transpose as a strided copy: output rows [r0, r1) (all output dims but the last flattened) of
+ * a rank-`rank` output with dims odims, reading the input at strides istr[d] (the input stride of
+ * the axis that becomes output axis d). Elements of esize bytes (1, 2, 4 or 8). */
+AI void vt_cgk_transpose(const char *src, char *dst, int64_t esize, int32_t rank, const int64_t *odims,
+                         const int64_t *istr, int64_t r0, int64_t r1) {
+  int64_t n = odims[rank - 1], s = istr[rank - 1];
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t rem = r, off = 0;
+    for (int32_t d = rank - 2; d >= 0; d--) {
+      off += (rem % odims[d]) * istr[d];
+      rem /= odims[d];
+    }
+    if (esize == 4) {
+      const uint32_t *x = (const uint32_t *)src + off;
+      uint32_t *y = (uint32_t *)dst + r * n;
+      for (int64_t j = 0; j < n; j++) y[j] = x[j * s];
+    } else if (esize == 8) {
+      const uint64_t *x = (const uint64_t *)src + off;
+      uint64_t *y = (uint64_t *)dst + r * n;
+      for (int64_t j = 0; j < n; j++) y[j] = x[j * s];
+    } else if (esize == 2) {
+      const uint16_t *x = (const uint16_t *)src + off;
+      uint16_t *y = (uint16_t *)dst + r * n;
+      for (int64_t j = 0; j < n; j++) y[j] = x[j * s];
+    } else {
+      const uint8_t *x = (const uint8_t *)src + off;
+      uint8_t *y = (uint8_t *)dst + r * n;
+      for (int64_t j = 0; j < n; j++) y[j] = x[j * s];
+    }
+  }
+}

@@ -141,10 +141,24 @@ static void test_unknown_input_name_and_missing_input(void **state) {
 
 static void test_absent_features_say_so(void **state) {
   (void)state;
-  assert_int_equal(sh(VTOPT " " RELU " -o %s/fast.so", tmpdir), 2);
-  assert_non_null(strstr(out, "not built yet"));
+  assert_int_equal(sh(VTOPT " " RELU " -o %s/fast.ptx", tmpdir), 2);
+  assert_non_null(strstr(out, "PTX output (the GPU path) is not built yet"));
   assert_int_equal(sh(VTOPT " " RELU " --pass=httm"), 2);
   assert_non_null(strstr(out, "unknown pass 'httm'; known passes: fuse-attention"));
+}
+
+static void test_compile_to_shared_library(void **state) {
+  (void)state;
+  assert_int_equal(sh(VTOPT " " RELU " -o %s/relu_model.so", tmpdir), 0);
+  assert_non_null(strstr(out, "symbols relu_model_*"));
+  char path[512];
+  snprintf(path, sizeof path, "%s/relu_model.so", tmpdir);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_true(st.st_size > 0);
+  /* --jit runs the compiled code and agrees with the interpreter */
+  assert_int_equal(sh(VTOPT " " RELU " --run --jit --input x=%s/x345.npy --output-dir %s/jit -q", tmpdir, tmpdir), 0);
+  assert_int_equal(sh(VTOPT " compare-outputs %s/out/y.npy %s/jit/y.npy --max-rel-l2 1e-6", tmpdir, tmpdir), 0);
 }
 
 static void test_inspect_and_onnx_output(void **state) {
@@ -168,6 +182,7 @@ int main(void) {
       cmocka_unit_test(test_npy_wrong_shape),
       cmocka_unit_test(test_unknown_input_name_and_missing_input),
       cmocka_unit_test(test_absent_features_say_so),
+      cmocka_unit_test(test_compile_to_shared_library),
       cmocka_unit_test(test_inspect_and_onnx_output),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

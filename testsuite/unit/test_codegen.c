@@ -23,7 +23,7 @@
 #include <dlfcn.h>
 
 #include "codegen.h"
-#include "vtopt_model.h"
+#include "vtopt/model.h"
 
 /* ---------- graph building ------------------------------------------------------------------ */
 static uint64_t rng = 12345;

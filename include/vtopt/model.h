@@ -1,0 +1,41 @@
+/* include/vtopt/model.h — the C ABI of a model compiled by vtopt to a shared library (fast.so).
+ * Include this header only: the library
+ * needs libc, libm and pthreads. Every symbol carries the model's tag (vtopt --tag, default the
+ * output name), so several models load or link into one process:
+ *
+ *   VTOPT_MODEL_DECLARE(mymodel)   // declares mymodel_signature, mymodel_create, ...
+ *
+ * Tensors are caller-owned. Inputs and outputs are given in the order of the signature; outputs
+ * must be allocated by the caller with the dtype and dims the signature lists. Wrong dtypes,
+ * ranks or dims return VTOPT_ERR_INPUT with a message from <tag>_last_error; nothing crashes. */
+#ifndef VTOPT_MODEL_H
+#define VTOPT_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VTOPT_MAX_RANK 8
+/* dtype: ONNX TensorProto numbering (1 float32, 6 int32, 7 int64, 9 bool, 10 float16, ...) */
+typedef struct vtopt_tensor {
+  int32_t dtype;
+  int32_t rank;
+  int64_t dims[VTOPT_MAX_RANK];
+  void *data;
+  bool owned_by_library;   /* always false in this ABI */
+} vtopt_tensor;
+
+enum { VTOPT_OK = 0, VTOPT_ERR_INPUT = 2, VTOPT_ERR_INTERNAL = 3 };
+
+typedef struct vtopt_session vtopt_session;
+
+#define VTOPT_MODEL_DECLARE(tag)                                                                  \
+  /* JSON: {"tag", "inputs": [{"name","dtype","dims"}...], "outputs": [...], "passes": [...]} */ \
+  const char *tag##_signature(void);                                                             \
+  /* threads <= 0: VTOPT_NUM_THREADS or all CPUs. Returns VTOPT_OK and *out, or an error code. */ \
+  int tag##_create(int threads, vtopt_session **out);                                           \
+  int tag##_run(vtopt_session *s, const vtopt_tensor *inputs, vtopt_tensor *outputs);            \
+  /* The message of the last failed call on s (or of the last failed create when s is NULL). */ \
+  const char *tag##_last_error(const vtopt_session *s);                                          \
+  void tag##_destroy(vtopt_session *s);
+
+#endif

@@ -1,0 +1,310 @@
+/* compare.c — `vtopt compare`: runs one model under several rewrite strategies on the same
+ * inputs and prints one table (latency median and spread, speedup over the first strategy,
+ * FLOPs, attention token counts, fidelity against the first strategy), plus CSV and an SVG
+ * speed-versus-fidelity plot. The first strategy (normally `none`) is the reference. */
+#include "cli.h"
+#include "frontend.h"
+#include "metrics.h"
+#include "passes.h"
+#include "runtime.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_STRATEGIES 32
+#define MAX_INPUTS 64
+
+static const char *compare_usage =
+    "usage: vtopt compare MODEL.onnx --passes S1,S2,... [options]\n"
+    "  Runs the model once per strategy and compares each with the first (the reference, normally\n"
+    "  'none' = canonicalisation only). A strategy is a pass pipeline; inside a strategy write\n"
+    "  several passes with '+' (e.g. tome:r=8+httm). An item after ',' that contains '=' is a\n"
+    "  further parameter of the previous strategy's last pass (tome:r=8,mode=sd).\n"
+    "options:\n"
+    "  --passes LIST          the strategies (required)\n"
+    "  --input [NAME=]FILE    an input (.npy); NAME may be left out when the model has one input\n"
+    "  --random-inputs        fill the other inputs deterministically (--seed S, default 0)\n"
+    "  --dim SYM=N            pin a symbolic dim (dims of given inputs are pinned automatically)\n"
+    "  --runs N               timed runs per strategy after one warm-up (default 5)\n"
+    "  --threads N            worker threads (default: VTOPT_NUM_THREADS or all cores)\n"
+    "  --out PREFIX           write PREFIX.csv and PREFIX.svg (default: compare)\n"
+    "Latency is the reference interpreter's until LLVM codegen exists. Fidelity is measured on\n"
+    "the first graph output: cosine similarity, relative L2 and top-1 agreement (last axis).\n";
+
+typedef struct strategy {
+  char spec[512];
+  double med, lo, hi, flops;
+  bool flops_partial;
+  int64_t tok_first, tok_last;
+  int n_attn;
+  vt_metrics m;
+  int rc;
+  char err[1024];
+} strategy;
+
+/* Splits the --passes list into strategies: ',' starts a new strategy unless the item holds '='
+ * (then it is one more parameter of the previous strategy). */
+static int split_strategies(const char *list, strategy *s, int max) {
+  int n = 0;
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", list);
+  for (char *save = NULL, *it = strtok_r(buf, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+    if (strchr(it, '=') && !strchr(it, ':') && n > 0) {
+      size_t l = strlen(s[n - 1].spec);
+      snprintf(s[n - 1].spec + l, sizeof s[n - 1].spec - l, ",%s", it);
+      continue;
+    }
+    if (n == max) return -1;
+    memset(&s[n], 0, sizeof s[n]);
+    snprintf(s[n].spec, sizeof s[n].spec, "%s", it);
+    n++;
+  }
+  return n;
+}
+
+/* Loads the model and applies one strategy, then pins dims for the given inputs and infers. */
+static int build_graph(const char *model, const char *spec, const char *const *pin_names, const int64_t *pin_vals,
+                       int npins, vt_graph **gp, vt_error *e) {
+  vt_pipeline pl = {0};
+  int rc = vt_pipeline_parse(spec, &pl, e);
+  if (!rc) rc = vt_onnx_load(model, gp, e);
+  /* Passes see symbolic dims (frame structure is read from them); dims are pinned after. */
+  if (!rc) rc = vt_graph_prepare(*gp, NULL, NULL, 0, e);
+  vt_pipeline_opts po = {.out = stderr};
+  if (!rc) rc = vt_pipeline_run(&pl, *gp, &po, e);
+  if (!rc) rc = vt_graph_prepare(*gp, pin_names, pin_vals, npins, e);
+  vt_pipeline_free(&pl);
+  return rc;
+}
+
+static void attention_tokens(const vt_graph *g, strategy *s) {
+  int att = vt_op_lookup("Attention", "ai.vtopt");
+  s->n_attn = 0;
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    const vt_node *n = &g->nodes[i];
+    if (vt_ops[n->op].domain[0] == 0 || n->n_in < 2 || n->in[1] < 0) continue;
+    if (n->op != att && !strstr(vt_ops[n->op].name, "Attention")) continue;
+    const vt_value *k = &g->values[n->in[1]];      /* keys: [B, H, Nk, D] */
+    int64_t nk = k->rank >= 2 && vt_dim_is_const(k->dims[k->rank - 2]) ? k->dims[k->rank - 2] : -1;
+    if (s->n_attn == 0) s->tok_first = nk;
+    s->tok_last = nk;
+    s->n_attn++;
+  }
+}
+
+static void write_svg(const char *path, const strategy *s, int n) {
+  FILE *f = fopen(path, "w");
+  if (!f) { fprintf(stderr, "vtopt: cannot write %s\n", path); return; }
+  const double W = 640, H = 420, L = 70, R = 30, T = 40, B = 60;
+  double xmax = 1.0, ymin = 1.0;
+  for (int i = 0; i < n; i++) {
+    if (s[i].rc) continue;
+    double sp = s[0].med / s[i].med;
+    if (sp > xmax) xmax = sp;
+    if (s[i].m.cosine < ymin) ymin = s[i].m.cosine;
+  }
+  xmax = ceil(xmax * 1.1 * 2) / 2;
+  ymin = ymin > 0.99 ? 0.99 : floor(ymin * 100) / 100 - 0.01;
+  if (ymin < -1) ymin = -1;
+  fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' font-family='sans-serif' font-size='12'>\n", W, H);
+  fprintf(f, "<rect width='100%%' height='100%%' fill='white'/>\n");
+  fprintf(f, "<text x='%.0f' y='22' text-anchor='middle' font-size='14'>speed vs fidelity (reference: %s)</text>\n", W / 2, s[0].spec);
+  fprintf(f, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='black'/>\n", L, H - B, W - R, H - B);
+  fprintf(f, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='black'/>\n", L, T, L, H - B);
+  for (int k = 0; k <= 5; k++) {
+    double xv = xmax * k / 5, x = L + (W - L - R) * k / 5;
+    double yv = ymin + (1.0 - ymin) * k / 5, y = H - B - (H - T - B) * k / 5;
+    fprintf(f, "<text x='%.1f' y='%.0f' text-anchor='middle'>%.2fx</text>\n", x, H - B + 18, xv);
+    fprintf(f, "<text x='%.0f' y='%.1f' text-anchor='end'>%.3f</text>\n", L - 6, y + 4, yv);
+    fprintf(f, "<line x1='%.1f' y1='%.0f' x2='%.1f' y2='%.0f' stroke='#ddd'/>\n", x, T, x, H - B);
+  }
+  fprintf(f, "<text x='%.0f' y='%.0f' text-anchor='middle'>speedup over %s</text>\n", (L + W - R) / 2, H - 15, s[0].spec);
+  fprintf(f, "<text x='18' y='%.0f' text-anchor='middle' transform='rotate(-90 18 %.0f)'>cosine similarity</text>\n", (T + H - B) / 2, (T + H - B) / 2);
+  for (int i = 0; i < n; i++) {
+    if (s[i].rc) continue;
+    double sp = s[0].med / s[i].med;
+    double x = L + (W - L - R) * sp / xmax, y = H - B - (H - T - B) * (s[i].m.cosine - ymin) / (1.0 - ymin);
+    fprintf(f, "<circle cx='%.1f' cy='%.1f' r='5' fill='%s'/>\n", x, y, i ? "#d62728" : "#1f77b4");
+    fprintf(f, "<text x='%.1f' y='%.1f'>", x + 8, y - 6);
+    for (const char *c = s[i].spec; *c; c++) {   /* escape for XML */
+      if (*c == '<') fputs("&lt;", f); else if (*c == '&') fputs("&amp;", f); else fputc(*c, f);
+    }
+    fprintf(f, "</text>\n");
+  }
+  fprintf(f, "</svg>\n");
+  fclose(f);
+}
+
+int cli_compare_strategies(int argc, char **argv) {
+  const char *model = NULL, *list = NULL, *prefix = "compare";
+  const char *in_names[MAX_INPUTS], *in_files[MAX_INPUTS];
+  const char *pin_names[MAX_INPUTS * 4];
+  int64_t pin_vals[MAX_INPUTS * 4];
+  int n_in = 0, npins = 0, runs = 5, threads = 0;
+  bool random = false;
+  uint64_t seed = 0;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(compare_usage, stdout); return 0; }
+    if (!strcmp(a, "--random-inputs")) { random = true; continue; }
+    if (a[0] == '-' && !v) return cli_usage_error("%s needs a value", a);
+    if (!strcmp(a, "--passes")) list = argv[++i];
+    else if (!strcmp(a, "--out")) prefix = argv[++i];
+    else if (!strcmp(a, "--runs") || !strcmp(a, "--threads") || !strcmp(a, "--seed")) {
+      char *end;
+      long long x = strtoll(v, &end, 10);
+      if (*end || x < (a[2] == 's' ? 0 : 1)) return cli_usage_error("'%s' is not a valid count", v);
+      if (a[2] == 'r') runs = (int)x; else if (a[2] == 't') threads = (int)x; else seed = (uint64_t)x;
+      i++;
+    } else if (!strcmp(a, "--input")) {
+      if (n_in == MAX_INPUTS) return cli_usage_error("too many %s", "--input");
+      char *arg = argv[++i], *eq = strchr(arg, '=');
+      if (eq) { *eq = 0; in_names[n_in] = arg; in_files[n_in++] = eq + 1; }
+      else { in_names[n_in] = NULL; in_files[n_in++] = arg; }
+    } else if (!strcmp(a, "--dim")) {
+      char *arg = argv[++i], *eq = strchr(arg, '=');
+      if (!eq || npins == MAX_INPUTS * 4) return cli_usage_error("--dim: '%s' is not SYM=N", arg);
+      *eq = 0;
+      pin_names[npins] = arg;
+      pin_vals[npins++] = strtoll(eq + 1, NULL, 10);
+    } else if (a[0] == '-') return cli_usage_error("compare: unknown option '%s'", a);
+    else if (!model) model = a;
+    else return cli_usage_error("compare: unexpected argument '%s'", a);
+  }
+  if (!model || !list) return cli_usage_error("%s", "compare needs MODEL.onnx and --passes (see vtopt compare --help)");
+  strategy *st = calloc(MAX_STRATEGIES, sizeof *st);
+  int ns = st ? split_strategies(list, st, MAX_STRATEGIES) : -1;
+  if (ns <= 0) { free(st); return cli_usage_error("--passes: '%s' has no strategies (or too many)", list); }
+  vt_error e = {0};
+  int rc = VT_OK;
+  /* Inputs: read the files, then pin the symbolic dims of the inputs they feed. */
+  vt_graph *g0 = NULL;
+  vt_tensor *inputs = NULL, *ref = NULL, *outs = NULL;
+  int n_ref = 0;
+  rc = vt_onnx_load(model, &g0, &e);
+  if (!rc) rc = vt_graph_prepare(g0, NULL, NULL, 0, &e);
+  if (!rc) {
+    inputs = calloc((size_t)g0->n_inputs + 1, sizeof *inputs);
+    if (!inputs) rc = vt_errorf(&e, VT_ERR_MODEL, "out of memory");
+  }
+  for (int k = 0; k < n_in && !rc; k++) {
+    int32_t idx = -1;
+    if (!in_names[k] && g0->n_inputs == 1) idx = 0;
+    for (int32_t i = 0; i < g0->n_inputs && in_names[k]; i++)
+      if (!strcmp(g0->values[g0->inputs[i]].name, in_names[k])) idx = i;
+    if (idx < 0) {
+      rc = vt_errorf(&e, VT_ERR_MODEL, "%s: --input %s: %s", model, in_files[k],
+                     in_names[k] ? "the model has no input of that name" : "name the input (NAME=FILE): the model has several");
+      break;
+    }
+    rc = vt_npy_read(in_files[k], &inputs[idx], &e);
+    const vt_value *v = &g0->values[g0->inputs[idx]];
+    for (int32_t d = 0; !rc && d < v->rank && d < inputs[idx].rank; d++)
+      if (!vt_dim_is_const(v->dims[d]) && g0->syms[vt_dim_sym(v->dims[d])].kind == VT_SYM_NAMED &&
+          npins < MAX_INPUTS * 4) {
+        pin_names[npins] = g0->syms[vt_dim_sym(v->dims[d])].name;
+        pin_vals[npins++] = inputs[idx].dims[d];
+      }
+  }
+  if (!rc) {
+    vt_graph *gp = NULL;
+    rc = vt_onnx_load(model, &gp, &e);
+    if (!rc) rc = vt_graph_prepare(gp, pin_names, pin_vals, npins, &e);
+    for (int32_t i = 0; !rc && i < gp->n_inputs; i++) {
+      if (inputs[i].data) rc = vt_interp_check_input(gp, i, &inputs[i], &e);
+      else if (random) rc = cli_random_tensor(gp, &gp->values[gp->inputs[i]], seed * 1000003u + (uint64_t)i, &inputs[i], &e);
+      else rc = vt_errorf(&e, VT_ERR_MODEL, "%s: input '%s' is not given: use --input or --random-inputs", model,
+                          gp->values[gp->inputs[i]].name);
+    }
+    vt_graph_free(gp);
+  }
+  int32_t n_outputs = g0 ? g0->n_outputs : 0;
+  for (int s = 0; s < ns && !rc; s++) {
+    strategy *S = &st[s];
+    vt_graph *g = NULL;
+    vt_interp *it = NULL;
+    vt_error se = {0};
+    double *times = calloc((size_t)runs, sizeof *times);
+    outs = calloc((size_t)n_outputs + 1, sizeof *outs);
+    S->rc = build_graph(model, S->spec, pin_names, pin_vals, npins, &g, &se);
+    if (!S->rc) {
+      S->flops = vt_graph_flops(g, &S->flops_partial);
+      attention_tokens(g, S);
+      it = vt_interp_new(g, threads, &se);
+      if (!it) S->rc = se.code ? se.code : VT_ERR_MODEL;
+    }
+    for (int r = -1; r < runs && !S->rc; r++) {   /* r = -1: warm-up */
+      for (int32_t o = 0; o < n_outputs; o++) vt_tensor_free(&outs[o]);
+      double t0 = cli_now_ms();
+      S->rc = vt_interp_run(it, inputs, outs, &se);
+      if (r >= 0) times[r] = cli_now_ms() - t0;
+    }
+    if (!S->rc) {
+      qsort(times, (size_t)runs, sizeof *times, cli_cmp_double);
+      S->med = times[runs / 2];
+      S->lo = times[0];
+      S->hi = times[runs - 1];
+      if (s == 0) {
+        ref = outs;
+        n_ref = n_outputs;
+        outs = NULL;
+      }
+      S->rc = vt_compare_tensors(&ref[0], s == 0 ? &ref[0] : &outs[0], &S->m, &se);
+    }
+    if (S->rc) {
+      snprintf(S->err, sizeof S->err, "%s", se.msg);
+      if (s == 0) rc = vt_errorf(&e, S->rc, "reference strategy '%s' failed: %s", S->spec, se.msg);
+    }
+    if (outs) for (int32_t o = 0; o < n_outputs; o++) vt_tensor_free(&outs[o]);
+    free(outs);
+    outs = NULL;
+    free(times);
+    vt_interp_free(it);
+    vt_graph_free(g);
+    fprintf(stderr, "compare: %d/%d %s done\n", s + 1, ns, S->spec);
+  }
+  if (!rc) {
+    printf("model: %s   reference: %s   runs: %d (+1 warm-up)   latency: reference interpreter\n", model, st[0].spec, runs);
+    printf("%-34s %10s %17s %8s %9s %9s %10s %10s %7s\n", "strategy", "median ms", "min..max ms", "speedup", "GFLOPs",
+           "tokens", "cosine", "rel_l2", "top1");
+    char csvp[1024], svgp[1024];
+    snprintf(csvp, sizeof csvp, "%s.csv", prefix);
+    snprintf(svgp, sizeof svgp, "%s.svg", prefix);
+    FILE *csv = fopen(csvp, "w");
+    if (csv) fprintf(csv, "strategy,median_ms,min_ms,max_ms,speedup,gflops,flops_partial,attention_layers,tokens_first,tokens_last,cosine,rel_l2,max_abs,top1\n");
+    for (int s = 0; s < ns; s++) {
+      const strategy *S = &st[s];
+      if (S->rc) {
+        printf("%-34s failed: %s\n", S->spec, S->err);
+        if (csv) fprintf(csv, "\"%s\",,,,,,,,,,,,,\n", S->spec);
+        continue;
+      }
+      char tok[32];
+      snprintf(tok, sizeof tok, "%lld>%lld", (long long)S->tok_first, (long long)S->tok_last);
+      printf("%-34s %10.2f %8.2f..%-8.2f %7.2fx %9.3f%s %9s %10.6f %10.3e %7.4f\n", S->spec, S->med, S->lo, S->hi,
+             st[0].med / S->med, S->flops / 1e9, S->flops_partial ? "*" : " ", S->n_attn ? tok : "-", S->m.cosine,
+             S->m.rel_l2, S->m.top1);
+      if (csv)
+        fprintf(csv, "\"%s\",%.4f,%.4f,%.4f,%.4f,%.6f,%d,%d,%lld,%lld,%.8f,%.6e,%.6e,%.6f\n", S->spec, S->med, S->lo,
+                S->hi, st[0].med / S->med, S->flops / 1e9, S->flops_partial, S->n_attn, (long long)S->tok_first,
+                (long long)S->tok_last, S->m.cosine, S->m.rel_l2, S->m.max_abs, S->m.top1);
+    }
+    printf("tokens: keys of the first > last attention layer; '*': FLOPs of some ops unknown\n");
+    if (csv) fclose(csv);
+    write_svg(svgp, st, ns);
+    printf("wrote %s and %s\n", csvp, svgp);
+  }
+  if (ref) for (int32_t o = 0; o < n_ref; o++) vt_tensor_free(&ref[o]);
+  free(ref);
+  if (inputs && g0) for (int32_t i = 0; i < g0->n_inputs; i++) vt_tensor_free(&inputs[i]);
+  free(inputs);
+  vt_graph_free(g0);
+  free(st);
+  if (rc) {
+    fprintf(stderr, "vtopt: %s\n", e.msg);
+    return rc;
+  }
+  return 0;
+}
