@@ -3,6 +3,7 @@
  * FLOPs, attention token counts, fidelity against the first strategy), plus CSV and an SVG
  * speed-versus-fidelity plot. The first strategy (normally `none`) is the reference. */
 #include "cli.h"
+#include "codegen.h"
 #include "frontend.h"
 #include "metrics.h"
 #include "passes.h"
@@ -29,8 +30,9 @@ static const char *compare_usage =
     "  --dim SYM=N            pin a symbolic dim (dims of given inputs are pinned automatically)\n"
     "  --runs N               timed runs per strategy after one warm-up (default 5)\n"
     "  --threads N            worker threads (default: VTOPT_NUM_THREADS or all cores)\n"
+    "  --jit                  run each strategy compiled by LLVM (ORC JIT) instead of the interpreter\n"
     "  --out PREFIX           write PREFIX.csv and PREFIX.svg (default: compare)\n"
-    "Latency is the reference interpreter's until LLVM codegen exists. Fidelity is measured on\n"
+    "Latency is the reference interpreter's unless --jit. Fidelity is measured on\n"
     "the first graph output: cosine similarity, relative L2 and top-1 agreement (last axis).\n";
 
 typedef struct strategy {
@@ -143,12 +145,13 @@ int cli_compare_strategies(int argc, char **argv) {
   const char *pin_names[MAX_INPUTS * 4];
   int64_t pin_vals[MAX_INPUTS * 4];
   int n_in = 0, npins = 0, runs = 5, threads = 0;
-  bool random = false;
+  bool random = false, use_jit = false;
   uint64_t seed = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(compare_usage, stdout); return 0; }
     if (!strcmp(a, "--random-inputs")) { random = true; continue; }
+    if (!strcmp(a, "--jit")) { use_jit = true; continue; }
     if (a[0] == '-' && !v) return cli_usage_error("%s needs a value", a);
     if (!strcmp(a, "--passes")) list = argv[++i];
     else if (!strcmp(a, "--out")) prefix = argv[++i];
@@ -225,6 +228,7 @@ int cli_compare_strategies(int argc, char **argv) {
     strategy *S = &st[s];
     vt_graph *g = NULL;
     vt_interp *it = NULL;
+    vt_jit *jit = NULL;
     vt_error se = {0};
     double *times = calloc((size_t)runs, sizeof *times);
     outs = calloc((size_t)n_outputs + 1, sizeof *outs);
@@ -232,13 +236,19 @@ int cli_compare_strategies(int argc, char **argv) {
     if (!S->rc) {
       S->flops = vt_graph_flops(g, &S->flops_partial);
       attention_tokens(g, S);
-      it = vt_interp_new(g, threads, &se);
-      if (!it) S->rc = se.code ? se.code : VT_ERR_MODEL;
+      if (use_jit) {
+        vt_cg_options copt = {.opt_level = 3, .threads = threads};
+        jit = vt_jit_compile(g, &copt, &se);
+        if (!jit) S->rc = se.code ? se.code : VT_ERR_MODEL;
+      } else {
+        it = vt_interp_new(g, threads, &se);
+        if (!it) S->rc = se.code ? se.code : VT_ERR_MODEL;
+      }
     }
     for (int r = -1; r < runs && !S->rc; r++) {   /* r = -1: warm-up */
       for (int32_t o = 0; o < n_outputs; o++) vt_tensor_free(&outs[o]);
       double t0 = cli_now_ms();
-      S->rc = vt_interp_run(it, inputs, outs, &se);
+      S->rc = jit ? vt_jit_run(jit, inputs, outs, &se) : vt_interp_run(it, inputs, outs, &se);
       if (r >= 0) times[r] = cli_now_ms() - t0;
     }
     if (!S->rc) {
@@ -262,11 +272,13 @@ int cli_compare_strategies(int argc, char **argv) {
     outs = NULL;
     free(times);
     vt_interp_free(it);
+    vt_jit_free(jit);
     vt_graph_free(g);
     fprintf(stderr, "compare: %d/%d %s done\n", s + 1, ns, S->spec);
   }
   if (!rc) {
-    printf("model: %s   reference: %s   runs: %d (+1 warm-up)   latency: reference interpreter\n", model, st[0].spec, runs);
+    printf("model: %s   reference: %s   runs: %d (+1 warm-up)   latency: %s\n", model, st[0].spec, runs,
+           use_jit ? "LLVM JIT" : "reference interpreter");
     printf("%-34s %10s %17s %8s %9s %9s %10s %10s %7s\n", "strategy", "median ms", "min..max ms", "speedup", "GFLOPs",
            "tokens", "cosine", "rel_l2", "top1");
     char csvp[1024], svgp[1024];

@@ -34,7 +34,7 @@ static const char *usage =
     "options:\n"
     "  --run                  execute the model with the reference interpreter\n"
     "  --jit                  with --run: compile with LLVM (ORC JIT) and run the compiled code;\n"
-    "                         every dim must be pinned (--dim); unsupported ops run interpreter kernels\n"
+    "                         dims are pinned from the inputs; unsupported ops run interpreter kernels\n"
     "  -O0 .. -O3             JIT / .so optimisation level (default -O3)\n"
     "  --dump-llvm FILE       write the optimised LLVM module (text IR)\n"
     "  --input NAME=FILE.npy  feed graph input NAME from a .npy file (repeatable)\n"
@@ -297,6 +297,19 @@ static int run_model(const opts *o, vt_graph *g, vt_error *e) {
   }
   if (rc) goto done;
   if (o->jit) {
+    /* Compiled code is specialised to constant dims: pin the named dims the inputs determine. */
+    const char *pn[MAX_ITEMS];
+    int64_t pv[MAX_ITEMS];
+    int np = 0;
+    for (int32_t i = 0; i < g->n_inputs; i++) {
+      const vt_value *v = &g->values[g->inputs[i]];
+      for (int32_t d = 0; d < v->rank && d < inputs[i].rank && np < MAX_ITEMS; d++)
+        if (!vt_dim_is_const(v->dims[d]) && g->syms[vt_dim_sym(v->dims[d])].kind == VT_SYM_NAMED) {
+          pn[np] = g->syms[vt_dim_sym(v->dims[d])].name;
+          pv[np++] = inputs[i].dims[d];
+        }
+    }
+    if (np && (rc = vt_graph_prepare(g, pn, pv, np, e)) != VT_OK) goto done;
     vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
                           .stats = o->popts.stats ? stdout : NULL};
     jit = vt_jit_compile(g, &copt, e);
