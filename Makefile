@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all setup build build-asan demo test test-fast test-asan clean
+.PHONY: all setup build build-asan demo test test-fast test-slow clean
 
 all: build
 
@@ -36,7 +36,9 @@ test: build build-asan
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -LE slow
 
+# The benchmark-size zoo (about 1.4 GB generated, minutes): configured on demand.
 test-slow: build
+	cmake -S . -B $(BUILD) -DVTOPT_SLOW_TESTS=ON
 	cd $(BUILD) && ctest --output-on-failure -L slow
 
 clean:

@@ -117,7 +117,7 @@ def render(rng, font_files, bgs, n, font_cache):
         if rng.random() < 0.5:
             tile = tile.transpose(Image.FLIP_LEFT_RIGHT)
         f = font_files[rng.integers(len(font_files))]
-        size = int(rng.integers(18, 34))
+        size = int(rng.integers(26, 40))
         ch = str(int(ys[i]))
         key = (f, size, ch)
         if key not in font_cache:  # the centred glyph as an alpha layer
@@ -128,15 +128,16 @@ def render(rng, font_files, bgs, n, font_cache):
             gw, gh = bbox[2] - bbox[0], bbox[3] - bbox[1]
             d.text(((IMG - gw) / 2 - bbox[0], (IMG - gh) / 2 - bbox[1]), ch, font=font, fill=255)
             font_cache[key] = layer
-        layer = font_cache[key].rotate(float(rng.uniform(-20, 20)), resample=Image.BILINEAR,
-                             translate=(int(rng.integers(-10, 11)), int(rng.integers(-10, 11))))
+        layer = font_cache[key].rotate(float(rng.uniform(-15, 15)), resample=Image.BILINEAR,
+                                       translate=(int(rng.integers(-7, 8)), int(rng.integers(-7, 8))))
         if rng.random() < 0.3:
             layer = layer.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
         arr = np.asarray(tile, np.float32)
         lum = arr.mean()
+        arr = lum + (arr - lum) * rng.uniform(0.4, 0.8)  # soften the background's texture
         # text colour: a random colour whose luminance contrasts with the local background
         base = rng.uniform(0, 90, 3) if lum > 128 else rng.uniform(165, 255, 3)
-        if rng.random() < 0.2:
+        if rng.random() < 0.1:
             base = rng.uniform(0, 255, 3)  # some low-contrast samples
         alpha = np.asarray(layer, np.float32)[..., None] / 255.0 * rng.uniform(0.75, 1.0)
         xf[i] = arr * (1 - alpha) + base[None, None, :] * alpha
@@ -155,9 +156,10 @@ def to_input(x_u8):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', default=os.path.join(ROOT, 'testsuite', 'models', 'trained'))
-    ap.add_argument('--steps', type=int, default=1200)
+    ap.add_argument('--steps', type=int, default=2400)
     ap.add_argument('--pool', type=int, default=24000, help='rendered training images')
-    ap.add_argument('--batch', type=int, default=128)
+    ap.add_argument('--batch', type=int, default=64)
+    ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--dim', type=int, default=64)
@@ -184,7 +186,7 @@ def main():
 
     model = ViT(img=IMG, patch=8, dim=a.dim, depth=a.depth, heads=a.heads, mlp_ratio=4.0, classes=10,
                 style='manual')
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.99))
     warm = max(1, a.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
@@ -245,7 +247,7 @@ def main():
         'task': 'digit 0-9 rendered in an installed font over a real photo / video frame crop',
         'input': [1, 3, IMG, IMG], 'patch': 8, 'tokens': (IMG // 8) ** 2 + 1,
         'dim': a.dim, 'depth': a.depth, 'heads': a.heads, 'params': sum(p.numel() for p in model.parameters()),
-        'steps': a.steps, 'batch': a.batch, 'seed': a.seed, 'threads': a.threads,
+        'steps': a.steps, 'batch': a.batch, 'lr': a.lr, 'seed': a.seed, 'threads': a.threads,
         'train_samples_seen': a.steps * a.batch, 'train_pool': a.pool,
         'heldout_accuracy': acc_test, 'heldout_desc': 'fonts and backgrounds never seen in training',
         'heldout_size': a.test_size, 'indist_accuracy': acc_val,

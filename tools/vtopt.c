@@ -257,6 +257,19 @@ static int load_model(const opts *o, vt_graph **gp, bool with_passes, vt_error *
   return vt_pipeline_run(&o->pipeline, *gp, &po, e);
 }
 
+/* mkdir -p: creates dir and its missing parents; 0 or -1 with errno set. */
+static int mkdir_p(const char *dir) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", dir);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 static int run_model(const opts *o, vt_graph *g, vt_error *e) {
   int rc = VT_OK;
   vt_tensor *inputs = calloc((size_t)g->n_inputs + 1, sizeof *inputs);
@@ -332,7 +345,7 @@ static int run_model(const opts *o, vt_graph *g, vt_error *e) {
            jit ? "the LLVM JIT" : "the reference interpreter", g->n_nodes, runs, times[runs / 2], times[0],
            times[runs - 1]);
   }
-  if (o->output_dir && mkdir(o->output_dir, 0777) != 0 && errno != EEXIST) {
+  if (o->output_dir && mkdir_p(o->output_dir) != 0) {
     rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot create output directory: %s", o->output_dir, strerror(errno));
     goto done;
   }

@@ -2,7 +2,7 @@
 """Runs one zoo model through a runtime and compares its outputs (the ctest driver).
 
 usage: zoo_check.py MODE --zoo DIR --model NAME [--vtopt BIN] [--node NODE] [--max-rel-l2 X]
-                    [--threads N]
+                    [--threads N] [--work DIR (outputs; default the zoo folder)]
 modes:
   interp      vtopt MODEL --run --input ... --output-dir DIR/interp/NAME, then
               `vtopt compare-outputs NAME.ref.OUT.npy DIR/interp/NAME/OUT.npy --max-rel-l2 X`
@@ -78,6 +78,7 @@ def main():
     ap.add_argument('--node', default='node')
     ap.add_argument('--max-rel-l2', type=float, default=1e-4)
     ap.add_argument('--threads', type=int, default=0)
+    ap.add_argument('--work', default=None, help='where outputs go (default: the zoo folder)')
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.zoo, a.model + '.onnx')):
         print(f'zoo_check: {a.zoo}/{a.model}.onnx does not exist (generate the zoo first)', file=sys.stderr)
@@ -86,8 +87,9 @@ def main():
     if not outs:
         print(f'zoo_check: no references for {a.model}', file=sys.stderr)
         return 2
-    interp_dir = os.path.join(a.zoo, 'interp', a.model)
-    ort_dir = os.path.join(a.zoo, 'ort', a.model)
+    work = a.work or a.zoo
+    interp_dir = os.path.join(work, 'interp', a.model)
+    ort_dir = os.path.join(work, 'ort', a.model)
     worst = 0
     if a.mode == 'ort':
         rc = run_ort(a, ort_dir, True)
