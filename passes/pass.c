@@ -1,6 +1,7 @@
 /* pass.c — the pass registry (one row per pass), typed parameters (defaults, parsing from text,
  * accessors) and the --help text for passes and the pipeline syntax. */
 #include "passes_internal.h"
+#include "httm.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,6 +18,39 @@ static const vt_pass_info registry[] = {
      .n_params = 1,
      .params = {{"fold_q_scale", VT_PARAM_INT, "1",
                  "fold a scalar Mul/Div of q (right before Q.K^T, or before q's head Reshape/Transpose) into the scale (1) or keep it (0)"}}},
+    /* tome (passes/tome.c) */
+    {.name = "tome",
+     .summary = "ToMe token merging: bipartite soft matching on keys averaged over heads (A = even, B = odd tokens, "
+                "cosine), the top-r A->B edges merged by size-weighted average after each block's attention residual, "
+                "sizes carried through the blocks, log(size) as key bias (proportional attention); protected prefix "
+                "(CLS, registers) never merged; ToMe-SD form (merge the attention input, unmerge its output) for "
+                "per-token outputs. r=0 is exact. [I] choices: metric = the Attention node's K input (after RoPE "
+                "when the model applies one); merged rows in ToMe's order (unmerged A by index, then B), so the next "
+                "block's even/odd split matches ToMe's; ties go to the lower index; sd mode uses a fixed 1-D stride for "
+                "its destinations (every sd_stride-th token) instead of random 2x2 cells",
+     .run = vt_pass_tome,
+     .exact = false,
+     .canonical = false,
+     .n_params = 7,
+     .params = {{"r", VT_PARAM_INTS, "13",
+                 "tokens merged per block (tome mode): one value for every block (README setting for ViT-S/B: 13; ToMe's "
+                 "patch default 0 = off), or a per-block list 8/8/4/... (missing blocks: 0); capped at 50% of the "
+                 "unprotected tokens per block"},
+                {"inflect", VT_PARAM_FLOAT, "0",
+                 "with a single r: ToMe's schedule, r per block linear from r*(1-inflect) to 2r-that (-1: the paper's "
+                 "decreasing schedule 2r..0; 0: constant)"},
+                {"mode", VT_PARAM_STRING, "auto",
+                 "tome (merge after attention, never unmerge), sd (ToMe-SD: merge before attention, unmerge after), or "
+                 "auto: tome when the blocks form one chain and every output reads a protected token (Gather) or a "
+                 "mean over tokens, sd when an output is per token (dit, vitstream, vggt)"},
+                {"ratio", VT_PARAM_FLOAT, "0.5", "sd mode: fraction of the tokens merged per attention (ToMe-SD default 0.5)"},
+                {"protected", VT_PARAM_INT, "-1",
+                 "prefix tokens never merged (CLS, distillation, registers); -1: auto (the prefix Concat before the first "
+                 "block, at least up to the token the output reads)"},
+                {"prop_attn", VT_PARAM_INT, "1", "tome mode: add log(size) to the attention logits (1) or not (0)"},
+                {"sd_stride", VT_PARAM_INT, "4", "sd mode: every sd_stride-th token is a destination (ToMe-SD: 1 in 2x2 = 4)"}}},
+    /* end tome */
+    VT_HTTM_PASS_INFO,
 };
 #define N_PASSES ((int)(sizeof registry / sizeof registry[0]))
 

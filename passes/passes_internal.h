@@ -7,6 +7,7 @@
 
 /* pass entry points (one file each) */
 int vt_pass_fuse_attention(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e);
+int vt_pass_tome(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e);   /* tome.c */
 
 /* A value name not yet used in g, from base + suffix ("base/suffix", then "base/suffix_2"...).
  * Returns an arena string or NULL on OOM. */

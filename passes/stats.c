@@ -1,5 +1,6 @@
 /* stats.c — cost estimates for --stats: FLOPs (2 x multiply-adds) of the GEMM-like ops and of
  * fused attention. */
+#include "httm.h"
 #include "passes.h"
 
 static double dimf(vt_dim d, bool *partial) {
@@ -52,6 +53,7 @@ double vt_graph_flops(const vt_graph *g, bool *partial) {
                  dimf(kk->dims[2], &part) * (dimf(a->dims[3], &part) + dimf(vv->dims[3], &part));
         break;
       }
+      case VT_OP_HeadwiseMergedAttention: total += vt_httm_node_flops(g, n, &part); break;
       default: break;
     }
   }

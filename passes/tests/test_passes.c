@@ -376,7 +376,7 @@ static void test_parser(void **st) {
   assert_true(pl.steps[0].v[0].set);
   assert_false(pl.steps[1].v[0].set);
   vt_pipeline_free(&pl);
-  expect_parse_error("tome", "unknown pass 'tome'; known passes: fuse-attention");
+  expect_parse_error("nosuchpass", "unknown pass 'nosuchpass'; known passes: fuse-attention");
   expect_parse_error("fuse-attention:q_keep=0.2", "unknown parameter 'q_keep'; valid parameters: fold_q_scale (int, default 1)");
   expect_parse_error("fuse-attention:fold_q_scale=yes", "parameter 'fold_q_scale' needs an integer, got 'yes'");
   expect_parse_error("fuse-attention,", "ends with ','");
