@@ -161,6 +161,45 @@ static void test_compile_to_shared_library(void **state) {
   assert_int_equal(sh(VTOPT " compare-outputs %s/out/y.npy %s/jit/y.npy --max-rel-l2 1e-6", tmpdir, tmpdir), 0);
 }
 
+#define GLYPHVIT VT_SOURCE_DIR "/testsuite/models/trained/glyphvit"
+
+/* compare: the trained ViT under none / tome on its 64 real held-out images */
+static void test_compare_strategies(void **state) {
+  (void)state;
+  assert_int_equal(sh(VTOPT " compare " GLYPHVIT ".onnx --passes none,tome:r=4 --input " GLYPHVIT
+                      ".in.pixel_values.npy --runs 2 --out %s/cmp", tmpdir), 0);
+  assert_non_null(strstr(out, "tome:r=4"));
+  assert_non_null(strstr(out, "37>25"));   /* 4 blocks merging 4 tokens each: 37 -> 25 keys */
+  char path[512], line[1024];
+  snprintf(path, sizeof path, "%s/cmp.csv", tmpdir);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  int lines = 0;
+  double cosine = 0, top1 = 0;
+  while (fgets(line, sizeof line, f)) {
+    lines++;
+    if (lines == 3) {
+      /* strategy,median,min,max,speedup,gflops,partial,layers,tok_first,tok_last,cosine,rel_l2,max_abs,top1 */
+      char *p = line;
+      for (int k = 0; k < 10; k++) p = strchr(p, ',') + 1;
+      cosine = strtod(p, NULL);
+      for (int k = 0; k < 3; k++) p = strchr(p, ',') + 1;
+      top1 = strtod(p, NULL);
+    }
+  }
+  fclose(f);
+  assert_int_equal(lines, 3);
+  assert_true(cosine > 0.999 && cosine <= 1.0);
+  assert_true(top1 >= 0.95);
+  snprintf(path, sizeof path, "%s/cmp.svg", tmpdir);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  /* a bad strategy fails that row, not the run; a bad reference fails the run */
+  assert_int_equal(sh(VTOPT " compare " GLYPHVIT ".onnx --passes none,nosuchpass --input " GLYPHVIT
+                      ".in.pixel_values.npy --runs 1 --out %s/cmp2", tmpdir), 0);
+  assert_non_null(strstr(out, "failed:"));
+}
+
 static void test_inspect_and_onnx_output(void **state) {
   (void)state;
   assert_int_equal(sh(VTOPT " inspect " ADD_BCAST), 0);
@@ -183,6 +222,7 @@ int main(void) {
       cmocka_unit_test(test_unknown_input_name_and_missing_input),
       cmocka_unit_test(test_absent_features_say_so),
       cmocka_unit_test(test_compile_to_shared_library),
+      cmocka_unit_test(test_compare_strategies),
       cmocka_unit_test(test_inspect_and_onnx_output),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
