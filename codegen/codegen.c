@@ -27,6 +27,7 @@
  * table (bufs[value index]), so the same code runs on any arena. */
 #include "codegen.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -52,7 +53,7 @@ extern const unsigned char vt_cg_kernels_bc[];
 extern const size_t vt_cg_kernels_bc_len;
 
 /* ---------- lowering data ------------------------------------------------------------------ */
-enum { G_GEMM, G_EW, G_COPY, G_FALLBACK, G_ROW, G_PERM };
+enum { G_GEMM, G_EW, G_COPY, G_FALLBACK, G_ROW, G_PERM, G_ATTN, G_BLOCKS, G_CONV };
 enum { ROW_SOFTMAX, ROW_LAYERNORM };
 enum { A_STEP, A_PRIMARY, A_CONSTF, A_VAL };     /* argument sources */
 /* how an external operand is indexed: FULL [flat], LAST [col], SCALAR [0], ROW [row] (shape
@@ -83,6 +84,12 @@ typedef struct cg_step {
   bool store;        /* the value is needed outside the group */
 } cg_step;
 
+/* BLOCKS: one row-strided byte copy (dst + doff + r * dstride <- src + soff + r * sstride) */
+typedef struct cg_copy {
+  int32_t src, dst, sblob;     /* values; sblob: blob of a constant source, else -1 */
+  int64_t soff, doff, rows, bytes, sstride, dstride;
+} cg_copy;
+
 typedef struct cg_group {
   int kind;
   int32_t seed;                /* first node */
@@ -98,11 +105,28 @@ typedef struct cg_group {
   float eps;                   /* ROW: LayerNormalization epsilon */
   int32_t gblob, bblob;        /* ROW: scale and bias blobs (-1: no bias); PERM: odims, istr */
   int64_t esize;               /* PERM: element size */
-  int32_t *slots; int n_slots; /* non-constant values whose pointers a kernel body takes */
+  int32_t *slots; int n_slots; /* values whose pointers a kernel body takes */
+  int32_t *slot_blob;          /* per slot: the blob it reads (GEMM epilogue constants), or -1 */
+  /* ATTN: inputs Q, K, V, float mask, bool mask, key bias (value, or -1) and the blob of each
+   * constant one (-1: read from bufs); dims; mask strides blob (gblob); key-bias strides */
+  int32_t att_v[6], att_blob[6];
+  cg_copy *copies; int n_copies;   /* BLOCKS */
+  int64_t conv[14];            /* CONV: C, H, W, OH, OW, kh, kw, sh, sw, dh, dw, ph, pw, rows per unit */
+  int64_t aH, aHkv, aNq, aNk, aDh, aDv, kb_b, kb_h;
+  float scale;
+  int causal;
   char why[200];               /* FALLBACK: the reason */
 } cg_group;
 
 typedef struct cg_blob { const void *data; size_t nbytes; void *owned; } cg_blob;
+
+/* Blobs this big (weights) stay out of the LLVM module: copying hundreds of MB into LLVM
+ * constants and through its object writer dominated the compile time. The JIT's code addresses
+ * them where they are (constant addresses; the JIT keeps the packed ones alive); a fast.so
+ * declares them and links them from an ELF object written directly (write_blob_object). Loads from them cannot
+ * be constant-folded anyway. */
+#define VT_CG_EXTERN_BLOB 4096
+static bool blob_extern(const cg_blob *b) { return b->nbytes >= VT_CG_EXTERN_BLOB; }
 
 typedef struct cg {
   const vt_graph *g;
@@ -123,6 +147,7 @@ typedef struct cg {
   LLVMValueRef f_perm;
   LLVMTypeRef ft_gemm, ft_f1, ft_par, ft_node, ft_kern, ft_epi;
   LLVMValueRef *blob_globals;
+  bool pic;                    /* building a fast.so (PIC): big blobs are hidden symbols of the .so */
   /* one specialised GEMM core per distinct (M, N, K): kernels of the same shape share it */
   struct { int64_t M, N, K; LLVMValueRef fn; } *cores;
   int n_cores;
@@ -131,12 +156,23 @@ typedef struct cg {
   int n_row_cores;
   LLVMTypeRef ft_row_core;
   LLVMTypeRef ft_core;
+  /* one attention core per distinct shape / attributes / mask layout:
+   * void core(ptr q, ptr k, ptr v, ptr out, ptr mask, ptr bmask, ptr kbias, i64 u0, i64 u1) */
+  LLVMValueRef f_attn, f_copy_rows, f_conv;
+  LLVMTypeRef ft_attn, ft_attn_core, ft_copy_rows, ft_conv;
+  struct attn_key { int64_t d[12]; float scale; int flags; } *attn_keys;
+  LLVMValueRef *attn_cores;
+  int n_attn_cores;
+  /* GEMM epilogues shared by groups of equal structure (epi_key) */
+  struct { unsigned char *key; size_t n; LLVMValueRef fn; } *epis;
+  int n_epis;
 } cg;
 
 struct vt_jit {
   vt_cg_rt rt;                 /* first: the generated entry receives &rt */
   LLVMOrcLLJITRef lljit;
   void *arena;
+  void **keep; int n_keep;     /* packed weights the generated code reads (at constant addresses) */
   vt_jit_stats st;
 };
 
@@ -649,6 +685,298 @@ static int try_perm(cg *c, int32_t ni, char *why, size_t whyn) {
   return 1;
 }
 
+/* Tries an ATTN group for ai.vtopt.Attention at node ni: 1 made, 0 not applicable, <0 error. */
+static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  if (n->n_in < 3 || n->n_out != 1 || n->out[0] < 0) return 0;
+  for (int k = 0; k < 3; k++)
+    if (n->in[k] < 0 || g->values[n->in[k]].dtype != VT_F32 || g->values[n->in[k]].rank != 4) {
+      snprintf(why, whyn, "Q, K, V are not float32 tensors of rank 4");
+      return 0;
+    }
+  const vt_value *Q = &g->values[n->in[0]], *K = &g->values[n->in[1]], *V = &g->values[n->in[2]];
+  const vt_value *O = &g->values[n->out[0]];
+  int64_t B = Q->dims[0], H = Q->dims[1], Nq = Q->dims[2], Dh = Q->dims[3];
+  int64_t Hkv = K->dims[1], Nk = K->dims[2], Dv = V->dims[3];
+  if (K->dims[0] != B || V->dims[0] != B || K->dims[3] != Dh || V->dims[1] != Hkv || V->dims[2] != Nk ||
+      Hkv <= 0 || H % Hkv != 0 || O->dtype != VT_F32 || val_numel(O) != B * H * Nq * Dv) {
+    snprintf(why, whyn, "inconsistent Q/K/V shapes");
+    return 0;
+  }
+  if (Dh > VT_CG_ATT_DMAX || Dv > VT_CG_ATT_DMAX) {
+    snprintf(why, whyn, "head dims %lld / %lld exceed the generated kernel's %d", (long long)Dh, (long long)Dv,
+             VT_CG_ATT_DMAX);
+    return 0;
+  }
+  int32_t vin[6] = {n->in[0], n->in[1], n->in[2], -1, -1, -1};
+  int64_t mstr[4] = {0, 0, 0, 0}, kb_b = 0, kb_h = 0;
+  if (n->n_in > 3 && n->in[3] >= 0) {
+    const vt_value *M = &g->values[n->in[3]];
+    if ((M->dtype != VT_F32 && M->dtype != VT_BOOL) || M->rank > 4) {
+      snprintf(why, whyn, "mask is not a float32 or bool tensor of rank <= 4");
+      return 0;
+    }
+    int64_t full[4] = {B, H, Nq, Nk}, st = 1;
+    for (int d = 3; d >= 0; d--) {
+      int md = d - (4 - M->rank);
+      int64_t sz = md >= 0 ? M->dims[md] : 1;
+      if (sz != 1 && sz != full[d]) { snprintf(why, whyn, "mask does not broadcast to [B,H,Nq,Nk]"); return 0; }
+      mstr[d] = sz == 1 ? 0 : st;
+      st *= sz;
+    }
+    vin[M->dtype == VT_F32 ? 3 : 4] = n->in[3];
+  }
+  if (n->n_in > 4 && n->in[4] >= 0) {
+    const vt_value *KB = &g->values[n->in[4]];
+    if (KB->dtype != VT_F32 || KB->rank != 3 || KB->dims[0] != B || (KB->dims[1] != 1 && KB->dims[1] != H) ||
+        KB->dims[2] != Nk) {
+      snprintf(why, whyn, "key_bias is not a float32 [B,1|H,Nk] tensor");
+      return 0;
+    }
+    vin[5] = n->in[4];
+    kb_b = KB->dims[1] * Nk;
+    kb_h = KB->dims[1] == 1 ? 0 : Nk;
+  }
+  int32_t blobs[6] = {-1, -1, -1, -1, -1, -1};
+  for (int k = 0; k < 6; k++)
+    if (vin[k] >= 0 && is_const(g, vin[k])) {
+      const vt_tensor *t = g->values[vin[k]].cdata;
+      if (t->dtype != g->values[vin[k]].dtype || !t->data) { snprintf(why, whyn, "unexpected constant input"); return 0; }
+      blobs[k] = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
+      if (blobs[k] < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    }
+  int64_t *ms = malloc(4 * sizeof *ms);
+  if (!ms) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  memcpy(ms, mstr, sizeof mstr);
+  int mb = add_blob(c, ms, 4 * sizeof *ms, ms);
+  if (mb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  cg_group *G = new_group(c, G_ATTN, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  memcpy(G->att_v, vin, sizeof vin);
+  memcpy(G->att_blob, blobs, sizeof blobs);
+  G->out = n->out[0];
+  G->total = val_numel(O);
+  G->aH = H; G->aHkv = Hkv; G->aNq = Nq; G->aNk = Nk; G->aDh = Dh; G->aDv = Dv;
+  G->kb_b = kb_b; G->kb_h = kb_h;
+  G->gblob = mb;
+  float scale = vt_attr_float(n, "scale", 0.0f);
+  G->scale = scale != 0.0f ? scale : (Dh > 0 ? 1.0f / sqrtf((float)Dh) : 1.0f);
+  G->causal = (int)vt_attr_int(n, "causal", 0);
+  G->rows = B * H * ((Nq + VT_CG_ATT_QB - 1) / VT_CG_ATT_QB);   /* work units: (b, h, query block) */
+  G->M = Nq; G->N = Nk; G->K = Dh;
+  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
+/* [outer, axis, inner] view of value v around axis (inner in elements). */
+static void axis_view(const vt_value *v, int32_t axis, int64_t *outer, int64_t *inner) {
+  *outer = *inner = 1;
+  for (int32_t d = 0; d < axis; d++) *outer *= v->dims[d];
+  for (int32_t d = axis + 1; d < v->rank; d++) *inner *= v->dims[d];
+}
+
+static int norm_axis(int64_t axis, int32_t rank) {
+  if (axis < 0) axis += rank;
+  return axis < 0 || axis >= rank ? -1 : (int)axis;
+}
+
+/* Tries a BLOCKS group (Split, Concat, Gather with constant indices) at node ni: each becomes a
+ * few row-strided copies over [outer, axis, inner] views. 1 made, 0 not applicable, <0 error. */
+static int try_blocks(cg *c, int32_t ni, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  if (n->n_in < 1 || n->n_out < 1) return 0;
+  for (int32_t k = 0; k < n->n_out; k++)
+    if (n->out[k] < 0) { snprintf(why, whyn, "an output is absent"); return 0; }
+  cg_copy cp[64];
+  int ncp = 0;
+  int32_t X = n->in[0];
+  if (X < 0) return 0;
+  const vt_value *xv = &g->values[X];
+  int64_t es = (int64_t)vt_dtype_size(xv->dtype);
+  if (n->op == VT_OP_Split) {
+    int axis = norm_axis(vt_attr_int(n, "axis", 0), xv->rank);
+    if (axis < 0 || n->n_out > 64) { snprintf(why, whyn, "axis out of range or too many outputs"); return 0; }
+    int64_t outer, inner, start = 0;
+    axis_view(xv, axis, &outer, &inner);
+    for (int32_t o = 0; o < n->n_out; o++) {
+      const vt_value *ov = &g->values[n->out[o]];
+      if (ov->rank != xv->rank || ov->dtype != xv->dtype) { snprintf(why, whyn, "unexpected output type"); return 0; }
+      int64_t len = ov->dims[axis];
+      cp[ncp++] = (cg_copy){X, n->out[o], -1, start * inner * es, 0, outer, len * inner * es,
+                            xv->dims[axis] * inner * es, len * inner * es};
+      start += len;
+    }
+    if (start != xv->dims[axis]) { snprintf(why, whyn, "the split sizes do not cover the axis"); return 0; }
+  } else if (n->op == VT_OP_Concat) {
+    const vt_value *ov = &g->values[n->out[0]];
+    int axis = norm_axis(vt_attr_int(n, "axis", 0), ov->rank);
+    if (axis < 0 || n->n_in > 64) { snprintf(why, whyn, "axis out of range or too many inputs"); return 0; }
+    int64_t outer, inner, start = 0;
+    axis_view(ov, axis, &outer, &inner);
+    for (int32_t k = 0; k < n->n_in; k++) {
+      int32_t v = n->in[k];
+      if (v < 0) continue;
+      const vt_value *iv = &g->values[v];
+      if (iv->rank != ov->rank || iv->dtype != ov->dtype) { snprintf(why, whyn, "unexpected input type"); return 0; }
+      int64_t len = iv->dims[axis];
+      if (len) cp[ncp++] = (cg_copy){v, n->out[0], -1, 0, start * inner * es, outer, len * inner * es,
+                                     len * inner * es, ov->dims[axis] * inner * es};
+      start += len;
+    }
+    if (start != ov->dims[axis]) { snprintf(why, whyn, "the inputs do not fill the axis"); return 0; }
+  } else {   /* Gather */
+    if (n->n_in != 2 || !is_const(g, n->in[1])) { snprintf(why, whyn, "indices are not constant"); return 0; }
+    const vt_tensor *it = g->values[n->in[1]].cdata;
+    if (it->dtype != VT_I64 && it->dtype != VT_I32) { snprintf(why, whyn, "indices are not int64/int32"); return 0; }
+    int axis = norm_axis(vt_attr_int(n, "axis", 0), xv->rank);
+    int64_t ni_ = vt_tensor_numel(it);
+    if (axis < 0 || ni_ > 64) { snprintf(why, whyn, "axis out of range or more than 64 indices"); return 0; }
+    int64_t outer, inner, D = xv->dims[axis];
+    axis_view(xv, axis, &outer, &inner);
+    for (int64_t p = 0; p < ni_; p++) {
+      int64_t ix = it->dtype == VT_I64 ? ((const int64_t *)it->data)[p] : ((const int32_t *)it->data)[p];
+      if (ix < 0) ix += D;
+      if (ix < 0 || ix >= D) { snprintf(why, whyn, "index out of range"); return 0; }
+      cp[ncp++] = (cg_copy){X, n->out[0], -1, ix * inner * es, p * inner * es, outer, inner * es, D * inner * es,
+                            ni_ * inner * es};
+    }
+  }
+  for (int i = 0; i < ncp; i++)
+    if (is_const(g, cp[i].src)) {
+      const vt_tensor *t = g->values[cp[i].src].cdata;
+      cp[i].sblob = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
+      if (cp[i].sblob < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    }
+  cg_group *G = new_group(c, G_BLOCKS, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->copies = malloc((size_t)(ncp ? ncp : 1) * sizeof *G->copies);
+  if (!G->copies) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  memcpy(G->copies, cp, (size_t)ncp * sizeof *cp);
+  G->n_copies = ncp;
+  G->src = X;
+  G->out = n->out[0];
+  for (int i = 0; i < ncp; i++) G->total += cp[i].rows * cp[i].bytes;
+  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
+/* Tries a CONV group (2-D, group 1, float32, constant weights: im2col + GEMM with the weights
+ * packed at compile time) at node ni: 1 made, 0 not applicable, <0 error. */
+static int try_conv(cg *c, int32_t ni, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  if (n->n_in < 2 || n->in[0] < 0 || n->n_out != 1 || n->out[0] < 0) return 0;
+  const vt_value *X = &g->values[n->in[0]], *Wv = &g->values[n->in[1]], *Y = &g->values[n->out[0]];
+  if (X->dtype != VT_F32 || Y->dtype != VT_F32 || X->rank != 4 || Y->rank != 4 || !is_const(g, n->in[1]) ||
+      Wv->rank != 4 || Wv->cdata->dtype != VT_F32) {
+    snprintf(why, whyn, "only 2-D float32 convolutions with constant weights are generated");
+    return 0;
+  }
+  if (vt_attr_int(n, "group", 1) != 1) { snprintf(why, whyn, "grouped convolution is not generated"); return 0; }
+  int64_t Nb = X->dims[0], C = X->dims[1], H = X->dims[2], W = X->dims[3];
+  int64_t Cout = Wv->dims[0], kh = Wv->dims[2], kw = Wv->dims[3], OH = Y->dims[2], OW = Y->dims[3];
+  if (Wv->dims[1] != C || Y->dims[0] != Nb || Y->dims[1] != Cout) { snprintf(why, whyn, "inconsistent shapes"); return 0; }
+  const int64_t *a = NULL;
+  int64_t st[2] = {1, 1}, dl[2] = {1, 1}, pd[4] = {0, 0, 0, 0};
+  if (vt_attr_ints(n, "strides", &a) == 2) { st[0] = a[0]; st[1] = a[1]; }
+  if (vt_attr_ints(n, "dilations", &a) == 2) { dl[0] = a[0]; dl[1] = a[1]; }
+  if (vt_attr_ints(n, "pads", &a) == 4) memcpy(pd, a, sizeof pd);
+  const char *ap = vt_attr_str(n, "auto_pad", "NOTSET");
+  if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+    int64_t sp[2] = {H, W}, op[2] = {OH, OW}, ks[2] = {kh, kw};
+    for (int d = 0; d < 2; d++) {
+      int64_t tot = (op[d] - 1) * st[d] + (ks[d] - 1) * dl[d] + 1 - sp[d];
+      if (tot < 0) tot = 0;
+      pd[d] = !strcmp(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
+    }
+  } else if (!strcmp(ap, "VALID")) {
+    pd[0] = pd[1] = 0;
+  } else if (strcmp(ap, "NOTSET")) {
+    snprintf(why, whyn, "auto_pad %s is not generated", ap);
+    return 0;
+  }
+  if (st[0] < 1 || st[1] < 1 || dl[0] < 1 || dl[1] < 1) { snprintf(why, whyn, "bad strides / dilations"); return 0; }
+  int64_t K = C * kh * kw;
+  int64_t rb = VT_CG_CONV_SCRATCH / (K + Cout) / VT_CG_MR * VT_CG_MR;
+  if (rb < VT_CG_MR) { snprintf(why, whyn, "C*kh*kw + Cout = %lld is too large for the generated kernel", (long long)(K + Cout)); return 0; }
+  int32_t bb = -1;
+  if (n->n_in > 2 && n->in[2] >= 0) {
+    const vt_value *Bv = &g->values[n->in[2]];
+    if (!is_const(g, n->in[2]) || Bv->cdata->dtype != VT_F32 || val_numel(Bv) != Cout) {
+      snprintf(why, whyn, "bias is not a constant float32 [Cout] tensor");
+      return 0;
+    }
+    bb = add_blob(c, Bv->cdata->data, vt_tensor_nbytes(Bv->cdata), NULL);
+    if (bb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  }
+  size_t nb = 0;   /* W is [Cout][K]: B = W^T, i.e. transB */
+  float *packed = pack_b((const float *)Wv->cdata->data, K, Cout, 1, 1.0f, &nb);
+  if (!packed) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory packing weights");
+  int wb = add_blob(c, packed, nb, packed);
+  if (wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  cg_group *G = new_group(c, G_CONV, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->src = n->in[0];
+  G->out = n->out[0];
+  G->M = Nb * OH * OW; G->N = Cout; G->K = K;
+  G->wblob = wb;
+  G->gblob = bb;
+  G->total = val_numel(Y);
+  G->rows = (G->M + rb - 1) / rb;
+  int64_t cv[14] = {C, H, W, OH, OW, kh, kw, st[0], st[1], dl[0], dl[1], pd[0], pd[1], rb};
+  memcpy(G->conv, cv, sizeof cv);
+  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
+/* Tries a PERM group for Expand at node ni (a strided copy whose broadcast axes have input
+ * stride 0): 1 made, 0 not applicable, <0 error. */
+static int try_expand(cg *c, int32_t ni, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  if (n->n_in < 1 || n->in[0] < 0 || n->n_out != 1 || n->out[0] < 0) return 0;
+  const vt_value *X = &g->values[n->in[0]], *Y = &g->values[n->out[0]];
+  int64_t es = (int64_t)vt_dtype_size(X->dtype);
+  if (!(es == 1 || es == 2 || es == 4 || es == 8) || Y->rank < 1 || X->rank > Y->rank || X->dtype != Y->dtype) {
+    snprintf(why, whyn, "element type or rank not supported by the generated expand");
+    return 0;
+  }
+  int32_t r = Y->rank;
+  int64_t *arr = malloc(2 * VT_MAX_RANK * sizeof *arr);
+  if (!arr) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  int64_t acc = 1;
+  for (int32_t d = VT_MAX_RANK - 1; d >= 0; d--) {
+    arr[d] = d < r ? Y->dims[d] : 1;
+    int32_t xd = d - (r - X->rank);
+    int64_t xs = xd >= 0 && d < r ? X->dims[xd] : 1;
+    arr[VT_MAX_RANK + d] = d < r && xd >= 0 && xs != 1 ? acc : 0;
+    if (d < r && xd >= 0 && xs != 1 && xs != Y->dims[d]) {
+      free(arr);
+      snprintf(why, whyn, "input does not broadcast to the output");
+      return 0;
+    }
+    if (d < r && xd >= 0) acc *= xs;
+  }
+  int ob = add_blob(c, arr, VT_MAX_RANK * sizeof *arr, NULL);
+  int sb = ob < 0 ? -1 : add_blob(c, arr + VT_MAX_RANK, VT_MAX_RANK * sizeof *arr, arr);
+  if (sb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  cg_group *G = new_group(c, G_PERM, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->src = n->in[0];
+  G->out = n->out[0];
+  G->rank = r;
+  G->total = val_numel(Y);
+  G->cols = arr[r - 1];
+  G->rows = G->cols ? G->total / G->cols : 0;
+  G->esize = es;
+  G->gblob = ob;
+  G->bblob = sb;
+  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
 static bool is_copy_op(int op) {
   return op == VT_OP_Reshape || op == VT_OP_Flatten || op == VT_OP_Squeeze || op == VT_OP_Unsqueeze ||
          op == VT_OP_Identity;
@@ -688,6 +1016,22 @@ static int plan(cg *c) {
     char why[200] = "";
     if (n->op == VT_OP_MatMul || n->op == VT_OP_Gemm) {
       int r = try_gemm(c, ni, why, sizeof why);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+    } else if (n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather) {
+      int r = try_blocks(c, ni, why, sizeof why);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+    } else if (n->op == VT_OP_Conv) {
+      int r = try_conv(c, ni, why, sizeof why);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+    } else if (n->op == VT_OP_Expand) {
+      int r = try_expand(c, ni, why, sizeof why);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+    } else if (n->op == VT_OP_Attention) {
+      int r = try_attn(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
     } else if (n->op == VT_OP_Transpose) {
@@ -898,25 +1242,35 @@ static LLVMValueRef emit_op(cg *c, const cg_step *s, LLVMValueRef x, LLVMValueRe
   return x;
 }
 
-static int slot_of(const cg_group *G, int32_t v) {
+/* Slot of value v read as blob b (-1: through its buffer). */
+static int slot_of2(const cg_group *G, int32_t v, int32_t b) {
   for (int i = 0; i < G->n_slots; i++)
-    if (G->slots[i] == v) return i;
+    if (G->slots[i] == v && G->slot_blob[i] == b) return i;
   return -1;
 }
 
-/* Collects the non-constant values a group body reads or writes through pointers (GEMM's C is
- * passed separately, not as a slot). */
+/* Collects the values a group body reads or writes through pointers (GEMM's C is passed
+ * separately, not as a slot). GEMM epilogues take their constant operands (bias...) as slots too,
+ * so the epilogue code depends only on the group's structure and is shared by identical layers. */
 static int collect_slots(cg *c, cg_group *G) {
   G->slots = malloc(((size_t)G->n_steps * 3 + 1) * sizeof *G->slots);
-  if (!G->slots) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->slot_blob = malloc(((size_t)G->n_steps * 3 + 1) * sizeof *G->slot_blob);
+  if (!G->slots || !G->slot_blob) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   G->n_slots = 0;
   for (int s = 0; s < G->n_steps; s++) {
     cg_step *st = &G->steps[s];
-    for (int k = 0; k < st->nargs; k++)
-      if (st->a[k].kind == A_VAL && st->a[k].blob < 0 && slot_of(G, st->a[k].idx) < 0)
-        G->slots[G->n_slots++] = st->a[k].idx;
-    if (st->store && !(G->kind == G_GEMM && st->out == G->out) && slot_of(G, st->out) < 0)
-      G->slots[G->n_slots++] = st->out;
+    for (int k = 0; k < st->nargs; k++) {
+      const cg_arg *a = &st->a[k];
+      if (a->kind != A_VAL || (a->blob >= 0 && G->kind != G_GEMM)) continue;
+      if (slot_of2(G, a->idx, a->blob) < 0) {
+        G->slots[G->n_slots] = a->idx;
+        G->slot_blob[G->n_slots++] = a->blob;
+      }
+    }
+    if (st->store && !(G->kind == G_GEMM && st->out == G->out) && slot_of2(G, st->out, -1) < 0) {
+      G->slots[G->n_slots] = st->out;
+      G->slot_blob[G->n_slots++] = -1;
+    }
   }
   return VT_OK;
 }
@@ -936,7 +1290,8 @@ static void emit_elem(cg *c, const cg_group *G, LLVMValueRef prim, LLVMValueRef 
       case A_PRIMARY: a[k] = prim; break;
       case A_CONSTF: a[k] = cf(c, ar->c); break;
       case A_VAL: {
-        LLVMValueRef base = ar->blob >= 0 ? c->blob_globals[ar->blob] : ptrs[slot_of(G, ar->idx)];
+        LLVMValueRef base = ar->blob >= 0 && G->kind != G_GEMM ? c->blob_globals[ar->blob]
+                            : ptrs[slot_of2(G, ar->idx, G->kind == G_GEMM ? ar->blob : -1)];
         LLVMValueRef idx = ar->bc == BC_FULL ? flat : ar->bc == BC_LAST ? col : ar->bc == BC_ROW ? row : ci64(c, 0);
         if (ar->bc == BC_TAIL)
           idx = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, LLVMBuildURem(c->b, row, ci64(c, ar->period), ""),
@@ -951,7 +1306,7 @@ static void emit_elem(cg *c, const cg_group *G, LLVMValueRef prim, LLVMValueRef 
     if (st->store) {
       LLVMValueRef p;
       if (G->kind == G_GEMM && st->out == G->out) p = cptr;
-      else p = LLVMBuildInBoundsGEP2(c->b, c->t_f32, ptrs[slot_of(G, st->out)], &flat, 1, "");
+      else p = LLVMBuildInBoundsGEP2(c->b, c->t_f32, ptrs[slot_of2(G, st->out, -1)], &flat, 1, "");
       LLVMBuildStore(c->b, res[s], p);
     }
   }
@@ -1004,20 +1359,31 @@ static LLVMValueRef emit_body(cg *c, cg_group *G, int gi) {
     LLVMValueRef C = LLVMGetParam(f, (unsigned)G->n_slots), ldc = LLVMGetParam(f, (unsigned)G->n_slots + 1);
     LLVMValueRef m0 = LLVMGetParam(f, (unsigned)G->n_slots + 2), n0 = LLVMGetParam(f, (unsigned)G->n_slots + 3);
     LLVMValueRef mr = LLVMGetParam(f, (unsigned)G->n_slots + 4), nr = LLVMGetParam(f, (unsigned)G->n_slots + 5);
-    cg_loop li, lj;
-    loop_begin(c, f, ci64(c, 0), mr, &li);
-    LLVMValueRef row = LLVMBuildNSWAdd(c->b, m0, li.iv, "");
-    LLVMValueRef crow = LLVMBuildNSWMul(c->b, li.iv, ldc, "");
-    LLVMValueRef frow = LLVMBuildNSWMul(c->b, row, ci64(c, G->N), "");
-    loop_begin(c, f, ci64(c, 0), nr, &lj);
-    LLVMValueRef col = LLVMBuildNSWAdd(c->b, n0, lj.iv, "");
-    LLVMValueRef flat = LLVMBuildNSWAdd(c->b, frow, col, "");
-    LLVMValueRef cidx = LLVMBuildNSWAdd(c->b, crow, lj.iv, "");
-    LLVMValueRef cptr = LLVMBuildInBoundsGEP2(c->b, c->t_f32, C, &cidx, 1, "");
-    LLVMValueRef prim = LLVMBuildLoad2(c->b, c->t_f32, cptr, "");
-    emit_elem(c, G, prim, row, col, flat, ptrs, cptr, res);
-    loop_end(c, &lj);
-    loop_end(c, &li);
+    /* full tiles (nr == NR, the common case) get a constant inner trip count so the
+     * vectorizer covers the whole row; edge tiles take the generic loop */
+    LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, f, "full");
+    LLVMBasicBlockRef edge = LLVMAppendBasicBlockInContext(c->ctx, f, "edge");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, f, "done");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nr, ci64(c, VT_CG_NR), ""), full, edge);
+    for (int pass = 0; pass < 2; pass++) {
+      LLVMPositionBuilderAtEnd(c->b, pass ? edge : full);
+      cg_loop li, lj;
+      loop_begin(c, f, ci64(c, 0), mr, &li);
+      LLVMValueRef row = LLVMBuildNSWAdd(c->b, m0, li.iv, "");
+      LLVMValueRef crow = LLVMBuildNSWMul(c->b, li.iv, ldc, "");
+      LLVMValueRef frow = LLVMBuildNSWMul(c->b, row, ci64(c, G->N), "");
+      loop_begin(c, f, ci64(c, 0), pass ? nr : ci64(c, VT_CG_NR), &lj);
+      LLVMValueRef col = LLVMBuildNSWAdd(c->b, n0, lj.iv, "");
+      LLVMValueRef flat = LLVMBuildNSWAdd(c->b, frow, col, "");
+      LLVMValueRef cidx = LLVMBuildNSWAdd(c->b, crow, lj.iv, "");
+      LLVMValueRef cptr = LLVMBuildInBoundsGEP2(c->b, c->t_f32, C, &cidx, 1, "");
+      LLVMValueRef prim = LLVMBuildLoad2(c->b, c->t_f32, cptr, "");
+      emit_elem(c, G, prim, row, col, flat, ptrs, cptr, res);
+      loop_end(c, &lj);
+      loop_end(c, &li);
+      LLVMBuildBr(c->b, done);
+    }
+    LLVMPositionBuilderAtEnd(c->b, done);
   } else {
     LLVMValueRef r0 = LLVMGetParam(f, (unsigned)G->n_slots), r1 = LLVMGetParam(f, (unsigned)G->n_slots + 1);
     cg_loop li, lj;
@@ -1068,27 +1434,82 @@ static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
 }
 
 /* Emits the kernel function of group gi: void k(ptr bufs, i64 begin, i64 end). */
+static void kput(unsigned char *key, size_t cap, size_t *n, const void *p, size_t sz) {
+  if (sz <= cap && *n <= cap - sz) memcpy(key + *n, p, sz);
+  *n += sz;
+}
+
+/* The structure of a GEMM epilogue (everything its code depends on): equal keys, equal code.
+ * Returns the key's length (more than cap: too long to cache). */
+static size_t epi_key(const cg_group *G, unsigned char *key, size_t cap) {
+  size_t n = 0;
+#define PUT(x) kput(key, cap, &n, &(x), sizeof(x))
+  PUT(G->N);
+  PUT(G->n_slots);
+  PUT(G->n_steps);
+  for (int s = 0; s < G->n_steps; s++) {
+    const cg_step *st = &G->steps[s];
+    int32_t outslot = st->store ? (st->out == G->out ? -2 : slot_of2(G, st->out, -1)) : -3;
+    PUT(st->op); PUT(st->nargs); PUT(st->f0); PUT(st->f1); PUT(outslot);
+    for (int k = 0; k < st->nargs; k++) {
+      const cg_arg *a = &st->a[k];
+      int32_t where = a->kind == A_VAL ? slot_of2(G, a->idx, a->blob) : a->kind == A_STEP ? a->idx : 0;
+      float cv = a->kind == A_CONSTF ? a->c : 0.0f;
+      int32_t bc = a->kind == A_VAL ? a->bc : 0;
+      int64_t period = a->kind == A_VAL ? a->period : 0;
+      PUT(a->kind); PUT(bc); PUT(where); PUT(cv); PUT(period);
+    }
+  }
+#undef PUT
+  return n;
+}
+
+/* Emits the kernel function of group gi: void k(ptr bufs, i64 begin, i64 end). */
 static LLVMValueRef emit_kernel(cg *c, int gi) {
   cg_group *G = &c->groups[gi];
   if (collect_slots(c, G)) return NULL;
-  LLVMValueRef body = G->n_steps ? emit_body(c, G, gi) : NULL;
-  if (G->n_steps && !body) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
-  LLVMTypeRef bt = body ? LLVMGlobalGetValueType(body) : NULL;
   char name[64];
   LLVMValueRef *args = malloc(((size_t)G->n_slots + 8) * sizeof *args);
   if (!args) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
-  LLVMValueRef epi = NULL;
-  if (G->kind == G_GEMM && body) {
-    snprintf(name, sizeof name, "vt_epi_%d", gi);
-    epi = LLVMAddFunction(c->mod, name, c->ft_epi);
-    LLVMSetLinkage(epi, LLVMInternalLinkage);
-    add_fn_attr(c, epi, "nounwind");
-    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, epi, "entry"));
-    LLVMValueRef bufs = LLVMGetParam(epi, 0);
-    for (int i = 0; i < G->n_slots; i++) args[i] = load_buf(c, bufs, G->slots[i]);
-    for (int i = 1; i < 7; i++) args[G->n_slots + i - 1] = LLVMGetParam(epi, (unsigned)i);
-    LLVMBuildCall2(c->b, bt, body, args, (unsigned)G->n_slots + 6, "");
-    LLVMBuildRetVoid(c->b);
+  LLVMValueRef epi = NULL, body = NULL;
+  LLVMTypeRef bt = NULL;
+  if (G->kind == G_GEMM && G->n_steps) {
+    /* epi(ptr tbl, C, ldc, m0, n0, mr, nr): tbl = the group's slot pointers (built by the kernel) */
+    unsigned char kb[4096];
+    size_t kn = epi_key(G, kb, sizeof kb);
+    for (int i = 0; i < c->n_epis && !epi && kn <= sizeof kb; i++)
+      if (c->epis[i].n == kn && !memcmp(c->epis[i].key, kb, kn)) epi = c->epis[i].fn;
+    if (!epi) {
+      body = emit_body(c, G, gi);
+      if (!body) { free(args); vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
+      bt = LLVMGlobalGetValueType(body);
+      snprintf(name, sizeof name, "vt_epi_%d", gi);
+      epi = LLVMAddFunction(c->mod, name, c->ft_epi);
+      LLVMSetLinkage(epi, LLVMInternalLinkage);
+      add_fn_attr(c, epi, "nounwind");
+      LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, epi, "entry"));
+      LLVMValueRef tbl = LLVMGetParam(epi, 0);
+      for (int i = 0; i < G->n_slots; i++) {
+        LLVMValueRef ix = ci64(c, i);
+        args[i] = LLVMBuildLoad2(c->b, c->t_ptr, LLVMBuildInBoundsGEP2(c->b, c->t_ptr, tbl, &ix, 1, ""), "");
+      }
+      for (int i = 1; i < 7; i++) args[G->n_slots + i - 1] = LLVMGetParam(epi, (unsigned)i);
+      LLVMBuildCall2(c->b, bt, body, args, (unsigned)G->n_slots + 6, "");
+      LLVMBuildRetVoid(c->b);
+      void *ne = kn <= sizeof kb ? realloc(c->epis, ((size_t)c->n_epis + 1) * sizeof *c->epis) : NULL;
+      unsigned char *kc = ne ? malloc(kn) : NULL;
+      if (ne) c->epis = ne;
+      if (kc) {
+        memcpy(kc, kb, kn);
+        c->epis[c->n_epis].key = kc;
+        c->epis[c->n_epis].n = kn;
+        c->epis[c->n_epis++].fn = epi;
+      }
+    }
+  } else if (G->n_steps) {
+    body = emit_body(c, G, gi);
+    if (!body) { free(args); vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
+    bt = LLVMGlobalGetValueType(body);
   }
   snprintf(name, sizeof name, "vt_kernel_%d", gi);
   LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
@@ -1101,8 +1522,17 @@ static LLVMValueRef emit_kernel(cg *c, int gi) {
     LLVMValueRef core = gemm_core(c, G);
     if (!core) { free(args); return NULL; }
     LLVMPositionBuilderAtEnd(c->b, LLVMGetLastBasicBlock(k));
+    LLVMValueRef tbl = LLVMConstPointerNull(c->t_ptr);
+    if (epi && G->n_slots) {   /* the epilogue's pointer table */
+      tbl = LLVMBuildArrayAlloca(c->b, c->t_ptr, ci64(c, G->n_slots), "tbl");
+      for (int i = 0; i < G->n_slots; i++) {
+        LLVMValueRef ix = ci64(c, i);
+        LLVMValueRef pv = G->slot_blob[i] >= 0 ? c->blob_globals[G->slot_blob[i]] : load_buf(c, bufs, G->slots[i]);
+        LLVMBuildStore(c->b, pv, LLVMBuildInBoundsGEP2(c->b, c->t_ptr, tbl, &ix, 1, ""));
+      }
+    }
     LLVMValueRef ga[7] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob], load_buf(c, bufs, G->out),
-                          b0, b1, bufs, epi ? epi : LLVMConstPointerNull(c->t_ptr)};
+                          b0, b1, tbl, epi ? epi : LLVMConstPointerNull(c->t_ptr)};
     LLVMBuildCall2(c->b, c->ft_core, core, ga, 7, "");
   } else {
     for (int i = 0; i < G->n_slots; i++) args[i] = load_buf(c, bufs, G->slots[i]);
@@ -1188,6 +1618,97 @@ static LLVMValueRef emit_perm_kernel(cg *c, int gi) {
   return k;
 }
 
+/* void k(ptr bufs, i64 u0, i64 u1) for a CONV group (the bitcode kernel inlined with constants). */
+static LLVMValueRef emit_conv_kernel(cg *c, int gi) {
+  cg_group *G = &c->groups[gi];
+  char name[64];
+  snprintf(name, sizeof name, "vt_kernel_%d", gi);
+  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
+  LLVMSetLinkage(k, LLVMInternalLinkage);
+  add_fn_attr(c, k, "noinline");
+  add_fn_attr(c, k, "nounwind");
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef bufs = LLVMGetParam(k, 0);
+  LLVMValueRef a[22] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob],
+                        G->gblob >= 0 ? c->blob_globals[G->gblob] : LLVMConstPointerNull(c->t_ptr),
+                        load_buf(c, bufs, G->out), ci64(c, G->M)};
+  for (int i = 0; i < 13; i++) a[5 + i] = ci64(c, G->conv[i]);
+  a[18] = ci64(c, G->N);
+  a[19] = ci64(c, G->conv[13]);
+  a[20] = LLVMGetParam(k, 1);
+  a[21] = LLVMGetParam(k, 2);
+  LLVMBuildCall2(c->b, c->ft_conv, c->f_conv, a, 22, "");
+  LLVMBuildRetVoid(c->b);
+  return k;
+}
+
+/* Pointer to input k of an ATTN group: its constant global, its buffer, or null when absent. */
+static LLVMValueRef attn_in(cg *c, const cg_group *G, LLVMValueRef bufs, int k) {
+  if (G->att_v[k] < 0) return LLVMConstPointerNull(c->t_ptr);
+  if (G->att_blob[k] >= 0) return c->blob_globals[G->att_blob[k]];
+  return load_buf(c, bufs, G->att_v[k]);
+}
+
+/* void k(ptr bufs, i64 u0, i64 u1) for an ATTN group; its core (the bitcode kernel inlined with
+ * every size constant) is shared by the nodes of one shape. */
+static LLVMValueRef emit_attn_kernel(cg *c, int gi) {
+  cg_group *G = &c->groups[gi];
+  const int64_t *mstr = c->blobs[G->gblob].data;
+  struct attn_key key;
+  memset(&key, 0, sizeof key);
+  int64_t d[12] = {G->aH, G->aHkv, G->aNq, G->aNk, G->aDh, G->aDv, G->kb_b, G->kb_h, mstr[0], mstr[1], mstr[2], mstr[3]};
+  memcpy(key.d, d, sizeof d);
+  key.scale = G->scale;
+  key.flags = G->causal | (G->att_v[3] >= 0) << 1 | (G->att_v[4] >= 0) << 2 | (G->att_v[5] >= 0) << 3;
+  LLVMValueRef core = NULL;
+  for (int i = 0; i < c->n_attn_cores && !core; i++)
+    if (!memcmp(&c->attn_keys[i], &key, sizeof key)) core = c->attn_cores[i];
+  char name[96];
+  if (!core) {
+    struct attn_key *nk = realloc(c->attn_keys, ((size_t)c->n_attn_cores + 1) * sizeof *nk);
+    if (nk) c->attn_keys = nk;
+    LLVMValueRef *ncf = nk ? realloc(c->attn_cores, ((size_t)c->n_attn_cores + 1) * sizeof *ncf) : NULL;
+    if (!ncf) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
+    c->attn_cores = ncf;
+    snprintf(name, sizeof name, "vt_attn_%lldx%lldx%lldx%lld_%d", (long long)G->aH, (long long)G->aNq,
+             (long long)G->aNk, (long long)G->aDh, c->n_attn_cores);
+    core = LLVMAddFunction(c->mod, name, c->ft_attn_core);
+    LLVMSetLinkage(core, LLVMInternalLinkage);
+    add_fn_attr(c, core, "noinline");
+    add_fn_attr(c, core, "nounwind");
+    add_noalias_params(c, core, 3, 1);
+    LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, core, "entry"));
+    LLVMValueRef P[9];
+    for (int i = 0; i < 9; i++) P[i] = LLVMGetParam(core, (unsigned)i);
+    LLVMValueRef nul = LLVMConstPointerNull(c->t_ptr);
+    LLVMValueRef a[20] = {P[0], P[1], P[2], P[3],
+                          G->att_v[3] >= 0 ? P[4] : nul, G->att_v[4] >= 0 ? P[5] : nul,
+                          c->blob_globals[G->gblob], G->att_v[5] >= 0 ? P[6] : nul,
+                          ci64(c, G->kb_b), ci64(c, G->kb_h), ci64(c, G->aH), ci64(c, G->aHkv), ci64(c, G->aNq),
+                          ci64(c, G->aNk), ci64(c, G->aDh), ci64(c, G->aDv), cf(c, G->scale),
+                          LLVMConstInt(c->t_i32, (unsigned long long)G->causal, 0), P[7], P[8]};
+    LLVMBuildCall2(c->b, c->ft_attn, c->f_attn, a, 20, "");
+    LLVMBuildRetVoid(c->b);
+    if (saved) LLVMPositionBuilderAtEnd(c->b, saved);
+    c->attn_keys[c->n_attn_cores] = key;
+    c->attn_cores[c->n_attn_cores++] = core;
+  }
+  snprintf(name, sizeof name, "vt_kernel_%d", gi);
+  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
+  LLVMSetLinkage(k, LLVMInternalLinkage);
+  add_fn_attr(c, k, "noinline");
+  add_fn_attr(c, k, "nounwind");
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef bufs = LLVMGetParam(k, 0);
+  LLVMValueRef a[9] = {attn_in(c, G, bufs, 0), attn_in(c, G, bufs, 1), attn_in(c, G, bufs, 2),
+                       load_buf(c, bufs, G->out), attn_in(c, G, bufs, 3), attn_in(c, G, bufs, 4),
+                       attn_in(c, G, bufs, 5), LLVMGetParam(k, 1), LLVMGetParam(k, 2)};
+  LLVMBuildCall2(c->b, c->ft_attn_core, core, a, 9, "");
+  LLVMBuildRetVoid(c->b);
+  return k;
+}
+
 /* i32 vt_entry(ptr bufs, ptr rt): every group in order; a nonzero status from a host callback
  * returns at once. */
 static int emit_entry(cg *c, int nthreads) {
@@ -1198,7 +1719,12 @@ static int emit_entry(cg *c, int nthreads) {
   if (!kern) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   for (int gi = 0; gi < c->n_groups; gi++) {
     cg_group *G = &c->groups[gi];
-    if (G->kind == G_PERM && G->total > 0) {
+    if (G->kind == G_CONV && G->total > 0) {
+      kern[gi] = emit_conv_kernel(c, gi);
+    } else if (G->kind == G_ATTN && G->total > 0) {
+      kern[gi] = emit_attn_kernel(c, gi);
+      if (!kern[gi]) { free(kern); return VT_ERR_MODEL; }
+    } else if (G->kind == G_PERM && G->total > 0) {
       kern[gi] = emit_perm_kernel(c, gi);
     } else if (G->kind == G_ROW && G->total > 0) {
       kern[gi] = emit_row_kernel(c, gi);
@@ -1218,10 +1744,14 @@ static int emit_entry(cg *c, int nthreads) {
     case G_GEMM:
     case G_EW:
     case G_ROW:
+    case G_ATTN:
+    case G_CONV:
     case G_PERM: {
       if (!kern[gi]) break;
       int64_t units = G->kind == G_GEMM ? (G->M + VT_CG_MR - 1) / VT_CG_MR : G->rows;
-      double work = G->kind == G_GEMM ? 2.0 * (double)G->M * (double)G->N * (double)G->K
+      double work = G->kind == G_GEMM || G->kind == G_CONV ? 2.0 * (double)G->M * (double)G->N * (double)G->K
+                    : G->kind == G_ATTN ? (double)G->total / (double)(G->aDv ? G->aDv : 1) * (double)G->aNk *
+                                          (double)(G->aDh + G->aDv) * 2.0
                     : G->kind == G_ROW ? (double)G->total * 16.0
                     : G->kind == G_PERM ? (double)G->total * 2.0
                                       : (double)G->total * (double)(G->n_steps + 1);
@@ -1234,6 +1764,20 @@ static int emit_entry(cg *c, int nthreads) {
       }
       break;
     }
+    case G_BLOCKS:
+      for (int i = 0; i < G->n_copies; i++) {
+        const cg_copy *cp = &G->copies[i];
+        if (cp->rows <= 0 || cp->bytes <= 0) continue;
+        LLVMValueRef src = cp->sblob >= 0 ? c->blob_globals[cp->sblob] : load_buf(c, bufs, cp->src);
+        LLVMValueRef dst = load_buf(c, bufs, cp->dst);
+        LLVMValueRef so = ci64(c, cp->soff), dof = ci64(c, cp->doff);
+        LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx);
+        src = LLVMBuildInBoundsGEP2(c->b, i8, src, &so, 1, "");
+        dst = LLVMBuildInBoundsGEP2(c->b, i8, dst, &dof, 1, "");
+        LLVMValueRef a[6] = {dst, src, ci64(c, cp->rows), ci64(c, cp->bytes), ci64(c, cp->dstride), ci64(c, cp->sstride)};
+        LLVMBuildCall2(c->b, c->ft_copy_rows, c->f_copy_rows, a, 6, "");
+      }
+      break;
     case G_COPY:
       if (G->total > 0)
         LLVMBuildMemCpy(c->b, load_buf(c, bufs, G->out), 1, load_buf(c, bufs, G->src), 1, ci64(c, G->total));
@@ -1308,8 +1852,8 @@ static LLVMTargetMachineRef host_tm(int opt_level, LLVMRelocMode reloc, vt_error
 
 static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
   const vt_graph *g = c->g;
-  fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d row, %d copy, %d fallback; %d of %d nodes in generated kernels; compile %.1f ms\n",
-          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_copy, j->st.n_fallback, j->st.n_fused_nodes,
+  fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d row, %d attention, %d copy, %d fallback; %d of %d nodes in generated kernels; compile %.1f ms\n",
+          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_attention, j->st.n_copy, j->st.n_fallback, j->st.n_fused_nodes,
           g->n_nodes, j->st.compile_ms);
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
@@ -1325,7 +1869,22 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
       fprintf(f, "  [%d] copy %s '%s'\n", gi, vt_ops[n->op].name, n->name);
       continue;
     case G_PERM:
-      fprintf(f, "  [%d] transpose %lldx%lld '%s'\n", gi, (long long)G->rows, (long long)G->cols, n->name);
+      fprintf(f, "  [%d] %s %lldx%lld '%s'\n", gi, n->op == VT_OP_Expand ? "expand" : "transpose", (long long)G->rows,
+              (long long)G->cols, n->name);
+      continue;
+    case G_CONV:
+      fprintf(f, "  [%d] conv (im2col + gemm %lldx%lldx%lld, %lld rows per unit) '%s'\n", gi, (long long)G->M,
+              (long long)G->N, (long long)G->K, (long long)G->conv[13], n->name);
+      continue;
+    case G_BLOCKS:
+      fprintf(f, "  [%d] copy %s (%d block copies, %lld bytes) '%s'\n", gi, vt_ops[n->op].name, G->n_copies,
+              (long long)G->total, n->name);
+      continue;
+    case G_ATTN:
+      fprintf(f, "  [%d] attention H=%lld Hkv=%lld Nq=%lld Nk=%lld Dh=%lld Dv=%lld%s%s%s '%s'\n", gi, (long long)G->aH,
+              (long long)G->aHkv, (long long)G->aNq, (long long)G->aNk, (long long)G->aDh, (long long)G->aDv,
+              G->att_v[3] >= 0 || G->att_v[4] >= 0 ? " mask" : "", G->att_v[5] >= 0 ? " key_bias" : "",
+              G->causal ? " causal" : "", n->name);
       continue;
     case G_ROW:
       fprintf(f, "  [%d] row %s %lldx%lld '%s'\n", gi, vt_ops[n->op].name, (long long)G->rows, (long long)G->cols,
@@ -1341,6 +1900,19 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
   }
 }
 
+static void count_groups(const cg *c, vt_jit_stats *st) {
+  for (int gi = 0; gi < c->n_groups; gi++) {
+    const cg_group *G = &c->groups[gi];
+    if (G->kind == G_GEMM || G->kind == G_CONV) st->n_gemm++;
+    else if (G->kind == G_EW) st->n_elementwise++;
+    else if (G->kind == G_COPY || G->kind == G_PERM || G->kind == G_BLOCKS) st->n_copy++;
+    else if (G->kind == G_ROW) st->n_row++;
+    else if (G->kind == G_ATTN) st->n_attention++;
+    else st->n_fallback++;
+    if (G->kind != G_FALLBACK) st->n_fused_nodes += G->n_nodes;
+  }
+}
+
 static void cg_free(cg *c) {
   if (c->b) LLVMDisposeBuilder(c->b);
   free(c->uoff);
@@ -1352,6 +1924,8 @@ static void cg_free(cg *c) {
     free(c->groups[i].nodes);
     free(c->groups[i].steps);
     free(c->groups[i].slots);
+    free(c->groups[i].slot_blob);
+    free(c->groups[i].copies);
   }
   free(c->groups);
   for (int i = 0; i < c->n_blobs; i++) free(c->blobs[i].owned);
@@ -1359,6 +1933,10 @@ static void cg_free(cg *c) {
   free(c->blob_globals);
   free(c->cores);
   free(c->row_cores);
+  free(c->attn_keys);
+  free(c->attn_cores);
+  for (int i = 0; i < c->n_epis; i++) free(c->epis[i].key);
+  free(c->epis);
 }
 
 static int build_users(cg *c) {
@@ -1422,6 +2000,17 @@ static int build_module(cg *c, int nthreads) {
   c->ft_perm = LLVMFunctionType(c->t_void, tp, 8, 0);
   LLVMTypeRef rp[7] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_f32, c->t_i64, c->t_i64};
   c->ft_row_core = LLVMFunctionType(c->t_void, rp, 7, 0);
+  LLVMTypeRef ap[20] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr,
+                        c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
+                        c->t_f32, c->t_i32, c->t_i64, c->t_i64};
+  c->ft_attn = LLVMFunctionType(c->t_void, ap, 20, 0);
+  LLVMTypeRef acp[9] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64};
+  c->ft_attn_core = LLVMFunctionType(c->t_void, acp, 9, 0);
+  LLVMTypeRef crp[6] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64};
+  c->ft_copy_rows = LLVMFunctionType(c->t_void, crp, 6, 0);
+  LLVMTypeRef cvp[22];
+  for (int i = 0; i < 22; i++) cvp[i] = i < 4 ? c->t_ptr : c->t_i64;
+  c->ft_conv = LLVMFunctionType(c->t_void, cvp, 22, 0);
   LLVMTypeRef kp[3] = {c->t_ptr, c->t_i64, c->t_i64};
   c->ft_kern = LLVMFunctionType(c->t_void, kp, 3, 0);
   LLVMTypeRef ep[7] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64};
@@ -1433,7 +2022,8 @@ static int build_module(cg *c, int nthreads) {
   struct { LLVMValueRef *f; const char *name; } lib[] = {
     {&c->f_gemm, "vt_cgk_gemm"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"},
     {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}, {&c->f_softmax, "vt_cgk_softmax_rows"},
-    {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_perm, "vt_cgk_transpose"}};
+    {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
+    {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"}};
   for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
     *lib[i].f = LLVMGetNamedFunction(c->mod, lib[i].name);
     if (!*lib[i].f) return vt_errorf(c->e, VT_ERR_INTERNAL, "kernel library lacks %s", lib[i].name);
@@ -1449,6 +2039,20 @@ static int build_module(cg *c, int nthreads) {
   for (int i = 0; i < c->n_blobs; i++) {
     char name[64];
     snprintf(name, sizeof name, "vt_const_%d", i);
+    if (blob_extern(&c->blobs[i]) && !c->pic) {   /* JIT: the blob's address, a constant */
+      c->blob_globals[i] = LLVMConstIntToPtr(LLVMConstInt(c->t_i64, (unsigned long long)(uintptr_t)c->blobs[i].data, 0),
+                                             c->t_ptr);
+      continue;
+    }
+    if (blob_extern(&c->blobs[i])) {   /* fast.so: defined by the weights object (write_blob_object) */
+      LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMArrayType2(LLVMInt8TypeInContext(c->ctx), c->blobs[i].nbytes), name);
+      LLVMSetGlobalConstant(gv, 1);
+      LLVMSetLinkage(gv, LLVMExternalLinkage);
+      if (c->pic) LLVMSetVisibility(gv, LLVMHiddenVisibility);
+      LLVMSetAlignment(gv, 64);
+      c->blob_globals[i] = gv;
+      continue;
+    }
     LLVMValueRef init = LLVMConstStringInContext2(c->ctx, (const char *)c->blobs[i].data, c->blobs[i].nbytes, 1);
     LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
     LLVMSetInitializer(gv, init);
@@ -1580,16 +2184,7 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
   if (!j) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); return NULL; }
   j->rt.g = g;
   if (build_users(&c) || plan(&c)) goto fail;
-  for (int gi = 0; gi < c.n_groups; gi++) {
-    const cg_group *G = &c.groups[gi];
-    if (G->kind == G_GEMM) j->st.n_gemm++;
-    else if (G->kind == G_EW) j->st.n_elementwise++;
-    else if (G->kind == G_COPY) j->st.n_copy++;
-    else if (G->kind == G_ROW) j->st.n_row++;
-    else if (G->kind == G_PERM) j->st.n_copy++;
-    else j->st.n_fallback++;
-    if (G->kind != G_FALLBACK) j->st.n_fused_nodes += G->n_nodes;
-  }
+  count_groups(&c, &j->st);
   /* buffers */
   j->rt.bufs = calloc((size_t)g->n_values + 1, sizeof *j->rt.bufs);
   off = malloc(((size_t)g->n_values + 1) * sizeof *off);
@@ -1626,6 +2221,17 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
       {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_node"), {(LLVMOrcExecutorAddress)(uintptr_t)&vt_jit_host_node, fl}}};
     err = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(syms, 2));
     if (err) { char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "JIT host symbols: %s", m); free(m); goto fail; }
+    int next = 0;
+    for (int i = 0; i < c.n_blobs; i++) next += blob_extern(&c.blobs[i]) && c.blobs[i].owned;
+    if (next) {   /* packed weights the code addresses directly: the JIT keeps them */
+      j->keep = calloc((size_t)next, sizeof *j->keep);
+      if (!j->keep) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto fail; }
+      for (int i = 0; i < c.n_blobs; i++)
+        if (blob_extern(&c.blobs[i]) && c.blobs[i].owned) {
+          j->keep[j->n_keep++] = c.blobs[i].owned;
+          c.blobs[i].owned = NULL;
+        }
+    }
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(c.mod, tsc);
     c.mod = NULL;
     err = LLVMOrcLLJITAddLLVMIRModule(J, jd, tsm);
@@ -1677,6 +2283,8 @@ void vt_jit_free(vt_jit *j) {
   vt_pool_free(j->rt.pool);
   free(j->rt.bufs);
   free(j->arena);
+  for (int i = 0; i < j->n_keep; i++) free(j->keep[i]);
+  free(j->keep);
   free(j);
 }
 
@@ -1714,7 +2322,8 @@ static int64_t w_data(wbuf *d, const void *src, size_t n) {
 
 /* Serialises what the library needs at run time (so_format.h). Constant data is kept only for
  * constants read by interpreter kernels, copies or graph outputs; attributes only for nodes
- * that run interpreter kernels. */
+ * that run interpreter kernels. (Generated kernels other than copies and strided copies read
+ * their constants from module globals.) */
 static int serialise_graph(cg *c, wbuf *w, wbuf *dsec) {
   const vt_graph *g = c->g;
   w_i32(w, VT_SO_MAGIC);
@@ -1734,7 +2343,7 @@ static int serialise_graph(cg *c, wbuf *w, wbuf *dsec) {
       need = c->is_out[v];
       for (int32_t u = c->uoff[v]; u < c->uoff[v + 1]; u++) {
         int k = c->groups[c->node_group[c->ulist[u]]].kind;
-        if (k == G_FALLBACK || k == G_COPY) need = true;
+        if (k == G_FALLBACK || k == G_COPY || k == G_PERM) need = true;   /* read through bufs */
       }
     }
     if (need) {
@@ -1907,6 +2516,98 @@ static bool valid_tag(const char *t) {
   return true;
 }
 
+/* The blobs kept out of the module (blob_extern) for a fast.so, written straight into an ELF
+ * relocatable object: one read-only section with every blob (64-byte aligned) and a hidden global
+ * symbol vt_const_<i> per blob. One write of the data; no assembler or LLVM pass over it. */
+static int write_blob_object(const cg *c, const char *path) {
+#if defined(__x86_64__)
+  const uint16_t machine = EM_X86_64;
+#elif defined(__aarch64__)
+  const uint16_t machine = EM_AARCH64;
+#else
+  return vt_errorf(c->e, VT_ERR_MODEL, "%s: fast.so emission supports x86-64 and AArch64 hosts", path);
+#endif
+  static const char shstr[] = "\0.rodata.vt_weights\0.symtab\0.strtab\0.shstrtab\0.note.GNU-stack";
+  enum { SH_RODATA = 1, SH_SYMTAB = 9, SH_STRTAB = 17, SH_SHSTRTAB = 25, SH_NOTE = 35 };
+  int nsym = 1;
+  uint64_t dlen = 0;
+  for (int i = 0; i < c->n_blobs; i++)
+    if (blob_extern(&c->blobs[i])) {
+      nsym++;
+      dlen = (dlen + 63) / 64 * 64 + c->blobs[i].nbytes;
+    }
+  Elf64_Sym *sym = calloc((size_t)nsym, sizeof *sym);
+  char *str = calloc((size_t)nsym, 24);
+  if (!sym || !str) { free(sym); free(str); return vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); }
+  size_t strn = 1;
+  uint64_t off = 0;
+  int k = 1;
+  for (int i = 0; i < c->n_blobs; i++) {
+    if (!blob_extern(&c->blobs[i])) continue;
+    off = (off + 63) / 64 * 64;
+    sym[k].st_name = (uint32_t)strn;
+    sym[k].st_info = ELF64_ST_INFO(STB_GLOBAL, STT_OBJECT);
+    sym[k].st_other = STV_HIDDEN;
+    sym[k].st_shndx = 1;
+    sym[k].st_value = off;
+    sym[k++].st_size = c->blobs[i].nbytes;
+    strn += (size_t)snprintf(str + strn, 24, "vt_const_%d", i) + 1;
+    off += c->blobs[i].nbytes;
+  }
+  /* layout: header, data (at 64), symtab, strtab, shstrtab, section headers */
+  uint64_t o_data = 64, o_sym = (o_data + dlen + 7) / 8 * 8, o_str = o_sym + (uint64_t)nsym * sizeof *sym;
+  uint64_t o_shs = o_str + strn, o_sh = (o_shs + sizeof shstr + 7) / 8 * 8;
+  Elf64_Ehdr eh;
+  memset(&eh, 0, sizeof eh);
+  memcpy(eh.e_ident, ELFMAG, SELFMAG);
+  eh.e_ident[EI_CLASS] = ELFCLASS64;
+  eh.e_ident[EI_DATA] = ELFDATA2LSB;
+  eh.e_ident[EI_VERSION] = EV_CURRENT;
+  eh.e_type = ET_REL;
+  eh.e_machine = machine;
+  eh.e_version = EV_CURRENT;
+  eh.e_shoff = o_sh;
+  eh.e_ehsize = sizeof eh;
+  eh.e_shentsize = sizeof(Elf64_Shdr);
+  eh.e_shnum = 6;
+  eh.e_shstrndx = 5;
+  Elf64_Shdr sh[6];
+  memset(sh, 0, sizeof sh);
+  sh[1] = (Elf64_Shdr){.sh_name = SH_RODATA, .sh_type = SHT_PROGBITS, .sh_flags = SHF_ALLOC, .sh_offset = o_data,
+                       .sh_size = dlen, .sh_addralign = 64};
+  sh[2] = (Elf64_Shdr){.sh_name = SH_SYMTAB, .sh_type = SHT_SYMTAB, .sh_offset = o_sym,
+                       .sh_size = (uint64_t)nsym * sizeof *sym, .sh_link = 3, .sh_info = 1, .sh_addralign = 8,
+                       .sh_entsize = sizeof *sym};
+  sh[3] = (Elf64_Shdr){.sh_name = SH_STRTAB, .sh_type = SHT_STRTAB, .sh_offset = o_str, .sh_size = strn, .sh_addralign = 1};
+  sh[4] = (Elf64_Shdr){.sh_name = SH_NOTE, .sh_type = SHT_PROGBITS, .sh_offset = o_shs, .sh_addralign = 1};
+  sh[5] = (Elf64_Shdr){.sh_name = SH_SHSTRTAB, .sh_type = SHT_STRTAB, .sh_offset = o_shs, .sh_size = sizeof shstr,
+                       .sh_addralign = 1};
+  FILE *f = fopen(path, "wb");
+  bool ok = f != NULL;
+  static const char zeros[64];
+  uint64_t pos = 0;
+#define WR(p, n) do { if (ok && (n) != 0 && fwrite((p), 1, (n), f) != (n)) ok = false; pos += (n); } while (0)
+  WR(&eh, sizeof eh);
+  for (int i = 0; i < c->n_blobs && ok; i++) {
+    if (!blob_extern(&c->blobs[i])) continue;
+    uint64_t pad = (64 - (pos - o_data) % 64) % 64;
+    WR(zeros, pad);
+    WR(c->blobs[i].data, c->blobs[i].nbytes);
+  }
+  WR(zeros, o_sym - pos);
+  WR(sym, (size_t)nsym * sizeof *sym);
+  WR(str, strn);
+  WR(shstr, sizeof shstr);
+  WR(zeros, o_sh - pos);
+  WR(sh, sizeof sh);
+#undef WR
+  if (f && fclose(f)) ok = false;
+  free(sym);
+  free(str);
+  if (!ok) return vt_errorf(c->e, VT_ERR_MODEL, "%s: cannot write: %s", path, strerror(errno));
+  return VT_OK;
+}
+
 int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path, const char *tag, vt_error *e) {
   double t0 = now_ms();
   vt_cg_options dflt = {.opt_level = 3};
@@ -1914,7 +2615,7 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
   int olv = opt->opt_level < 0 ? 0 : opt->opt_level > 3 ? 3 : opt->opt_level;
   if (!valid_tag(tag))
     return vt_errorf(e, VT_ERR_MODEL, "tag '%s' is not a C identifier (letters, digits, '_'; at most 64)", tag ? tag : "");
-  if (!path || !*path || strchr(path, '\'') || strlen(path) > 3000)
+  if (!path || !*path || strpbrk(path, "'\"\\\n") || strlen(path) > 3000)
     return vt_errorf(e, VT_ERR_MODEL, "%s: unsupported output path", path ? path : "");
   cg c;
   memset(&c, 0, sizeof c);
@@ -1925,9 +2626,11 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
   x.tag = tag;
   LLVMOrcThreadSafeContextRef tsc = NULL;
   LLVMTargetMachineRef tm = NULL;
-  char obj[3100], map[3100], cmd[8192];
+  char obj[3100], map[3100], bin[3100], cmd[16384];
   snprintf(obj, sizeof obj, "%s.tmp.o", path);
   snprintf(map, sizeof map, "%s.tmp.map", path);
+  snprintf(bin, sizeof bin, "%s.tmp.w.o", path);
+  c.pic = true;
   int rc = build_users(&c);
   if (!rc) rc = plan(&c);
   if (!rc) {
@@ -1949,6 +2652,7 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
   /* nthreads 2: kernels big enough always go through the pool (the session's thread count is
    * not known here; a 1-thread pool runs them inline) */
   if (!rc) rc = cg_llvm_module(&c, opt, olv, 2, LLVMRelocPIC, emit_so_abi, &x, t0, &tsc, &tm);
+  double t_obj = now_ms();
   if (!rc) {
     char *msg = NULL;
     if (LLVMTargetMachineEmitToFile(tm, c.mod, obj, LLVMObjectFile, &msg)) {
@@ -1965,9 +2669,11 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
       if (fclose(f)) rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot write", map);
     }
   }
+  double t_link = now_ms();
+  if (!rc) rc = write_blob_object(&c, bin);
   if (!rc) {
-    snprintf(cmd, sizeof cmd, "%s -shared -o '%s' '%s' -Wl,--version-script='%s' %s %s -lm -lpthread 2>&1",
-             VT_CG_SO_CC, path, obj, map, VT_CG_SO_LIBS, VT_CG_SO_LDFLAGS);
+    snprintf(cmd, sizeof cmd, "%s -shared -o '%s' '%s' '%s' -Wl,--version-script='%s' %s %s -lm -lpthread 2>&1",
+             VT_CG_SO_CC, path, obj, bin, map, VT_CG_SO_LIBS, VT_CG_SO_LDFLAGS);
     FILE *pp = popen(cmd, "r");
     char out[800] = "";
     size_t got = pp ? fread(out, 1, sizeof out - 1, pp) : 0;
@@ -1975,21 +2681,15 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
     int st = pp ? pclose(pp) : -1;
     if (st != 0) rc = vt_errorf(e, VT_ERR_MODEL, "%s: linking the shared library failed: %s", path, out[0] ? out : cmd);
   }
+  if (getenv("VT_CG_TIMING"))
+    fprintf(stderr, "codegen: object file %.1f ms, link %.1f ms\n", t_link - t_obj, now_ms() - t_link);
   remove(obj);
   remove(map);
+  remove(bin);
   if (!rc && opt->stats) {
     vt_jit tmp;
     memset(&tmp, 0, sizeof tmp);
-    for (int gi = 0; gi < c.n_groups; gi++) {
-      const cg_group *G = &c.groups[gi];
-      if (G->kind == G_GEMM) tmp.st.n_gemm++;
-      else if (G->kind == G_EW) tmp.st.n_elementwise++;
-      else if (G->kind == G_COPY) tmp.st.n_copy++;
-      else if (G->kind == G_ROW) tmp.st.n_row++;
-      else if (G->kind == G_PERM) tmp.st.n_copy++;
-      else tmp.st.n_fallback++;
-      if (G->kind != G_FALLBACK) tmp.st.n_fused_nodes += G->n_nodes;
-    }
+    count_groups(&c, &tmp.st);
     tmp.st.compile_ms = now_ms() - t0;
     print_stats(&c, &tmp, opt->stats);
   }

@@ -21,6 +21,7 @@ typedef struct vt_jit_stats {
   int n_gemm;              /* generated GEMM kernels (each with its fused epilogue) */
   int n_elementwise;       /* generated fused elementwise loops */
   int n_row;               /* generated row kernels (Softmax, LayerNormalization) */
+  int n_attention;         /* generated fused attention kernels (ai.vtopt.Attention) */
   int n_copy;              /* generated copies (Reshape, Flatten, Squeeze, Unsqueeze, Identity) and
                               transposes */
   int n_fallback;          /* nodes run by the interpreter's kernels */

@@ -2,6 +2,7 @@
  * accessors) and the --help text for passes and the pipeline syntax. */
 #include "passes_internal.h"
 #include "httm.h"
+#include "eventful.h"
 
 #include <errno.h>
 #include <math.h>
@@ -51,6 +52,7 @@ static const vt_pass_info registry[] = {
                 {"sd_stride", VT_PARAM_INT, "4", "sd mode: every sd_stride-th token is a destination (ToMe-SD: 1 in 2x2 = 4)"}}},
     /* end tome */
     VT_HTTM_PASS_INFO,
+    VT_EVENTFUL_PASS_INFO,
 };
 #define N_PASSES ((int)(sizeof registry / sizeof registry[0]))
 

@@ -35,11 +35,44 @@ void vt_strides(int32_t rank, const int64_t *dims, int64_t *strides) {
   }
 }
 
+#define VT_MAX_KNOBS 64
 struct vt_interp {
   const vt_graph *g;
   vt_pool *pool;
   int32_t *last_use;    /* per value: index of the last node reading it, -1 if none */
+  void **state;         /* per node: state of stateful ops (vt_state header), kept across runs */
+  int32_t n_knobs;
+  struct { char name[64]; double value; } knobs[VT_MAX_KNOBS];
 };
+
+double vt_kctx_knob(const vt_kctx *k, const char *name, double dflt) {
+  const vt_interp *it = k ? k->interp : NULL;
+  if (!it) return dflt;
+  for (int32_t i = 0; i < it->n_knobs; i++)
+    if (strcmp(it->knobs[i].name, name) == 0) return it->knobs[i].value;
+  return dflt;
+}
+
+int vt_interp_set_knob(vt_interp *it, const char *name, double value) {
+  if (!it || !name || strlen(name) >= sizeof it->knobs[0].name) return VT_ERR_MODEL;
+  for (int32_t i = 0; i < it->n_knobs; i++)
+    if (strcmp(it->knobs[i].name, name) == 0) { it->knobs[i].value = value; return VT_OK; }
+  if (it->n_knobs >= VT_MAX_KNOBS) return VT_ERR_MODEL;
+  strcpy(it->knobs[it->n_knobs].name, name);
+  it->knobs[it->n_knobs++].value = value;
+  return VT_OK;
+}
+
+int vt_interp_reset(vt_interp *it) {
+  if (!it) return VT_ERR_MODEL;
+  for (int32_t i = 0; it->state && i < it->g->n_nodes; i++)
+    if (it->state[i]) {
+      vt_state *st = it->state[i];
+      if (st->free) st->free(st);
+      it->state[i] = NULL;
+    }
+  return VT_OK;
+}
 
 vt_interp *vt_interp_new(const vt_graph *g, int nthreads, vt_error *e) {
   vt_interp *it = calloc(1, sizeof *it);
@@ -47,7 +80,8 @@ vt_interp *vt_interp_new(const vt_graph *g, int nthreads, vt_error *e) {
   it->g = g;
   it->last_use = malloc((size_t)(g->n_values + 1) * sizeof *it->last_use);
   it->pool = vt_pool_new(nthreads);
-  if (!it->last_use || !it->pool) {
+  it->state = calloc((size_t)g->n_nodes + 1, sizeof *it->state);
+  if (!it->last_use || !it->pool || !it->state) {
     vt_interp_free(it);
     vt_errorf(e, VT_ERR_MODEL, "out of memory creating the interpreter");
     return NULL;
@@ -61,6 +95,8 @@ vt_interp *vt_interp_new(const vt_graph *g, int nthreads, vt_error *e) {
 
 void vt_interp_free(vt_interp *it) {
   if (!it) return;
+  vt_interp_reset(it);
+  free(it->state);
   vt_pool_free(it->pool);
   free(it->last_use);
   free(it);
@@ -68,7 +104,7 @@ void vt_interp_free(vt_interp *it) {
 
 /* Runs node `ni` of g on concrete inputs: infer output shapes, allocate, call the kernel, check. */
 static int run_node(const vt_graph *g, int32_t ni, const vt_tensor *const *in, vt_tensor *const *out,
-                    vt_pool *pool, vt_error *e) {
+                    vt_pool *pool, vt_interp *it, vt_error *e) {
   const vt_node *n = &g->nodes[ni];
   vt_infer_in desc[n->n_in + 1];
   vt_infer_out *res = calloc((size_t)n->n_out + 1, sizeof *res);
@@ -123,7 +159,8 @@ static int run_node(const vt_graph *g, int32_t ni, const vt_tensor *const *in, v
   free(kbuf);
   if (rc != VT_OK) return rc;
   vt_kctx kc = {.g = g, .node_idx = ni, .node = n, .n_in = n->n_in, .n_out = n->n_out,
-                .in = in, .out = out, .pool = pool, .err = e};
+                .in = in, .out = out, .pool = pool, .err = e,
+                .state = it && (vt_ops[n->op].flags & VT_OPF_STATEFUL) ? &it->state[ni] : NULL, .interp = it};
   rc = vt_kernels[n->op](&kc);
   if (rc != VT_OK) {
     if (e && e->code == VT_OK) vt_node_errorf(g, ni, e, "kernel failed");
@@ -138,7 +175,7 @@ static int run_node(const vt_graph *g, int32_t ni, const vt_tensor *const *in, v
 
 int vt_run_node(const vt_graph *g, int32_t node, const vt_tensor *const *in, vt_tensor *const *out,
                 vt_pool *pool, vt_error *e) {
-  return run_node(g, node, in, out, pool, e);
+  return run_node(g, node, in, out, pool, NULL, e);
 }
 
 static int check_input(const vt_graph *g, int32_t i, const vt_tensor *t, int64_t *bind, vt_error *e) {
@@ -218,7 +255,7 @@ int vt_interp_run(vt_interp *it, const vt_tensor *inputs, vt_tensor *outputs, vt
     const vt_node *n = &g->nodes[ni];
     for (int32_t k = 0; k < n->n_in; k++) in[k] = n->in[k] >= 0 ? &vals[n->in[k]] : NULL;
     for (int32_t o = 0; o < n->n_out; o++) out[o] = n->out[o] >= 0 ? &vals[n->out[o]] : &scratch[o];
-    rc = run_node(g, ni, in, out, it->pool, e);
+    rc = run_node(g, ni, in, out, it->pool, it, e);
     for (int32_t o = 0; o < n->n_out; o++) vt_tensor_free(&scratch[o]);
     /* free what is no longer needed */
     for (int32_t k = 0; k < n->n_in; k++) {

@@ -22,6 +22,7 @@ void vt_pool_for(vt_pool *p, int64_t n, vt_range_fn fn, void *arg);
  * the concrete inputs and allocates every output whose shape came out fully known (zeroed).
  * Outputs left with rank -1 / data NULL (data-dependent shapes) are the kernel's to allocate
  * with vt_tensor_alloc. Absent optional inputs are NULL. */
+struct vt_interp;
 typedef struct vt_kctx {
   const vt_graph *g;
   int32_t node_idx;
@@ -31,7 +32,20 @@ typedef struct vt_kctx {
   vt_tensor *const *out;
   vt_pool *pool;
   vt_error *err;
+  /* Stateful ops (VT_OPF_STATEFUL): the node's state slot, owned by the vt_interp (one session =
+   * one stream) and kept across runs; NULL when the kernel runs without a session (vt_run_node),
+   * where a stateful kernel must fail. A kernel stores a malloc'd block that starts with a
+   * vt_state header; the interpreter calls its free() on reset and when the session is freed. */
+  void **state;
+  const struct vt_interp *interp;   /* NULL outside a session: knobs read as their defaults */
 } vt_kctx;
+
+typedef struct vt_state {
+  void (*free)(void *self);
+} vt_state;
+
+/* Runtime knob `name` of the kernel's session (vt_interp_set_knob), or dflt when unset. */
+double vt_kctx_knob(const vt_kctx *k, const char *name, double dflt);
 
 typedef int (*vt_kernel_fn)(vt_kctx *k);
 extern const vt_kernel_fn vt_kernels[VT_OP_COUNT + 1];
@@ -49,10 +63,15 @@ void vt_interp_free(vt_interp *it);
 /* inputs[i] feeds g->inputs[i]; outputs[i] receives g->outputs[i] (allocated, owned by the
  * caller: free with vt_tensor_free). Checks dtypes, ranks and dims against the graph. */
 int vt_interp_run(vt_interp *it, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e);
+/* Drops the state of every stateful node: the next run computes everything ("flush"). */
+int vt_interp_reset(vt_interp *it);
+/* Sets a runtime knob read by kernels (e.g. "eventful.r"); takes effect at the next run. Names are
+ * at most 63 bytes; at most 64 distinct knobs. */
+int vt_interp_set_knob(vt_interp *it, const char *name, double value);
 /* Checks a tensor against graph input i (dtype, rank, constant dims); symbolic dims are not
  * cross-checked here (vt_interp_run does that). */
 int vt_interp_check_input(const vt_graph *g, int32_t i, const vt_tensor *t, vt_error *e);
-/* Runs a single node on concrete tensors (kernel tests use this). */
+/* Runs a single node on concrete tensors (kernel tests use this). No session: stateful ops fail. */
 int vt_run_node(const vt_graph *g, int32_t node, const vt_tensor *const *in, vt_tensor *const *out,
                 vt_pool *pool, vt_error *e);
 

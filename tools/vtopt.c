@@ -45,6 +45,11 @@ static const char *usage =
     "  --output-dir DIR       write each output as DIR/NAME.npy (NAME with '/' and ':' as '_')\n"
     "  --threads N            worker threads (default: VTOPT_NUM_THREADS or all cores)\n"
     "  --runs N               run N times and report the median latency (default 1)\n"
+    "  --stream [NAME=]CLIP.npy  with --run: feed input NAME (default: the first) frame by frame,\n"
+    "                         splitting CLIP's dim 0 (frames of one stream, one interpreter session:\n"
+    "                         stateful ops such as eventful's gates keep state between frames);\n"
+    "                         --output-dir gets DIR/NAME.<frame>.npy per output; progress on stderr\n"
+    "  --knob NAME=VALUE      runtime knob of the session, e.g. eventful.r=64 (repeatable)\n"
     "  -o FILE.onnx           write the (prepared) graph as an ONNX model\n"
     "  -o FILE.so             compile to a self-contained shared library (ABI: include/vtopt/model.h);\n"
     "                         every dim must be pinned (--dim)\n"
@@ -74,6 +79,10 @@ typedef struct opts {
   int n_pins;
   const char *pin_names[MAX_ITEMS];
   int64_t pin_vals[MAX_ITEMS];
+  const char *stream_file;   /* --stream [NAME=]FILE: the argument as given */
+  int n_knobs;
+  const char *knob_names[MAX_ITEMS];   /* --knob NAME=VALUE: the argument as given */
+  double knob_vals[MAX_ITEMS];
   vt_pipeline pipeline;      /* from --pass (all lists concatenated) */
   vt_pipeline_opts popts;
 } opts;
@@ -136,6 +145,20 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
       if (!parse_i64(next, &v) || v < 1 || v > 100000) return cli_usage_error("'%s' is not a positive count", next);
       if (a[2] == 't') o->threads = (int)v; else o->runs = (int)v;
     } else if (!strcmp(a, "--output-dir")) { NEED_ARG(); o->output_dir = next; }
+    else if (!strcmp(a, "--stream")) {
+      NEED_ARG();
+      o->stream_file = next;
+    } else if (!strcmp(a, "--knob")) {
+      NEED_ARG();
+      const char *eq = strchr(next, '=');
+      char *end = NULL;
+      double v = eq ? strtod(eq + 1, &end) : 0;
+      if (!eq || eq == next || !end || *end || end == eq + 1 || eq - next >= 64)
+        return cli_usage_error("--knob %s: expected NAME=NUMBER (e.g. eventful.r=64)", next);
+      if (o->n_knobs == MAX_ITEMS) return cli_usage_error("too many %s", "--knob");
+      o->knob_names[o->n_knobs] = next;
+      o->knob_vals[o->n_knobs++] = v;
+    }
     else if (!strcmp(a, "-o")) { NEED_ARG(); o->out_file = next; }
     else if (!strcmp(a, "--input") || !strcmp(a, "--dim")) {
       NEED_ARG();
@@ -382,6 +405,125 @@ done:
   return rc;
 }
 
+/* --stream: runs CLIP frame by frame (dim 0 split into frames of size 1) through one interpreter
+ * session, so stateful ops keep their state from frame to frame; other inputs as for --run. */
+static int run_stream(const opts *o, vt_graph *g, vt_error *e) {
+  int rc = VT_OK;
+  int32_t si = g->n_inputs > 0 ? 0 : -1;
+  const char *file = o->stream_file, *eq = strchr(o->stream_file, '=');
+  char sname[256] = "";
+  if (eq && eq != file && (size_t)(eq - file) < sizeof sname) {   /* NAME=FILE */
+    memcpy(sname, file, (size_t)(eq - file));
+    sname[eq - file] = 0;
+    file = eq + 1;
+    si = -1;
+    for (int32_t i = 0; i < g->n_inputs; i++)
+      if (!strcmp(g->values[g->inputs[i]].name, sname)) si = i;
+  }
+  if (si < 0)
+    return vt_errorf(e, VT_ERR_MODEL, "%s: --stream: the model has no input named '%s'", g->path,
+                     sname[0] ? sname : "(none: the model has no inputs)");
+  vt_tensor clip = {0};
+  vt_tensor *inputs = calloc((size_t)g->n_inputs + 1, sizeof *inputs);
+  vt_tensor *outputs = calloc((size_t)g->n_outputs + 1, sizeof *outputs);
+  vt_interp *it = NULL;
+  double *times = NULL;
+  if (!inputs || !outputs) { rc = vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto done; }
+  if ((rc = vt_npy_read(file, &clip, e)) != VT_OK) goto done;
+  if (clip.rank < 1 || clip.dims[0] < 1) {
+    rc = vt_errorf(e, VT_ERR_MODEL, "%s: --stream needs a clip with frames along dim 0", file);
+    goto done;
+  }
+  int64_t nf = clip.dims[0], per = vt_tensor_numel(&clip) / nf;
+  times = calloc((size_t)nf, sizeof *times);
+  if (!times) { rc = vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto done; }
+  for (int k = 0; k < o->n_inputs && rc == VT_OK; k++) {
+    int found = -1;
+    for (int32_t i = 0; i < g->n_inputs; i++)
+      if (!strcmp(g->values[g->inputs[i]].name, o->in_names[k])) found = i;
+    if (found < 0 || found == si) {
+      rc = vt_errorf(e, VT_ERR_MODEL, "%s: --input %s: %s", g->path, o->in_names[k],
+                     found < 0 ? "the model has no input of that name" : "that input is the --stream one");
+      break;
+    }
+    rc = vt_npy_read(o->in_files[k], &inputs[found], e);
+  }
+  for (int32_t i = 0; i < g->n_inputs && rc == VT_OK; i++) {
+    if (i == si || inputs[i].data || inputs[i].rank > 0) continue;
+    if (!o->random_inputs) {
+      rc = vt_errorf(e, VT_ERR_MODEL, "%s: input '%s' is not given: use --input %s=FILE.npy or --random-inputs",
+                     g->path, g->values[g->inputs[i]].name, g->values[g->inputs[i]].name);
+      break;
+    }
+    rc = cli_random_tensor(g, &g->values[g->inputs[i]], o->seed * 1000003u + (uint64_t)i, &inputs[i], e);
+  }
+  if (rc) goto done;
+  it = vt_interp_new(g, o->threads, e);
+  if (!it) { rc = e->code ? e->code : VT_ERR_MODEL; goto done; }
+  for (int k = 0; k < o->n_knobs && rc == VT_OK; k++) {
+    char kn[64];
+    size_t kl = (size_t)(strchr(o->knob_names[k], '=') - o->knob_names[k]);   /* checked by parse_args */
+    memcpy(kn, o->knob_names[k], kl);
+    kn[kl] = 0;
+    if (vt_interp_set_knob(it, kn, o->knob_vals[k]) != VT_OK)
+      rc = vt_errorf(e, VT_ERR_MODEL, "--knob %s: too many knobs", o->knob_names[k]);
+  }
+  if (o->output_dir && rc == VT_OK && mkdir_p(o->output_dir) != 0)
+    rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot create output directory: %s", o->output_dir, strerror(errno));
+  double t_start = cli_now_ms(), last_print = t_start;
+  for (int64_t f = 0; f < nf && rc == VT_OK; f++) {
+    vt_tensor *fr = &inputs[si];
+    *fr = clip;
+    fr->dims[0] = 1;
+    fr->data = (char *)clip.data + (size_t)(f * per) * vt_dtype_size(clip.dtype);
+    fr->owned = false;
+    for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
+    double t0 = cli_now_ms();
+    rc = vt_interp_run(it, inputs, outputs, e);
+    times[f] = cli_now_ms() - t0;
+    if (rc) {
+      char msg[sizeof e->msg];
+      snprintf(msg, sizeof msg, "%s", e->msg);
+      vt_error_clear(e);
+      rc = vt_errorf(e, rc, "frame %lld of %s: %s", (long long)f, file, msg);
+      break;
+    }
+    for (int32_t i = 0; i < g->n_outputs && o->output_dir && rc == VT_OK; i++) {
+      char name[512], path[1200];
+      safe_name(g->values[g->outputs[i]].name, name, sizeof name);
+      snprintf(path, sizeof path, "%s/%s.%05lld.npy", o->output_dir, name, (long long)f);
+      rc = vt_npy_write(path, &outputs[i], e);
+    }
+    double now = cli_now_ms();
+    if (!o->quiet && nf >= 20 && (now - last_print >= 1000 || f + 1 == nf)) {
+      fprintf(stderr, "\rframe %lld/%lld  %.2f ms/frame", (long long)(f + 1), (long long)nf,
+              (now - t_start) / (double)(f + 1));
+      if (f + 1 == nf) fprintf(stderr, "\n");
+      last_print = now;
+    }
+  }
+  inputs[si] = (vt_tensor){0};   /* borrowed from the clip */
+  if (rc == VT_OK && !o->quiet) {
+    double first = times[0];
+    qsort(times, (size_t)nf, sizeof *times, cli_cmp_double);
+    printf("streamed %s through %s: %lld frame(s), first %.3f ms, median %.3f ms (min %.3f, max %.3f)%s%s\n",
+           file, g->path, (long long)nf, first, times[nf / 2], times[0], times[nf - 1],
+           o->output_dir ? ", outputs in " : "", o->output_dir ? o->output_dir : "");
+  }
+done:
+  if (inputs) {
+    for (int32_t i = 0; i < g->n_inputs; i++)
+      if (i != si) vt_tensor_free(&inputs[i]);
+  }
+  if (outputs) for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
+  free(inputs);
+  free(outputs);
+  free(times);
+  vt_tensor_free(&clip);
+  vt_interp_free(it);
+  return rc;
+}
+
 static bool ends_with(const char *s, const char *suf) {
   size_t a = strlen(s), b = strlen(suf);
   return a >= b && !strcmp(s + a - b, suf);
@@ -391,6 +533,10 @@ static int cmd_main(opts *o) {
   vt_error e = {0};
   if (!o->model) return cli_usage_error("%s", "no model given");
   bool so = o->out_file && ends_with(o->out_file, ".so");
+  if (o->stream_file && (!o->run || o->jit))
+    return cli_usage_error("%s", "--stream needs --run and the interpreter (not --jit: compiled sessions keep no stream state yet)");
+  if (o->n_knobs && !o->stream_file)
+    return cli_usage_error("%s", "--knob applies to --stream runs");
   if ((o->jit || o->dump_llvm) && !o->run && !so)
     return cli_usage_error("%s", "--jit and --dump-llvm apply to --run or -o FILE.so");
   if (o->out_file && !so && !ends_with(o->out_file, ".onnx")) {
@@ -425,7 +571,7 @@ static int cmd_main(opts *o) {
     rc = vt_onnx_save(g, o->out_file, &e);
     if (rc == VT_OK && !o->quiet) printf("wrote %s\n", o->out_file);
   }
-  if (rc == VT_OK && o->run) rc = run_model(o, g, &e);
+  if (rc == VT_OK && o->run) rc = o->stream_file ? run_stream(o, g, &e) : run_model(o, g, &e);
   vt_graph_free(g);
   return rc ? fail(&e) : 0;
 }

@@ -15,6 +15,9 @@
 
 #define AI __attribute__((always_inline))
 
+_Static_assert(VT_CG_ATT_QB % VT_CG_MR == 0, "attention query blocks are whole micro-tiles");
+_Static_assert(VT_CG_ATT_KB % 16 == 0, "attention key blocks are whole panels");
+
 typedef float vt_v8 __attribute__((vector_size(32)));
 typedef void (*vt_cg_epi_fn)(void **bufs, float *c, int64_t ldc, int64_t m0, int64_t n0, int64_t mr,
                              int64_t nr);
@@ -88,12 +91,14 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
         }
     return;
   }
-  for (int64_t k0 = 0; k0 < K; k0 += VT_CG_KC) {
-    int64_t kc = K - k0 < VT_CG_KC ? K - k0 : VT_CG_KC;
-    int last = k0 + kc >= K;
-    for (int64_t p = 0; p < npan; p++) {
-      int64_t n0 = p * VT_CG_NR;
-      int64_t nr = N - n0 < VT_CG_NR ? N - n0 : VT_CG_NR;
+  /* panel-major: the C strip of a panel (rows x NR) stays in L1 across the K blocks and the
+   * A rows (re-read per panel) in L2; each K block of the panel is used by every row block */
+  for (int64_t p = 0; p < npan; p++) {
+    int64_t n0 = p * VT_CG_NR;
+    int64_t nr = N - n0 < VT_CG_NR ? N - n0 : VT_CG_NR;
+    for (int64_t k0 = 0; k0 < K; k0 += VT_CG_KC) {
+      int64_t kc = K - k0 < VT_CG_KC ? K - k0 : VT_CG_KC;
+      int last = k0 + kc >= K;
       const float *bp = Bp + p * K * VT_CG_NR + k0 * VT_CG_NR;
       for (int64_t m = m_lo; m < m_hi; m += VT_CG_MR) {
         int64_t mr = m_hi - m < VT_CG_MR ? m_hi - m : VT_CG_MR;
@@ -267,6 +272,202 @@ AI void vt_cgk_transpose(const char *src, char *dst, int64_t esize, int32_t rank
       const uint8_t *x = (const uint8_t *)src + off;
       uint8_t *y = (uint8_t *)dst + r * n;
       for (int64_t j = 0; j < n; j++) y[j] = x[j * s];
+    }
+  }
+}
+
+/* ---------- fused attention -------------------------------------------------------------------- */
+/* C[mr x 16] (+)= A[mr x kc] * B[kc x 16] with B read in place at row stride ldb (16 readable
+ * floats per row). Rows past mr read row mr-1 of A and are dropped. */
+static inline AI void vt_cg_micro_ld(int64_t kc, const float *A, int64_t lda, const float *B, int64_t ldb,
+                                     float *C, int64_t ldc, int64_t mr, int accumulate) {
+  const float *a[VT_CG_MR];
+  for (int i = 0; i < VT_CG_MR; i++) a[i] = A + (i < mr ? i : mr - 1) * lda;
+  vt_v8 c0[VT_CG_MR], c1[VT_CG_MR];
+  for (int i = 0; i < VT_CG_MR; i++) {
+    c0[i] = (vt_v8){0, 0, 0, 0, 0, 0, 0, 0};
+    c1[i] = c0[i];
+  }
+  for (int64_t k = 0; k < kc; k++) {
+    vt_v8 b0, b1;
+    LD8(b0, B + k * ldb);
+    LD8(b1, B + k * ldb + 8);
+    for (int i = 0; i < VT_CG_MR; i++) {
+      float s = a[i][k];
+      vt_v8 av = {s, s, s, s, s, s, s, s};
+      c0[i] += av * b0;
+      c1[i] += av * b1;
+    }
+  }
+  for (int i = 0; i < VT_CG_MR; i++) {
+    if (i >= mr) break;
+    float *cp = C + i * ldc;
+    if (accumulate) {
+      vt_v8 o0, o1;
+      LD8(o0, cp);
+      LD8(o1, cp + 8);
+      c0[i] += o0;
+      c1[i] += o1;
+    }
+    ST8(cp, c0[i]);
+    ST8(cp + 8, c1[i]);
+  }
+}
+
+/* ai.vtopt.Attention, one work unit = (b, h, block of at most VT_CG_ATT_QB query rows); units [u0, u1).
+ * out = softmax(scale * Q.K^T + mask + key_bias [+ causal]) . V computed flash-style: keys in
+ * blocks of KB with a running row max and sum (online softmax), so the score matrix is never
+ * materialised. Q [B,H,Nq,Dh], K [B,Hkv,Nk,Dh], V [B,Hkv,Nk,Dv], out [B,H,Nq,Dv]; head h reads
+ * K/V head h / (H / Hkv). mask (float, additive) or bmask (bool, 0 = masked) at element strides
+ * mstr over [B,H,Nq,Nk] (0 = broadcast), or NULL; kbias at kb_b * b + kb_h * h + j, or NULL.
+ * Rows that see no key come out zero (as the reference kernel). Dh, Dv <= VT_CG_ATT_DMAX
+ * (codegen.c checks), so the scratch lives on the stack. */
+AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *out, const float *mask,
+                         const uint8_t *bmask, const int64_t *mstr, const float *kbias, int64_t kb_b,
+                         int64_t kb_h, int64_t H, int64_t Hkv, int64_t Nq, int64_t Nk, int64_t Dh,
+                         int64_t Dv, float scale, int32_t causal, int64_t u0, int64_t u1) {
+  float Kt[VT_CG_ATT_DMAX * VT_CG_ATT_KB];   /* K block transposed: [Dh][KB], zero-padded */
+  float S[VT_CG_ATT_QB * VT_CG_ATT_KB];      /* scores, then probabilities */
+  float O[VT_CG_ATT_QB * VT_CG_ATT_DMAX];    /* unnormalised output rows, stride Dv */
+  float rmax[VT_CG_ATT_QB], rsum[VT_CG_ATT_QB];
+  int64_t nqb = (Nq + VT_CG_ATT_QB - 1) / VT_CG_ATT_QB;
+  /* balanced blocks (197 rows: 3 x 66, not 96 + 96 + 5), a multiple of the micro-tile height;
+   * at most VT_CG_ATT_QB because that is a multiple of VT_CG_MR */
+  int64_t qb = nqb ? ((Nq + nqb - 1) / nqb + VT_CG_MR - 1) / VT_CG_MR * VT_CG_MR : 0;
+  int64_t group = H / Hkv;
+  int64_t dv16 = Dv / 16 * 16;
+  for (int64_t u = u0; u < u1; u++) {
+    int64_t bh = u / nqb, i0 = (u % nqb) * qb;
+    int64_t b = bh / H, h = bh % H, hk = h / group;
+    if (i0 >= Nq) continue;
+    int64_t m = Nq - i0 < qb ? Nq - i0 : qb;
+    const float *q = Q + (bh * Nq + i0) * Dh;
+    const float *k = K + (b * Hkv + hk) * Nk * Dh;
+    const float *v = V + (b * Hkv + hk) * Nk * Dv;
+    float *o = out + (bh * Nq + i0) * Dv;
+    const float *kb = kbias ? kbias + b * kb_b + h * kb_h : 0;
+    for (int64_t r = 0; r < m; r++) {
+      rmax[r] = -__builtin_inff();
+      rsum[r] = 0.0f;
+      for (int64_t d = 0; d < Dv; d++) O[r * Dv + d] = 0.0f;
+    }
+    for (int64_t j0 = 0; j0 < Nk; j0 += VT_CG_ATT_KB) {
+      int64_t kc = Nk - j0 < VT_CG_ATT_KB ? Nk - j0 : VT_CG_ATT_KB;
+      if (causal && j0 > i0 + m - 1 + (Nk - Nq)) break;   /* no row of the block sees these keys */
+      for (int64_t d = 0; d < Dh; d++) {
+        for (int64_t jj = 0; jj < kc; jj++) Kt[d * VT_CG_ATT_KB + jj] = k[(j0 + jj) * Dh + d];
+        for (int64_t jj = kc; jj < VT_CG_ATT_KB; jj++) Kt[d * VT_CG_ATT_KB + jj] = 0.0f;
+      }
+      int64_t kcp = (kc + 15) / 16 * 16;
+      for (int64_t r = 0; r < m; r += VT_CG_MR) {
+        int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
+        for (int64_t p = 0; p < kcp; p += 16)
+          vt_cg_micro_ld(Dh, q + r * Dh, Dh, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, 0);
+      }
+      int64_t kc8 = (kc + 7) / 8 * 8;   /* S rows padded with -inf to whole vectors (KB % 8 == 0) */
+      for (int64_t r = 0; r < m; r++) {
+        float *s = S + r * VT_CG_ATT_KB;
+        int64_t i = i0 + r;
+        int64_t lastj = causal ? i + (Nk - Nq) - j0 : kc - 1;   /* last visible key in the block */
+        if (lastj > kc - 1) lastj = kc - 1;
+        int64_t moff = b * mstr[0] + h * mstr[1] + i * mstr[2] + j0 * mstr[3];
+        /* no reductions in these loops, so they vectorize without reassociation */
+        for (int64_t jj = 0; jj < kc; jj++) {
+          float x = s[jj] * scale;
+          if (mask) x += mask[moff + jj * mstr[3]];
+          if (bmask) x = bmask[moff + jj * mstr[3]] ? x : -__builtin_inff();
+          if (kb) x += kb[j0 + jj];
+          s[jj] = jj > lastj ? -__builtin_inff() : x;
+        }
+        for (int64_t jj = kc; jj < kc8; jj++) s[jj] = -__builtin_inff();
+        vt_v8 mv = {rmax[r], rmax[r], rmax[r], rmax[r], rmax[r], rmax[r], rmax[r], rmax[r]};
+        for (int64_t jj = 0; jj < kc8; jj += 8) {
+          vt_v8 v;
+          LD8(v, s + jj);
+          mv = __builtin_elementwise_max(mv, v);
+        }
+        float mx = mv[0];
+        for (int k = 1; k < 8; k++) mx = mv[k] > mx ? mv[k] : mx;
+        if (mx == -__builtin_inff()) {   /* nothing visible yet: the row stays empty */
+          for (int64_t jj = 0; jj < kc8; jj++) s[jj] = 0.0f;
+          continue;
+        }
+        float corr = vt_cgm_exp(rmax[r] - mx);
+        rmax[r] = mx;
+        for (int64_t jj = 0; jj < kc8; jj++) s[jj] = vt_cgm_exp(s[jj] - mx);
+        vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t jj = 0; jj < kc8; jj += 8) {
+          vt_v8 v;
+          LD8(v, s + jj);
+          sv += v;
+        }
+        rsum[r] = rsum[r] * corr + HSUM8(sv);
+        if (corr != 1.0f)
+          for (int64_t d = 0; d < Dv; d++) O[r * Dv + d] *= corr;
+      }
+      for (int64_t r = 0; r < m; r += VT_CG_MR) {
+        int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
+        for (int64_t d0 = 0; d0 < dv16; d0 += 16)
+          vt_cg_micro_ld(kc, S + r * VT_CG_ATT_KB, VT_CG_ATT_KB, v + j0 * Dv + d0, Dv, O + r * Dv + d0, Dv, mr, 1);
+        for (int64_t rr = r; rr < r + mr; rr++)
+          for (int64_t d = dv16; d < Dv; d++) {
+            float acc = O[rr * Dv + d];
+            for (int64_t jj = 0; jj < kc; jj++) acc += S[rr * VT_CG_ATT_KB + jj] * v[(j0 + jj) * Dv + d];
+            O[rr * Dv + d] = acc;
+          }
+      }
+    }
+    for (int64_t r = 0; r < m; r++) {
+      float inv = rsum[r] > 0.0f ? 1.0f / rsum[r] : 0.0f;
+      for (int64_t d = 0; d < Dv; d++) o[r * Dv + d] = O[r * Dv + d] * inv;
+    }
+  }
+}
+
+/* rows copies of `bytes` bytes: row r from src + r * sstride to dst + r * dstride (byte strides;
+ * Split, Concat and Gather slices as [outer, axis, inner] views). */
+AI void vt_cgk_copy_rows(char *dst, const char *src, int64_t rows, int64_t bytes, int64_t dstride, int64_t sstride) {
+  for (int64_t r = 0; r < rows; r++) __builtin_memcpy(dst + r * dstride, src + r * sstride, (unsigned long)bytes);
+}
+
+/* Conv 2-D (group 1) as im2col + GEMM with B = the weights packed at compile time ([K =
+ * C*kh*kw] x Cout panels, see the top). Work unit = a block of rb output pixels (rows of the
+ * im2col matrix over all batches, M = Nb*OH*OW); units [u0, u1). A (rb x K) and the tile of C
+ * (rb x Cout) live on the stack: rb * (K + Cout) <= VT_CG_CONV_SCRATCH (codegen.c picks rb).
+ * y [Nb, Cout, OH, OW] = C^T + bias (bias may be NULL). */
+AI void vt_cgk_conv2d(const float *x, const float *Bp, const float *bias, float *y, int64_t M, int64_t C,
+                      int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                      int64_t dh, int64_t dw, int64_t ph, int64_t pw, int64_t Cout, int64_t rb, int64_t u0,
+                      int64_t u1) {
+  float scratch[VT_CG_CONV_SCRATCH];
+  int64_t K = C * kh * kw, P = OH * OW;
+  float *A = scratch, *T = scratch + rb * K;
+  for (int64_t u = u0; u < u1; u++) {
+    int64_t m0 = u * rb, rows = M - m0 < rb ? M - m0 : rb;
+    for (int64_t r = 0; r < rows; r++) {
+      int64_t m = m0 + r, nb = m / P, p = m % P, oh = p / OW, ow = p % OW;
+      float *a = A + r * K;
+      const float *xb = x + nb * C * H * W;
+      for (int64_t ci = 0; ci < C; ci++)
+        for (int64_t i = 0; i < kh; i++) {
+          int64_t ih = oh * sh - ph + i * dh;
+          float *ar = a + (ci * kh + i) * kw;
+          if (ih < 0 || ih >= H) {
+            for (int64_t j = 0; j < kw; j++) ar[j] = 0.0f;
+            continue;
+          }
+          const float *xr = xb + (ci * H + ih) * W;
+          for (int64_t j = 0; j < kw; j++) {
+            int64_t iw = ow * sw - pw + j * dw;
+            ar[j] = iw >= 0 && iw < W ? xr[iw] : 0.0f;
+          }
+        }
+    }
+    vt_cgk_gemm(A, K, Bp, T, Cout, rows, Cout, K, 0, (rows + VT_CG_MR - 1) / VT_CG_MR, 0, 0);
+    for (int64_t r = 0; r < rows; r++) {
+      int64_t m = m0 + r, nb = m / P, p = m % P;
+      float *yb = y + nb * Cout * P + p;
+      for (int64_t co = 0; co < Cout; co++) yb[co * P] = T[r * Cout + co] + (bias ? bias[co] : 0.0f);
     }
   }
 }

@@ -411,6 +411,70 @@ static void test_transpose(void **state) {
   perm_case(3, d3, p3, 1);
 }
 
+/* ai.vtopt.Attention (fused, online softmax) against the reference kernel. mask: 0 none, 1 float
+ * additive [Nq, Nk], 2 bool [B, 1, Nq, Nk] (a Less node makes it: ~half the keys masked, some
+ * rows fully), 3 bool via a causal attribute instead. key_bias [B, 1, Nk] when kbias. */
+static void attn_case(int64_t B, int64_t H, int64_t Hkv, int64_t Nq, int64_t Nk, int64_t Dh, int64_t Dv, int mask,
+                      int kbias, float scale) {
+  vt_graph *g = new_graph();
+  assert_int_equal(vt_graph_set_opset(g, "ai.vtopt", 1), 0);
+  int64_t qd[4] = {B, H, Nq, Dh}, kd[4] = {B, Hkv, Nk, Dh}, vd[4] = {B, Hkv, Nk, Dv};
+  int32_t in[5] = {add_input(g, "q", 4, qd), add_input(g, "k", 4, kd), add_input(g, "v", 4, vd), -1, -1};
+  int nin = 3;
+  if (mask == 1) {
+    int64_t md[2] = {Nq, Nk};
+    in[3] = add_input(g, "mask", 2, md);
+    nin = 4;
+  } else if (mask == 2) {
+    int64_t md[4] = {B, 1, Nq, Nk};
+    int32_t m = add_input(g, "mraw", 4, md);
+    int32_t thr = add_scalar(g, "thr", 0.3f);
+    in[3] = node(g, "Less", 2, (int32_t[]){m, thr});
+    nin = 4;
+  }
+  if (kbias) {
+    int64_t kbd[3] = {B, 1, Nk};
+    in[4] = add_input(g, "kbias", 3, kbd);
+    nin = 5;
+  }
+  int32_t out = vt_graph_add_value(g, "attn_out", VT_UNDEFINED, -1, NULL);
+  int op = vt_op_lookup("Attention", "ai.vtopt");
+  assert_true(op >= 0);
+  int32_t n = vt_graph_add_node(g, "attn", op, nin, in, 1, &out);
+  assert_true(n >= 0);
+  if (scale != 0.0f) vt_node_add_attr(g, n, "scale", VT_ATTR_FLOAT)->f = scale;
+  if (mask == 3) vt_node_add_attr(g, n, "causal", VT_ATTR_INT)->i = 1;
+  assert_int_equal(vt_graph_add_output(g, out), 0);
+  vt_jit_stats st;
+  double err = compare(g, &st);
+  fprintf(stderr, "  attention B=%lld H=%lld Hkv=%lld Nq=%lld Nk=%lld Dh=%lld Dv=%lld mask=%d kbias=%d: rel L2 %.3g\n",
+          (long long)B, (long long)H, (long long)Hkv, (long long)Nq, (long long)Nk, (long long)Dh, (long long)Dv, mask,
+          kbias, err);
+  assert_true(err <= 1e-5);
+  assert_int_equal(st.n_attention, 1);
+  assert_int_equal(st.n_fallback, mask == 2 ? 1 : 0);
+  vt_graph_free(g);
+}
+
+static void test_attention(void **state) {
+  (void)state;
+  static const int64_t ns[4] = {1, 7, 197, 1025};
+  for (int a = 0; a < 4; a++)
+    for (int b = 0; b < 4; b++) {
+      if (ns[a] * ns[b] > 197 * 1025) continue;   /* keep the reference's time down */
+      attn_case(1, 2, 2, ns[a], ns[b], 64, 64, 0, 0, 0.0f);
+    }
+  attn_case(1, 2, 2, 1025, 1025, 64, 64, 0, 0, 0.0f);
+  attn_case(2, 4, 2, 197, 7, 64, 64, 1, 1, 0.0f);       /* GQA, float mask, key bias */
+  attn_case(1, 3, 1, 7, 197, 64, 64, 2, 0, 0.25f);      /* MQA, bool mask, explicit scale */
+  attn_case(2, 2, 1, 197, 197, 64, 64, 2, 1, 0.0f);
+  attn_case(1, 2, 2, 7, 197, 64, 64, 3, 0, 0.0f);       /* causal, Nq < Nk (bottom-right) */
+  attn_case(1, 2, 2, 197, 7, 64, 64, 3, 1, 0.0f);       /* causal, Nq > Nk: early rows empty */
+  attn_case(1, 2, 2, 197, 197, 64, 64, 3, 0, 0.0f);
+  attn_case(1, 2, 1, 65, 130, 40, 24, 1, 0, 0.0f);      /* head dims not multiples of 16 */
+  attn_case(1, 1, 1, 49, 70, 7, 3, 0, 1, 0.0f);
+}
+
 /* exp / erf / tanh / sigmoid over a wide range, including overflow to inf and underflow. */
 static void test_math_range(void **state) {
   (void)state;
@@ -624,6 +688,7 @@ int main(void) {
     cmocka_unit_test(test_gemm_op),      cmocka_unit_test(test_elementwise),
     cmocka_unit_test(test_math_range),   cmocka_unit_test(test_broadcast_tail),
     cmocka_unit_test(test_rows),         cmocka_unit_test(test_transpose),
+    cmocka_unit_test(test_attention),
     cmocka_unit_test(test_symbolic_refused),
     cmocka_unit_test(test_bad_inputs),   cmocka_unit_test(test_vit_tiny),
   };

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# vit_vs_ort.sh — vtopt's fast.so against ONNX Runtime on ViT-S/16 and ViT-B/16 (full zoo, batch 1,
+# dense, no token rewrite), in the same run: both stay loaded in two server processes
+# (bench/vt_so_serve.c dlopens the .so through include/vtopt/model.h only; bench/ort_serve.mjs)
+# and single runs alternate between them (order flipped every round), so load from other jobs
+# on the machine hits both alike. Same thread count for both, warm-up, median of RUNS runs each.
+# Prints the compile time of each model to fast.so, per-model latencies and the ratio
+# ORT time / vtopt time (> 1: vtopt is faster).
+#
+# usage: bench/vit_vs_ort.sh [BUILD_DIR=build] [ZOO_DIR=BUILD_DIR/zoo] [THREADS=2] [RUNS=25] [WARMUP=3]
+# (env MODELS="vit_s16_op17 vit_b16_op17" picks the models; bench/setup.sh installs ORT)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="$(cd "${1:-$root/build}" && pwd)"
+zoo="${2:-$build/zoo}"
+mkdir -p "$zoo"; zoo="$(cd "$zoo" && pwd)"
+threads="${3:-2}"
+runs="${4:-25}"
+warmup="${5:-3}"
+models="${MODELS:-vit_s16_op17 vit_b16_op17}"
+work="$build/bench_vit"
+mkdir -p "$work"
+"$root/bench/setup.sh"
+for m in $models; do
+  [ -f "$zoo/$m.onnx" ] || /usr/bin/python3 "$root/testsuite/models/gen_zoo.py" --only "$m" --out "$zoo" >&2
+done
+cc -std=c11 -O2 -Wall -Wextra -I"$root/include" "$root/bench/vt_so_serve.c" -o "$work/vt_so_serve" -ldl -lm
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A compile_s vt_ms ort_ms
+for m in $models; do
+  tag="${m//[^A-Za-z0-9_]/_}"
+  t0=$(date +%s.%N)
+  "$build/vtopt" "$zoo/$m.onnx" --dim batch=1 -q -o "$work/$m.so" --tag "$tag"
+  t1=$(date +%s.%N)
+  compile_s[$m]=$(echo "$t1 - $t0" | bc -l)
+  printf '%s: compiled to %s in %.2f s\n' "$m" "$work/$m.so" "${compile_s[$m]}" >&2
+  in=$(ls "$zoo/$m".in.*.npy | head -1)
+  ref=$(ls "$zoo/$m".ref.*.npy | head -1)
+  rm -f "$work/vt.in" "$work/vt.out" "$work/ort.in" "$work/ort.out"
+  mkfifo "$work/vt.in" "$work/vt.out" "$work/ort.in" "$work/ort.out"
+  "$work/vt_so_serve" "$work/$m.so" "$tag" "$in" "$ref" "$threads" "$warmup" <"$work/vt.in" >"$work/vt.out" &
+  vpid=$!
+  (cd "$root/bench" && exec node ort_serve.mjs "$zoo/$m.onnx" "$threads" "$warmup") <"$work/ort.in" >"$work/ort.out" &
+  opid=$!
+  exec 3>"$work/vt.in" 4<"$work/vt.out" 5>"$work/ort.in" 6<"$work/ort.out"
+  read -r r <&4; [ "$r" = ready ] || { echo "vt_so_serve failed" >&2; exit 1; }
+  read -r r <&6; [ "$r" = ready ] || { echo "ort_serve failed" >&2; exit 1; }
+  : >"$work/$m.vt.txt"; : >"$work/$m.ort.txt"
+  for ((i = 0; i < runs; i++)); do
+    if ((i % 2)); then
+      echo run >&5; read -r t <&6; echo "$t" >>"$work/$m.ort.txt"
+      echo run >&3; read -r t <&4; echo "$t" >>"$work/$m.vt.txt"
+    else
+      echo run >&3; read -r t <&4; echo "$t" >>"$work/$m.vt.txt"
+      echo run >&5; read -r t <&6; echo "$t" >>"$work/$m.ort.txt"
+    fi
+  done
+  echo quit >&3; echo quit >&5
+  exec 3>&- 4<&- 5>&- 6<&-
+  wait "$vpid" "$opid" || true
+  rm -f "$work/vt.in" "$work/vt.out" "$work/ort.in" "$work/ort.out"
+  vt_ms[$m]=$(median <"$work/$m.vt.txt")
+  ort_ms[$m]=$(median <"$work/$m.ort.txt")
+done
+echo
+echo "vtopt fast.so vs ONNX Runtime: batch 1, $threads threads each, warm-up $warmup, median of $runs interleaved runs"
+echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs)"
+echo
+echo "| model | vtopt fast.so (ms) | ONNX Runtime (ms) | ORT / vtopt | compile to .so (s) |"
+echo "|---|---:|---:|---:|---:|"
+for m in $models; do
+  printf '| %s | %.1f | %.1f | %.2f | %.1f |\n' "$m" "${vt_ms[$m]}" "${ort_ms[$m]}" \
+    "$(echo "${ort_ms[$m]} / ${vt_ms[$m]}" | bc -l)" "${compile_s[$m]}"
+done

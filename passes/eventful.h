@@ -1,0 +1,36 @@
+/* eventful.h — private to passes/: the `eventful` pass entry point and its registry row. */
+#ifndef VTOPT_PASSES_EVENTFUL_H
+#define VTOPT_PASSES_EVENTFUL_H
+
+#include "passes.h"
+
+int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e);
+
+#define VT_EVENTFUL_PASS_INFO                                                                                     \
+  {.name = "eventful",                                                                                            \
+   .summary = "Eventful Transformers (token-wise level, EventfulTokenwiseBlock) for per-frame models run as a "   \
+              "stream (one interpreter session = one stream, one run = one frame): a stateful TokenGate "          \
+              "(reference per token, error norm, policy, gather, reference update) and TokenBuffer (last output "  \
+              "per token, scatter) around every chain of token-wise ops that starts with a MatMul by a constant "  \
+              "matrix (QKV projection, output projection, MLP), so those run on the M updated tokens only and "   \
+              "buffers give full-length tensors before both residual adds. Built: token-wise gates in every block " \
+              "(windowed and global alike). NOT built yet: the sparse q.k^T update and delta A.v update of global " \
+              "blocks (attention and softmax run dense on the buffered q/k/v). The first run after a reset "      \
+              "computes everything; r >= N is exact; r changes between frames with the runtime knob eventful.r",  \
+   .run = vt_pass_eventful,                                                                                       \
+   .exact = false,                                                                                                \
+   .canonical = false,                                                                                            \
+   .n_params = 5,                                                                                                 \
+   .params = {{"r", VT_PARAM_INT, "384",                                                                          \
+               "topr policy: tokens updated per gate and frame (paper, ViTDet 672^2 with 1764 tokens: 128..1024; " \
+               "r >= N is exact); runtime knob eventful.r overrides it"},                                         \
+              {"policy", VT_PARAM_STRING, "topr",                                                                 \
+               "topr (the r largest error norms), threshold (norm > h), fraction (the top fraction of tokens)"},   \
+              {"h", VT_PARAM_FLOAT, "1.0", "threshold policy: error-norm threshold (paper tried 0.2, 1, 5); knob eventful.h"}, \
+              {"fraction", VT_PARAM_FLOAT, "0.25", "fraction policy: share of tokens updated; knob eventful.fraction"}, \
+              {"gate", VT_PARAM_STRING, "after_ln",                                                               \
+               "gate position: after_ln (the paper's code default: gate the LayerNorm output) or before_ln (gate " \
+               "the residual stream and run the LayerNorm on the updated tokens, where the LayerNorm feeds the "   \
+               "projection directly)"}}}
+
+#endif
