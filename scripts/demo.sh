@@ -2,7 +2,7 @@
 # make demo: vtopt's main job on the bundled default model (a ViT-S/16 image classifier that the
 # project's zoo script exports with torch at opset 17): load it, inspect it, run it on a real
 # photo-sized input with the reference interpreter and with the LLVM JIT, compile it to a
-# self-contained fast.so, and check the results against torch.
+# self-contained fast.so, check the results against torch, and compare ToMe token merging.
 set -euo pipefail
 build=${1:-build}
 zoo="$build/zoo"
@@ -40,4 +40,9 @@ for ref in "$zoo/$model".ref.*.npy; do
   done
 done
 echo
-echo "Token-reduction passes (--pass=tome, httm, ...) and the PTX path are not built yet; see README."
+echo "== vtopt compare $zoo/$model.onnx --passes none,tome:r=8,tome:r=13 --jit   (token merging, compiled)"
+echo "   (random weights: fidelity here says how far outputs move, not accuracy; see README for the trained model)"
+"$build/vtopt" compare "$zoo/$model.onnx" --passes none,tome:r=8,tome:r=13 "${inputs[@]}" \
+  --runs 5 --jit --out "$build/demo-compare" 2>/dev/null
+echo
+echo "Not built yet: the topk (Shiva-DiT) and kvcache (HERMES) passes and the PTX path; see README."
