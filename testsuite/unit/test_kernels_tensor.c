@@ -15,21 +15,10 @@
 
 #include "ir.h"
 #include "runtime.h"
+#include "op_harness.h"
 
 /* ---------- helpers ---------------------------------------------------------------------------- */
-typedef struct {
-  const char *name;
-  vt_attr_type type;
-  int64_t i;
-  float f;
-  const char *s;
-  int n;
-  int64_t ints[16];
-} tattr;
 
-#define AI(nm, v) {nm, VT_ATTR_INT, v, 0, NULL, 0, {0}}
-#define AS(nm, v) {nm, VT_ATTR_STRING, 0, 0, v, 0, {0}}
-#define AINTS(nm, cnt, ...) {nm, VT_ATTR_INTS, 0, 0, NULL, cnt, {__VA_ARGS__}}
 
 static vt_pool *pool2;
 static uint64_t rng = 88172645463325252ull;
@@ -38,13 +27,7 @@ static float frand(void) {
   return (float)((rng >> 11) % 2000001) / 1000000.0f - 1.0f;
 }
 
-static void set_opset(vt_graph *g, int64_t v) {
-  g->opsets = malloc(sizeof *g->opsets);
-  assert_non_null(g->opsets);
-  g->opsets[0].domain = "";
-  g->opsets[0].version = v;
-  g->n_opsets = 1;
-}
+static void set_opset(vt_graph *g, int64_t v) { assert_int_equal(vt_graph_set_opset(g, "", v), 0); }
 
 static vt_tensor tf32(int rank, const int64_t *dims, const float *vals) {
   vt_tensor t = {0};
@@ -65,44 +48,7 @@ static vt_tensor ti64(int rank, const int64_t *dims, const int64_t *vals) {
 /* Runs op (opset) on ins (NULL = absent); outs zeroed tensors. */
 static int run_op(const char *opname, int64_t opset, int nin, const vt_tensor *const *ins, int nout,
                   vt_tensor *outs, const tattr *attrs, int nattr, vt_error *err) {
-  vt_graph *g = vt_graph_new("test.onnx");
-  set_opset(g, opset);
-  int32_t in[8], out[4];
-  char nm[32];
-  for (int i = 0; i < nin; i++) {
-    if (!ins[i]) { in[i] = -1; continue; }
-    vt_dim d[VT_MAX_RANK];
-    for (int k = 0; k < ins[i]->rank; k++) d[k] = ins[i]->dims[k];
-    snprintf(nm, sizeof nm, "in%d", i);
-    in[i] = vt_graph_add_value(g, nm, ins[i]->dtype, ins[i]->rank, d);
-    vt_graph_add_input(g, in[i]);
-  }
-  for (int o = 0; o < nout; o++) {
-    snprintf(nm, sizeof nm, "out%d", o);
-    out[o] = vt_graph_add_value(g, nm, VT_UNDEFINED, -1, NULL);
-    vt_graph_add_output(g, out[o]);
-  }
-  int32_t node = vt_graph_add_node(g, "n0", vt_op_lookup(opname, ""), nin, in, nout, out);
-  for (int a = 0; a < nattr; a++) {
-    vt_attr *at = vt_node_add_attr(g, node, attrs[a].name, attrs[a].type);
-    at->i = attrs[a].i;
-    at->f = attrs[a].f;
-    if (attrs[a].s) { at->s = vt_arena_strdup(&g->arena, attrs[a].s); at->s_len = strlen(at->s); }
-    if (attrs[a].type == VT_ATTR_INTS) {
-      at->n = attrs[a].n;
-      at->ints = vt_arena_alloc(&g->arena, sizeof(int64_t) * 16);
-      memcpy(at->ints, attrs[a].ints, sizeof(int64_t) * (size_t)attrs[a].n);
-    }
-  }
-  vt_error_clear(err);
-  int rc = vt_graph_infer(g, err);
-  if (rc == VT_OK) {
-    vt_tensor *op[4];
-    for (int o = 0; o < nout; o++) op[o] = &outs[o];
-    rc = vt_run_node(g, node, ins, op, pool2, err);
-  }
-  vt_graph_free(g);
-  return rc;
+  return run_one_op(opname, opset, nin, ins, nout, outs, attrs, nattr, pool2, err);
 }
 
 static void expect_f32(const vt_tensor *t, const float *want, int64_t n) {
