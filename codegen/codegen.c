@@ -636,6 +636,29 @@ static int try_row(cg *c, int32_t ni, char *why, size_t whyn) {
   return 1;
 }
 
+/* Makes a PERM (strided copy) group for node ni from arr: [0, VT_MAX_RANK) output dims, then
+ * [VT_MAX_RANK, 2*VT_MAX_RANK) input strides per output axis (0 = broadcast). arr (malloc'd) is
+ * owned by the group's blobs from here on. Returns 1 made, <0 error. */
+static int add_perm_group(cg *c, int32_t ni, int64_t *arr, int32_t r, int64_t total, int64_t es) {
+  const vt_node *n = &c->g->nodes[ni];
+  int ob = add_blob(c, arr, VT_MAX_RANK * sizeof *arr, NULL);   /* arr owned by the second blob */
+  int sb = ob < 0 ? -1 : add_blob(c, arr + VT_MAX_RANK, VT_MAX_RANK * sizeof *arr, arr);
+  if (sb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  cg_group *G = new_group(c, G_PERM, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->src = n->in[0];
+  G->out = n->out[0];
+  G->rank = r;
+  G->total = total;
+  G->cols = arr[r - 1];
+  G->rows = G->cols ? G->total / G->cols : 0;
+  G->esize = es;
+  G->gblob = ob;
+  G->bblob = sb;
+  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
 /* Tries a PERM group for Transpose at node ni: 1 made, 0 not applicable, <0 error. */
 static int try_perm(cg *c, int32_t ni, char *why, size_t whyn) {
   const vt_graph *g = c->g;
@@ -667,22 +690,7 @@ static int try_perm(cg *c, int32_t ni, char *why, size_t whyn) {
     arr[d] = d < r ? X->dims[perm[d]] : 1;                   /* output dims */
     arr[VT_MAX_RANK + d] = d < r ? istride[perm[d]] : 0;     /* input stride per output axis */
   }
-  int ob = add_blob(c, arr, VT_MAX_RANK * sizeof *arr, NULL);   /* arr owned by the second blob */
-  int sb = ob < 0 ? -1 : add_blob(c, arr + VT_MAX_RANK, VT_MAX_RANK * sizeof *arr, arr);
-  if (sb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  cg_group *G = new_group(c, G_PERM, ni);
-  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  G->src = n->in[0];
-  G->out = n->out[0];
-  G->rank = r;
-  G->total = val_numel(X);
-  G->cols = arr[r - 1];
-  G->rows = G->cols ? G->total / G->cols : 0;
-  G->esize = es;
-  G->gblob = ob;
-  G->bblob = sb;
-  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  return 1;
+  return add_perm_group(c, ni, arr, r, val_numel(X), es);
 }
 
 /* Tries an ATTN group for ai.vtopt.Attention at node ni: 1 made, 0 not applicable, <0 error. */
@@ -959,22 +967,7 @@ static int try_expand(cg *c, int32_t ni, char *why, size_t whyn) {
     }
     if (d < r && xd >= 0) acc *= xs;
   }
-  int ob = add_blob(c, arr, VT_MAX_RANK * sizeof *arr, NULL);
-  int sb = ob < 0 ? -1 : add_blob(c, arr + VT_MAX_RANK, VT_MAX_RANK * sizeof *arr, arr);
-  if (sb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  cg_group *G = new_group(c, G_PERM, ni);
-  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  G->src = n->in[0];
-  G->out = n->out[0];
-  G->rank = r;
-  G->total = val_numel(Y);
-  G->cols = arr[r - 1];
-  G->rows = G->cols ? G->total / G->cols : 0;
-  G->esize = es;
-  G->gblob = ob;
-  G->bblob = sb;
-  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  return 1;
+  return add_perm_group(c, ni, arr, r, val_numel(Y), es);
 }
 
 static bool is_copy_op(int op) {
