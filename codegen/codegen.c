@@ -1457,6 +1457,19 @@ static size_t epi_key(const cg_group *G, unsigned char *key, size_t cap) {
   return n;
 }
 
+/* Starts group gi's kernel function `void vt_kernel_<gi>(ptr bufs, i64 lo, i64 hi)` (internal,
+ * noinline, nounwind) and positions the builder at its entry block. */
+static LLVMValueRef begin_kernel(cg *c, int gi) {
+  char name[64];
+  snprintf(name, sizeof name, "vt_kernel_%d", gi);
+  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
+  LLVMSetLinkage(k, LLVMInternalLinkage);
+  add_fn_attr(c, k, "noinline");
+  add_fn_attr(c, k, "nounwind");
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  return k;
+}
+
 /* Emits the kernel function of group gi: void k(ptr bufs, i64 begin, i64 end). */
 static LLVMValueRef emit_kernel(cg *c, int gi) {
   cg_group *G = &c->groups[gi];
@@ -1504,12 +1517,7 @@ static LLVMValueRef emit_kernel(cg *c, int gi) {
     if (!body) { free(args); vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
     bt = LLVMGlobalGetValueType(body);
   }
-  snprintf(name, sizeof name, "vt_kernel_%d", gi);
-  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
-  LLVMSetLinkage(k, LLVMInternalLinkage);
-  add_fn_attr(c, k, "noinline");
-  add_fn_attr(c, k, "nounwind");
-  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef k = begin_kernel(c, gi);
   LLVMValueRef bufs = LLVMGetParam(k, 0), b0 = LLVMGetParam(k, 1), b1 = LLVMGetParam(k, 2);
   if (G->kind == G_GEMM) {
     LLVMValueRef core = gemm_core(c, G);
@@ -1542,12 +1550,7 @@ static LLVMValueRef emit_kernel(cg *c, int gi) {
 static LLVMValueRef emit_row_kernel(cg *c, int gi) {
   cg_group *G = &c->groups[gi];
   char name[64];
-  snprintf(name, sizeof name, "vt_kernel_%d", gi);
-  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
-  LLVMSetLinkage(k, LLVMInternalLinkage);
-  add_fn_attr(c, k, "noinline");
-  add_fn_attr(c, k, "nounwind");
-  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef k = begin_kernel(c, gi);
   LLVMValueRef bufs = LLVMGetParam(k, 0), r0 = LLVMGetParam(k, 1), r1 = LLVMGetParam(k, 2);
   LLVMValueRef x = load_buf(c, bufs, G->src), y = load_buf(c, bufs, G->out);
   int has_b = G->bblob >= 0;
@@ -1595,13 +1598,7 @@ static LLVMValueRef emit_row_kernel(cg *c, int gi) {
 /* void k(ptr bufs, i64 r0, i64 r1) for a PERM group. */
 static LLVMValueRef emit_perm_kernel(cg *c, int gi) {
   cg_group *G = &c->groups[gi];
-  char name[64];
-  snprintf(name, sizeof name, "vt_kernel_%d", gi);
-  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
-  LLVMSetLinkage(k, LLVMInternalLinkage);
-  add_fn_attr(c, k, "noinline");
-  add_fn_attr(c, k, "nounwind");
-  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef k = begin_kernel(c, gi);
   LLVMValueRef bufs = LLVMGetParam(k, 0);
   LLVMValueRef a[8] = {load_buf(c, bufs, G->src), load_buf(c, bufs, G->out), ci64(c, G->esize),
                        LLVMConstInt(c->t_i32, (unsigned long long)G->rank, 0), c->blob_globals[G->gblob],
@@ -1614,13 +1611,7 @@ static LLVMValueRef emit_perm_kernel(cg *c, int gi) {
 /* void k(ptr bufs, i64 u0, i64 u1) for a CONV group (the bitcode kernel inlined with constants). */
 static LLVMValueRef emit_conv_kernel(cg *c, int gi) {
   cg_group *G = &c->groups[gi];
-  char name[64];
-  snprintf(name, sizeof name, "vt_kernel_%d", gi);
-  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
-  LLVMSetLinkage(k, LLVMInternalLinkage);
-  add_fn_attr(c, k, "noinline");
-  add_fn_attr(c, k, "nounwind");
-  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef k = begin_kernel(c, gi);
   LLVMValueRef bufs = LLVMGetParam(k, 0);
   LLVMValueRef a[22] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob],
                         G->gblob >= 0 ? c->blob_globals[G->gblob] : LLVMConstPointerNull(c->t_ptr),
@@ -1687,12 +1678,7 @@ static LLVMValueRef emit_attn_kernel(cg *c, int gi) {
     c->attn_keys[c->n_attn_cores] = key;
     c->attn_cores[c->n_attn_cores++] = core;
   }
-  snprintf(name, sizeof name, "vt_kernel_%d", gi);
-  LLVMValueRef k = LLVMAddFunction(c->mod, name, c->ft_kern);
-  LLVMSetLinkage(k, LLVMInternalLinkage);
-  add_fn_attr(c, k, "noinline");
-  add_fn_attr(c, k, "nounwind");
-  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, k, "entry"));
+  LLVMValueRef k = begin_kernel(c, gi);
   LLVMValueRef bufs = LLVMGetParam(k, 0);
   LLVMValueRef a[9] = {attn_in(c, G, bufs, 0), attn_in(c, G, bufs, 1), attn_in(c, G, bufs, 2),
                        load_buf(c, bufs, G->out), attn_in(c, G, bufs, 3), attn_in(c, G, bufs, 4),
