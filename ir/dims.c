@@ -207,3 +207,25 @@ int64_t vt_dim_eval(const vt_graph *g, vt_dim d, const int64_t *bind) {
     default: return -1;
   }
 }
+
+int64_t vt_dim_upper(const vt_graph *g, vt_dim d) {
+  if (vt_dim_is_const(d)) return d;
+  int32_t i = vt_dim_sym(d);
+  if (!g || i >= g->n_syms) return -1;
+  const vt_sym *s = &g->syms[i];
+  if (s->upper >= 0 || s->kind == VT_SYM_NAMED) return s->upper;
+  int64_t a = vt_dim_upper(g, s->a), b = vt_dim_upper(g, s->b);
+  switch (s->kind) {
+    case VT_SYM_ADD: return a >= 0 && b >= 0 ? a + b : -1;
+    case VT_SYM_MUL: return a >= 0 && b >= 0 ? a * b : -1;
+    case VT_SYM_MAX: return a >= 0 && b >= 0 ? (a > b ? a : b) : -1;
+    case VT_SYM_MIN: return a >= 0 && b >= 0 ? (a < b ? a : b) : a >= 0 ? a : b;
+    case VT_SYM_SUB: return a;                                   /* b >= 0 */
+    case VT_SYM_MOD: return b > 0 ? b - 1 : -1;
+    case VT_SYM_DIV:                                             /* divisor >= 1 */
+      return a >= 0 && vt_dim_is_const(s->b) && s->b > 0 ? a / s->b : a;
+    case VT_SYM_CEILDIV:
+      return a >= 0 && vt_dim_is_const(s->b) && s->b > 0 ? (a + s->b - 1) / s->b : a;
+    default: return -1;
+  }
+}

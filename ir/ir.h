@@ -251,6 +251,9 @@ const char *vt_dim_str(const vt_graph *g, vt_dim d, char *buf, size_t n);
 /* Evaluates a dim given values for named symbols (bind[sym] = value or -1 unbound). Returns -1
  * when it depends on an unbound symbol. */
 int64_t vt_dim_eval(const vt_graph *g, vt_dim d, const int64_t *bind);
+/* A known upper bound of d (from the bounds of the symbols it is made of, e.g. the token count
+ * after a data-dependent selection), or -1 when there is none. */
+int64_t vt_dim_upper(const vt_graph *g, vt_dim d);
 
 /* ---------- shape inference ------------------------------------------------------------------
  * Each op's vt_infer_ID reads its inputs' types (and, when known, their integer contents or

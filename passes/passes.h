@@ -164,8 +164,9 @@ void vt_print_blocks(const vt_graph *g, const vt_block *b, int32_t n, FILE *f);
 
 /* ---------- cost --------------------------------------------------------------------------
  * FLOPs (2 x multiply-adds) of MatMul, Gemm, Conv, ConvTranspose and ai.vtopt.Attention
- * (2*B*H*Nq*Nk*(Dh+Dv)); other ops (Einsum included) are not counted. Symbolic dims count as 1
- * and set *partial (may be NULL). */
+ * (2*B*H*Nq*Nk*(Dh+Dv)); other ops (Einsum included) are not counted. A symbolic dim counts as
+ * its upper bound when it has one (e.g. Eventful's updated-token count: costs at the bound),
+ * else as 1 and sets *partial (may be NULL). */
 double vt_graph_flops(const vt_graph *g, bool *partial);
 
 #endif

@@ -47,6 +47,17 @@ static void test_dims_fold_and_hashcons(void **state) {
   bind[vt_dim_sym(n)] = 2;
   assert_int_equal(vt_dim_eval(g, n196, bind), 392);
   assert_int_equal(vt_dim_eval(g, nt, bind), -1);  /* T unbound */
+  /* upper bounds: none for a plain symbol; propagated through expressions when set */
+  assert_int_equal(vt_dim_upper(g, 7), 7);
+  assert_int_equal(vt_dim_upper(g, n), -1);
+  vt_dim m = vt_dim_named(g, "M");
+  g->syms[vt_dim_sym(m)].upper = 64;
+  assert_int_equal(vt_dim_upper(g, m), 64);
+  assert_int_equal(vt_dim_upper(g, vt_dim_mul(g, m, 3)), 192);
+  assert_int_equal(vt_dim_upper(g, vt_dim_add(g, m, 1)), 65);
+  assert_int_equal(vt_dim_upper(g, vt_dim_div(g, m, 8)), 8);
+  assert_int_equal(vt_dim_upper(g, vt_dim_mul(g, m, n)), -1);
+  assert_int_equal(vt_dim_upper(g, vt_dim_min(g, m, n)), 64);
   vt_dim f1 = vt_dim_fresh(g), f2 = vt_dim_fresh(g);
   assert_true(f1 != f2);
   vt_graph_free(g);
