@@ -26,10 +26,12 @@ typedef void (*vt_cg_epi_fn)(void **bufs, float *c, int64_t ldc, int64_t m0, int
 #define LD8(dst, p) __builtin_memcpy(&(dst), (p), sizeof(vt_v8))
 #define ST8(p, v) __builtin_memcpy((p), &(v), sizeof(vt_v8))
 
-/* C[mr x nr] (+)= A[mr x kc] * Bp[kc x NR]. Rows past mr read row mr-1 of A (valid memory) and
- * their results are dropped, so the inner loop has no row guards. */
-static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, const float *Bp, float *C,
-                                  int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+/* C[mr x nr] (+)= A[mr x kc] * B[kc x NR], B read at row stride ldb (NR readable floats per row:
+ * VT_CG_NR for a packed panel, the matrix's row stride when read in place). Rows past mr read row
+ * mr-1 of A (valid memory) and their results are dropped, so the inner loop has no row guards.
+ * Always inlined, so constant ldb/nr fold away. */
+static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, const float *B, int64_t ldb,
+                                  float *C, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   const float *a[VT_CG_MR];
   for (int i = 0; i < VT_CG_MR; i++) a[i] = A + (i < mr ? i : mr - 1) * lda;
   vt_v8 c0[VT_CG_MR], c1[VT_CG_MR];
@@ -39,8 +41,8 @@ static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, const
   }
   for (int64_t k = 0; k < kc; k++) {
     vt_v8 b0, b1;
-    LD8(b0, Bp + k * VT_CG_NR);
-    LD8(b1, Bp + k * VT_CG_NR + 8);
+    LD8(b0, B + k * ldb);
+    LD8(b1, B + k * ldb + 8);
     for (int i = 0; i < VT_CG_MR; i++) {
       float s = a[i][k];
       vt_v8 av = {s, s, s, s, s, s, s, s};
@@ -48,8 +50,9 @@ static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, const
       c1[i] += av * b1;
     }
   }
-  if (mr == VT_CG_MR && nr == VT_CG_NR) {
+  if (nr == VT_CG_NR) {
     for (int i = 0; i < VT_CG_MR; i++) {
+      if (i >= mr) break;
       float *cp = C + i * ldc;
       if (accumulate) {
         vt_v8 o0, o1;
@@ -102,7 +105,7 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
       const float *bp = Bp + p * K * VT_CG_NR + k0 * VT_CG_NR;
       for (int64_t m = m_lo; m < m_hi; m += VT_CG_MR) {
         int64_t mr = m_hi - m < VT_CG_MR ? m_hi - m : VT_CG_MR;
-        vt_cg_micro(kc, A + m * lda + k0, lda, bp, C + m * ldc + n0, ldc, mr, nr, k0 > 0);
+        vt_cg_micro(kc, A + m * lda + k0, lda, bp, VT_CG_NR, C + m * ldc + n0, ldc, mr, nr, k0 > 0);
         if (last && epi) epi(bufs, C + m * ldc + n0, ldc, m, n0, mr, nr);
       }
     }
@@ -277,43 +280,6 @@ AI void vt_cgk_transpose(const char *src, char *dst, int64_t esize, int32_t rank
 }
 
 /* ---------- fused attention -------------------------------------------------------------------- */
-/* C[mr x 16] (+)= A[mr x kc] * B[kc x 16] with B read in place at row stride ldb (16 readable
- * floats per row). Rows past mr read row mr-1 of A and are dropped. */
-static inline AI void vt_cg_micro_ld(int64_t kc, const float *A, int64_t lda, const float *B, int64_t ldb,
-                                     float *C, int64_t ldc, int64_t mr, int accumulate) {
-  const float *a[VT_CG_MR];
-  for (int i = 0; i < VT_CG_MR; i++) a[i] = A + (i < mr ? i : mr - 1) * lda;
-  vt_v8 c0[VT_CG_MR], c1[VT_CG_MR];
-  for (int i = 0; i < VT_CG_MR; i++) {
-    c0[i] = (vt_v8){0, 0, 0, 0, 0, 0, 0, 0};
-    c1[i] = c0[i];
-  }
-  for (int64_t k = 0; k < kc; k++) {
-    vt_v8 b0, b1;
-    LD8(b0, B + k * ldb);
-    LD8(b1, B + k * ldb + 8);
-    for (int i = 0; i < VT_CG_MR; i++) {
-      float s = a[i][k];
-      vt_v8 av = {s, s, s, s, s, s, s, s};
-      c0[i] += av * b0;
-      c1[i] += av * b1;
-    }
-  }
-  for (int i = 0; i < VT_CG_MR; i++) {
-    if (i >= mr) break;
-    float *cp = C + i * ldc;
-    if (accumulate) {
-      vt_v8 o0, o1;
-      LD8(o0, cp);
-      LD8(o1, cp + 8);
-      c0[i] += o0;
-      c1[i] += o1;
-    }
-    ST8(cp, c0[i]);
-    ST8(cp + 8, c1[i]);
-  }
-}
-
 /* ai.vtopt.Attention, one work unit = (b, h, block of at most VT_CG_ATT_QB query rows); units [u0, u1).
  * out = softmax(scale * Q.K^T + mask + key_bias [+ causal]) . V computed flash-style: keys in
  * blocks of KB with a running row max and sum (online softmax), so the score matrix is never
@@ -362,7 +328,7 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
         for (int64_t p = 0; p < kcp; p += 16)
-          vt_cg_micro_ld(Dh, q + r * Dh, Dh, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, 0);
+          vt_cg_micro(Dh, q + r * Dh, Dh, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, VT_CG_NR, 0);
       }
       int64_t kc8 = (kc + 7) / 8 * 8;   /* S rows padded with -inf to whole vectors (KB % 8 == 0) */
       for (int64_t r = 0; r < m; r++) {
@@ -408,7 +374,7 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
         for (int64_t d0 = 0; d0 < dv16; d0 += 16)
-          vt_cg_micro_ld(kc, S + r * VT_CG_ATT_KB, VT_CG_ATT_KB, v + j0 * Dv + d0, Dv, O + r * Dv + d0, Dv, mr, 1);
+          vt_cg_micro(kc, S + r * VT_CG_ATT_KB, VT_CG_ATT_KB, v + j0 * Dv + d0, Dv, O + r * Dv + d0, Dv, mr, VT_CG_NR, 1);
         for (int64_t rr = r; rr < r + mr; rr++)
           for (int64_t d = dv16; d < Dv; d++) {
             float acc = O[rr * Dv + d];
