@@ -22,6 +22,7 @@
 #include "frontend.h"
 #include "passes.h"
 #include "runtime.h"
+#include "test_metrics.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
@@ -36,27 +37,7 @@ static void fill(vt_tensor *t, int rank, const int64_t *dims) {
   for (int64_t i = 0; i < vt_tensor_numel(t); i++) ((float *)t->data)[i] = frand();
 }
 
-static double rel_l2(const vt_tensor *a, const vt_tensor *b) {
-  int64_t n = vt_tensor_numel(a);
-  assert_int_equal(n, vt_tensor_numel(b));
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double x = vt_tensor_get_f64(a, i), y = vt_tensor_get_f64(b, i);
-    num += (x - y) * (x - y);
-    den += x * x;
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
-static double cosine(const vt_tensor *a, const vt_tensor *b) {
-  int64_t n = vt_tensor_numel(a);
-  double ab = 0, aa = 0, bb = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double x = vt_tensor_get_f64(a, i), y = vt_tensor_get_f64(b, i);
-    ab += x * y; aa += x * x; bb += y * y;
-  }
-  return ab / sqrt(aa * bb);
-}
 
 typedef struct {
   float q_keep, kv_keep, outlier;

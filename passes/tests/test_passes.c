@@ -18,6 +18,7 @@
 #include "frontend.h"
 #include "passes.h"
 #include "runtime.h"
+#include "test_metrics.h"
 
 /* ---------- helpers ---------- */
 static uint64_t rng = 88172645463325252ull;
@@ -34,17 +35,6 @@ static void fill(vt_tensor *t, vt_dtype dt, int rank, const int64_t *dims) {
     for (int64_t i = 0; i < vt_tensor_numel(t); i++) ((float *)t->data)[i] = frand();
 }
 
-static double rel_l2(const vt_tensor *a, const vt_tensor *b) {
-  int64_t n = vt_tensor_numel(a);
-  assert_int_equal(n, vt_tensor_numel(b));
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double x = vt_tensor_get_f64(a, i), y = vt_tensor_get_f64(b, i);
-    num += (x - y) * (x - y);
-    den += x * x;
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 static int count_op(const vt_graph *g, int op) {
   int n = 0;
