@@ -8,6 +8,7 @@ modes:
               `vtopt compare-outputs NAME.ref.OUT.npy DIR/interp/NAME/OUT.npy --max-rel-l2 X`
   ort         ONNX Runtime (bench/ort_run.mjs) against torch's references
   ort-interp  ONNX Runtime's outputs against the interpreter's (both run here)
+  jit         the LLVM-compiled model (vtopt --run --jit) against the interpreter (both run here)
 Exit 0 when every output is within the threshold, 1 when one is not, 2 on a run failure.
 Only the standard library is used (no torch/numpy), so it runs on any python3.
 """
@@ -46,9 +47,9 @@ def safe(name):
     return name.replace('/', '_').replace(':', '_')
 
 
-def run_interp(a, ins, outdir):
+def run_interp(a, ins, outdir, extra=()):
     os.makedirs(outdir, exist_ok=True)
-    cmd = [a.vtopt, os.path.join(a.zoo, a.model + '.onnx'), '--run', '--output-dir', outdir]
+    cmd = [a.vtopt, os.path.join(a.zoo, a.model + '.onnx'), '--run', *extra, '--output-dir', outdir]
     if a.threads:
         cmd += ['--threads', str(a.threads)]
     for n in ins:
@@ -71,7 +72,7 @@ def compare(a, ref, got):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('mode', choices=['interp', 'ort', 'ort-interp'])
+    ap.add_argument('mode', choices=['interp', 'ort', 'ort-interp', 'jit'])
     ap.add_argument('--zoo', required=True)
     ap.add_argument('--model', required=True)
     ap.add_argument('--vtopt', default=os.path.join(ROOT, 'build', 'vtopt'))
@@ -98,15 +99,23 @@ def main():
     if rc != 0:
         print(f'zoo_check: vtopt failed on {a.model} (exit {rc})', file=sys.stderr)
         return 2
+    got_dir = interp_dir
     if a.mode == 'interp':
         refs = [(os.path.join(a.zoo, f'{a.model}.ref.{o}.npy'), o) for o in outs]
+    elif a.mode == 'jit':
+        got_dir = os.path.join(work, 'jit', a.model)
+        rc = run_interp(a, ins, got_dir, ['--jit'])
+        if rc != 0:
+            print(f'zoo_check: vtopt --jit failed on {a.model} (exit {rc})', file=sys.stderr)
+            return 2
+        refs = [(os.path.join(interp_dir, f'{safe(o)}.npy'), o) for o in outs]
     else:
         rc = run_ort(a, ort_dir, False)
         if rc != 0:
             return 2
         refs = [(os.path.join(ort_dir, f'{safe(o)}.npy'), o) for o in outs]
     for ref, o in refs:
-        got = os.path.join(interp_dir, f'{safe(o)}.npy')
+        got = os.path.join(got_dir, f'{safe(o)}.npy')
         rc = compare(a, ref, got)
         if rc != 0:
             print(f'zoo_check: {a.model} output {o}: mismatch (exit {rc})', file=sys.stderr)

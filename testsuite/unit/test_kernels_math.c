@@ -424,6 +424,72 @@ static void test_known_contents(void **state) {
   vt_graph_free(g);
 }
 
+/* Integer Mod folds through known contents: fmod=0 takes the divisor's sign, fmod=1 the
+ * dividend's; a symbol (a size) mod a positive constant stays symbolic. This is the padding
+ * arithmetic of windowed attention: pad = (win - H % win) % win. */
+static void test_known_mod(void **state) {
+  (void)state;
+  vt_graph *g = vt_graph_new("mod.onnx");
+  vt_dim T = vt_dim_named(g, "T");
+  vt_dim sd[1] = {4};
+  int32_t s = vt_graph_add_value(g, "s", VT_I64, 1, sd);
+  vt_graph_add_input(g, s);
+  g->values[s].known = vt_arena_alloc(&g->arena, 4 * sizeof(vt_dim));
+  g->values[s].known[0] = -7;
+  g->values[s].known[1] = 7;
+  g->values[s].known[2] = 10;
+  g->values[s].known[3] = T;
+  int64_t *dv = malloc(4 * sizeof(int64_t));
+  dv[0] = 3; dv[1] = -3; dv[2] = 14; dv[3] = 14;
+  vt_graph_own(g, dv);
+  vt_tensor dt = {.dtype = VT_I64, .rank = 1, .dims = {4}, .data = dv};
+  int32_t d = vt_graph_add_const(g, "d", &dt);
+  g->values[s].nknown = 4;
+  int32_t fl = vt_graph_add_value(g, "fl", VT_UNDEFINED, -1, NULL);
+  int32_t tr = vt_graph_add_value(g, "tr", VT_UNDEFINED, -1, NULL);
+  int32_t in[2] = {s, d};
+  vt_graph_add_node(g, "mod", VT_OP_Mod, 2, in, 1, &fl);
+  int32_t nt = vt_graph_add_node(g, "fmod", VT_OP_Mod, 2, in, 1, &tr);
+  vt_node_add_attr(g, nt, "fmod", VT_ATTR_INT)->i = 1;
+  vt_graph_add_output(g, fl);
+  vt_graph_add_output(g, tr);
+  vt_error e = {0};
+  assert_int_equal(vt_graph_infer(g, &e), VT_OK);
+  const vt_value *f = &g->values[fl], *t = &g->values[tr];
+  assert_int_equal(f->nknown, 4);
+  assert_int_equal(f->known[0], 2);     /* -7 mod 3 = 2 (numpy) */
+  assert_int_equal(f->known[1], -2);    /* 7 mod -3 = -2 */
+  assert_int_equal(f->known[2], 10);
+  assert_true(f->known[3] == vt_dim_mod(g, T, 14));
+  assert_int_equal(t->nknown, 0);       /* fmod of a symbol: not decided */
+  vt_graph_free(g);
+  g = vt_graph_new("mod.onnx");
+  s = vt_graph_add_value(g, "s", VT_I64, 1, (vt_dim[1]){3});
+  vt_graph_add_input(g, s);
+  g->values[s].known = vt_arena_alloc(&g->arena, 3 * sizeof(vt_dim));
+  g->values[s].known[0] = -7;
+  g->values[s].known[1] = 7;
+  g->values[s].known[2] = 10;
+  g->values[s].nknown = 3;
+  int64_t *d3 = malloc(3 * sizeof(int64_t));
+  d3[0] = 3; d3[1] = -3; d3[2] = 14;
+  vt_graph_own(g, d3);
+  vt_tensor d3t = {.dtype = VT_I64, .rank = 1, .dims = {3}, .data = d3};
+  d = vt_graph_add_const(g, "d", &d3t);
+  tr = vt_graph_add_value(g, "tr", VT_UNDEFINED, -1, NULL);
+  int32_t in2[2] = {s, d};
+  nt = vt_graph_add_node(g, "fmod", VT_OP_Mod, 2, in2, 1, &tr);
+  vt_node_add_attr(g, nt, "fmod", VT_ATTR_INT)->i = 1;
+  vt_graph_add_output(g, tr);
+  assert_int_equal(vt_graph_infer(g, &e), VT_OK);
+  t = &g->values[tr];
+  assert_int_equal(t->nknown, 3);
+  assert_int_equal(t->known[0], -1);    /* C remainder */
+  assert_int_equal(t->known[1], 1);
+  assert_int_equal(t->known[2], 10);
+  vt_graph_free(g);
+}
+
 /* ---------- threaded paths -------------------------------------------------------------------- */
 static void test_threaded_large(void **state) {
   (void)state;
@@ -621,7 +687,7 @@ int main(void) {
       cmocka_unit_test(test_int_div_mod),       cmocka_unit_test(test_unary_and_where),
       cmocka_unit_test(test_cast),              cmocka_unit_test(test_reduce),
       cmocka_unit_test(test_softmax_opsets),    cmocka_unit_test(test_layernorm),
-      cmocka_unit_test(test_known_contents),    cmocka_unit_test(test_threaded_large),
+      cmocka_unit_test(test_known_contents),    cmocka_unit_test(test_known_mod),    cmocka_unit_test(test_threaded_large),
       cmocka_unit_test(test_random_broadcast),  cmocka_unit_test(test_random_reduce),
       cmocka_unit_test(test_int_and_half),
   };
