@@ -79,10 +79,16 @@ def check_fuse(args, cases, work, fails):
         if rc:
             fails.append("%s: fused run failed (%d): %s" % (c["name"], rc, out.strip()[-300:]))
             continue
+        n = c.get("count", 1)
         m = re.search(r"rule %s\s+matched (\d+) of (\d+)" % re.escape(c["rule"]), out)
-        if not m or int(m.group(2)) != 1 or int(m.group(1)) != (1 if c["fused"] else 0):
-            fails.append("%s: expected rule %s to %s, --stats says: %s" % (c["name"], c["rule"],
-                         "match" if c["fused"] else "not match", m.group(0) if m else "no such rule"))
+        if not m or int(m.group(2)) != n or int(m.group(1)) != (n if c["fused"] else 0):
+            fails.append("%s: expected rule %s to %s %d time(s), --stats says: %s" % (c["name"], c["rule"],
+                         "match" if c["fused"] else "not match", n, m.group(0) if m else "no such rule"))
+        if "blocks" in c:
+            m = re.search(r"rule residual-block\s+matched (\d+) of", out)
+            if not m or int(m.group(1)) != c["blocks"]:
+                fails.append("%s: expected %d residual blocks, --stats says: %s" % (c["name"], c["blocks"],
+                                                                                  m.group(0) if m else "nothing"))
         if not c["fused"] and "no match at step" not in out:
             fails.append("%s: not fused but --explain gives no reason" % c["name"])
         worst["interp"] = max(worst["interp"], compare_dirs(c, un, fu, args.fuse_tol, "fused vs unfused (interp)", fails))

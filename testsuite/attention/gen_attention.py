@@ -8,6 +8,8 @@ Writes, under --out DIR:
                            model.onnx, test_data_set_0/input_*.pb and output_*.pb.
   contrib/test_ms_*/       com.microsoft.MultiHeadAttention and com.microsoft.Attention cases in the
                            same layout.
+  model/test_vit_*/        a two-block pre-norm ViT encoder whose attention is the ONNX Attention op
+                           (3-D form; torch 1.13's exporter cannot emit opset 23, so it is built here).
   Every case also has in.<input>.npy files (for vtopt --input / bench/ort_run.mjs) and
   DIR/cases.json: per case its directory, inputs, outputs and whether fuse-attention should rewrite
   it (and with which rule) or leave it (softcap, a read qk_matmul_output).
@@ -400,9 +402,82 @@ def generate(root):
             outs = ["output", "present"][:n_out]
             refs, rule = msa_ref(ins, attrs, n_out), "ms-attention"
         manifest.append(write_case(root, "contrib", name, op, "com.microsoft", slots, ins, attrs, refs, outs, fused, rule))
+    manifest.append(vit_case(root))
     with open(os.path.join(root, "cases.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     return manifest
+
+
+def vit_case(root):
+    """Two pre-norm transformer blocks (LayerNorm, q/k/v MatMul+Add, 3-D ONNX Attention, output
+    projection, residual, GELU MLP, residual) on [B,5,16] tokens, 2 heads; reference in numpy."""
+    np.random.seed(2303)
+    B, N, C, H, Hid = 2, 5, 16, 2, 32
+    x = np.random.rand(B, N, C).astype(np.float32)
+    nodes, inits = [], []
+    w = {}
+
+    def param(name, *shape, scale=0.3):
+        a = ((np.random.rand(*shape) - 0.5) * 2 * scale).astype(np.float32)
+        inits.append(numpy_helper.from_array(a, name))
+        w[name] = a
+        return name
+
+    def ln_ref(t, g, b):
+        m = t.mean(-1, keepdims=True)
+        v = ((t - m) ** 2).mean(-1, keepdims=True)
+        return (t - m) / np.sqrt(v + 1e-5) * g + b
+
+    cur, ref = "x", x.astype(np.float64)
+    for l in range(2):
+        p = "blocks.%d." % l
+        g1, b1 = param(p + "ln1.g", C), param(p + "ln1.b", C)
+        nodes.append(helper.make_node("LayerNormalization", [cur, g1, b1], [p + "ln1"], name=p + "ln1", axis=-1, epsilon=1e-5))
+        proj = {}
+        for t in "qkv":
+            wt, bt = param(p + t + ".w", C, C), param(p + t + ".b", C)
+            nodes.append(helper.make_node("MatMul", [p + "ln1", wt], [p + t + ".mm"], name=p + t + ".mm"))
+            nodes.append(helper.make_node("Add", [p + t + ".mm", bt], [p + t], name=p + t + ".add"))
+            proj[t] = p + t
+        nodes.append(helper.make_node("Attention", [proj["q"], proj["k"], proj["v"]], [p + "att"], name=p + "attn",
+                                      q_num_heads=H, kv_num_heads=H))
+        wo, bo = param(p + "o.w", C, C), param(p + "o.b", C)
+        nodes.append(helper.make_node("MatMul", [p + "att", wo], [p + "o.mm"], name=p + "o.mm"))
+        nodes.append(helper.make_node("Add", [p + "o.mm", bo], [p + "o"], name=p + "o.add"))
+        nodes.append(helper.make_node("Add", [cur, p + "o"], [p + "res1"], name=p + "res1"))
+        g2, b2 = param(p + "ln2.g", C), param(p + "ln2.b", C)
+        nodes.append(helper.make_node("LayerNormalization", [p + "res1", g2, b2], [p + "ln2"], name=p + "ln2", axis=-1, epsilon=1e-5))
+        w1, c1, w2, c2 = param(p + "fc1.w", C, Hid), param(p + "fc1.b", Hid), param(p + "fc2.w", Hid, C), param(p + "fc2.b", C)
+        nodes.append(helper.make_node("MatMul", [p + "ln2", w1], [p + "fc1.mm"], name=p + "fc1.mm"))
+        nodes.append(helper.make_node("Add", [p + "fc1.mm", c1], [p + "fc1"], name=p + "fc1.add"))
+        nodes.append(helper.make_node("Relu", [p + "fc1"], [p + "act"], name=p + "act"))
+        nodes.append(helper.make_node("MatMul", [p + "act", w2], [p + "fc2.mm"], name=p + "fc2.mm"))
+        nodes.append(helper.make_node("Add", [p + "fc2.mm", c2], [p + "fc2"], name=p + "fc2.add"))
+        nodes.append(helper.make_node("Add", [p + "res1", p + "fc2"], [p + "out"], name=p + "res2"))
+        # numpy
+        h = ln_ref(ref, w[g1], w[b1])
+        q, k, v = [h @ w[p + t + ".w"] + w[p + t + ".b"] for t in "qkv"]
+        y, _ = core(heads(q, H), heads(k, H), heads(v, H), 1.0 / np.sqrt(C // H))
+        r1 = ref + unheads(y) @ w[wo] + w[bo]
+        h2 = ln_ref(r1, w[g2], w[b2])
+        ref = r1 + np.maximum(h2 @ w[w1] + w[c1], 0) @ w[w2] + w[c2]
+        cur = p + "out"
+    nodes.append(helper.make_node("Identity", [cur], ["tokens"], name="out"))
+    graph = helper.make_graph(nodes, "vit_onnx_attention", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [B, N, C])],
+                              [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)], producer_name="vtopt gen_attention.py")
+    model.ir_version = 9
+    name = "test_vit_onnx_attention"
+    d = os.path.join(root, "model", name)
+    os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    with open(os.path.join(d, "test_data_set_0", "input_0.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(x, "x").SerializeToString())
+    with open(os.path.join(d, "test_data_set_0", "output_0.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(ref.astype(np.float32), "tokens").SerializeToString())
+    np.save(os.path.join(d, "in.x.npy"), x)
+    return {"name": name, "dir": os.path.join("model", name), "op": "Attention", "inputs": ["x"], "outputs": ["tokens"],
+            "fused": True, "rule": "onnx-attention", "count": 2, "blocks": 2, "ort_skip": ""}
 
 
 def onnx_cases_seeded():
