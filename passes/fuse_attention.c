@@ -11,7 +11,8 @@
  * reshapes and residuals around the core stay as they are; afterwards the residual blocks around
  * each Attention are recognised (blocks.c) and counted as rule "residual-block". The rule is
  * rooted at Softmax: every Softmax is a candidate, and --explain says which step stopped the
- * others. */
+ * others. The attention ops of ONNX (opset 23) and ONNX Runtime (com.microsoft.Attention,
+ * MultiHeadAttention) are rewritten by their own rules (fuse_attention_ops.c). */
 #include "passes_internal.h"
 
 #include <math.h>
@@ -453,11 +454,13 @@ static int fa_rewrite(vt_graph *g, int32_t root, void *recp, vt_error *e) {
 
 int vt_pass_fuse_attention(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e) {
   fa_conf conf = {.fold_q_scale = vt_param_int(p, "fold_q_scale") != 0};
-  vt_pattern rules[] = {
+  vt_pattern rules[4] = {
       {.name = "attention-core", .root_op = VT_OP_Softmax, .match = fa_match, .rewrite = fa_rewrite,
        .rec_size = sizeof(fa_rec), .user = &conf},
   };
-  int rc = vt_apply_patterns(g, rules, (int)(sizeof rules / sizeof rules[0]), st, e);
+  /* the exported attention ops (ONNX Attention, com.microsoft.*): fuse_attention_ops.c */
+  int n_rules = 1 + vt_fuse_attention_op_rules(rules + 1, 3);
+  int rc = vt_apply_patterns(g, rules, n_rules, st, e);
   if (rc || !st) return rc;
   /* record the residual blocks around the fused attention (stats: rule "residual-block") */
   vt_block *b = NULL;

@@ -12,7 +12,8 @@
 static const vt_pass_info registry[] = {
     {.name = "fuse-attention",
      .summary = "rewrite each attention core (Q.K^T -> scale -> mask/rel-pos bias -> Softmax -> .V; pre-scaled q, "
-                "K via Transpose, repeat_kv GQA, rank-3 MHA) into one ai.vtopt.Attention node",
+                "K via Transpose, repeat_kv GQA, rank-3 MHA) and the ONNX Attention (opset 23), com.microsoft.Attention "
+                "and com.microsoft.MultiHeadAttention ops into one ai.vtopt.Attention node",
      .run = vt_pass_fuse_attention,
      .exact = true,
      .canonical = true,

@@ -1,7 +1,9 @@
 /* test_passes.c — the pass manager and fuse-attention: the ai.vtopt.Attention kernel against a
  * double-precision reference (masks, causal, GQA, key bias); fusion of hand-built attention
  * cores (pre-scaled q, transposed K, rank 3) with interpreter equality; --explain for broken
- * patterns; pipeline parser errors; and every tiny zoo model: fused outputs equal unfused ones
+ * patterns; the exported attention ops (ONNX Attention, com.microsoft.Attention /
+ * MultiHeadAttention) fused with interpreter equality, left alone with a reason, or rejected;
+ * pipeline parser errors; and every tiny zoo model: fused outputs equal unfused ones
  * (rel L2 <= 1e-5) with one Attention node per attention layer. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -496,6 +498,175 @@ static void run_zoo(const zoo_case *zc) {
   vt_graph_free(g);
 }
 
+
+/* ---------- the exported attention ops: ONNX Attention, com.microsoft.* ---------- */
+
+/* Fills the graph's inputs (f32 uniform in [-1,1); int32 masks: 1 except every third key of
+ * batch 1 and, for a [B] lengths mask, lengths T-1 / 2), runs it, runs fuse-attention, checks the
+ * rule's stats line, the node counts and that every output is unchanged (rel L2 <= 1e-5). */
+static void fuse_op_graph(vt_graph *g, int op, const char *stats_line, int fused, const char *explain) {
+  prepare(g);
+  vt_tensor in[8] = {{0}}, ref[4] = {{0}}, got[4] = {{0}};
+  for (int i = 0; i < g->n_inputs; i++) {
+    const vt_value *v = &g->values[g->inputs[i]];
+    int64_t d[VT_MAX_RANK];
+    for (int k = 0; k < v->rank; k++) d[k] = v->dims[k];
+    fill(&in[i], v->dtype, v->rank, d);
+    if (v->dtype == VT_I32) {
+      int32_t *m = in[i].data;
+      int64_t n = vt_tensor_numel(&in[i]), T = d[v->rank - 1];
+      for (int64_t j = 0; j < n; j++) m[j] = v->rank == 1 ? (int32_t)(j == 0 ? 5 : 2) : (j >= n / 2 && j % T % 3 == 2) ? 0 : 1;
+    }
+  }
+  run_graph(g, in, ref);
+  vt_pipeline pl = {0};
+  vt_error e = {0};
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  vt_pipeline_opts o = {.explain = true, .stats = true, .out = f};
+  int rc = vt_pipeline_run(&pl, g, &o, &e);
+  fclose(f);
+  if (rc) fail_msg("pipeline: %s", e.msg);
+  if (!strstr(buf, stats_line)) fail_msg("stats lack '%s':\n%s", stats_line, buf);
+  if (explain && !strstr(buf, explain)) fail_msg("explain lacks '%s':\n%s", explain, buf);
+  assert_int_equal(count_op(g, VT_OP_Attention), fused);
+  assert_int_equal(count_op(g, op), 1 - fused);
+  run_graph(g, in, got);
+  for (int i = 0; i < g->n_outputs; i++) {
+    double r = rel_l2(&ref[i], &got[i]);
+    if (!(r <= 1e-5)) fail_msg("output %d: rel L2 %g after fuse-attention", i, r);
+    vt_tensor_free(&ref[i]);
+    vt_tensor_free(&got[i]);
+  }
+  for (int i = 0; i < g->n_inputs; i++) vt_tensor_free(&in[i]);
+  free(buf);
+  vt_pipeline_free(&pl);
+  vt_graph_free(g);
+}
+
+static int32_t add_typed_input(vt_graph *g, const char *name, vt_dtype dt, int rank, const int64_t *dims) {
+  int32_t v = add_input(g, name, rank, dims);
+  g->values[v].dtype = dt;
+  return v;
+}
+
+/* a node with n_out fresh outputs, all graph outputs */
+static int32_t node_n(vt_graph *g, int op, const char *name, int n_in, const int32_t *in, int n_out) {
+  int32_t out[4];
+  char nm[64];
+  for (int i = 0; i < n_out; i++) {
+    snprintf(nm, sizeof nm, "%s_out%d", name, i);
+    out[i] = vt_graph_add_value(g, nm, VT_UNDEFINED, -1, NULL);
+    vt_graph_add_output(g, out[i]);
+  }
+  return vt_graph_add_node(g, name, op, n_in, in, n_out, out);
+}
+
+static void set_attr_i(vt_graph *g, int32_t node, const char *name, int64_t x) { vt_node_add_attr(g, node, name, VT_ATTR_INT)->i = x; }
+static void set_attr_f(vt_graph *g, int32_t node, const char *name, float x) { vt_node_add_attr(g, node, name, VT_ATTR_FLOAT)->f = x; }
+
+static int32_t add_const_f32(vt_graph *g, const char *name, int rank, const int64_t *dims) {
+  vt_tensor t = {.dtype = VT_F32, .rank = rank};
+  for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+  int64_t n = vt_tensor_numel(&t);
+  float *p = vt_arena_alloc(&g->arena, (size_t)n * sizeof *p);
+  for (int64_t i = 0; i < n; i++) p[i] = frand();
+  t.data = p;
+  return vt_graph_add_const(g, name, &t);
+}
+
+static void test_fuse_onnx_attention(void **st) {
+  (void)st;
+  /* 3-D, GQA (9 query heads over 3 KV heads), KV cache, causal self-attention: causal=1 */
+  vt_graph *g = vt_graph_new("onnx_att.onnx");
+  int32_t in[6] = {add_input(g, "Q", 3, (int64_t[]){2, 4, 72}), add_input(g, "K", 3, (int64_t[]){2, 4, 24}),
+                   add_input(g, "V", 3, (int64_t[]){2, 4, 24}), -1, add_input(g, "past_key", 4, (int64_t[]){2, 3, 5, 8}),
+                   add_input(g, "past_value", 4, (int64_t[]){2, 3, 5, 8})};
+  int32_t n = node_n(g, VT_OP_OnnxAttention, "att", 6, in, 3);
+  set_attr_i(g, n, "q_num_heads", 9);
+  set_attr_i(g, n, "kv_num_heads", 3);
+  set_attr_i(g, n, "is_causal", 1);
+  fuse_op_graph(g, VT_OP_OnnxAttention, "rule onnx-attention           matched 1 of 1", 1, NULL);
+  /* 4-D, top-left causal with more keys than queries and a bool mask: constant keep mask */
+  g = vt_graph_new("onnx_att2.onnx");
+  int32_t in2[4] = {add_input(g, "Q", 4, (int64_t[]){1, 2, 3, 8}), add_input(g, "K", 4, (int64_t[]){1, 2, 5, 8}),
+                    add_input(g, "V", 4, (int64_t[]){1, 2, 5, 4}), add_typed_input(g, "m", VT_BOOL, 2, (int64_t[]){3, 5})};
+  n = node_n(g, VT_OP_OnnxAttention, "att", 4, in2, 1);
+  set_attr_i(g, n, "is_causal", 1);
+  set_attr_f(g, n, "scale", 0.3f);
+  fuse_op_graph(g, VT_OP_OnnxAttention, "rule onnx-attention           matched 1 of 1", 1, NULL);
+  /* softcap: ai.vtopt.Attention has none: stays, --explain says why */
+  g = vt_graph_new("onnx_att3.onnx");
+  int32_t in3[3] = {add_input(g, "Q", 4, (int64_t[]){1, 2, 3, 8}), add_input(g, "K", 4, (int64_t[]){1, 2, 5, 8}),
+                    add_input(g, "V", 4, (int64_t[]){1, 2, 5, 8})};
+  n = node_n(g, VT_OP_OnnxAttention, "att", 3, in3, 1);
+  set_attr_f(g, n, "softcap", 2.0f);
+  fuse_op_graph(g, VT_OP_OnnxAttention, "rule onnx-attention           matched 0 of 1",
+                0, "no match at step 'softcap'");
+}
+
+static void test_fuse_ms_attention(void **st) {
+  (void)st;
+  /* com.microsoft.Attention: packed projection (constant weights, bias), [B,T] mask, past, causal */
+  vt_graph *g = vt_graph_new("ms_att.onnx");
+  int32_t in[5] = {add_input(g, "x", 3, (int64_t[]){2, 4, 12}), add_const_f32(g, "w", 2, (int64_t[]){12, 48}),
+                   add_const_f32(g, "b", 1, (int64_t[]){48}), add_typed_input(g, "mask", VT_I32, 2, (int64_t[]){2, 7}),
+                   add_input(g, "past", 5, (int64_t[]){2, 2, 2, 3, 8})};
+  int32_t n = node_n(g, VT_OP_MsAttention, "msa", 5, in, 2);
+  set_attr_i(g, n, "num_heads", 2);
+  set_attr_i(g, n, "unidirectional", 1);
+  fuse_op_graph(g, VT_OP_MsAttention, "rule ms-attention             matched 1 of 1", 1, NULL);
+  /* com.microsoft.MultiHeadAttention: cross attention, bias, [B] key lengths, attention_bias */
+  g = vt_graph_new("ms_mha.onnx");
+  int32_t in2[6] = {add_input(g, "q", 3, (int64_t[]){2, 3, 16}), add_input(g, "k", 3, (int64_t[]){2, 6, 16}),
+                    add_input(g, "v", 3, (int64_t[]){2, 6, 8}), add_const_f32(g, "bias", 1, (int64_t[]){40}),
+                    add_typed_input(g, "len", VT_I32, 1, (int64_t[]){2}), add_input(g, "ab", 4, (int64_t[]){1, 2, 3, 6})};
+  n = node_n(g, VT_OP_MsMultiHeadAttention, "mha", 6, in2, 1);
+  set_attr_i(g, n, "num_heads", 2);
+  set_attr_f(g, n, "scale", 0.2f);
+  fuse_op_graph(g, VT_OP_MsMultiHeadAttention, "rule ms-multihead-attention   matched 1 of 1", 1, NULL);
+  /* unidirectional cross attention (query and key counts differ): not fused, with the reason */
+  g = vt_graph_new("ms_mha2.onnx");
+  int32_t in3[3] = {add_input(g, "q", 3, (int64_t[]){1, 3, 16}), add_input(g, "k", 3, (int64_t[]){1, 6, 16}),
+                    add_input(g, "v", 3, (int64_t[]){1, 6, 16})};
+  n = node_n(g, VT_OP_MsMultiHeadAttention, "mha", 3, in3, 1);
+  set_attr_i(g, n, "num_heads", 2);
+  set_attr_i(g, n, "unidirectional", 1);
+  fuse_op_graph(g, VT_OP_MsMultiHeadAttention, "rule ms-multihead-attention   matched 0 of 1", 0,
+                "no match at step 'causal'");
+}
+
+static void test_exported_attention_errors(void **st) {
+  (void)st;
+  /* attributes the kernels do not implement fail shape inference, naming node and attribute */
+  struct { int op; const char *attr; int64_t val; const char *want; } bad[] = {
+      {VT_OP_MsAttention, "do_rotary", 1, "do_rotary"},
+      {VT_OP_MsAttention, "past_present_share_buffer", 1, "past_present_share_buffer"},
+      {VT_OP_OnnxAttention, "qk_matmul_output_mode", 7, "qk_matmul_output_mode"},
+      {VT_OP_OnnxAttention, "is_causal", 2, "is_causal"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    vt_graph *g = vt_graph_new("bad.onnx");
+    int32_t x = add_input(g, "x", 3, (int64_t[]){1, 4, 16});
+    int32_t n;
+    if (bad[i].op == VT_OP_MsAttention) {
+      int32_t w = add_const_f32(g, "w", 2, (int64_t[]){16, 48});
+      n = node_n(g, bad[i].op, "bad_node", 2, (int32_t[]){x, w}, 1);
+      set_attr_i(g, n, "num_heads", 2);
+    } else {
+      n = node_n(g, bad[i].op, "bad_node", 3, (int32_t[]){x, x, x}, 1);
+      set_attr_i(g, n, "q_num_heads", 2);
+      set_attr_i(g, n, "kv_num_heads", 2);
+    }
+    set_attr_i(g, n, bad[i].attr, bad[i].val);
+    vt_error e = {0};
+    assert_int_equal(vt_graph_infer(g, &e), VT_ERR_MODEL);
+    if (!strstr(e.msg, "bad_node") || !strstr(e.msg, bad[i].want)) fail_msg("message '%s' lacks node or '%s'", e.msg, bad[i].want);
+    vt_graph_free(g);
+  }
+}
+
 static void test_zoo(void **st) {
   (void)st;
   for (size_t i = 0; i < sizeof zoo_cases / sizeof zoo_cases[0]; i++) run_zoo(&zoo_cases[i]);
@@ -505,6 +676,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_attention_kernel), cmocka_unit_test(test_attention_bool_mask),
       cmocka_unit_test(test_attention_infer_errors),
+      cmocka_unit_test(test_fuse_onnx_attention), cmocka_unit_test(test_fuse_ms_attention),
+      cmocka_unit_test(test_exported_attention_errors),
       cmocka_unit_test(test_fuse_core),        cmocka_unit_test(test_explain),
       cmocka_unit_test(test_parser),           cmocka_unit_test(test_rule_driver),           cmocka_unit_test(test_zoo),
   };
