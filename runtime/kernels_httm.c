@@ -40,7 +40,6 @@
 #include <time.h>
 
 #define QB 128   /* merged queries per attention tile */
-#define MB 256   /* src rows per matching GEMM */
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -252,7 +251,7 @@ static void phase_worker(void *arg, int64_t b0, int64_t b1) {
   hm_args *a = j->a;
   double c0 = a->prof ? cpu_ms() : 0.0;
   void *s = NULL;
-  if (j->scratch_bytes && !(s = malloc(j->scratch_bytes))) {
+  if (j->scratch_bytes && !(s = aligned_alloc(64, (j->scratch_bytes + 63) / 64 * 64))) {
     __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED);
     return;
   }
@@ -291,55 +290,124 @@ INL void feat_row(const feat_src *f, int64_t n, float *y) {
   for (int64_t h = 0; h < f->heads; h++) normalise_row(f->x + (h * f->N + n) * f->Dh, f->Dh, y + h * f->Dh);
 }
 
-/* Block bl of layout L: slot[t] = the slot of t's most cosine-similar dst (first on ties) for
- * every src t, its own slot for every dst. Scratch: dbuf [max_nd*D], sbuf [MB*D], S [MB*max_nd]. */
-HOT static void match_block(const hm_args *a, const mlayout *L, int64_t bl, const feat_src *f, int32_t *slot,
-                        float *dbuf, float *sbuf, float *S) {
-  int64_t D = f->heads * f->Dh, d0 = L->doff[bl], nd = L->doff[bl + 1] - d0;
-  int64_t s0 = L->soff[bl], ns = L->soff[bl + 1] - s0;
-  int32_t base = (int32_t)(a->nprot + d0);
-  for (int64_t j = 0; j < nd; j++) {
-    feat_row(f, L->dtok[d0 + j], dbuf + j * D);
-    slot[L->dtok[d0 + j]] = base + (int32_t)j;
+/* Matching is a GEMM (src rows x dst rows, dot products of normalised rows) whose only use is
+ * each src row's argmax, so it runs as one: dst rows packed once per block into panels of 16
+ * (dpack[(p*D + d)*16 + c] = dst p*16+c, zero padded), src rows 6 at a time (apack[d*6 + r]),
+ * a 6x16 register tile (the runtime GEMM's micro-kernel shape) per panel, and the running
+ * argmax of each src row updated from the tile: the similarity matrix never leaves L1. */
+#define TR 6
+#define TC 16
+
+/* t[r*TC + c] = sum_k a[k*TR + r] * b[k*TC + c]; a, b, t 32-byte aligned */
+INL void tile6x16(int64_t K, const float *restrict a, const float *restrict b, float *restrict t) {
+  v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+  v8f c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+  for (int64_t k = 0; k < K; k++) {
+    v8f b0 = *(const v8f *)b, b1 = *(const v8f *)(b + 8);
+    float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
+    c00 += a0 * b0; c01 += a0 * b1;
+    c10 += a1 * b0; c11 += a1 * b1;
+    c20 += a2 * b0; c21 += a2 * b1;
+    c30 += a3 * b0; c31 += a3 * b1;
+    c40 += a4 * b0; c41 += a4 * b1;
+    c50 += a5 * b0; c51 += a5 * b1;
+    a += TR;
+    b += TC;
   }
-  for (int64_t i0 = 0; i0 < ns; i0 += MB) {
-    int64_t m = ns - i0 < MB ? ns - i0 : MB;
-    for (int64_t r = 0; r < m; r++) feat_row(f, L->stok[s0 + i0 + r], sbuf + r * D);
-    vt_sgemm(NULL, 0, 1, m, nd, D, 1.0f, sbuf, D, dbuf, D, 0.0f, S, nd);
-    for (int64_t r = 0; r < m; r++) {
-      int64_t bj = argmax_first(S + r * nd, nd);   /* ties: the first dst */
-      slot[L->stok[s0 + i0 + r]] = base + (int32_t)bj;
+  v8f *o = (v8f *)t;
+  o[0] = c00; o[1] = c01; o[2] = c10; o[3] = c11; o[4] = c20; o[5] = c21;
+  o[6] = c30; o[7] = c31; o[8] = c40; o[9] = c41; o[10] = c50; o[11] = c51;
+}
+
+/* floats of match_block's scratch for features of dimension D and at most md dst per block
+ * (every part a multiple of 16 floats, so each stays 64-byte aligned) */
+static int64_t match_floats(int64_t D, int64_t md) {
+  int64_t npan = (md + TC - 1) / TC, Dr = (D + 15) / 16 * 16;
+  return npan * D * TC + (TR * D + 15) / 16 * 16 + Dr + TR * TC;
+}
+
+/* Block bl of layout L: slot[t] = the slot of t's most cosine-similar dst (first on ties) for
+ * every src t, its own slot for every dst. scratch: match_floats(D, L->max_nd) floats. */
+HOT static void match_block(const hm_args *a, const mlayout *L, int64_t bl, const feat_src *f, int32_t *slot,
+                            float *scratch) {
+  int64_t D = f->heads * f->Dh, d0 = L->doff[bl], nd = L->doff[bl + 1] - d0;
+  int64_t s0 = L->soff[bl], ns = L->soff[bl + 1] - s0, npan = (nd + TC - 1) / TC;
+  float *dpack = scratch, *apack = dpack + npan * D * TC, *row = apack + (TR * D + 15) / 16 * 16;
+  float *tile = row + (D + 15) / 16 * 16;
+  int32_t base = (int32_t)(a->nprot + d0);
+  for (int64_t j = 0; j < npan * TC; j++) {
+    float *col = dpack + (j / TC) * D * TC + j % TC;
+    if (j < nd) {
+      feat_row(f, L->dtok[d0 + j], row);
+      slot[L->dtok[d0 + j]] = base + (int32_t)j;
+      for (int64_t d = 0; d < D; d++) col[d * TC] = row[d];
+    } else {
+      for (int64_t d = 0; d < D; d++) col[d * TC] = 0.0f;
     }
+  }
+  for (int64_t i0 = 0; i0 < ns; i0 += TR) {
+    int64_t m = ns - i0 < TR ? ns - i0 : TR;
+    for (int64_t r = 0; r < TR; r++) {
+      if (r < m) feat_row(f, L->stok[s0 + i0 + r], row);
+      for (int64_t d = 0; d < D; d++) apack[d * TR + r] = r < m ? row[d] : 0.0f;
+    }
+    /* per row and lane: the best score so far and its dst (first on ties) */
+    v8f bv[TR][2];
+    v8i bi[TR][2];
+    const v8f ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int r = 0; r < TR; r++) {
+      bv[r][0] = bv[r][1] = ninf;
+      bi[r][0] = bi[r][1] = lane * 0;
+    }
+    for (int64_t p = 0; p < npan; p++) {
+      tile6x16(D, apack, dpack + p * D * TC, tile);
+      if (p == npan - 1)   /* padding columns never win */
+        for (int64_t c = nd - p * TC; c < TC; c++)
+          for (int r = 0; r < TR; r++) tile[r * TC + c] = -INFINITY;
+      for (int r = 0; r < TR; r++)
+        for (int h = 0; h < 2; h++) {
+          v8f t = *(const v8f *)(tile + r * TC + h * 8);
+          v8i mk = t > bv[r][h], id = lane + (int32_t)(p * TC + h * 8);
+          bv[r][h] = (v8f)(((v8i)t & mk) | ((v8i)bv[r][h] & ~mk));
+          bi[r][h] = (id & mk) | (bi[r][h] & ~mk);
+        }
+    }
+    int32_t bj[TR];
+    for (int64_t r = 0; r < m; r++) {
+      float best = -INFINITY;
+      bj[r] = 0;
+      for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 8; l++)
+          if (bv[r][h][l] > best || (bv[r][h][l] == best && bi[r][h][l] < bj[r])) { best = bv[r][h][l]; bj[r] = bi[r][h][l]; }
+    }
+    for (int64_t r = 0; r < m; r++) slot[L->stok[s0 + i0 + r]] = base + bj[r];
   }
 }
 
 static size_t match_scratch(const hm_args *a, int64_t D) {
   int64_t md = a->lq.max_nd > a->lk.max_nd ? a->lq.max_nd : a->lk.max_nd;
-  if (md < 1) md = 1;
-  return (size_t)(md * D + MB * D + MB * md) * sizeof(float);
+  return (size_t)match_floats(D, md < 1 ? 1 : md) * sizeof(float);
 }
 
 /* unit = (bh, bl): Q and/or K matching of one head in one block. */
 static void unit_match(hm_args *a, void *scratch, int64_t u) {
   int64_t bh = u / a->nblk, bl = u % a->nblk;
-  int64_t md = a->lq.max_nd > a->lk.max_nd ? a->lq.max_nd : a->lk.max_nd;
-  float *dbuf = scratch, *sbuf = dbuf + md * a->Dh, *S = sbuf + MB * a->Dh;
   if (a->merge_q) {
     feat_src f = {a->q + bh * a->N * a->Dh, 1, a->N, a->Dh};
-    match_block(a, &a->lq, bl, &f, a->qslot + bh * a->N, dbuf, sbuf, S);
+    match_block(a, &a->lq, bl, &f, a->qslot + bh * a->N, scratch);
   }
   if (a->merge_k) {
     feat_src f = {a->k + bh * a->N * a->Dh, 1, a->N, a->Dh};
-    match_block(a, &a->lk, bl, &f, a->kslot + bh * a->N, dbuf, sbuf, S);
+    match_block(a, &a->lk, bl, &f, a->kslot + bh * a->N, scratch);
   }
 }
 
 /* shared mode, unit = (b, bl): one matching on all heads' keys. */
 static void unit_match_shared(hm_args *a, void *scratch, int64_t u) {
-  int64_t b = u / a->nblk, bl = u % a->nblk, D = a->H * a->Dh;
-  float *dbuf = scratch, *sbuf = dbuf + a->lk.max_nd * D, *S = sbuf + MB * D;
+  int64_t b = u / a->nblk, bl = u % a->nblk;
   feat_src f = {a->k + b * a->H * a->N * a->Dh, a->H, a->N, a->Dh};
-  match_block(a, &a->lk, bl, &f, a->kslot + b * a->N, dbuf, sbuf, S);
+  match_block(a, &a->lk, bl, &f, a->kslot + b * a->N, scratch);
 }
 
 /* ---------- merging ---------- */
