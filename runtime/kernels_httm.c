@@ -9,7 +9,10 @@
  * written at its original token index). Merge targets (dst) are a deterministic, evenly spaced
  * subset of each block's list (with anchor: all frame-0 tokens first), the same for all heads;
  * every other token (src) joins its most cosine-similar dst of the block (a GEMM of normalised
- * rows), so matching costs O(block size x dst count x Dh) per block: linear in N.
+ * rows fused with the argmax, see match_block), so matching costs O(block size x dst count x Dh)
+ * per block: linear in N. With the default keep ratios it costs about 2.5 x n_b / N times the
+ * attention on merged tokens (n_b = block size), so it dominates the op when blocks are a large
+ * share of the tokens (few small frames) and fades as N grows.
  *
  * Slots: a merged sequence (Q or K/V) has one slot per protected token (slots [0, nprot)) and
  * one per dst token, numbered block by block (block bl's dst j is slot nprot + doff[bl] + j), so
@@ -25,7 +28,8 @@
  *            (serial, per batch) the global top-`outlier` deviations over all heads become
  *            stand-alone queries; Q group means over the remaining members, outlier rows
  *   attend   unit = (batch, head, tile of QB merged queries): scores against the merged keys
- *            (+ log group size with prop_attn), softmax, times merged V
+ *            (+ log group size with prop_attn), softmax (vectorised exp), times merged V; both
+ *            products are the runtime GEMM (vt_sgemm)
  *   unmerge  unit = (batch, head): every token copies its query slot's output row
  * keep 1 (no merging) skips matching and merging and attends straight into the output. */
 #include "gemm.h"
@@ -131,31 +135,6 @@ INL float maxf(const float *p, int64_t n) {
   }
   for (; j < n; j++) mx = p[j] > mx ? p[j] : mx;
   return mx;
-}
-
-/* index of the first maximum of p[0..n), n >= 1: per lane the first strict maximum, then the
- * lowest index among the lanes holding the overall maximum. */
-INL int64_t argmax_first(const float *p, int64_t n) {
-  float best = p[0];
-  int64_t bj = 0, j = 0;
-  if (n >= 8) {
-    v8f bv = load8(p);
-    v8i bi = {0, 1, 2, 3, 4, 5, 6, 7}, idx = bi;
-    for (j = 8; j + 8 <= n; j += 8) {
-      v8f x = load8(p + j);
-      idx += 8;
-      v8i m = x > bv;
-      bv = (v8f)(((v8i)x & m) | ((v8i)bv & ~m));
-      bi = (idx & m) | (bi & ~m);
-    }
-    best = bv[0];
-    bj = bi[0];
-    for (int i = 1; i < 8; i++)
-      if (bv[i] > best || (bv[i] == best && bi[i] < bj)) { best = bv[i]; bj = bi[i]; }
-  }
-  for (; j < n; j++)
-    if (p[j] > best) { best = p[j]; bj = j; }
-  return bj;
 }
 
 /* r += x over n floats */
