@@ -431,9 +431,11 @@ static size_t merge_scratch(const hm_args *a) {
 HOT static void unit_merge_kv(hm_args *a, void *scratch, int64_t u) {
   int64_t bh = u / (a->nblk + 1), bl = u % (a->nblk + 1), b = bh / a->H, N = a->N, Dh = a->Dh, Dv = a->Dv;
   const float *q = a->q + bh * N * Dh, *k = a->k + bh * N * Dh, *v = a->v + bh * N * Dv;
-  const int32_t *ks = a->shared ? a->kslot + b * N : a->kslot + bh * N;
+  /* K/V results (only when keys merge: the arrays are NULL otherwise) */
+  const int32_t *ks = !a->merge_k ? NULL : a->shared ? a->kslot + b * N : a->kslot + bh * N;
   int64_t nk = a->lk.nslot;
-  float *mk = a->mk + bh * nk * Dh, *mv = a->mv + bh * nk * Dv, *kb = a->kbias + bh * nk;
+  float *mk = a->merge_k ? a->mk + bh * nk * Dh : NULL, *mv = a->merge_k ? a->mv + bh * nk * Dv : NULL;
+  float *kb = a->merge_k ? a->kbias + bh * nk : NULL;
   if (bl == a->nblk) {   /* protected tokens: alone in their slot */
     for (int64_t i = 0; i < a->nprot; i++) {
       int64_t t = a->ptok[i];
