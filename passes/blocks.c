@@ -1,7 +1,9 @@
 /* blocks.c — recognition of transformer blocks around canonical ai.vtopt.Attention nodes: the
  * residual stream entering the block, the attention residual Add, the MLP residual Add, and for
- * attention over frames the (frames x tokens per frame) structure of the token count when the
- * dims say so. Read-only analysis for --stats/--explain and for the token passes. */
+ * attention over frames the (frames x tokens per frame) structure of the token count: from the
+ * dims when it is F x P with F a named symbol, else (frames pinned, a constant count) from the
+ * Reshape that regrouped the frames' tokens into one sequence. Read-only analysis for
+ * --stats/--explain and for the token passes. */
 #include "passes_internal.h"
 
 #include <stdlib.h>
@@ -132,6 +134,58 @@ static void frame_structure(const vt_graph *g, vt_dim n, vt_dim *frames, int64_t
   }
 }
 
+/* Frames pinned: the token count N is a constant, so the structure comes from the graph. The
+ * nearest Reshape above Q (BFS over producers, at most 64 nodes, not crossing another Attention)
+ * whose output has a dim N and whose input has a dim P at the same distance from the end, with
+ * the dims after them (at least one: the channels) equal, P >= 2, P | N and N >= 2P: it joined rows of P tokens into
+ * one sequence of N, e.g. [B*T, P, C] -> [B, T*P, C] between VGGT's frame and global blocks.
+ * (The opposite split, [B, T*P, C] -> [B*T, P, C] above frame attention, has P > N: no match.)
+ * A plain 2-D grid reshape [B, H, W, C] -> [B, H*W, C] looks the same, so P must also be the
+ * query count of some attention of the model (frame attention over each frame's P tokens).
+ * Returns P, or 0. */
+static bool attends_over(const vt_graph *g, int64_t P) {
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    const vt_node *n = &g->nodes[i];
+    if (n->op != VT_OP_Attention || n->in[0] < 0) continue;
+    const vt_value *q = &g->values[n->in[0]];
+    if (q->rank == 4 && q->dims[2] == P) return true;
+  }
+  return false;
+}
+
+static int64_t pinned_frames(ctx *c, int32_t q, int64_t N) {
+  const vt_graph *g = c->g;
+  int32_t stamp = ++c->astamp, qh = 0, qt = 0;
+  int32_t p = g->values[q].producer;
+  if (p < 0 || N < 2) return 0;
+  c->aqueue[qt++] = p;
+  c->amark[p] = stamp;
+  while (qh < qt && qh < 64) {
+    const vt_node *n = &g->nodes[c->aqueue[qh++]];
+    if (n->op == VT_OP_Reshape && n->in[0] >= 0 && n->out[0] >= 0) {
+      const vt_value *x = &g->values[n->in[0]], *y = &g->values[n->out[0]];
+      for (int32_t k = 0; k < y->rank; k++) {
+        int32_t tail = y->rank - 1 - k, e = x->rank - 1 - tail;
+        if (y->dims[k] != N || e < 0 || tail < 1) continue;
+        bool same = vt_dim_is_const(x->dims[e]);
+        for (int32_t t = 1; same && t <= tail; t++) same = x->dims[e + t] == y->dims[k + t] && vt_dim_is_const(x->dims[e + t]);
+        int64_t P = same ? x->dims[e] : 0;
+        if (P >= 2 && P <= N / 2 && N % P == 0 && attends_over(g, P)) return P;
+      }
+    }
+    for (int32_t k = 0; k < n->n_in; k++) {
+      int32_t u = n->in[k];
+      if (u < 0) continue;
+      int32_t pu = g->values[u].producer;
+      if (pu >= 0 && c->amark[pu] != stamp && g->nodes[pu].op != VT_OP_Attention) {
+        c->amark[pu] = stamp;
+        c->aqueue[qt++] = pu;
+      }
+    }
+  }
+  return 0;
+}
+
 int vt_find_blocks(const vt_graph *g, vt_block **out, int32_t *n_out, FILE *explain, vt_error *e) {
   *out = NULL;
   *n_out = 0;
@@ -158,6 +212,10 @@ int vt_find_blocks(const vt_graph *g, vt_block **out, int32_t *n_out, FILE *expl
     bl->x_out = -1;
     const vt_value *q = &g->values[a->in[0]];
     if (q->rank == 4) frame_structure(g, q->dims[2], &bl->frames, &bl->tokens_per_frame);
+    if (q->rank == 4 && vt_dim_is_const(q->dims[2])) {
+      bl->tokens_per_frame = pinned_frames(&c, a->in[0], q->dims[2]);
+      if (bl->tokens_per_frame > 0) bl->frames = q->dims[2] / bl->tokens_per_frame;
+    }
     int32_t x_in = -1;
     int32_t add = find_residual_add(&c, a->out[0], a->in[0], false, 64, &x_in);
     if (add < 0) {

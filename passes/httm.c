@@ -68,8 +68,9 @@ int vt_pass_httm(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_err
       why = "no residual block around it";
     else if (P <= 0)
       why = user_p > 0 ? "not attention over frames (its token count is not T x P, nor a constant multiple >= 2 of tokens_per_frame)"
-                       : "not attention over frames (its token count is not T x P with T a named dim and P a constant; "
-                         "with T pinned, give tokens_per_frame=P)";
+                       : "not attention over frames (its token count is not T x P with T a named dim and P a constant, "
+                         "and no Reshape of rows of P tokens into the sequence (e.g. [B*T, P, C] -> [B, T*P, C]) is "
+                         "found above it; tokens_per_frame=P gives P)";
     else if ((n->n_in > 3 && n->in[3] >= 0) || (n->n_in > 4 && n->in[4] >= 0))
       why = "it has a mask or key bias (not supported by HeadwiseMergedAttention)";
     else if (vt_attr_int(n, "causal", 0) != 0)

@@ -41,7 +41,8 @@ double vt_httm_node_flops(const vt_graph *g, const vt_node *n, bool *partial);
               {"prop_attn", VT_PARAM_INT, "1",                                                                   \
                "1: add log(group size) to the scores of merged keys (ToMe proportional attention; the paper has none)"}, \
               {"tokens_per_frame", VT_PARAM_INT, "0",                                                             \
-               "0: frames from the dims (N = T x P, T a named dim); P > 0: also attention whose constant N is a " \
-               "multiple >= 2P of P (T pinned with --dim)"}}}
+               "0: frames from the graph: N = T x P with T a named dim, or (T pinned) the Reshape above Q that " \
+               "joined rows of P tokens into the sequence, e.g. [B*T, P, C] -> [B, T*P, C]; P > 0: also attention " \
+               "whose constant N is a multiple >= 2P of P when the graph shows no frames"}}}
 
 #endif

@@ -145,7 +145,9 @@ int vt_pipeline_run(const vt_pipeline *pl, vt_graph *g, const vt_pipeline_opts *
  * Transformer blocks around canonical Attention nodes (passes/blocks.c): x_mid = x_in + f(attn)
  * where x_in is an ancestor of the attention's Q (the residual stream), then x_out = x_mid +
  * g(x_mid) (the MLP residual; -1 when absent). When the query count is F*P with F a named
- * symbol and P a constant (attention over frames), frames/tokens_per_frame record it. */
+ * symbol and P a constant (attention over frames), frames/tokens_per_frame record it; with F
+ * pinned (a constant count) they come from the Reshape above Q that joined rows of P tokens
+ * into the sequence (e.g. [B*T, P, C] -> [B, T*P, C]). */
 typedef struct vt_block {
   int32_t attn;                 /* Attention node */
   int32_t x_in;                 /* value: residual stream entering the block */

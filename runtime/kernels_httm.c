@@ -1,5 +1,5 @@
-/* kernels_httm.c — reference kernel for the HTTM op (row in ir/ops_httm.def):
- * HeadwiseMergedAttention, float32.
+/* kernels_httm.c — kernel for the HTTM op (row in ir/ops_httm.def): HeadwiseMergedAttention,
+ * float32.
  *
  * Layout shared by all heads (built once per call): tokens n = f*P + p of frame f; the first
  * `protected` tokens of a frame stand alone; the others (p' = p - protected in [0, Pm)) fall in
@@ -9,322 +9,595 @@
  * written at its original token index). Merge targets (dst) are a deterministic, evenly spaced
  * subset of each block's list (with anchor: all frame-0 tokens first), the same for all heads;
  * every other token (src) joins its most cosine-similar dst of the block (a GEMM of normalised
- * rows), so matching costs O(block size x dst count x Dh) per block: linear in N.
+ * rows fused with the argmax, see match_block), so matching costs O(block size x dst count x Dh)
+ * per block: linear in N. With the default keep ratios it costs about 2.5 x n_b / N times the
+ * attention on merged tokens (n_b = block size), so it dominates the op when blocks are a large
+ * share of the tokens (few small frames) and fades as N grows.
  *
- * Phases: (1) per (b,h): Q matching, group means, deviation of each member from its group mean;
- * (2) per b: the global top-`outlier` fraction of deviations over all heads becomes stand-alone
- * queries (ragged per-head query counts); (3) per (b,h): K matching (V follows), group means of
- * the remaining Q members and of K/V, attention on the merged tokens with log(size) key bias
- * (prop_attn), each token copies its query slot's output row (head-wise unmerge). */
+ * Slots: a merged sequence (Q or K/V) has one slot per protected token (slots [0, nprot)) and
+ * one per dst token, numbered block by block (block bl's dst j is slot nprot + doff[bl] + j), so
+ * a block's slots are contiguous and disjoint from other blocks' (units never write the same
+ * row). Restored query outliers get extra slots after those, in token order, per head.
+ *
+ * Phases, each one parallel loop over units taken dynamically by the pool's threads (unit =
+ * (batch, head, block) unless said otherwise), timed when VTOPT_HTTM_PROFILE is set (one line
+ * per call on stderr):
+ *   match    Q matching on the queries, K matching on the keys (shared=1: one matching per
+ *            (batch, block) on the keys of all heads)
+ *   merge    full Q group means -> deviation of every member (for outliers); K/V group means;
+ *            (serial, per batch) the global top-`outlier` deviations over all heads become
+ *            stand-alone queries; Q group means over the remaining members, outlier rows
+ *   attend   unit = (batch, head, tile of QB merged queries): scores against the merged keys
+ *            (+ log group size with prop_attn), softmax (vectorised exp), times merged V; both
+ *            products are the runtime GEMM (vt_sgemm)
+ *   unmerge  unit = (batch, head): every token copies its query slot's output row
+ * keep 1 (no merging) skips matching and merging and attends straight into the output. */
 #include "gemm.h"
 #include "runtime.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define QB 64
-#define MB 256   /* src rows per matching GEMM */
-
-/* Built with -DVT_HTTM_PROFILE (bench only), the kernel sums per-phase thread time into
- * vt_httm_prof[]: 0 Q matching + deviations, 1 outlier selection, 2 K/V matching and all group
- * means (the merging), 3 attention on merged tokens + unmerge. */
-#ifdef VT_HTTM_PROFILE
-#include <pthread.h>
 #include <time.h>
-double vt_httm_prof[4];
-static pthread_mutex_t prof_mu = PTHREAD_MUTEX_INITIALIZER;
-static double prof_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-static void prof_add(int i, double dt) {
-  pthread_mutex_lock(&prof_mu);
-  vt_httm_prof[i] += dt;
-  pthread_mutex_unlock(&prof_mu);
-}
-#define PROF_START(v) double v = prof_now()
-#define PROF_END(i, v) prof_add(i, prof_now() - (v))
+
+#define QB 128   /* merged queries per attention tile */
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v8fu __attribute__((vector_size(32), aligned(4)));   /* unaligned loads/stores */
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define VT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
-#define PROF_START(v) ((void)0)
-#define PROF_END(i, v) ((void)0)
+#define VT_CLONES
 #endif
 
+/* One merged sequence's layout (Q or K/V), the same for every head. */
 typedef struct {
-  int64_t B, H, N, Dh, Dv, T, P, prot;
+  int64_t nslot;    /* protected + dst tokens */
+  int64_t *doff;    /* [nblk+1] offsets into dtok */
+  int32_t *dtok;    /* dst tokens, block by block */
+  int64_t *soff;    /* [nblk+1] offsets into stok */
+  int32_t *stok;    /* src tokens, block by block */
+  int64_t max_nd;   /* largest dst count of a block */
+} mlayout;
+
+typedef struct {
+  int64_t B, H, N, Dh, Dv, T, P, prot, nprot;
   float scale, q_keep, kv_keep, outlier;
   int anchor, shared, prop;
   const float *q, *k, *v;
   float *out;
-  /* block layout */
-  int64_t nblk, max_nb;
-  int64_t *bstart;      /* [nblk+1] offsets into btok */
-  int32_t *btok;        /* mergeable tokens, block by block, frame-major inside a block */
-  uint8_t *dst_q, *dst_k;   /* [N]: 1 if the token is a merge target (protected tokens: 1) */
-  bool merge_q, merge_k;
-  /* per (b,h) state between phases */
-  int32_t *qgrp;        /* [B*H*N] dst token of each token's Q group */
-  int32_t *kgrp_shared; /* [B*N] shared mode: one grouping per batch element */
-  float *dev;           /* [B*H*N] */
-  uint8_t *outl;        /* [B*H*N] */
+  int64_t nblk;
+  int32_t *ptok;            /* [nprot] protected tokens */
+  mlayout lq, lk;
+  bool merge_q, merge_k, want_dev;
+  /* per (b,h) results; slot indices as described at the top */
+  int32_t *qslot;           /* [B*H*N] query slot of each token */
+  int32_t *kslot;           /* [B*H*N] key slot (shared mode: [B*N], for Q and K) */
+  float *dev;               /* [B*H*N] deviation from the full Q group mean (0: alone) */
+  uint8_t *outl;            /* [B*H*N] restored outlier queries */
+  int64_t *nq, *qoff;       /* [B*H] merged query count; [B*H+1] offsets of the rows in mq/om */
+  float *mq, *om;           /* merged queries [sum nq, Dh]; their attention output [sum nq, Dv] */
+  float *mk, *mv, *kbias;   /* [B*H, nslot_k, Dh|Dv], [B*H, nslot_k] log group size */
+  int64_t *tile_off;        /* [B*H+1] first attention tile of each head */
+  atomic_llong next;        /* next unit of the current phase */
+  int64_t nunits;
   int failed;
+  bool prof;
+  _Atomic double cpu;       /* profiling: CPU ms of the current phase on the pool's other threads */
+  pthread_t caller;         /* profiling: the kernel's thread (its CPU time is measured whole) */
 } hm_args;
 
-/* Cosine matching inside every block: grp[n] = the dst token of n's group. feat rows are
- * L2-normalised features of dimension D (row n at feat + n*D). Similarities come from a GEMM of
- * the block's src rows (MB at a time) against its dst rows. Scratch: dlist [N], dbuf [N*D],
- * sbuf [MB*D], S [MB*max block size]. */
-static void match_blocks(const hm_args *a, const uint8_t *dst, const float *feat, int64_t D, int32_t *grp,
-                         int32_t *dlist, float *dbuf, float *sbuf, float *S) {
-  for (int64_t n = 0; n < a->N; n++) grp[n] = (int32_t)n;
-  int32_t srcs[MB];
-  for (int64_t bl = 0; bl < a->nblk; bl++) {
-    const int32_t *tok = a->btok + a->bstart[bl];
-    int64_t nb = a->bstart[bl + 1] - a->bstart[bl], nd = 0;
-    for (int64_t i = 0; i < nb; i++)
-      if (dst[tok[i]]) {
-        memcpy(dbuf + nd * D, feat + (int64_t)tok[i] * D, (size_t)D * sizeof *dbuf);
-        dlist[nd++] = tok[i];
-      }
-    if (nd == nb || nd == 0) continue;
-    int64_t i = 0;
-    while (i < nb) {
-      int64_t m = 0;
-      for (; i < nb && m < MB; i++)
-        if (!dst[tok[i]]) {
-          srcs[m] = tok[i];
-          memcpy(sbuf + m * D, feat + (int64_t)tok[i] * D, (size_t)D * sizeof *sbuf);
-          m++;
-        }
-      if (m == 0) break;
-      vt_sgemm(NULL, 0, 1, m, nd, D, 1.0f, sbuf, D, dbuf, D, 0.0f, S, nd);
-      for (int64_t r = 0; r < m; r++) {
-        const float *row = S + r * nd;
-        int64_t bj = 0;
-        for (int64_t j = 1; j < nd; j++)
-          if (row[j] > row[bj]) bj = j;   /* ties: the first dst */
-        grp[srcs[r]] = dlist[bj];
-      }
+/* ---------- small vector helpers ---------- */
+
+/* Hot loops use 8-lane GCC vector code; functions marked VT_CLONES are compiled for AVX-512 /
+ * AVX2+FMA / baseline and picked at load time (the helpers below are inlined into them). */
+#define HOT VT_CLONES __attribute__((optimize("fp-contract=fast")))
+#define INL static inline __attribute__((always_inline))
+
+#define load8(p) (*(const v8fu *)(p))
+
+/* sum over d of (x[d] - y[d])^2, y == NULL meaning 0 */
+INL float sumsq(const float *x, const float *y, int64_t D) {
+  v8f acc = {0};
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    v8f t = load8(x + d);
+    if (y) t -= load8(y + d);
+    acc += t * t;
+  }
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; d < D; d++) {
+    float t = x[d] - (y ? y[d] : 0.0f);
+    s += t * t;
+  }
+  return s;
+}
+
+/* max of p[0..n), n >= 1 */
+INL float maxf(const float *p, int64_t n) {
+  float mx = p[0];
+  int64_t j = 0;
+  if (n >= 8) {
+    v8f acc = load8(p);
+    for (j = 8; j + 8 <= n; j += 8) {
+      v8f x = load8(p + j);
+      v8i m = x > acc;
+      acc = (v8f)(((v8i)x & m) | ((v8i)acc & ~m));
     }
+    mx = acc[0];
+    for (int i = 1; i < 8; i++) mx = acc[i] > mx ? acc[i] : mx;
   }
+  for (; j < n; j++) mx = p[j] > mx ? p[j] : mx;
+  return mx;
 }
 
-static void normalise_rows(const float *x, int64_t n, int64_t D, float *y) {
-  for (int64_t i = 0; i < n; i++) {
-    double s = 0.0;
-    for (int64_t d = 0; d < D; d++) s += (double)x[i * D + d] * x[i * D + d];
-    float inv = s > 0.0 ? (float)(1.0 / sqrt(s)) : 0.0f;
-    for (int64_t d = 0; d < D; d++) y[i * D + d] = x[i * D + d] * inv;
-  }
+/* r += x over n floats */
+INL void add_row(float *restrict r, const float *restrict x, int64_t n) {
+  int64_t d = 0;
+  for (; d + 8 <= n; d += 8) *(v8fu *)(r + d) = load8(r + d) + load8(x + d);
+  for (; d < n; d++) r[d] += x[d];
 }
 
-/* Group means: slot[n] (from the caller) indexes rows of m; cnt[slot] counts members. */
-static void group_means(const float *x, int64_t N, int64_t D, const int32_t *slot, int64_t nslots, float *m,
-                        float *cnt) {
-  memset(m, 0, (size_t)(nslots * D) * sizeof *m);
-  memset(cnt, 0, (size_t)nslots * sizeof *cnt);
-  for (int64_t n = 0; n < N; n++) {
-    float *r = m + (int64_t)slot[n] * D;
-    const float *s = x + n * D;
-    for (int64_t d = 0; d < D; d++) r[d] += s[d];
-    cnt[slot[n]] += 1.0f;
-  }
-  for (int64_t g = 0; g < nslots; g++) {
-    float inv = cnt[g] > 0.0f ? 1.0f / cnt[g] : 0.0f;
-    for (int64_t d = 0; d < D; d++) m[g * D + d] *= inv;
-  }
+/* r *= c over n floats */
+INL void scale_row(float *r, float c, int64_t n) {
+  int64_t d = 0;
+  for (; d + 8 <= n; d += 8) *(v8fu *)(r + d) = load8(r + d) * c;
+  for (; d < n; d++) r[d] *= c;
 }
 
-/* Slots from groups: tokens of one group share a slot (numbered in order of first member);
- * tokens with solo[n] set get their own slot. gslot is scratch [N]. Returns the slot count. */
-static int64_t make_slots(int64_t N, const int32_t *grp, const uint8_t *solo, int32_t *gslot, int32_t *slot) {
-  for (int64_t n = 0; n < N; n++) gslot[n] = -1;
-  int64_t ns = 0;
-  for (int64_t n = 0; n < N; n++) {
-    if (solo && solo[n]) { slot[n] = (int32_t)ns++; continue; }
-    int32_t g = grp[n];
-    if (gslot[g] < 0) gslot[g] = (int32_t)ns++;
-    slot[n] = gslot[g];
-  }
-  return ns;
+/* y = x / ||x||_2 (0 for a zero row). */
+INL void normalise_row(const float *restrict x, int64_t D, float *restrict y) {
+  float s = sumsq(x, NULL, D);
+  float inv = s > 0.0f ? 1.0f / sqrtf(s) : 0.0f;
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) *(v8fu *)(y + d) = load8(x + d) * inv;
+  for (; d < D; d++) y[d] = x[d] * inv;
 }
 
-/* Scratch of one worker (sized for N tokens). */
+/* e^x for x <= 0 (softmax after the max is subtracted; x >= -87 clamps to tiny): Cephes-style
+ * range reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n via the exponent bits.
+ * Relative error ~2 ulp. */
+static inline void exp_neg8(v8f *xp) {
+  v8f x = *xp;
+  const v8f lo = {-87.0f, -87.0f, -87.0f, -87.0f, -87.0f, -87.0f, -87.0f, -87.0f};
+  v8i m = x < lo;
+  x = (v8f)(((v8i)x & ~m) | ((v8i)lo & m));
+  v8f t = x * 1.44269504088896341f - 0.5f;
+  v8i n = __builtin_convertvector(t, v8i);   /* truncation of t <= 0: round(x log2 e) */
+  v8f nf = __builtin_convertvector(n, v8f);
+  v8f r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+  v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  v8f y = p * r * r + r + 1.0f;
+  v8i e = (n + 127) << 23;
+  *xp = y * (v8f)e;
+}
+
+/* p[0..n) <- exp(p + bias - max) (bias may be NULL), n >= 1; returns the sum. */
+INL float softmax_exp_row(float *p, const float *bias, int64_t n) {
+  if (bias) add_row(p, bias, n);
+  float mx = maxf(p, n);
+  v8f acc = {0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    v8f y = *(v8fu *)(p + j) - mx;
+    exp_neg8(&y);
+    *(v8fu *)(p + j) = y;
+    acc += y;
+  }
+  float sum = 0.0f;
+  for (int i = 0; i < 8; i++) sum += acc[i];
+  if (j < n) {
+    v8f y = {0};
+    int64_t r = n - j;
+    for (int64_t i = 0; i < r; i++) y[i] = p[j + i] - mx;
+    exp_neg8(&y);
+    for (int64_t i = 0; i < r; i++) { p[j + i] = y[i]; sum += y[i]; }
+  }
+  return sum;
+}
+
+/* ---------- profiling (VTOPT_HTTM_PROFILE=1): per phase of one call, the wall time and the
+ * CPU time summed over the threads (robust on a shared machine) ---------- */
+static double clock_ms(clockid_t c) {
+  struct timespec t;
+  clock_gettime(c, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+static double now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+static double cpu_ms(void) { return clock_ms(CLOCK_THREAD_CPUTIME_ID); }
+
+/* ---------- the work loop: each pool thread takes units until none are left ---------- */
+typedef void (*unit_fn)(hm_args *a, void *scratch, int64_t u);
 typedef struct {
-  float *feat, *mq, *mk, *mv, *cq, *ck, *S, *dbuf, *sbuf, *msim;
-  int32_t *grp, *kgrp, *slot, *kslot, *gslot, *dlist;
-} scratch;
+  hm_args *a;
+  unit_fn fn;
+  size_t scratch_bytes;
+} phase_job;
 
-static void scratch_free(scratch *s) {
-  free(s->dbuf); free(s->sbuf); free(s->msim);
-  free(s->feat); free(s->mq); free(s->mk); free(s->mv); free(s->cq); free(s->ck); free(s->S);
-  free(s->grp); free(s->kgrp); free(s->slot); free(s->kslot); free(s->gslot); free(s->dlist);
-}
-
-static int scratch_alloc(scratch *s, const hm_args *a, int64_t featD) {
-  memset(s, 0, sizeof *s);
-  size_t N = (size_t)(a->N ? a->N : 1), Dh = (size_t)(a->Dh ? a->Dh : 1), Dv = (size_t)(a->Dv ? a->Dv : 1);
-  size_t fd = (size_t)(featD ? featD : 1);
-  s->feat = malloc(N * fd * sizeof(float));
-  s->dbuf = malloc(N * fd * sizeof(float));
-  s->sbuf = malloc((size_t)MB * fd * sizeof(float));
-  s->msim = malloc((size_t)MB * (size_t)(a->max_nb ? a->max_nb : 1) * sizeof(float));
-  s->mq = malloc(N * Dh * sizeof(float));
-  s->mk = malloc(N * Dh * sizeof(float));
-  s->mv = malloc(N * Dv * sizeof(float));
-  s->cq = malloc(N * sizeof(float));
-  s->ck = malloc(N * sizeof(float));
-  s->S = malloc((size_t)QB * N * sizeof(float));
-  s->grp = malloc(N * sizeof(int32_t));
-  s->kgrp = malloc(N * sizeof(int32_t));
-  s->slot = malloc(N * sizeof(int32_t));
-  s->kslot = malloc(N * sizeof(int32_t));
-  s->gslot = malloc(N * sizeof(int32_t));
-  s->dlist = malloc(N * sizeof(int32_t));
-  if (!s->feat || !s->dbuf || !s->sbuf || !s->msim || !s->mq || !s->mk || !s->mv || !s->cq || !s->ck || !s->S || !s->grp || !s->kgrp || !s->slot ||
-      !s->kslot || !s->gslot || !s->dlist) {
-    scratch_free(s);
-    return -1;
+static void phase_worker(void *arg, int64_t b0, int64_t b1) {
+  (void)b0; (void)b1;
+  phase_job *j = arg;
+  hm_args *a = j->a;
+  double c0 = a->prof ? cpu_ms() : 0.0;
+  void *s = NULL;
+  if (j->scratch_bytes && !(s = aligned_alloc(64, (j->scratch_bytes + 63) / 64 * 64))) {
+    __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED);
+    return;
   }
-  return 0;
+  for (;;) {
+    int64_t u = atomic_fetch_add_explicit(&a->next, 1, memory_order_relaxed);
+    if (u >= a->nunits) break;
+    j->fn(a, s, u);
+  }
+  free(s);
+  if (a->prof && !pthread_equal(pthread_self(), a->caller)) {
+    double d = cpu_ms() - c0, old = atomic_load(&a->cpu);
+    while (!atomic_compare_exchange_weak(&a->cpu, &old, old + d)) {}
+  }
 }
 
-/* Phase 1, per (b,h): Q matching and deviations from the group means. */
-static void phase_q(void *arg, int64_t begin, int64_t end) {
-  hm_args *a = arg;
-  scratch s;
-  if (scratch_alloc(&s, a, a->Dh)) { __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED); return; }
-  PROF_START(t0);
-  for (int64_t bh = begin; bh < end; bh++) {
-    const float *q = a->q + bh * a->N * a->Dh;
-    int32_t *grp = a->qgrp + bh * a->N;
-    float *dev = a->dev + bh * a->N;
-    normalise_rows(q, a->N, a->Dh, s.feat);
-    match_blocks(a, a->dst_q, s.feat, a->Dh, grp, s.dlist, s.dbuf, s.sbuf, s.msim);
-    int64_t ns = make_slots(a->N, grp, NULL, s.gslot, s.slot);
-    group_means(q, a->N, a->Dh, s.slot, ns, s.mq, s.cq);
-    for (int64_t n = 0; n < a->N; n++) {
-      if (s.cq[s.slot[n]] <= 1.0f) { dev[n] = 0.0f; continue; }
-      const float *x = q + n * a->Dh, *m = s.mq + (int64_t)s.slot[n] * a->Dh;
-      double acc = 0.0;
-      for (int64_t d = 0; d < a->Dh; d++) acc += ((double)x[d] - m[d]) * ((double)x[d] - m[d]);
-      dev[n] = (float)sqrt(acc);
+static void run_phase(hm_args *a, vt_pool *pool, int64_t nunits, unit_fn fn, size_t scratch_bytes) {
+  if (a->failed || nunits <= 0) return;
+  phase_job j = {a, fn, scratch_bytes};
+  atomic_store_explicit(&a->next, 0, memory_order_relaxed);
+  a->nunits = nunits;
+  int64_t nt = vt_pool_threads(pool);
+  vt_pool_for(pool, nt < nunits ? nt : nunits, phase_worker, &j);
+}
+
+/* ---------- matching ---------- */
+
+/* Row n of the matching features, normalised into y: head row x[n] (D = Dh), or in shared mode
+ * the concatenation of every head's normalised key row (D = H*Dh). */
+typedef struct {
+  const float *x;   /* [N, Dh] of one head, or [H, N, Dh] of one batch element (shared) */
+  int64_t heads;    /* 1, or H (shared) */
+  int64_t N, Dh;
+} feat_src;
+
+INL void feat_row(const feat_src *f, int64_t n, float *y) {
+  for (int64_t h = 0; h < f->heads; h++) normalise_row(f->x + (h * f->N + n) * f->Dh, f->Dh, y + h * f->Dh);
+}
+
+/* Matching is a GEMM (src rows x dst rows, dot products of normalised rows) whose only use is
+ * each src row's argmax, so it runs as one: dst rows packed once per block into panels of 16
+ * (dpack[(p*D + d)*16 + c] = dst p*16+c, zero padded), src rows 6 at a time (apack[d*6 + r]),
+ * a 6x16 register tile (the runtime GEMM's micro-kernel shape) per panel, and the running
+ * argmax of each src row updated from the tile: the similarity matrix never leaves L1. */
+#define TR 6
+#define TC 16
+
+/* t[r*TC + c] = sum_k a[k*TR + r] * b[k*TC + c]; a, b, t 32-byte aligned */
+INL void tile6x16(int64_t K, const float *restrict a, const float *restrict b, float *restrict t) {
+  v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+  v8f c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+  for (int64_t k = 0; k < K; k++) {
+    v8f b0 = *(const v8f *)b, b1 = *(const v8f *)(b + 8);
+    float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
+    c00 += a0 * b0; c01 += a0 * b1;
+    c10 += a1 * b0; c11 += a1 * b1;
+    c20 += a2 * b0; c21 += a2 * b1;
+    c30 += a3 * b0; c31 += a3 * b1;
+    c40 += a4 * b0; c41 += a4 * b1;
+    c50 += a5 * b0; c51 += a5 * b1;
+    a += TR;
+    b += TC;
+  }
+  v8f *o = (v8f *)t;
+  o[0] = c00; o[1] = c01; o[2] = c10; o[3] = c11; o[4] = c20; o[5] = c21;
+  o[6] = c30; o[7] = c31; o[8] = c40; o[9] = c41; o[10] = c50; o[11] = c51;
+}
+
+/* floats of match_block's scratch for features of dimension D and at most md dst per block
+ * (every part a multiple of 16 floats, so each stays 64-byte aligned) */
+static int64_t match_floats(int64_t D, int64_t md) {
+  int64_t npan = (md + TC - 1) / TC, Dr = (D + 15) / 16 * 16;
+  return npan * D * TC + (TR * D + 15) / 16 * 16 + Dr + TR * TC;
+}
+
+/* Block bl of layout L: slot[t] = the slot of t's most cosine-similar dst (first on ties) for
+ * every src t, its own slot for every dst. scratch: match_floats(D, L->max_nd) floats. */
+HOT static void match_block(const hm_args *a, const mlayout *L, int64_t bl, const feat_src *f, int32_t *slot,
+                            float *scratch) {
+  int64_t D = f->heads * f->Dh, d0 = L->doff[bl], nd = L->doff[bl + 1] - d0;
+  int64_t s0 = L->soff[bl], ns = L->soff[bl + 1] - s0, npan = (nd + TC - 1) / TC;
+  float *dpack = scratch, *apack = dpack + npan * D * TC, *row = apack + (TR * D + 15) / 16 * 16;
+  float *tile = row + (D + 15) / 16 * 16;
+  int32_t base = (int32_t)(a->nprot + d0);
+  for (int64_t j = 0; j < npan * TC; j++) {
+    float *col = dpack + (j / TC) * D * TC + j % TC;
+    if (j < nd) {
+      feat_row(f, L->dtok[d0 + j], row);
+      slot[L->dtok[d0 + j]] = base + (int32_t)j;
+      for (int64_t d = 0; d < D; d++) col[d * TC] = row[d];
+    } else {
+      for (int64_t d = 0; d < D; d++) col[d * TC] = 0.0f;
     }
   }
-  PROF_END(0, t0);
-  scratch_free(&s);
+  for (int64_t i0 = 0; i0 < ns; i0 += TR) {
+    int64_t m = ns - i0 < TR ? ns - i0 : TR;
+    for (int64_t r = 0; r < TR; r++) {
+      if (r < m) feat_row(f, L->stok[s0 + i0 + r], row);
+      for (int64_t d = 0; d < D; d++) apack[d * TR + r] = r < m ? row[d] : 0.0f;
+    }
+    /* per row and lane: the best score so far and its dst (first on ties) */
+    v8f bv[TR][2];
+    v8i bi[TR][2];
+    const v8f ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int r = 0; r < TR; r++) {
+      bv[r][0] = bv[r][1] = ninf;
+      bi[r][0] = bi[r][1] = lane * 0;
+    }
+    for (int64_t p = 0; p < npan; p++) {
+      tile6x16(D, apack, dpack + p * D * TC, tile);
+      if (p == npan - 1)   /* padding columns never win */
+        for (int64_t c = nd - p * TC; c < TC; c++)
+          for (int r = 0; r < TR; r++) tile[r * TC + c] = -INFINITY;
+      for (int r = 0; r < TR; r++)
+        for (int h = 0; h < 2; h++) {
+          v8f t = *(const v8f *)(tile + r * TC + h * 8);
+          v8i mk = t > bv[r][h], id = lane + (int32_t)(p * TC + h * 8);
+          bv[r][h] = (v8f)(((v8i)t & mk) | ((v8i)bv[r][h] & ~mk));
+          bi[r][h] = (id & mk) | (bi[r][h] & ~mk);
+        }
+    }
+    int32_t bj[TR];
+    for (int64_t r = 0; r < m; r++) {
+      float best = -INFINITY;
+      bj[r] = 0;
+      for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 8; l++)
+          if (bv[r][h][l] > best || (bv[r][h][l] == best && bi[r][h][l] < bj[r])) { best = bv[r][h][l]; bj[r] = bi[r][h][l]; }
+    }
+    for (int64_t r = 0; r < m; r++) slot[L->stok[s0 + i0 + r]] = base + bj[r];
+  }
 }
 
-/* Shared mode (per b): one matching on the keys of all heads (per-head normalised, concatenated). */
-static void phase_shared(void *arg, int64_t begin, int64_t end) {
-  hm_args *a = arg;
-  int64_t D = a->H * a->Dh;
-  scratch s;
-  if (scratch_alloc(&s, a, D)) { __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED); return; }
-  for (int64_t b = begin; b < end; b++) {
-    for (int64_t h = 0; h < a->H; h++) {
-      const float *k = a->k + (b * a->H + h) * a->N * a->Dh;
-      for (int64_t n = 0; n < a->N; n++) {
-        double ss = 0.0;
-        for (int64_t d = 0; d < a->Dh; d++) ss += (double)k[n * a->Dh + d] * k[n * a->Dh + d];
-        float inv = ss > 0.0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
-        for (int64_t d = 0; d < a->Dh; d++) s.feat[n * D + h * a->Dh + d] = k[n * a->Dh + d] * inv;
+static size_t match_scratch(const hm_args *a, int64_t D) {
+  int64_t md = a->lq.max_nd > a->lk.max_nd ? a->lq.max_nd : a->lk.max_nd;
+  return (size_t)match_floats(D, md < 1 ? 1 : md) * sizeof(float);
+}
+
+/* unit = (bh, bl): Q and/or K matching of one head in one block. */
+static void unit_match(hm_args *a, void *scratch, int64_t u) {
+  int64_t bh = u / a->nblk, bl = u % a->nblk;
+  if (a->merge_q) {
+    feat_src f = {a->q + bh * a->N * a->Dh, 1, a->N, a->Dh};
+    match_block(a, &a->lq, bl, &f, a->qslot + bh * a->N, scratch);
+  }
+  if (a->merge_k) {
+    feat_src f = {a->k + bh * a->N * a->Dh, 1, a->N, a->Dh};
+    match_block(a, &a->lk, bl, &f, a->kslot + bh * a->N, scratch);
+  }
+}
+
+/* shared mode, unit = (b, bl): one matching on all heads' keys. */
+static void unit_match_shared(hm_args *a, void *scratch, int64_t u) {
+  int64_t b = u / a->nblk, bl = u % a->nblk;
+  feat_src f = {a->k + b * a->H * a->N * a->Dh, a->H, a->N, a->Dh};
+  match_block(a, &a->lk, bl, &f, a->kslot + b * a->N, scratch);
+}
+
+/* ---------- merging ---------- */
+
+/* Group means of block bl (all its tokens, by slot; skip, if not NULL, excludes tokens): the
+ * block's slots are base + [0, nd) with base = nprot + doff[bl]; slot s's mean goes to row
+ * s - row0 of m (row0 = 0: m holds every slot; row0 = base: m holds this block's). cnt [nd] gets
+ * the member counts; cnt_out (if not NULL) too, at index s. */
+HOT static void block_means(const hm_args *a, const mlayout *L, int64_t bl, const int32_t *slot, const uint8_t *skip,
+                        const float *x, int64_t D, float *m, int64_t row0, float *cnt_out, float *cnt) {
+  int64_t d0 = L->doff[bl], nd = L->doff[bl + 1] - d0, base = a->nprot + d0;
+  m += (base - row0) * D;   /* now row j = slot base + j */
+  memset(m, 0, (size_t)(nd * D) * sizeof *m);
+  memset(cnt, 0, (size_t)nd * sizeof *cnt);
+  for (int pass = 0; pass < 2; pass++) {
+    const int32_t *tok = pass ? L->stok + L->soff[bl] : L->dtok + d0;
+    int64_t nt = pass ? L->soff[bl + 1] - L->soff[bl] : nd;
+    for (int64_t i = 0; i < nt; i++) {
+      int64_t t = tok[i];
+      if (skip && skip[t]) continue;
+      int64_t j = slot[t] - base;
+      add_row(m + j * D, x + t * D, D);
+      cnt[j] += 1.0f;
+    }
+  }
+  for (int64_t j = 0; j < nd; j++) {
+    float inv = cnt[j] > 0.0f ? 1.0f / cnt[j] : 0.0f;
+    scale_row(m + j * D, inv, D);
+    if (cnt_out) cnt_out[base + j] = cnt[j];
+  }
+}
+
+/* Scratch of the merge units: Q group means of one block [max_nd*Dh], counts [max_nd]. */
+static size_t merge_scratch(const hm_args *a) {
+  int64_t md = a->lq.max_nd > a->lk.max_nd ? a->lq.max_nd : a->lk.max_nd;
+  if (md < 1) md = 1;
+  return (size_t)(md * a->Dh + md) * sizeof(float);
+}
+
+/* unit = (bh, bl), bl == nblk: the protected tokens. K/V group means (+ log size), and the
+ * deviations of the queries from their full group means when outliers are restored. */
+HOT static void unit_merge_kv(hm_args *a, void *scratch, int64_t u) {
+  int64_t bh = u / (a->nblk + 1), bl = u % (a->nblk + 1), b = bh / a->H, N = a->N, Dh = a->Dh, Dv = a->Dv;
+  const float *q = a->q + bh * N * Dh, *k = a->k + bh * N * Dh, *v = a->v + bh * N * Dv;
+  /* K/V results (only when keys merge: the arrays are NULL otherwise) */
+  const int32_t *ks = !a->merge_k ? NULL : a->shared ? a->kslot + b * N : a->kslot + bh * N;
+  int64_t nk = a->lk.nslot;
+  float *mk = a->merge_k ? a->mk + bh * nk * Dh : NULL, *mv = a->merge_k ? a->mv + bh * nk * Dv : NULL;
+  float *kb = a->merge_k ? a->kbias + bh * nk : NULL;
+  if (bl == a->nblk) {   /* protected tokens: alone in their slot */
+    for (int64_t i = 0; i < a->nprot; i++) {
+      int64_t t = a->ptok[i];
+      if (a->merge_k) {
+        memcpy(mk + i * Dh, k + t * Dh, (size_t)Dh * sizeof *mk);
+        memcpy(mv + i * Dv, v + t * Dv, (size_t)Dv * sizeof *mv);
+        kb[i] = 0.0f;
+      }
+      if (a->want_dev) a->dev[bh * N + t] = 0.0f;
+    }
+    return;
+  }
+  float *cnt = (float *)scratch + (a->lq.max_nd > a->lk.max_nd ? a->lq.max_nd : a->lk.max_nd) * Dh;
+  if (a->merge_k) {
+    block_means(a, &a->lk, bl, ks, NULL, k, Dh, mk, 0, kb, cnt);
+    block_means(a, &a->lk, bl, ks, NULL, v, Dv, mv, 0, NULL, cnt);
+    int64_t base = a->nprot + a->lk.doff[bl], nd = a->lk.doff[bl + 1] - a->lk.doff[bl];
+    for (int64_t j = 0; j < nd; j++) kb[base + j] = a->prop ? logf(kb[base + j]) : 0.0f;
+  }
+  if (a->want_dev) {
+    /* full Q group means in scratch (rows indexed by slot - base) */
+    const mlayout *L = &a->lq;
+    int64_t base = a->nprot + L->doff[bl];
+    float *m = scratch;   /* row s - base: the mean of slot s */
+    block_means(a, L, bl, a->qslot + bh * N, NULL, q, Dh, m, base, NULL, cnt);
+    float *dev = a->dev + bh * N;
+    for (int pass = 0; pass < 2; pass++) {
+      const int32_t *tok = pass ? L->stok + L->soff[bl] : L->dtok + L->doff[bl];
+      int64_t nt = pass ? L->soff[bl + 1] - L->soff[bl] : L->doff[bl + 1] - L->doff[bl];
+      for (int64_t i = 0; i < nt; i++) {
+        int64_t t = tok[i], s = a->qslot[bh * N + t];
+        if (cnt[s - base] <= 1.0f) { dev[t] = 0.0f; continue; }
+        dev[t] = sqrtf(sumsq(q + t * Dh, m + (s - base) * Dh, Dh));
       }
     }
-    PROF_START(t0);
-    match_blocks(a, a->dst_k, s.feat, D, a->kgrp_shared + b * a->N, s.dlist, s.dbuf, s.sbuf, s.msim);
-    PROF_END(2, t0);
   }
-  scratch_free(&s);
 }
 
-typedef struct { float d; int32_t i; } devrec;
-static int devrec_cmp(const void *x, const void *y) {
-  const devrec *p = x, *q = y;
-  if (p->d != q->d) return p->d > q->d ? -1 : 1;   /* descending */
-  return p->i < q->i ? -1 : p->i > q->i;
+/* unit = (bh, bl) as above: merged queries (group means of the members that are not outliers;
+ * outliers copy their row into their own slot). */
+static void unit_merge_q(hm_args *a, void *scratch, int64_t u) {
+  int64_t bh = u / (a->nblk + 1), bl = u % (a->nblk + 1), b = bh / a->H, N = a->N, Dh = a->Dh;
+  const float *q = a->q + bh * N * Dh;
+  const int32_t *qs = a->shared ? a->kslot + b * N : a->qslot + bh * N;
+  const uint8_t *ol = a->outlier > 0.0f && !a->shared ? a->outl + bh * N : NULL;
+  const mlayout *L = a->shared ? &a->lk : &a->lq;
+  float *mq = a->mq + a->qoff[bh] * Dh;
+  if (bl == a->nblk) {
+    for (int64_t i = 0; i < a->nprot; i++) memcpy(mq + i * Dh, q + (int64_t)a->ptok[i] * Dh, (size_t)Dh * sizeof *mq);
+    return;
+  }
+  float *cnt = (float *)scratch;
+  block_means(a, L, bl, qs, ol, q, Dh, mq, 0, NULL, cnt);
+  if (ol) {
+    for (int pass = 0; pass < 2; pass++) {
+      const int32_t *tok = pass ? L->stok + L->soff[bl] : L->dtok + L->doff[bl];
+      int64_t nt = pass ? L->soff[bl + 1] - L->soff[bl] : L->doff[bl + 1] - L->doff[bl];
+      for (int64_t i = 0; i < nt; i++) {
+        int64_t t = tok[i];
+        if (ol[t]) memcpy(mq + (int64_t)a->qslot[bh * N + t] * Dh, q + t * Dh, (size_t)Dh * sizeof *mq);
+      }
+    }
+  }
 }
 
-/* Phase 2, per b: the global top fraction of query deviations over all heads. */
+/* k-th largest (0-based) of x[0..n) by quickselect (x is reordered). */
+static float kth_largest(float *x, int64_t n, int64_t k) {
+  int64_t lo = 0, hi = n - 1;
+  while (lo < hi) {
+    float piv = x[lo + (hi - lo) / 2];
+    int64_t i = lo, j = hi;
+    while (i <= j) {
+      while (x[i] > piv) i++;
+      while (x[j] < piv) j--;
+      if (i <= j) { float t = x[i]; x[i] = x[j]; x[j] = t; i++; j--; }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return x[k];
+  }
+  return x[k];
+}
+
+/* Per batch element: the `want` largest positive deviations over all heads (ties: lower head,
+ * then lower token first) become outliers; each head's outliers get query slots after the
+ * merged ones, in token order. Fills nq (all heads). */
 static int select_outliers(hm_args *a, int64_t mergeable) {
   int64_t HN = a->H * a->N;
-  devrec *r = malloc((size_t)(HN ? HN : 1) * sizeof *r);
-  if (!r) return -1;
   int64_t want = (int64_t)llround((double)a->outlier * (double)(a->H * mergeable));
+  float *buf = malloc((size_t)(HN ? HN : 1) * sizeof *buf);
+  if (!buf) return -1;
   for (int64_t b = 0; b < a->B; b++) {
     const float *dev = a->dev + b * HN;
     uint8_t *o = a->outl + b * HN;
+    memset(o, 0, (size_t)HN);
     int64_t m = 0;
     for (int64_t i = 0; i < HN; i++)
-      if (dev[i] > 0.0f) { r[m].d = dev[i]; r[m].i = (int32_t)i; m++; }
-    if (want < m) qsort(r, (size_t)m, sizeof *r, devrec_cmp);
+      if (dev[i] > 0.0f) buf[m++] = dev[i];
     int64_t take = want < m ? want : m;
-    for (int64_t i = 0; i < take; i++) o[r[i].i] = 1;
+    if (take > 0) {
+      float thr = kth_largest(buf, m, take - 1);
+      int64_t above = 0;
+      for (int64_t i = 0; i < HN; i++) above += dev[i] > thr;
+      int64_t ties = take - above;   /* entries equal to thr to take, lowest index first */
+      for (int64_t i = 0; i < HN; i++) {
+        if (dev[i] > thr) o[i] = 1;
+        else if (dev[i] == thr && ties > 0) { o[i] = 1; ties--; }
+      }
+    }
+    for (int64_t h = 0; h < a->H; h++) {
+      int64_t bh = b * a->H + h;
+      int32_t s = (int32_t)a->lq.nslot;
+      for (int64_t n = 0; n < a->N; n++)
+        if (o[h * a->N + n]) a->qslot[bh * a->N + n] = s++;
+      a->nq[bh] = s;
+    }
   }
-  free(r);
+  free(buf);
   return 0;
 }
 
-/* Phase 3, per (b,h): K/V matching and merging, merged Q, attention, head-wise unmerge. */
-static void phase_attn(void *arg, int64_t begin, int64_t end) {
-  hm_args *a = arg;
-  scratch s;
-  if (scratch_alloc(&s, a, a->Dh)) { __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED); return; }
-  int64_t N = a->N, Dh = a->Dh, Dv = a->Dv;
-  for (int64_t bh = begin; bh < end; bh++) {
-    int64_t b = bh / a->H;
-    const float *q = a->q + bh * N * Dh, *k = a->k + bh * N * Dh, *v = a->v + bh * N * Dv;
-    float *out = a->out + bh * N * Dv;
-    PROF_START(t0);
-    /* queries */
-    const int32_t *qg;
-    if (a->shared) qg = a->kgrp_shared + b * N;
-    else if (a->merge_q) qg = a->qgrp + bh * N;
-    else { for (int64_t n = 0; n < N; n++) s.grp[n] = (int32_t)n; qg = s.grp; }
-    int64_t nq = make_slots(N, qg, a->shared || !a->merge_q ? NULL : a->outl + bh * N, s.gslot, s.slot);
-    group_means(q, N, Dh, s.slot, nq, s.mq, s.cq);
-    /* keys and values (V follows K's grouping) */
-    const int32_t *kg;
-    if (a->shared) kg = a->kgrp_shared + b * N;
-    else if (a->merge_k) {
-      normalise_rows(k, N, Dh, s.feat);
-      match_blocks(a, a->dst_k, s.feat, Dh, s.kgrp, s.dlist, s.dbuf, s.sbuf, s.msim);
-      kg = s.kgrp;
-    } else { for (int64_t n = 0; n < N; n++) s.kgrp[n] = (int32_t)n; kg = s.kgrp; }
-    int64_t nk = make_slots(N, kg, NULL, s.gslot, s.kslot);
-    group_means(k, N, Dh, s.kslot, nk, s.mk, s.ck);
-    group_means(v, N, Dv, s.kslot, nk, s.mv, s.ck);
-    bool bias = a->prop && nk < N;   /* ck becomes the per-key bias log(size) */
-    if (bias) for (int64_t j = 0; j < nk; j++) s.ck[j] = logf(s.ck[j]);
-    PROF_END(2, t0);
-    PROF_START(t1);
-    /* attention of the nq merged queries on the nk merged keys; the output rows of the merged
-     * queries go to s.feat (reused: nq*Dv <= N*Dh is not guaranteed, so use mv-sized rows) */
-    float *om = malloc((size_t)(nq ? nq : 1) * (size_t)(Dv ? Dv : 1) * sizeof *om);
-    if (!om) { __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED); break; }
-    for (int64_t i0 = 0; i0 < nq; i0 += QB) {
-      int64_t m = nq - i0 < QB ? nq - i0 : QB;
-      vt_sgemm(NULL, 0, 1, m, nk, Dh, a->scale, s.mq + i0 * Dh, Dh, s.mk, Dh, 0.0f, s.S, nk);
-      for (int64_t r = 0; r < m; r++) {
-        float *p = s.S + r * nk, mx = -INFINITY;
-        for (int64_t j = 0; j < nk; j++) {
-          if (bias) p[j] += s.ck[j];
-          if (p[j] > mx) mx = p[j];
-        }
-        double sum = 0.0;
-        for (int64_t j = 0; j < nk; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
-        float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < nk; j++) p[j] *= inv;
-      }
-      vt_sgemm(NULL, 0, 0, m, Dv, nk, 1.0f, s.S, nk, s.mv, Dv, 0.0f, om + i0 * Dv, Dv);
-    }
-    for (int64_t n = 0; n < N; n++) memcpy(out + n * Dv, om + (int64_t)s.slot[n] * Dv, (size_t)Dv * sizeof *out);
-    free(om);
-    PROF_END(3, t1);
-  }
-  scratch_free(&s);
+/* ---------- attention on the merged tokens ---------- */
+
+static size_t attend_scratch(const hm_args *a) {
+  int64_t nk = a->merge_k ? a->lk.nslot : a->N;
+  return (size_t)(QB * (nk ? nk : 1)) * sizeof(float);
 }
+
+/* unit = one tile of QB merged queries of one head. */
+HOT static void unit_attend(hm_args *a, void *scratch, int64_t u) {
+  int64_t lo = 0, hi = a->B * a->H;   /* head: the last bh with tile_off[bh] <= u */
+  while (hi - lo > 1) {
+    int64_t mid = (lo + hi) / 2;
+    if (a->tile_off[mid] <= u) lo = mid; else hi = mid;
+  }
+  int64_t bh = lo, i0 = (u - a->tile_off[bh]) * QB, N = a->N, Dh = a->Dh, Dv = a->Dv;
+  int64_t nq = a->merge_q ? a->nq[bh] : N, m = nq - i0 < QB ? nq - i0 : QB;
+  int64_t nk = a->merge_k ? a->lk.nslot : N;
+  const float *q = a->merge_q ? a->mq + a->qoff[bh] * Dh : a->q + bh * N * Dh;
+  const float *k = a->merge_k ? a->mk + bh * nk * Dh : a->k + bh * N * Dh;
+  const float *v = a->merge_k ? a->mv + bh * nk * Dv : a->v + bh * N * Dv;
+  const float *bias = a->merge_k && a->prop ? a->kbias + bh * nk : NULL;
+  float *o = (a->merge_q ? a->om + a->qoff[bh] * Dv : a->out + bh * N * Dv) + i0 * Dv;
+  float *S = scratch;
+  vt_sgemm(NULL, 0, 1, m, nk, Dh, a->scale, q + i0 * Dh, Dh, k, Dh, 0.0f, S, nk);
+  float inv[QB];
+  for (int64_t r = 0; r < m; r++) inv[r] = 1.0f / softmax_exp_row(S + r * nk, bias, nk);
+  vt_sgemm(NULL, 0, 0, m, Dv, nk, 1.0f, S, nk, v, Dv, 0.0f, o, Dv);
+  for (int64_t r = 0; r < m; r++) scale_row(o + r * Dv, inv[r], Dv);
+}
+
+/* unit = bh: head-wise unmerge. */
+static void unit_unmerge(hm_args *a, void *scratch, int64_t bh) {
+  (void)scratch;
+  int64_t N = a->N, Dv = a->Dv;
+  const float *om = a->om + a->qoff[bh] * Dv;
+  const int32_t *qs = a->shared ? a->kslot + (bh / a->H) * N : a->qslot + bh * N;
+  float *out = a->out + bh * N * Dv;
+  for (int64_t n = 0; n < N; n++) memcpy(out + n * Dv, om + (int64_t)qs[n] * Dv, (size_t)Dv * sizeof *out);
+}
+
+/* ---------- layout ---------- */
 
 /* Evenly spaced picks: marks `want` of the cnt entries of list (stride cnt/want, centred). */
 static void pick_even(const int32_t *list, int64_t cnt, int64_t want, uint8_t *dst) {
@@ -337,28 +610,48 @@ static void pick_even(const int32_t *list, int64_t cnt, int64_t want, uint8_t *d
   }
 }
 
-/* Marks the dst tokens of every block for keep ratio r (1: all). */
-static int choose_dst(const hm_args *a, double r, uint8_t *dst) {
-  memset(dst, 0, (size_t)a->N);
-  for (int64_t f = 0; f < a->T; f++)
-    for (int64_t p = 0; p < a->prot; p++) dst[f * a->P + p] = 1;
-  int32_t *rest = malloc((size_t)(a->N ? a->N : 1) * sizeof *rest);
-  if (!rest) return -1;
-  for (int64_t bl = 0; bl < a->nblk; bl++) {
-    const int32_t *tok = a->btok + a->bstart[bl];
-    int64_t nb = a->bstart[bl + 1] - a->bstart[bl];
-    int64_t nd = r >= 1.0 ? nb : (int64_t)llround((double)nb * r);
-    if (nd < 1) nd = 1;
-    if (nd > nb) nd = nb;
+/* The dst and src lists of every block for keep ratio r (block order, frame-major inside). */
+static int make_layout(hm_args *a, const int64_t *bstart, const int32_t *btok, double r, mlayout *L) {
+  int64_t N = a->N, nblk = a->nblk;
+  L->doff = malloc((size_t)(nblk + 1) * sizeof *L->doff);
+  L->soff = malloc((size_t)(nblk + 1) * sizeof *L->soff);
+  L->dtok = malloc((size_t)(N ? N : 1) * sizeof *L->dtok);
+  L->stok = malloc((size_t)(N ? N : 1) * sizeof *L->stok);
+  uint8_t *dst = calloc((size_t)(N ? N : 1), 1);
+  int32_t *rest = malloc((size_t)(N ? N : 1) * sizeof *rest);
+  if (!L->doff || !L->soff || !L->dtok || !L->stok || !dst || !rest) { free(dst); free(rest); return -1; }
+  int64_t nd_all = 0, ns_all = 0;
+  L->max_nd = 0;
+  for (int64_t bl = 0; bl < nblk; bl++) {
+    const int32_t *tok = btok + bstart[bl];
+    int64_t nb = bstart[bl + 1] - bstart[bl];
+    int64_t want = r >= 1.0 ? nb : (int64_t)llround((double)nb * r);
+    if (want < 1) want = 1;
+    if (want > nb) want = nb;
     int64_t nr = 0, n0 = 0;
     for (int64_t i = 0; i < nb; i++) {
       if (a->anchor && tok[i] < a->P) { dst[tok[i]] = 1; n0++; }
       else rest[nr++] = tok[i];
     }
-    pick_even(rest, nr, nd - n0, dst);
+    pick_even(rest, nr, want - n0, dst);
+    L->doff[bl] = nd_all;
+    L->soff[bl] = ns_all;
+    for (int64_t i = 0; i < nb; i++) {
+      if (dst[tok[i]]) L->dtok[nd_all++] = tok[i];
+      else L->stok[ns_all++] = tok[i];
+    }
+    if (nd_all - L->doff[bl] > L->max_nd) L->max_nd = nd_all - L->doff[bl];
   }
+  L->doff[nblk] = nd_all;
+  L->soff[nblk] = ns_all;
+  L->nslot = a->nprot + nd_all;
+  free(dst);
   free(rest);
   return 0;
+}
+
+static void free_layout(mlayout *L) {
+  free(L->doff); free(L->soff); free(L->dtok); free(L->stok);
 }
 
 /* Balanced split of [0, n) into ceil(n / size) parts: part i starts at i*n/parts. */
@@ -403,61 +696,141 @@ int vt_kernel_HeadwiseMergedAttention(vt_kctx *k) {
     return vt_kernel_fail(k, "token count %lld is not a multiple of tokens_per_frame %lld", (long long)a.N, (long long)a.P);
   if (vt_tensor_numel(out) == 0) return VT_OK;
   a.T = a.N / a.P;
+  a.nprot = a.T * a.prot;
   a.q = q->data; a.k = kt->data; a.v = v->data; a.out = out->data;
+  const char *pe = getenv("VTOPT_HTTM_PROFILE");
+  bool prof = a.prof = pe && *pe && *pe != '0';
+  /* wall[i], cpu[i]: phases match, merge, attend, unmerge; cpu = the calling thread's CPU time
+   * over the phase (serial parts and its pool share) + the other threads' pool shares */
+  double wall[4] = {0}, cpu[4] = {0}, w0 = 0, c0 = 0, t_start = prof ? now_ms() : 0;
+  if (prof) a.caller = pthread_self();
+#define PHASE_BEGIN()              \
+  do {                             \
+    if (prof) {                    \
+      w0 = now_ms();               \
+      c0 = cpu_ms();               \
+      atomic_store(&a.cpu, 0.0);   \
+    }                              \
+  } while (0)
+#define PHASE_END(i)                                      \
+  do {                                                    \
+    if (prof) {                                           \
+      wall[i] = now_ms() - w0;                            \
+      cpu[i] = cpu_ms() - c0 + atomic_load(&a.cpu);       \
+    }                                                     \
+  } while (0)
   /* merging settings: keep 1 merges nothing (exact); in shared mode one matching at kv_keep */
   double rq = a.q_keep >= 1.0f ? 1.0 : (double)a.q_keep - (double)a.outlier;
   if (rq <= 0.0) rq = 1e-9;   /* one dst per block */
-  a.merge_q = a.shared ? a.kv_keep < 1.0f : a.q_keep < 1.0f;
   a.merge_k = a.kv_keep < 1.0f;
+  a.merge_q = a.shared ? a.merge_k : a.q_keep < 1.0f;
+  if (!a.merge_k) a.shared = 0;   /* nothing merged in shared mode: the plain path */
+  a.want_dev = a.merge_q && !a.shared && a.outlier > 0.0f;
   /* block layout (n_s, n_t clipped to the frame and the clip) */
   int64_t Pm = a.P - a.prot;
   int64_t ns_eff = n_s < Pm ? n_s : (Pm > 0 ? Pm : 1), nt_eff = n_t < a.T ? n_t : a.T;
   int64_t nsb = parts_of(Pm, ns_eff), ntb = parts_of(a.T, nt_eff);
   a.nblk = nsb * ntb;
   int rc = VT_OK;
-  a.bstart = malloc((size_t)(a.nblk + 1) * sizeof *a.bstart);
-  a.btok = malloc((size_t)(a.N ? a.N : 1) * sizeof *a.btok);
-  a.dst_q = malloc((size_t)a.N);
-  a.dst_k = malloc((size_t)a.N);
-  if (!a.bstart || !a.btok || !a.dst_q || !a.dst_k) { rc = vt_kernel_fail(k, "out of memory"); goto done; }
+  int64_t BH = a.B * a.H, BHN = BH * a.N;
+  int64_t *bstart = malloc((size_t)(a.nblk + 1) * sizeof *bstart);
+  int32_t *btok = malloc((size_t)(a.N ? a.N : 1) * sizeof *btok);
+  a.ptok = malloc((size_t)(a.nprot ? a.nprot : 1) * sizeof *a.ptok);
+  a.tile_off = malloc((size_t)(BH + 1) * sizeof *a.tile_off);
+  if (!bstart || !btok || !a.ptok || !a.tile_off) goto oom;
+  for (int64_t f = 0; f < a.T; f++)
+    for (int64_t p = 0; p < a.prot; p++) a.ptok[f * a.prot + p] = (int32_t)(f * a.P + p);
   int64_t pos = 0, bl = 0;
   for (int64_t tg = 0; tg < ntb; tg++) {
     int64_t f0 = tg * a.T / ntb, f1 = (tg + 1) * a.T / ntb;
     for (int64_t c = 0; c < nsb; c++) {
       int64_t p0 = c * Pm / nsb, p1 = (c + 1) * Pm / nsb;
-      a.bstart[bl++] = pos;
+      bstart[bl++] = pos;
       for (int64_t f = f0; f < f1; f++)
-        for (int64_t p = p0; p < p1; p++) a.btok[pos++] = (int32_t)(f * a.P + a.prot + p);
+        for (int64_t p = p0; p < p1; p++) btok[pos++] = (int32_t)(f * a.P + a.prot + p);
     }
   }
-  a.bstart[bl] = pos;
-  for (int64_t i = 0; i < a.nblk; i++)
-    if (a.bstart[i + 1] - a.bstart[i] > a.max_nb) a.max_nb = a.bstart[i + 1] - a.bstart[i];
-  if (choose_dst(&a, a.shared ? (double)a.kv_keep : rq, a.dst_q) || choose_dst(&a, a.kv_keep, a.dst_k)) {
-    rc = vt_kernel_fail(k, "out of memory");
-    goto done;
-  }
-  int64_t BHN = a.B * a.H * a.N;
+  bstart[bl] = pos;
+  if ((a.merge_q && !a.shared && make_layout(&a, bstart, btok, rq, &a.lq)) ||
+      (a.merge_k && make_layout(&a, bstart, btok, a.kv_keep, &a.lk)))
+    goto oom;
+
+  /* matching */
+  PHASE_BEGIN();
+  if (a.merge_k && !(a.kslot = malloc((size_t)(a.shared ? a.B * a.N : BHN) * sizeof *a.kslot))) goto oom;
+  if (a.merge_q && !a.shared && !(a.qslot = malloc((size_t)BHN * sizeof *a.qslot))) goto oom;
   if (a.shared) {
-    if (a.merge_k) {
-      a.kgrp_shared = malloc((size_t)(a.B * a.N) * sizeof *a.kgrp_shared);
-      if (!a.kgrp_shared) { rc = vt_kernel_fail(k, "out of memory"); goto done; }
-      vt_pool_for(k->pool, a.B, phase_shared, &a);
-    } else a.shared = 0;   /* nothing merged: the plain path */
-  } else if (a.merge_q) {
-    a.qgrp = malloc((size_t)BHN * sizeof *a.qgrp);
-    a.dev = malloc((size_t)BHN * sizeof *a.dev);
-    a.outl = calloc((size_t)BHN, 1);
-    if (!a.qgrp || !a.dev || !a.outl) { rc = vt_kernel_fail(k, "out of memory"); goto done; }
-    vt_pool_for(k->pool, a.B * a.H, phase_q, &a);
-    PROF_START(t0);
-    if (!a.failed && a.outlier > 0.0f && select_outliers(&a, a.T * Pm)) a.failed = 1;
-    PROF_END(1, t0);
+    run_phase(&a, k->pool, a.B * a.nblk, unit_match_shared, match_scratch(&a, a.H * a.Dh));
+  } else if (a.merge_q || a.merge_k) {
+    run_phase(&a, k->pool, BH * a.nblk, unit_match, match_scratch(&a, a.Dh));
   }
-  if (!a.failed) vt_pool_for(k->pool, a.B * a.H, phase_attn, &a);
-  if (a.failed) rc = vt_kernel_fail(k, "out of memory");
+  /* protected tokens keep their own slot */
+  for (int64_t i = 0; i < a.nprot; i++) {
+    if (a.shared) for (int64_t b = 0; b < a.B; b++) a.kslot[b * a.N + a.ptok[i]] = (int32_t)i;
+    else
+      for (int64_t bh = 0; bh < BH; bh++) {
+        if (a.merge_k) a.kslot[bh * a.N + a.ptok[i]] = (int32_t)i;
+        if (a.merge_q) a.qslot[bh * a.N + a.ptok[i]] = (int32_t)i;
+      }
+  }
+  PHASE_END(0);
+
+  /* merging */
+  PHASE_BEGIN();
+  if (a.merge_k) {
+    int64_t nk = a.lk.nslot;
+    a.mk = malloc((size_t)(BH * nk * a.Dh) * sizeof *a.mk);
+    a.mv = malloc((size_t)(BH * nk * a.Dv) * sizeof *a.mv);
+    a.kbias = malloc((size_t)(BH * nk) * sizeof *a.kbias);
+    if (!a.mk || !a.mv || !a.kbias) goto oom;
+  }
+  if (a.want_dev && (!(a.dev = malloc((size_t)BHN * sizeof *a.dev)) || !(a.outl = malloc((size_t)BHN)))) goto oom;
+  if (a.merge_k || a.want_dev) run_phase(&a, k->pool, BH * (a.nblk + 1), unit_merge_kv, merge_scratch(&a));
+  if (a.merge_q) {
+    a.nq = malloc((size_t)BH * sizeof *a.nq);
+    a.qoff = malloc((size_t)(BH + 1) * sizeof *a.qoff);
+    if (!a.nq || !a.qoff) goto oom;
+    if (a.want_dev && !a.failed) {
+      if (select_outliers(&a, a.T * Pm)) goto oom;
+    } else {
+      for (int64_t bh = 0; bh < BH; bh++) a.nq[bh] = a.shared ? a.lk.nslot : a.lq.nslot;
+    }
+    a.qoff[0] = 0;
+    for (int64_t bh = 0; bh < BH; bh++) a.qoff[bh + 1] = a.qoff[bh] + a.nq[bh];
+    a.mq = malloc((size_t)(a.qoff[BH] * a.Dh) * sizeof *a.mq);
+    a.om = malloc((size_t)(a.qoff[BH] * a.Dv) * sizeof *a.om);
+    if (!a.mq || !a.om) goto oom;
+    run_phase(&a, k->pool, BH * (a.nblk + 1), unit_merge_q, merge_scratch(&a));
+  }
+  PHASE_END(1);
+
+  /* attention on the merged tokens */
+  PHASE_BEGIN();
+  a.tile_off[0] = 0;
+  for (int64_t bh = 0; bh < BH; bh++) a.tile_off[bh + 1] = a.tile_off[bh] + ((a.merge_q ? a.nq[bh] : a.N) + QB - 1) / QB;
+  run_phase(&a, k->pool, a.tile_off[BH], unit_attend, attend_scratch(&a));
+  PHASE_END(2);
+
+  /* head-wise unmerge */
+  PHASE_BEGIN();
+  if (a.merge_q) run_phase(&a, k->pool, BH, unit_unmerge, 0);
+  PHASE_END(3);
+#undef PHASE_BEGIN
+#undef PHASE_END
+  if (a.failed) goto oom;
+  if (prof) {
+    double tot = now_ms() - t_start;
+    fprintf(stderr, "httm-profile: '%s' N %lld H %lld: wall ms match %.2f merge %.2f attend %.2f unmerge %.2f "
+            "total %.2f; cpu ms match %.2f merge %.2f attend %.2f unmerge %.2f\n", nd->name, (long long)a.N,
+            (long long)a.H, wall[0], wall[1], wall[2], wall[3], tot, cpu[0], cpu[1], cpu[2], cpu[3]);
+  }
+  goto done;
+oom:
+  rc = vt_kernel_fail(k, "out of memory");
 done:
-  free(a.bstart); free(a.btok); free(a.dst_q); free(a.dst_k);
-  free(a.qgrp); free(a.dev); free(a.outl); free(a.kgrp_shared);
+  free(bstart); free(btok); free(a.ptok); free(a.tile_off);
+  free_layout(&a.lq); free_layout(&a.lk);
+  free(a.qslot); free(a.kslot); free(a.dev); free(a.outl); free(a.nq); free(a.qoff);
+  free(a.mq); free(a.om); free(a.mk); free(a.mv); free(a.kbias);
   return rc;
 }

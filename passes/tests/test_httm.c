@@ -373,6 +373,18 @@ static vt_graph *load(const char *model) {
   return g;
 }
 
+/* model with symbolic dim `sym` pinned to val (sym NULL: nothing pinned) */
+static vt_graph *load_pinned(const char *model, const char *sym, int64_t val) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s.onnx", zoo_dir(), model);
+  vt_error e = {0};
+  vt_graph *g = NULL;
+  if (vt_onnx_load(path, &g, &e) != VT_OK) fail_msg("%s", e.msg);
+  const char *pin[1] = {sym};
+  if (vt_graph_prepare(g, sym ? pin : NULL, sym ? &val : NULL, sym ? 1 : 0, &e) != VT_OK) fail_msg("%s", e.msg);
+  return g;
+}
+
 static void apply(vt_graph *g, const char *spec) {
   vt_error e = {0};
   vt_pipeline pl = {0};
@@ -428,15 +440,10 @@ static void test_vggt_tiny(void **st) {
   assert_true(c >= 0.98);
   vt_tensor_free(&x);
   /* FLOPs with T pinned: the merged global attention costs less */
-  snprintf(path, sizeof path, "%s/vggt_tiny.onnx", zoo_dir());
   double f[2];
   for (int i = 0; i < 2; i++) {
-    vt_graph *g = NULL;
-    if (vt_onnx_load(path, &g, &e) != VT_OK) fail_msg("%s", e.msg);
-    const char *pin[1] = {"T"};
-    int64_t val[1] = {64};
-    if (vt_graph_prepare(g, pin, val, 1, &e) != VT_OK) fail_msg("%s", e.msg);
-    apply(g, i ? "httm:tokens_per_frame=9" : "none");
+    vt_graph *g = load_pinned("vggt_tiny", "T", 64);
+    apply(g, i ? "httm" : "none");   /* T pinned: frames from the graph (test_pinned_frames) */
     if (i) assert_int_equal(count_op(g, VT_OP_HeadwiseMergedAttention), 2);
     bool part = true;
     f[i] = vt_graph_flops(g, &part);
@@ -445,6 +452,47 @@ static void test_vggt_tiny(void **st) {
   }
   printf("  vggt_tiny T=64 FLOPs: dense %.4g, httm %.4g\n", f[0], f[1]);
   assert_true(f[1] < 0.9 * f[0]);
+}
+
+/* T pinned (a constant token count): blocks.c finds P from the Reshape [B*T, P, C] -> [B, T*P, C]
+ * above the global attention (P also being the frame attention's token count), so plain
+ * `httm` merges the same nodes with the same attributes and outputs as with T symbolic. Models
+ * without frames (ViT, windowed ViTDet-style vitstream, DiT) stay unmerged when pinned. */
+static void test_pinned_frames(void **st) {
+  (void)st;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/vggt_tiny.in.images.npy", zoo_dir());
+  vt_tensor x = {0}, a = {0}, b = {0};
+  vt_error e = {0};
+  if (vt_npy_read(path, &x, &e) != VT_OK) fail_msg("%s", e.msg);
+  vt_graph *gs = load("vggt_tiny"), *gp = load_pinned("vggt_tiny", "T", x.dims[1]);
+  apply(gs, "httm");
+  apply(gp, "httm");
+  assert_int_equal(count_op(gp, VT_OP_HeadwiseMergedAttention), 2);
+  for (int32_t i = 0; i < gp->n_nodes; i++)
+    if (gp->nodes[i].op == VT_OP_HeadwiseMergedAttention)
+      assert_int_equal(vt_attr_int(&gp->nodes[i], "tokens_per_frame", 0), 9);   /* 2x2 patches + 5 */
+  run_graph(gs, &x, &a);
+  run_graph(gp, &x, &b);
+  double r = rel_l2(&a, &b);
+  printf("  vggt_tiny T pinned to %lld: 2 merged, tokens_per_frame 9, rel L2 to symbolic T %.2e\n", (long long)x.dims[1], r);
+  assert_true(r <= 1e-6);
+  /* an explicit tokens_per_frame that disagrees with the graph does not override it */
+  vt_graph *g2 = load_pinned("vggt_tiny", "T", 8);
+  apply(g2, "httm:tokens_per_frame=4");
+  for (int32_t i = 0; i < g2->n_nodes; i++)
+    if (g2->nodes[i].op == VT_OP_HeadwiseMergedAttention) assert_int_equal(vt_attr_int(&g2->nodes[i], "tokens_per_frame", 0), 9);
+  vt_graph_free(g2);
+  vt_tensor_free(&x); vt_tensor_free(&a); vt_tensor_free(&b);
+  vt_graph_free(gs); vt_graph_free(gp);
+  struct { const char *model, *sym; int64_t val; } neg[] = {
+      {"vit_tiny_op17", NULL, 0}, {"vitstream_tiny", "T", 2}, {"dit_tiny", "batch", 2}};
+  for (size_t i = 0; i < sizeof neg / sizeof neg[0]; i++) {
+    vt_graph *g = load_pinned(neg[i].model, neg[i].sym, neg[i].val);
+    apply(g, "httm");
+    assert_int_equal(count_op(g, VT_OP_HeadwiseMergedAttention), 0);
+    vt_graph_free(g);
+  }
 }
 
 /* Real frames: a clip from scripts/make_clips.py, average-pooled 8x8 to 28x28 (vggt_tiny's
@@ -488,7 +536,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kernel_vs_reference), cmocka_unit_test(test_keep1_equals_attention),
       cmocka_unit_test(test_duplicates_merge_first), cmocka_unit_test(test_bad_attributes),
-      cmocka_unit_test(test_vggt_tiny), cmocka_unit_test(test_vggt_tiny_real_clip),
+      cmocka_unit_test(test_vggt_tiny), cmocka_unit_test(test_pinned_frames),
+      cmocka_unit_test(test_vggt_tiny_real_clip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
