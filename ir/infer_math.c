@@ -49,7 +49,7 @@ static int32_t known_ints(const vt_infer_ctx *c, int i, vt_dim *vals, int32_t ma
   return vt_infer_ints(c, i, vals, max);
 }
 
-enum { KB_ADD, KB_SUB, KB_MUL, KB_DIV, KB_MIN, KB_MAX, KB_EQ, KB_WHERE, KB_NEG, KB_ABS, KB_COPY };
+enum { KB_ADD, KB_SUB, KB_MUL, KB_DIV, KB_MOD, KB_FMOD, KB_MIN, KB_MAX, KB_EQ, KB_WHERE, KB_NEG, KB_ABS, KB_COPY };
 
 /* Combines known values (a, b, w: Where's third) for one output element; returns false if the
  * result is not decidable or not representable. */
@@ -71,6 +71,11 @@ static bool known_op(vt_graph *g, int op, vt_dim a, vt_dim b, vt_dim w, vt_dim *
     }
     if ((ca && a < 0) || (cb && b <= 0)) return false;
     *r = vt_dim_div(g, a, b);
+    return true;
+  case KB_MOD: case KB_FMOD:   /* constants only: Mod's remainder takes the divisor's sign, fmod's the dividend's */
+    if (!ca || !cb || b == 0 || (b == -1 && a == INT64_MIN)) return false;
+    *r = a % b;
+    if (op == KB_MOD && *r != 0 && ((*r < 0) != (b < 0))) *r += b;
     return true;
   case KB_MIN: *r = vt_dim_min(g, a, b); return true;
   case KB_MAX: *r = vt_dim_max(g, a, b); return true;
@@ -211,7 +216,9 @@ int vt_infer_Add(vt_infer_ctx *c) { return numeric_bcast(c, 2, KB_ADD); }
 int vt_infer_Sub(vt_infer_ctx *c) { return numeric_bcast(c, 2, KB_SUB); }
 int vt_infer_Mul(vt_infer_ctx *c) { return numeric_bcast(c, 2, KB_MUL); }
 int vt_infer_Div(vt_infer_ctx *c) { return numeric_bcast(c, 2, KB_DIV); }
-int vt_infer_Mod(vt_infer_ctx *c) { return numeric_bcast(c, 2, -1); }
+int vt_infer_Mod(vt_infer_ctx *c) {
+  return numeric_bcast(c, 2, vt_dtype_is_int(c->in[0].dtype) ? (vt_attr_int(c->node, "fmod", 0) ? KB_FMOD : KB_MOD) : -1);
+}
 
 int vt_infer_Pow(vt_infer_ctx *c) {
   if (!is_numeric(c->in[0].dtype) || !is_numeric(c->in[1].dtype))

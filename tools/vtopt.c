@@ -273,7 +273,19 @@ int cli_cmp_double(const void *a, const void *b) {
 static int load_model(const opts *o, vt_graph **gp, bool with_passes, vt_error *e) {
   int rc = vt_onnx_load(o->model, gp, e);
   if (rc) return rc;
-  rc = vt_graph_prepare(*gp, o->pin_names, o->pin_vals, o->n_pins, e);
+  const char *pn[MAX_ITEMS + 1];
+  int64_t pv[MAX_ITEMS + 1];
+  int np = o->n_pins;
+  memcpy(pn, o->pin_names, sizeof o->pin_names);
+  memcpy(pv, o->pin_vals, sizeof o->pin_vals);
+  const char *frame_sym = o->stream_file ? cli_stream_frame_symbol(*gp, o->stream_file) : NULL;
+  for (int i = 0; frame_sym && i < np; i++)
+    if (!strcmp(pn[i], frame_sym)) frame_sym = NULL;
+  if (frame_sym) {   /* --stream feeds one frame per run: the frame dim is 1 (static shapes for the passes) */
+    pn[np] = frame_sym;
+    pv[np++] = 1;
+  }
+  rc = vt_graph_prepare(*gp, pn, pv, np, e);
   if (rc || !with_passes) return rc;
   vt_pipeline_opts po = o->popts;
   po.out = stdout;
