@@ -78,6 +78,15 @@ int vt_interp_reset(vt_interp *it) {
   return VT_OK;
 }
 
+void vt_interp_state_rows(const vt_interp *it, int64_t *done, int64_t *seen) {
+  *done = *seen = 0;
+  for (int32_t i = 0; it && it->state && i < it->g->n_nodes; i++)
+    if (it->state[i]) {
+      *done += ((const vt_state *)it->state[i])->rows_done;
+      *seen += ((const vt_state *)it->state[i])->rows_seen;
+    }
+}
+
 size_t vt_interp_state_bytes(const vt_interp *it) {
   size_t n = 0;
   for (int32_t i = 0; it && it->state && i < it->g->n_nodes; i++)

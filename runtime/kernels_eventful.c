@@ -235,6 +235,10 @@ int vt_kernel_TokenGate(vt_kctx *k) {
   /* the reference of the updated tokens: the rows just gathered */
   if (full) copy_rows(k->pool, s->ref, xd, NULL, n, d, 1);
   else copy_rows(k->pool, s->ref, k->out[0]->data, s->order, m, d, 0);
+  if (!full) {
+    s->hdr.rows_done += m;
+    s->hdr.rows_seen += n;
+  }
   s->full_next = 0;
   return VT_OK;
 }

@@ -45,6 +45,7 @@ typedef struct vt_state {
   void (*free)(void *self);
   void (*flush)(void *self);   /* optional: reset without freeing */
   size_t bytes;                /* bytes the state holds (vt_interp_state_bytes) */
+  int64_t rows_done, rows_seen; /* token gates: rows updated / rows offered, flush runs excluded */
 } vt_state;
 
 /* Runtime knob `name` of the kernel's session (vt_interp_set_knob), or dflt when unset. */
@@ -70,6 +71,8 @@ int vt_interp_run(vt_interp *it, const vt_tensor *inputs, vt_tensor *outputs, vt
 int vt_interp_reset(vt_interp *it);
 /* Bytes held by the state of every stateful node of the session (the memory per stream). */
 size_t vt_interp_state_bytes(const vt_interp *it);
+/* Sums of vt_state.rows_done / rows_seen over the session's states (0 when none count). */
+void vt_interp_state_rows(const vt_interp *it, int64_t *done, int64_t *seen);
 /* Sets a runtime knob read by kernels (e.g. "eventful.r"); takes effect at the next run. Names are
  * at most 63 bytes; at most 64 distinct knobs. */
 int vt_interp_set_knob(vt_interp *it, const char *name, double value);

@@ -55,6 +55,7 @@ typedef struct strategy {
   vt_metrics m;
   double cos_first, cos_last, first_ms;   /* --stream: mean cosine of the first / last frames, frame 0 */
   size_t state_bytes;                     /* --stream: session state after the clip */
+  double updated;                         /* --stream: share of gated tokens updated (-1: no gates) */
   const char *engine;                     /* "interp", "jit", or "interp*" (--jit did not compile) */
   int rc;
   char err[1024];
@@ -389,6 +390,9 @@ int cli_compare_strategies(int argc, char **argv) {
       S->lo = times[0];
       S->hi = times[ntimes - 1];
       S->state_bytes = it ? vt_interp_state_bytes(it) : 0;
+      int64_t done = 0, seen = 0;
+      if (it) vt_interp_state_rows(it, &done, &seen);
+      S->updated = seen > 0 ? (double)done / (double)seen : -1;
       if (nframes >= 20) fprintf(stderr, "\n");
     }
     for (int r = -1; !stream_arg && r < runs && !S->rc; r++) {   /* r = -1: warm-up */
@@ -427,31 +431,33 @@ int cli_compare_strategies(int argc, char **argv) {
     printf("model: %s   reference: %s   stream: %s, %lld frames   latency: per frame (median of frames 1..%lld; "
            "frame 0 flushes), %s\n", model, st[0].spec, clip_file, (long long)nframes, (long long)nframes - 1,
            use_jit ? "LLVM JIT where it compiles (interp*: interpreter)" : "reference interpreter");
-    printf("%-34s %8s %10s %17s %9s %8s %10s %10s %17s %12s\n", "strategy", "engine", "median ms", "min..max ms",
-           "frame0 ms", "speedup", "cosine", "rel_l2", "cos first/last20", "state MB");
+    printf("%-34s %8s %10s %17s %9s %8s %10s %10s %17s %9s %8s\n", "strategy", "engine", "median ms", "min..max ms",
+           "frame0 ms", "speedup", "cosine", "rel_l2", "cos first/last20", "state MB", "updated");
     char csvp[1024], svgp[1024];
     snprintf(csvp, sizeof csvp, "%s.csv", prefix);
     snprintf(svgp, sizeof svgp, "%s.svg", prefix);
     FILE *csv = fopen(csvp, "w");
     if (csv) fprintf(csv, "strategy,engine,frames,median_ms,min_ms,max_ms,frame0_ms,speedup,gflops_bound,cosine,rel_l2,max_abs,top1,"
-                          "cosine_first20,cosine_last20,state_bytes\n");
+                          "cosine_first20,cosine_last20,state_bytes,updated_share\n");
     for (int s = 0; s < ns; s++) {
       const strategy *S = &st[s];
       if (S->rc) {
         printf("%-34s failed: %s\n", S->spec, S->err);
-        if (csv) fprintf(csv, "\"%s\",,,,,,,,,,,,,,,\n", S->spec);
+        if (csv) fprintf(csv, "\"%s\",,,,,,,,,,,,,,,,\n", S->spec);
         continue;
       }
-      char fl[40];
+      char fl[40], up[16] = "-";
       snprintf(fl, sizeof fl, "%.5f/%.5f", S->cos_first, S->cos_last);
-      printf("%-34s %8s %10.2f %8.2f..%-8.2f %9.2f %7.2fx %10.6f %10.3e %17s %12.1f\n", S->spec, S->engine, S->med,
-             S->lo, S->hi, S->first_ms, st[0].med / S->med, S->m.cosine, S->m.rel_l2, fl, (double)S->state_bytes / 1e6);
+      if (S->updated >= 0) snprintf(up, sizeof up, "%.1f%%", 100 * S->updated);
+      printf("%-34s %8s %10.2f %8.2f..%-8.2f %9.2f %7.2fx %10.6f %10.3e %17s %9.1f %8s\n", S->spec, S->engine, S->med,
+             S->lo, S->hi, S->first_ms, st[0].med / S->med, S->m.cosine, S->m.rel_l2, fl, (double)S->state_bytes / 1e6, up);
       if (csv)
-        fprintf(csv, "\"%s\",%s,%lld,%.4f,%.4f,%.4f,%.4f,%.4f,%.6f,%.8f,%.6e,%.6e,%.6f,%.8f,%.8f,%zu\n", S->spec, S->engine,
-                (long long)nframes, S->med, S->lo, S->hi, S->first_ms, st[0].med / S->med, S->flops / 1e9, S->m.cosine,
-                S->m.rel_l2, S->m.max_abs, S->m.top1, S->cos_first, S->cos_last, S->state_bytes);
+        fprintf(csv, "\"%s\",%s,%lld,%.4f,%.4f,%.4f,%.4f,%.4f,%.6f,%.8f,%.6e,%.6e,%.6f,%.8f,%.8f,%zu,%.6f\n", S->spec,
+                S->engine, (long long)nframes, S->med, S->lo, S->hi, S->first_ms, st[0].med / S->med, S->flops / 1e9,
+                S->m.cosine, S->m.rel_l2, S->m.max_abs, S->m.top1, S->cos_first, S->cos_last, S->state_bytes, S->updated);
     }
-    printf("cosine, rel_l2: per-frame against the reference's frame, averaged over the frames\n");
+    printf("cosine, rel_l2: per-frame against the reference's frame, averaged over the frames; updated: share of the "
+           "token gates' tokens updated per frame (after frame 0)\n");
     if (csv) fclose(csv);
     write_svg(svgp, st, ns);
     printf("wrote %s and %s\n", csvp, svgp);

@@ -4,9 +4,10 @@
  * reference (top-r, threshold, fraction) on odd sizes over several frames, and a clear error
  * without a session; (4) the runtime knob eventful.r changes the number of updated tokens between
  * frames; (5) a static sequence gives dense outputs after the first frame with r small;
- * (6) fidelity on a real clip (data/clips/pan_astronaut_64_t120.npy from scripts/make_clips.py
- * --size 64 --frames 120; skipped when absent): per-frame cosine to dense at r = N/4, mean of the
- * first and last 20 frames printed and checked. */
+ * (6) fidelity on real clips (data/clips from scripts/make_clips.py; skipped when absent): per-frame
+ * cosine to dense at r = N/4 with stated thresholds (mean, drift first/last 20 frames);
+ * (7) EventfulAttention against the paper's formulas in double precision (sparse and dense paths,
+ * M = 0, reset; state allocated once); (8) top-r selection with many ties at N = 777. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -644,25 +645,21 @@ static void test_selection_ties(void **st) {
   vt_graph_free(g);
 }
 
-/* (6) fidelity over a real clip at r ~ N/4 */
-static void test_fidelity_clip(void **st) {
-  (void)st;
-  const char *path = getenv("VT_EVENTFUL_CLIP");
-  if (!path || !*path) path = VT_SOURCE_DIR "/data/clips/pan_astronaut_64_t120.npy";
-  struct stat sb;
-  if (stat(path, &sb) != 0) {
-    fprintf(stderr, "test_eventful: %s missing (scripts/make_clips.py --size 64 --frames 120): skipped\n", path);
-    skip();
-  }
+/* (6) fidelity over real clips at r = 16 = N/4 of the global block's 64 tokens (the windowed
+ * gates see 81 padded tokens): per-frame cosine of the output to dense. Stated thresholds:
+ *   pan_astronaut_64_t120 (120 frames, camera pan over a real photo): mean >= 0.98 and no drift
+ *     (mean of the last 20 frames >= mean of the first 20 - 0.01); measured 0.9984, .9994/.9974;
+ *   cockatoo_64_t120 (70 real video frames, every 4th of cockatoo.mp4; large camera motion):
+ *     mean >= 0.90; measured 0.917 (0.964 at the native frame rate, see README).
+ * Clips come from scripts/make_clips.py (data/clips; VT_EVENTFUL_CLIP_DIR overrides); a missing
+ * clip skips the test with a message. */
+static double clip_fidelity(const char *path, const char *spec, double *first, double *last) {
   vt_tensor clip = {0};
   vt_error e = {0};
   if (vt_npy_read(path, &clip, &e) != VT_OK) fail_msg("%s", e.msg);
   int T = (int)clip.dims[0];
-  assert_true(clip.rank == 4 && clip.dims[2] == 64 && clip.dims[3] == 64);
+  assert_true(clip.rank == 4 && clip.dims[2] == 64 && clip.dims[3] == 64 && T >= 40);
   vt_tensor *ref = dense_outputs(&clip, T);
-  const char *rs = getenv("VT_EVENTFUL_R");
-  char spec[64];
-  snprintf(spec, sizeof spec, "eventful:r=%s", rs && *rs ? rs : "16");   /* 16 of 64 (81 padded) tokens */
   vt_graph *g = load_model(spec);
   vt_interp *it = vt_interp_new(g, 2, &e);
   double *cs = calloc((size_t)T, sizeof *cs), sum = 0, mn = 1;
@@ -675,20 +672,39 @@ static void test_fidelity_clip(void **st) {
     if (cs[t] < mn) mn = cs[t];
     vt_tensor_free(&out);
   }
-  int w = T >= 40 ? 20 : T / 2;
-  double first = 0, last = 0;
-  for (int t = 0; t < w; t++) { first += cs[t]; last += cs[T - 1 - t]; }
-  first /= w;
-  last /= w;
-  fprintf(stderr, "test_eventful: %s, %s, %d frames: cosine to dense mean %.5f min %.5f, first %d %.5f, last %d %.5f\n",
-          path, spec, T, sum / T, mn, w, first, w, last);
-  assert_true(sum / T >= 0.9);
-  assert_true(last >= first - 0.05);   /* no drift */
+  *first = *last = 0;
+  for (int t = 0; t < 20; t++) { *first += cs[t] / 20; *last += cs[T - 1 - t] / 20; }
+  fprintf(stderr, "test_eventful: %s, %s, %d frames: cosine to dense mean %.5f min %.5f, first 20 %.5f, last 20 %.5f\n",
+          path, spec, T, sum / T, mn, *first, *last);
   free(cs);
   vt_interp_free(it);
   vt_graph_free(g);
   free_outputs(ref, T);
   vt_tensor_free(&clip);
+  return sum / T;
+}
+
+static void test_fidelity_clip(void **st) {
+  (void)st;
+  const char *dir = getenv("VT_EVENTFUL_CLIP_DIR");
+  if (!dir || !*dir) dir = VT_SOURCE_DIR "/data/clips";
+  const char *clips[2] = {"pan_astronaut_64_t120.npy", "cockatoo_64_t120.npy"};
+  const double min_mean[2] = {0.98, 0.90};
+  int ran = 0;
+  for (int c = 0; c < 2; c++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, clips[c]);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+      fprintf(stderr, "test_eventful: %s missing (scripts/make_clips.py --size 64 --frames 120)\n", path);
+      continue;
+    }
+    double first, last, mean = clip_fidelity(path, "eventful:r=16", &first, &last);
+    if (!(mean >= min_mean[c])) fail_msg("%s: mean cosine %.5f < %.2f", clips[c], mean, min_mean[c]);
+    if (c == 0 && !(last >= first - 0.01)) fail_msg("%s: drift: last 20 %.5f, first 20 %.5f", clips[c], last, first);
+    ran++;
+  }
+  if (!ran) skip();
 }
 
 int main(void) {
