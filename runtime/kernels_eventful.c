@@ -359,47 +359,79 @@ typedef struct {
   vt_pool *gemm_pool;       /* the pool for GEMMs when one worker runs (else NULL) */
 } attn_job;
 
-/* e^x for x <= 0 (softmax after max subtraction): Cephes-style range reduction and degree-6
- * polynomial, ~1 ulp; 0 below -87 (and for -inf). Written to vectorise. */
+/* Softmax rows use GCC vector extensions (8 floats) so they vectorise at -O2 in every clone. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v8fu __attribute__((vector_size(32), aligned(4)));   /* unaligned loads/stores */
+
+/* Lane select: m ? a : b for masks from vector compares (all bits set or clear). */
+#define EVT_SEL(m, a, b) ((v8f)(((m) & (v8i)(a)) | (~(m) & (v8i)(b))))
+
+/* OUT = e^X for X <= 0 (softmax after max subtraction), 8 lanes: Cephes-style range reduction and
+ * a degree-6 polynomial, ~1 ulp; 0 below -87 (and for -inf). A macro: no vector arguments cross
+ * a call (their ABI differs between the clones). */
+#define EVT_EXP8(OUT, X)                                                  \
+  do {                                                                    \
+    const v8f lo_ = (v8f){0} - 87.0f;                                     \
+    v8i small_ = (X) < lo_;                                               \
+    v8f xc_ = EVT_SEL(small_, lo_, (X));                                  \
+    v8f n_ = (xc_ * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   \
+    v8f r_ = xc_ - n_ * 0.693359375f + n_ * 2.12194440e-4f;               \
+    v8f p_ = (v8f){0} + 1.9875691500e-4f;                                 \
+    p_ = p_ * r_ + 1.3981999507e-3f;                                      \
+    p_ = p_ * r_ + 8.3334519073e-3f;                                      \
+    p_ = p_ * r_ + 4.1665795894e-2f;                                      \
+    p_ = p_ * r_ + 1.6666665459e-1f;                                      \
+    p_ = p_ * r_ + 5.0000001201e-1f;                                      \
+    p_ = p_ * r_ * r_ + r_ + 1.0f;                                        \
+    v8i bits_ = (__builtin_convertvector(n_, v8i) + 127) << 23;           \
+    (OUT) = EVT_SEL(small_, (v8f){0}, p_ * (v8f)bits_);                   \
+  } while (0)
+
 static inline float evt_exp(float x) {
-  float xc = x < -87.0f ? -87.0f : x;
-  float t = xc * 1.44269504088896341f;
-  float n = (t + 12582912.0f) - 12582912.0f;   /* round to nearest */
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float sc;
-  memcpy(&sc, &bits, sizeof sc);
-  return x < -87.0f ? 0.0f : p * sc;
+  v8f v = (v8f){0} + x, r;
+  EVT_EXP8(r, v);
+  return r[0];
+}
+
+/* row = b + mask (stride 1 or ms), returns the max. */
+EVT_CLONES static float row_logits(float *row, const float *b, const float *mask, int64_t ms, int64_t n) {
+  v8f m = (v8f){0} - INFINITY;
+  int64_t j = 0;
+  if (mask && ms == 1) {
+    for (; j + 8 <= n; j += 8) {
+      v8f x = *(const v8fu *)(b + j) + *(const v8fu *)(mask + j);
+      *(v8fu *)(row + j) = x;
+      m = EVT_SEL(x > m, x, m);
+    }
+    for (; j < n; j++) row[j] = b[j] + mask[j];
+  } else if (mask) {
+    for (; j < n; j++) row[j] = b[j] + mask[j * ms];
+  } else {
+    memcpy(row, b, (size_t)n * sizeof(float));
+  }
+  float r = -INFINITY;
+  for (int l = 0; l < 8; l++) r = m[l] > r ? m[l] : r;
+  for (int64_t i = j; i < n; i++) r = row[i] > r ? row[i] : r;   /* the tail, or all without the vector loop */
+  return r;
 }
 
 EVT_CLONES static float row_max(const float *x, int64_t n) {
-  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
   float r = -INFINITY;
-  for (; j < n; j++) r = x[j] > r ? x[j] : r;
-  for (int l = 0; l < 8; l++) r = m[l] > r ? m[l] : r;
+  for (int64_t j = 0; j < n; j++) r = x[j] > r ? x[j] : r;
   return r;
 }
 
 /* x = exp(x - mx) in place; returns the sum. */
 EVT_CLONES static float row_exp_sum(float *x, int64_t n, float mx) {
-  float s[8] = {0};
+  v8f s = {0};
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; l++) {
-      float e = evt_exp(x[j + l] - mx);
-      x[j + l] = e;
-      s[l] += e;
-    }
+  for (; j + 8 <= n; j += 8) {
+    v8f e, d = *(v8fu *)(x + j) - mx;
+    EVT_EXP8(e, d);
+    *(v8fu *)(x + j) = e;
+    s += e;
+  }
   float r = 0;
   for (; j < n; j++) {
     x[j] = evt_exp(x[j] - mx);
@@ -409,36 +441,33 @@ EVT_CLONES static float row_exp_sum(float *x, int64_t n, float mx) {
   return r;
 }
 
-EVT_CLONES static void row_add_scaled(float *x, const float *y, int64_t n, int64_t stride) {
-  if (stride == 1)
-    for (int64_t j = 0; j < n; j++) x[j] += y[j];
-  else
-    for (int64_t j = 0; j < n; j++) x[j] += y[j * stride];
-}
-
-EVT_CLONES static void row_scale(float *x, int64_t n, float a) {
-  for (int64_t j = 0; j < n; j++) x[j] *= a;
-}
-
-/* Softmax row i of slice (b, h) from Bq's row: row = A[i, :] (unnormalised exps are scaled). */
-static void softmax_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
+/* Softmax row i of slice (b, h) from Bq's row into row: unnormalised exps; returns the factor
+ * 1 / sum that normalises them (0 for a row with no visible key). */
+static float softmax_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
   int64_t N = J->st->N;
-  memcpy(row, brow, (size_t)N * sizeof(float));
   int64_t moff = b * J->mstr[0] + h * J->mstr[1] + i * J->mstr[2];
-  if (J->mask) row_add_scaled(row, J->mask + moff, N, J->mstr[3]);
-  if (J->bmask)
+  float mx = row_logits(row, brow, J->mask ? J->mask + moff : NULL, J->mstr[3], N);
+  bool more = false;
+  if (J->bmask) {
     for (int64_t j = 0; j < N; j++)
       if (!J->bmask[moff + j * J->mstr[3]]) row[j] = -INFINITY;
-  if (J->kbias) row_add_scaled(row, J->kbias + b * J->kbstr_b + h * J->kbstr_h, N, 1);
-  if (J->causal)
+    more = true;
+  }
+  if (J->kbias) {
+    const float *kb = J->kbias + b * J->kbstr_b + h * J->kbstr_h;
+    for (int64_t j = 0; j < N; j++) row[j] += kb[j];
+    more = true;
+  }
+  if (J->causal) {
     for (int64_t j = i + 1; j < N; j++) row[j] = -INFINITY;
-  float mx = row_max(row, N);
+    more = true;
+  }
+  if (more) mx = row_max(row, N);
   if (mx == -INFINITY) {   /* no visible key: the row is zero */
     memset(row, 0, (size_t)N * sizeof(float));
-    return;
+    return 0.0f;
   }
-  float sum = row_exp_sum(row, N, mx);
-  row_scale(row, N, 1.0f / sum);
+  return 1.0f / row_exp_sum(row, N, mx);
 }
 
 static void attn_slice(const attn_job *J, int64_t s, float *W) {
@@ -451,7 +480,10 @@ static void attn_slice(const attn_job *J, int64_t s, float *W) {
   float *row = W + st->off_row;
   if (J->dense) {
     vt_sgemm(gp, 0, 1, N, N, Dh, J->scale, q, Dh, k, Dh, 0.0f, Bq, N);
-    for (int64_t i = 0; i < N; i++) softmax_row(J, b, h, i, Bq + i * N, Ar + i * N);
+    for (int64_t i = 0; i < N; i++) {
+      float *ar = Ar + i * N, inv = softmax_row(J, b, h, i, Bq + i * N, ar);
+      for (int64_t j = 0; j < N; j++) ar[j] *= inv;
+    }
     vt_sgemm(gp, 0, 0, N, Dv, N, 1.0f, Ar, N, v, Dv, 0.0f, P, Dv);
     memcpy(vr, v, (size_t)(N * Dv) * sizeof(float));
   } else if (M > 0) {
@@ -471,10 +503,10 @@ static void attn_slice(const attn_job *J, int64_t s, float *W) {
     /* full softmax per row; keep A[:,idx] and A[:,idx] - Aref[:,idx] side by side: AD [N, 2M] */
     float *AD = W, *V2 = W + st->off_v2;
     for (int64_t i = 0; i < N; i++) {
-      softmax_row(J, b, h, i, Bq + i * N, row);
+      float inv = softmax_row(J, b, h, i, Bq + i * N, row);
       float *ad = AD + i * 2 * M, *ar = Ar + i * N;
       for (int64_t j = 0; j < M; j++) {
-        float a = row[idx[j]];
+        float a = row[idx[j]] * inv;
         ad[j] = a;
         ad[M + j] = a - ar[idx[j]];
         ar[idx[j]] = a;
