@@ -1,5 +1,5 @@
 /* infer_eventful.c — shape inference for the Eventful ops (rows in ir/ops_eventful.def):
- * TokenGate and TokenBuffer. The gated token count M is data-dependent: a named symbol per gate
+ * TokenGate, TokenBuffer and EventfulAttention (Attention's checks plus the idx input). The gated token count M is data-dependent: a named symbol per gate
  * ("<gate name>:M", upper bound N when N is constant); in the interpreter the kernel allocates. */
 #include "ir.h"
 
@@ -57,4 +57,21 @@ int vt_infer_TokenBuffer(vt_infer_ctx *c) {
   for (int32_t d = 0; d + 1 < like->rank; d++) o->dims[d] = like->dims[d];
   o->dims[like->rank - 1] = y->dims[1];
   return VT_OK;
+}
+
+int vt_infer_Attention(vt_infer_ctx *c);   /* infer_vtopt.c */
+
+int vt_infer_EventfulAttention(vt_infer_ctx *c) {
+  if (c->n_in < 6 || !c->in[5].present) return vt_infer_fail(c, "input idx (6th) is required");
+  const vt_infer_in *idx = &c->in[5];
+  if (idx->rank != 1 || idx->dtype != VT_I64)
+    return vt_infer_fail(c, "idx must be i64 [M], got %s rank %d", vt_dtype_name(idx->dtype), idx->rank);
+  for (int i = 0; i < 3; i++)
+    if (!c->in[i].present || c->in[i].rank != 4) return vt_infer_fail(c, "Q, K and V must be given with rank 4");
+  for (int d = 0; d < 3; d++)
+    if (!dims_may_equal(c->in[0].dims[d], c->in[1].dims[d]) || !dims_may_equal(c->in[0].dims[d], c->in[2].dims[d]))
+      return vt_infer_fail(c, "Q, K and V must agree on [B,H,N] (self-attention over one token set, H == Hkv)");
+  vt_infer_ctx a = *c;   /* the rest is Attention's (Q, K, V, mask, key_bias) */
+  a.n_in = 5;
+  return vt_infer_Attention(&a);
 }

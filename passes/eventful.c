@@ -10,9 +10,17 @@
  *   y' = ai.vtopt.TokenBuffer(y, idx, x)    full [..., O] again, read by everything y fed
  * In vitstream/ViTDet blocks that gives three pairs per block: QKV projection, output projection
  * and the whole MLP (fc1, GELU, fc2), with the buffers before both residual adds.
- * The sparse q.k^T and delta A.v updates of the paper's global blocks are not built: attention
- * runs dense on the buffered projections. Only inputs of rank >= 3 are gated (a [B, D] head is
- * not per token). */
+ * Only inputs of rank >= 3 are gated (a [B, D] head is not per token).
+ *
+ * Global attention (attn=delta, the default): an ai.vtopt.Attention whose Q, K and V all come from
+ * one QKV TokenBuffer through data-movement ops only (Reshape, Transpose, Squeeze, Unsqueeze,
+ * Flatten, Split, Gather of one index, Identity) becomes ai.vtopt.EventfulAttention, which also
+ * reads the QKV gate's idx and keeps B = q.k^T, A's reference columns and v's reference rows as
+ * state (sparse B refresh, delta A.v: EventfulBlock of the paper). The pass proves that position
+ * n of every (b, h) slice of Q/K/V is gate token n by following each axis as a list of factors
+ * of the buffer's token and channel axes through the movement chain (constant dims required:
+ * pin the frame dim, e.g. --dim T=1). Windowed attention (a slice sees only some tokens) fails
+ * that proof and keeps the token-wise gates only (EventfulTokenwiseBlock), as in the paper. */
 #include "passes_internal.h"
 #include "eventful.h"
 
@@ -208,6 +216,222 @@ static bool grow(ectx *c, int32_t start, region *r, char *why, size_t wn) {
   return true;
 }
 
+/* ---------- global attention: token layout of Q/K/V ----------
+ * Each axis of a value on the chain is a list of factors (outer to inner) of the buffer output's
+ * axes: a token factor (size, stride in the flat gate token index) or a channel factor. */
+#define EVT_MAXF 12
+typedef struct {
+  int8_t tok;
+  int64_t size, stride;
+} lfac;
+typedef struct {
+  int32_t rank;
+  int32_t nf[VT_MAX_RANK];
+  lfac f[VT_MAX_RANK][EVT_MAXF];
+  int64_t tok_off;   /* token offset of element 0 (a slice over token axes) */
+} layout;
+
+static bool const_dims(const vt_value *v) {
+  if (v->rank < 0) return false;
+  for (int32_t d = 0; d < v->rank; d++)
+    if (!vt_dim_is_const(v->dims[d]) || v->dims[d] < 0) return false;
+  return true;
+}
+
+/* The buffer output [t0, ..., t_{r-2}, C]: token axes row-major over the gate's flat index. */
+static void layout_init(layout *L, const vt_value *v) {
+  memset(L, 0, sizeof *L);
+  L->rank = v->rank;
+  int64_t st = 1;
+  for (int32_t a = v->rank - 1; a >= 0; a--) {
+    bool tok = a < v->rank - 1;
+    if (v->dims[a] != 1) L->f[a][L->nf[a]++] = (lfac){tok, v->dims[a], tok ? st : 1};
+    if (tok) st *= v->dims[a];
+  }
+}
+
+/* Regroups the factors into new constant dims (Reshape, Squeeze, Unsqueeze, Flatten). */
+static bool layout_reshape(layout *L, const vt_value *out) {
+  lfac F[VT_MAX_RANK * EVT_MAXF];
+  int32_t n = 0, h = 0;
+  for (int32_t a = 0; a < L->rank; a++)
+    for (int32_t j = 0; j < L->nf[a]; j++) F[n++] = L->f[a][j];
+  layout R = {.rank = out->rank, .tok_off = L->tok_off};
+  for (int32_t a = 0; a < out->rank; a++) {
+    int64_t need = out->dims[a];
+    while (need > 1) {
+      if (h >= n || R.nf[a] >= EVT_MAXF) return false;
+      lfac f = F[h];
+      if (f.size <= need) {
+        if (need % f.size) return false;
+        R.f[a][R.nf[a]++] = f;
+        need /= f.size;
+        h++;
+      } else {
+        if (f.size % need) return false;
+        R.f[a][R.nf[a]++] = (lfac){f.tok, need, f.stride * (f.size / need)};
+        F[h].size = f.size / need;
+        need = 1;
+      }
+    }
+  }
+  if (h != n) return false;
+  *L = R;
+  return true;
+}
+
+/* Keeps [start, start + len) of axis a (Split, Gather of one index). */
+static bool layout_slice(layout *L, int32_t a, int64_t start, int64_t len) {
+  if (a < 0 || a >= L->rank) return false;
+  if (L->nf[a] == 0) return start == 0 && len == 1;
+  int64_t inner = 1;
+  for (int32_t j = 1; j < L->nf[a]; j++) inner *= L->f[a][j].size;
+  if (start % inner || len % inner || len <= 0) return false;
+  lfac *f0 = &L->f[a][0];
+  if (f0->tok) L->tok_off += start / inner * f0->stride;
+  f0->size = len / inner;
+  if (f0->size == 1) {
+    memmove(&L->f[a][0], &L->f[a][1], (size_t)(L->nf[a] - 1) * sizeof(lfac));
+    L->nf[a]--;
+  }
+  return true;
+}
+
+/* Applies movement node nd (its data input has layout L) to get the layout of output slot o. */
+static bool layout_step(const vt_graph *g, const vt_node *nd, int32_t o, layout *L) {
+  const vt_value *out = &g->values[nd->out[o]];
+  if (!const_dims(out)) return false;
+  int32_t r = g->values[nd->in[0]].rank;
+  switch (nd->op) {
+    case VT_OP_Identity:
+      return true;
+    case VT_OP_Reshape: case VT_OP_Squeeze: case VT_OP_Unsqueeze: case VT_OP_Flatten:
+      return layout_reshape(L, out);
+    case VT_OP_Transpose: {
+      const int64_t *perm = NULL;
+      int32_t np = vt_attr_ints(nd, "perm", &perm);
+      layout R = {.rank = L->rank, .tok_off = L->tok_off};
+      for (int32_t a = 0; a < L->rank; a++) {
+        int64_t src = np < 0 ? L->rank - 1 - a : (a < np ? perm[a] : -1);
+        if (src < 0 || src >= L->rank) return false;
+        R.nf[a] = L->nf[src];
+        memcpy(R.f[a], L->f[src], sizeof R.f[a]);
+      }
+      *L = R;
+      return true;
+    }
+    case VT_OP_Split: {
+      int64_t ax = vt_attr_int(nd, "axis", 0);
+      if (ax < 0) ax += r;
+      int64_t start = 0;
+      for (int32_t j = 0; j < o; j++) {
+        if (nd->out[j] < 0 || !const_dims(&g->values[nd->out[j]])) return false;
+        start += g->values[nd->out[j]].dims[ax];
+      }
+      return layout_slice(L, (int32_t)ax, start, out->dims[ax]);
+    }
+    case VT_OP_Gather: {
+      double iv;
+      int64_t ax = vt_attr_int(nd, "axis", 0);
+      if (ax < 0) ax += r;
+      if (nd->n_in < 2 || !vt_rw_const_scalar(g, nd->in[1], &iv) || g->values[nd->in[1]].rank != 0) return false;
+      const vt_value *x = &g->values[nd->in[0]];
+      if (!const_dims(x) || ax < 0 || ax >= r) return false;
+      int64_t i = (int64_t)iv;
+      if (i < 0) i += x->dims[ax];
+      return layout_slice(L, (int32_t)ax, i, 1) && layout_reshape(L, out);
+    }
+    default:
+      return false;
+  }
+}
+
+/* The TokenBuffer node that value v comes from through movement ops, with the chain of
+ * (node, output slot) from the buffer's output to v; -1 when there is none. */
+static int32_t movement_chain(const vt_graph *g, int32_t v, int32_t *nodes, int32_t *slots, int32_t *n) {
+  *n = 0;
+  for (int32_t steps = 0; v >= 0 && steps < 64; steps++) {
+    int32_t p = g->values[v].producer;
+    if (p < 0) return -1;
+    const vt_node *nd = &g->nodes[p];
+    if (nd->op == VT_OP_TokenBuffer) {
+      for (int32_t i = 0, j = *n - 1; i < j; i++, j--) {   /* buffer first */
+        int32_t t = nodes[i]; nodes[i] = nodes[j]; nodes[j] = t;
+        t = slots[i]; slots[i] = slots[j]; slots[j] = t;
+      }
+      return p;
+    }
+    switch (nd->op) {
+      case VT_OP_Identity: case VT_OP_Reshape: case VT_OP_Squeeze: case VT_OP_Unsqueeze: case VT_OP_Flatten:
+      case VT_OP_Transpose: case VT_OP_Split: case VT_OP_Gather:
+        break;
+      default:
+        return -1;
+    }
+    int32_t o = 0;
+    while (o < nd->n_out && nd->out[o] != v) o++;
+    nodes[*n] = p;
+    slots[*n] = o;
+    (*n)++;
+    v = nd->in[0];
+  }
+  return -1;
+}
+
+/* Can Attention node `ai` be made eventful? Sets *idx (the QKV gate's idx value). */
+static bool global_attention(const vt_graph *g, int32_t ai, int32_t *idx, char *why, size_t wn) {
+  const vt_node *a = &g->nodes[ai];
+  int32_t buf = -1, chain[64], slots[64], n;
+  static const char *nm[3] = {"Q", "K", "V"};
+  for (int i = 0; i < 3; i++) {
+    int32_t b = movement_chain(g, a->in[i], chain, slots, &n);
+    if (b < 0) {
+      snprintf(why, wn, "%s does not come from a token buffer through data movement only", nm[i]);
+      return false;
+    }
+    if (buf >= 0 && b != buf) {
+      snprintf(why, wn, "Q, K and V come from different token buffers");
+      return false;
+    }
+    buf = b;
+    const vt_value *bo = &g->values[g->nodes[b].out[0]], *x = &g->values[a->in[i]];
+    if (!const_dims(bo) || !const_dims(x)) {
+      snprintf(why, wn, "symbolic dims (pin the frame dim, e.g. --dim T=1, as --stream does)");
+      return false;
+    }
+    layout L;
+    layout_init(&L, bo);
+    for (int32_t j = 0; j < n; j++)
+      if (!layout_step(g, &g->nodes[chain[j]], slots[j], &L)) {
+        snprintf(why, wn, "%s: cannot follow the token axes through '%s' (%s)", nm[i], g->nodes[chain[j]].name,
+                 vt_ops[g->nodes[chain[j]].op].name);
+        return false;
+      }
+    int64_t ntok = 1;
+    for (int32_t d = 0; d + 1 < bo->rank; d++) ntok *= bo->dims[d];
+    bool ok = L.rank == 4 && L.tok_off == 0;
+    for (int32_t d = 0; ok && d < 4; d++)
+      for (int32_t j = 0; ok && j < L.nf[d]; j++) ok = (d == 2) == (L.f[d][j].tok != 0);
+    int64_t st = 1;
+    for (int32_t j = ok ? L.nf[2] - 1 : -1; j >= 0 && ok; j--) {
+      ok = L.f[2][j].stride == st;
+      st *= L.f[2][j].size;
+    }
+    if (!ok || st != ntok) {
+      snprintf(why, wn, "%s's token axis does not hold all %lld tokens in order in every head (windowed attention)",
+               nm[i], (long long)ntok);
+      return false;
+    }
+  }
+  const vt_value *q = &g->values[a->in[0]], *k = &g->values[a->in[1]];
+  if (q->dims[1] != k->dims[1]) {
+    snprintf(why, wn, "grouped K/V heads (GQA) are not supported");
+    return false;
+  }
+  *idx = g->nodes[buf].in[1];
+  return true;
+}
+
 static vt_attr *set_attr(vt_graph *g, int32_t node, const char *name, vt_attr_type t) {
   return vt_node_add_attr(g, node, name, t);
 }
@@ -253,6 +477,9 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
   const char *pol = vt_param_str(p, "policy"), *gate = vt_param_str(p, "gate");
   if (strcmp(pol, "topr") && strcmp(pol, "threshold") && strcmp(pol, "fraction"))
     return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: policy must be topr, threshold or fraction, got '%s'", pol);
+  const char *attn = vt_param_str(p, "attn");
+  if (strcmp(attn, "delta") && strcmp(attn, "dense"))
+    return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: attn must be delta or dense, got '%s'", attn);
   if (strcmp(gate, "after_ln") && strcmp(gate, "before_ln"))
     return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: gate must be after_ln or before_ln, got '%s'", gate);
   if (vt_param_int(p, "r") < 0) return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: r must be >= 0");
@@ -309,12 +536,58 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
     rc = vt_graph_toposort(g, e);
     if (rc == VT_OK) rc = vt_graph_infer(g, e);
     if (rc) return rc;
-    vt_graph_remove_dead(g);
   }
+  /* global attention: sparse q.k^T and delta A.v */
+  int32_t acand = 0, amatch = 0;
+  bool delta = !strcmp(vt_param_str(p, "attn"), "delta");
+  int32_t nn1 = g->n_nodes;
+  for (int32_t i = 0; i < nn1 && nr > 0; i++) {
+    if (g->nodes[i].op != VT_OP_Attention || g->nodes[i].out[0] < 0 || g->nodes[i].n_in < 3) continue;
+    acand++;
+    int32_t idx = -1;
+    if (!delta) {
+      explainf(&c, "attention '%s': token-wise gates only (attn=dense)", g->nodes[i].name);
+      continue;
+    }
+    if (!global_attention(g, i, &idx, why, sizeof why)) {
+      explainf(&c, "attention '%s': token-wise gates only: %s", g->nodes[i].name, why);
+      continue;
+    }
+    const vt_node *a = &g->nodes[i];
+    int32_t in[6] = {a->in[0], a->in[1], a->in[2], a->n_in > 3 ? a->in[3] : -1, a->n_in > 4 ? a->in[4] : -1, idx};
+    float scale = vt_attr_float(a, "scale", 0.0f);
+    int64_t causal = vt_attr_int(a, "causal", 0);
+    int32_t out = a->out[0];
+    const char *name = vt_rw_fresh_name(g, a->name, "evt_attention");
+    if (!name) return vt_errorf(e, VT_ERR_MODEL, "%s: eventful: out of memory", g->path);
+    vt_rw_detach_output(g, i, 0);
+    int32_t ea = vt_graph_add_node(g, name, VT_OP_EventfulAttention, 6, in, 1, &out);
+    vt_attr *at;
+    if (ea < 0 || !(at = set_attr(g, ea, "scale", VT_ATTR_FLOAT)))
+      return vt_errorf(e, VT_ERR_MODEL, "%s: eventful: out of memory", g->path);
+    at->f = scale;
+    if (!(at = set_attr(g, ea, "causal", VT_ATTR_INT))) return vt_errorf(e, VT_ERR_MODEL, "%s: eventful: out of memory", g->path);
+    at->i = causal;
+    explainf(&c, "attention '%s': eventful (sparse q.k^T, delta A.v) with the idx of '%s'", g->nodes[i].name,
+             g->values[idx].name);
+    amatch++;
+  }
+  if (amatch > 0) {
+    rc = vt_graph_toposort(g, e);
+    if (rc == VT_OK) rc = vt_graph_infer(g, e);
+    if (rc) return rc;
+  }
+  if (nr > 0) vt_graph_remove_dead(g);
   if (st && st->n_rules < VT_STATS_MAX_RULES) {
     st->rules[st->n_rules].name = "eventful-gate-buffer-pairs";
     st->rules[st->n_rules].candidates = cand;
     st->rules[st->n_rules].matches = nr;
+    st->n_rules++;
+  }
+  if (st && st->n_rules < VT_STATS_MAX_RULES) {
+    st->rules[st->n_rules].name = "eventful-global-attention";
+    st->rules[st->n_rules].candidates = acand;
+    st->rules[st->n_rules].matches = amatch;
     st->n_rules++;
   }
   return VT_OK;

@@ -8,19 +8,21 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
 
 #define VT_EVENTFUL_PASS_INFO                                                                                     \
   {.name = "eventful",                                                                                            \
-   .summary = "Eventful Transformers (token-wise level, EventfulTokenwiseBlock) for per-frame models run as a "   \
-              "stream (one interpreter session = one stream, one run = one frame): a stateful TokenGate "          \
-              "(reference per token, error norm, policy, gather, reference update) and TokenBuffer (last output "  \
-              "per token, scatter) around every chain of token-wise ops that starts with a MatMul by a constant "  \
-              "matrix (QKV projection, output projection, MLP), so those run on the M updated tokens only and "   \
-              "buffers give full-length tensors before both residual adds. Built: token-wise gates in every block " \
-              "(windowed and global alike). NOT built yet: the sparse q.k^T update and delta A.v update of global " \
-              "blocks (attention and softmax run dense on the buffered q/k/v). The first run after a reset "      \
-              "computes everything; r >= N is exact; r changes between frames with the runtime knob eventful.r",  \
+   .summary = "Eventful Transformers (Dutson et al., ICCV 2023) for per-frame models run as a stream (one "        \
+              "interpreter session = one stream, one run = one frame): a stateful TokenGate (reference per "      \
+              "token, error norm, policy, gather, reference update) and TokenBuffer (last output per token, "     \
+              "scatter) around every chain of token-wise ops that starts with a MatMul by a constant matrix "     \
+              "(QKV projection, output projection, MLP), so those run on the M updated tokens only and buffers "  \
+              "give full-length tensors before both residual adds; global attention (every head sees all "       \
+              "tokens of the frame) becomes EventfulAttention: rows/columns of the updated tokens refresh the "   \
+              "kept q.k^T, softmax over the full matrix, delta update of A.v against A's reference columns and " \
+              "v's reference rows (EventfulBlock); windowed attention keeps the token-wise gates only. The "     \
+              "first run after a reset computes everything; r >= N is exact; r changes between frames with the " \
+              "runtime knob eventful.r",                                                                          \
    .run = vt_pass_eventful,                                                                                       \
    .exact = false,                                                                                                \
    .canonical = false,                                                                                            \
-   .n_params = 5,                                                                                                 \
+   .n_params = 6,                                                                                                 \
    .params = {{"r", VT_PARAM_INT, "384",                                                                          \
                "topr policy: tokens updated per gate and frame (paper, ViTDet 672^2 with 1764 tokens: 128..1024; " \
                "r >= N is exact); runtime knob eventful.r overrides it"},                                         \
@@ -31,6 +33,9 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
               {"gate", VT_PARAM_STRING, "after_ln",                                                               \
                "gate position: after_ln (the paper's code default: gate the LayerNorm output) or before_ln (gate " \
                "the residual stream and run the LayerNorm on the updated tokens, where the LayerNorm feeds the "   \
-               "projection directly)"}}}
+               "projection directly)"},                                                                           \
+              {"attn", VT_PARAM_STRING, "delta",                                                                  \
+               "global attention: delta (sparse q.k^T and delta A.v with their state, the paper's EventfulBlock) " \
+               "or dense (token-wise gates only, EventfulTokenwiseBlock)"}}}
 
 #endif

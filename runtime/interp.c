@@ -68,10 +68,30 @@ int vt_interp_reset(vt_interp *it) {
   for (int32_t i = 0; it->state && i < it->g->n_nodes; i++)
     if (it->state[i]) {
       vt_state *st = it->state[i];
+      if (st->flush) {
+        st->flush(st);
+        continue;
+      }
       if (st->free) st->free(st);
       it->state[i] = NULL;
     }
   return VT_OK;
+}
+
+void vt_interp_state_rows(const vt_interp *it, int64_t *done, int64_t *seen) {
+  *done = *seen = 0;
+  for (int32_t i = 0; it && it->state && i < it->g->n_nodes; i++)
+    if (it->state[i]) {
+      *done += ((const vt_state *)it->state[i])->rows_done;
+      *seen += ((const vt_state *)it->state[i])->rows_seen;
+    }
+}
+
+size_t vt_interp_state_bytes(const vt_interp *it) {
+  size_t n = 0;
+  for (int32_t i = 0; it && it->state && i < it->g->n_nodes; i++)
+    if (it->state[i]) n += ((const vt_state *)it->state[i])->bytes;
+  return n;
 }
 
 vt_interp *vt_interp_new(const vt_graph *g, int nthreads, vt_error *e) {
@@ -95,7 +115,10 @@ vt_interp *vt_interp_new(const vt_graph *g, int nthreads, vt_error *e) {
 
 void vt_interp_free(vt_interp *it) {
   if (!it) return;
-  vt_interp_reset(it);
+  for (int32_t i = 0; it->state && i < it->g->n_nodes; i++) {
+    vt_state *st = it->state[i];
+    if (st && st->free) st->free(st);
+  }
   free(it->state);
   vt_pool_free(it->pool);
   free(it->last_use);

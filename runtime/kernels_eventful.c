@@ -1,21 +1,66 @@
 /* kernels_eventful.c — reference kernels for the Eventful ops (rows in ir/ops_eventful.def):
- * TokenGate (per-token error norm against the reference, top-r / threshold / fraction policy,
- * gather, reference scatter) and TokenBuffer (scatter of the updated rows into the kept output).
- * Their state lives in the session's per-node slot (vt_kctx.state) and is allocated on a flush
- * (first call after reset, or a change of N or D), never per frame. float32. */
+ * TokenGate (per-token error norm against the reference, top-r / threshold / fraction policy by
+ * O(N) selection, gather, reference scatter), TokenBuffer (scatter of the updated rows into the
+ * kept output) and EventfulAttention (sparse refresh of B = scale q.k^T, full softmax, delta
+ * update of A.v against A's reference columns and v's reference rows).
+ * State lives in the session's per-node slot (vt_kctx.state): allocated on the first run (at its
+ * upper bound: M <= N), kept across frames, flushed in place by vt_interp_reset (the next run
+ * recomputes everything), reallocated only when N or D change. vt_state.bytes counts every byte
+ * a state holds (scratch included). float32. */
+#include "gemm.h"
 #include "runtime.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define EVT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* rows x width below which a gather/scatter/copy stays on the calling thread */
+#define EVT_PAR_MIN 65536
+
+static int need_state(vt_kctx *k) {
+  return vt_kernel_fail(k, "%s is stateful: it runs only inside an interpreter session (vt_interp_run), "
+                           "not as a single node", vt_ops[k->node->op].name);
+}
+
+/* ---------- parallel row copies ---------- */
+typedef struct {
+  float *dst;
+  const float *src;
+  const int64_t *idx;   /* NULL: rows [0, n) */
+  int64_t w;            /* floats per row */
+  int gather;           /* 1: dst[j] = src[idx[j]]; 0: dst[idx[j]] = src[j] */
+} rows_args;
+
+static void rows_range(void *arg, int64_t begin, int64_t end) {
+  rows_args *a = arg;
+  size_t bytes = (size_t)a->w * sizeof(float);
+  if (!a->idx) {
+    memcpy(a->dst + begin * a->w, a->src + begin * a->w, (size_t)(end - begin) * bytes);
+    return;
+  }
+  for (int64_t j = begin; j < end; j++) {
+    if (a->gather) memcpy(a->dst + j * a->w, a->src + a->idx[j] * a->w, bytes);
+    else memcpy(a->dst + a->idx[j] * a->w, a->src + j * a->w, bytes);
+  }
+}
+
+static void copy_rows(vt_pool *pool, float *dst, const float *src, const int64_t *idx, int64_t m, int64_t w,
+                      int gather) {
+  rows_args a = {.dst = dst, .src = src, .idx = idx, .w = w, .gather = gather};
+  if (m * w < EVT_PAR_MIN) rows_range(&a, 0, m);
+  else vt_pool_for(pool, m, rows_range, &a);
+}
+
+/* ---------- TokenGate / TokenBuffer state ---------- */
 typedef struct {
   vt_state hdr;
   int64_t n, d;      /* tokens, channels */
+  int full_next;     /* the next run updates every token (flush) */
   float *ref;        /* [n, d]: gate reference u, or buffer contents b */
-  float *norm;       /* [n] scratch (gate only) */
-  int64_t *order;    /* [n] scratch (gate only): selected tokens */
-  struct evt_key { float v; int64_t i; } *keys;   /* [n] scratch (gate only) */
+  float *norm;       /* [n] (gate only): error norms of this frame */
+  float *sel;        /* [n] (gate only): selection scratch */
+  int64_t *order;    /* [n] (gate only): selected tokens, ascending */
 } evt_state;
 
 static void evt_free(void *p) {
@@ -23,15 +68,16 @@ static void evt_free(void *p) {
   if (!s) return;
   free(s->ref);
   free(s->norm);
+  free(s->sel);
   free(s->order);
-  free(s->keys);
   free(s);
 }
 
-/* The node's state when it has shape [n, d]; else drops it and allocates a new one. */
-static evt_state *state_for(vt_kctx *k, int64_t n, int64_t d, bool scratch, bool *fresh) {
+static void evt_flush(void *p) { ((evt_state *)p)->full_next = 1; }
+
+/* The node's state when it has shape [n, d]; else drops it and allocates a new one (flushed). */
+static evt_state *state_for(vt_kctx *k, int64_t n, int64_t d, bool gate) {
   evt_state *s = *k->state;
-  *fresh = false;
   if (s && s->n == n && s->d == d) return s;
   if (s) s->hdr.free(s);
   *k->state = NULL;
@@ -39,26 +85,24 @@ static evt_state *state_for(vt_kctx *k, int64_t n, int64_t d, bool scratch, bool
   s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->hdr.free = evt_free;
+  s->hdr.flush = evt_flush;
   s->n = n;
   s->d = d;
+  s->full_next = 1;
   s->ref = malloc((size_t)(n * d) * sizeof(float) + 1);
-  if (scratch) {
+  s->hdr.bytes = sizeof *s + (size_t)(n * d) * sizeof(float);
+  if (gate) {
     s->norm = malloc((size_t)n * sizeof(float) + 1);
+    s->sel = malloc((size_t)n * sizeof(float) + 1);
     s->order = malloc((size_t)n * sizeof(int64_t) + 1);
-    s->keys = malloc((size_t)n * sizeof *s->keys + 1);
+    s->hdr.bytes += (size_t)n * (2 * sizeof(float) + sizeof(int64_t));
   }
-  if (!s->ref || (scratch && (!s->norm || !s->order || !s->keys))) {
+  if (!s->ref || (gate && (!s->norm || !s->sel || !s->order))) {
     evt_free(s);
     return NULL;
   }
   *k->state = s;
-  *fresh = true;
   return s;
-}
-
-static int need_state(vt_kctx *k) {
-  return vt_kernel_fail(k, "%s is stateful: it runs only inside an interpreter session (vt_interp_run), "
-                           "not as a single node", vt_ops[k->node->op].name);
 }
 
 /* ---------- TokenGate ---------- */
@@ -68,37 +112,81 @@ typedef struct {
   int64_t d;
 } norm_args;
 
+EVT_CLONES static float sq_dist(const float *x, const float *u, int64_t d) {
+  float acc[8] = {0};
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8)
+    for (int l = 0; l < 8; l++) {
+      float e = x[c + l] - u[c + l];
+      acc[l] += e * e;
+    }
+  float s = 0;
+  for (; c < d; c++) s += (x[c] - u[c]) * (x[c] - u[c]);
+  for (int l = 0; l < 8; l++) s += acc[l];
+  return s;
+}
+
 static void norm_range(void *arg, int64_t begin, int64_t end) {
   norm_args *a = arg;
   for (int64_t i = begin; i < end; i++) {
-    const float *x = a->x + i * a->d, *u = a->u + i * a->d;
-    double s = 0;
-    for (int64_t c = 0; c < a->d; c++) {
-      double e = (double)x[c] - (double)u[c];
-      s += e * e;
-    }
-    float v = (float)sqrt(s);
+    float v = sqrtf(sq_dist(a->x + i * a->d, a->u + i * a->d, a->d));
     a->norm[i] = v == v ? v : INFINITY;   /* NaN error: most changed */
   }
 }
 
-/* Token order: norm descending, ties by index ascending. */
-static int by_norm_desc(const void *pa, const void *pb) {
-  const struct evt_key *a = pa, *b = pb;
-  if (a->v != b->v) return a->v > b->v ? -1 : 1;
-  return a->i < b->i ? -1 : a->i > b->i;
-}
-static int by_index(const void *pa, const void *pb) {
-  int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-  return a < b ? -1 : a > b;
+static int cmp_desc(const void *pa, const void *pb) {
+  float a = *(const float *)pa, b = *(const float *)pb;
+  return a > b ? -1 : a < b;
 }
 
-/* Top-m selection by a full sort of the n tokens of one frame; the chosen indices ascending. */
+/* The k-th largest (0-based) of v[0, n), v permuted in place: quickselect with a median-of-three
+ * pivot, O(n) expected; after 2*log2(n)+8 rounds (adversarial input) it sorts what is left. */
+static float kth_largest(float *v, int64_t n, int64_t k) {
+  int64_t lo = 0, hi = n - 1, rounds = 8;
+  for (int64_t t = n; t > 1; t >>= 1) rounds += 2;
+  while (lo < hi) {
+    if (rounds-- == 0) {
+      qsort(v + lo, (size_t)(hi - lo + 1), sizeof *v, cmp_desc);
+      return v[k];
+    }
+    int64_t mid = lo + (hi - lo) / 2;
+    float a = v[lo], b = v[mid], c = v[hi];
+    float p = a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+    int64_t i = lo, j = hi;
+    while (i <= j) {   /* descending: left of i >= p, right of j <= p */
+      while (v[i] > p) i++;
+      while (v[j] < p) j--;
+      if (i <= j) {
+        float t = v[i];
+        v[i++] = v[j];
+        v[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return v[k];   /* between j and i: equal to the pivot */
+  }
+  return v[k];
+}
+
+/* The m tokens with the largest norms (ties: lower index first), ascending, into s->order: the
+ * m-th largest norm by selection, then one pass in index order. O(n). */
 static void select_top(evt_state *s, int64_t m) {
-  for (int64_t i = 0; i < s->n; i++) s->keys[i] = (struct evt_key){s->norm[i], i};
-  qsort(s->keys, (size_t)s->n, sizeof *s->keys, by_norm_desc);
-  for (int64_t j = 0; j < m; j++) s->order[j] = s->keys[j].i;
-  qsort(s->order, (size_t)m, sizeof *s->order, by_index);
+  int64_t n = s->n;
+  if (m >= n) {
+    for (int64_t i = 0; i < n; i++) s->order[i] = i;
+    return;
+  }
+  if (m <= 0) return;
+  memcpy(s->sel, s->norm, (size_t)n * sizeof(float));
+  float thr = kth_largest(s->sel, n, m - 1);
+  int64_t above = 0;
+  for (int64_t i = 0; i < n; i++) above += s->norm[i] > thr;
+  int64_t ties = m - above, j = 0;
+  for (int64_t i = 0; i < n && j < m; i++) {
+    float v = s->norm[i];
+    if (v > thr || (v == thr && ties-- > 0)) s->order[j++] = i;
+  }
 }
 
 int vt_kernel_TokenGate(vt_kctx *k) {
@@ -107,17 +195,17 @@ int vt_kernel_TokenGate(vt_kctx *k) {
   if (x->dtype != VT_F32 || x->rank < 2) return vt_kernel_fail(k, "x must be f32 of rank >= 2");
   int64_t d = x->dims[x->rank - 1], numel = vt_tensor_numel(x);
   int64_t n = d > 0 ? numel / d : 0;
-  bool fresh;
-  evt_state *s = state_for(k, n, d, true, &fresh);
+  evt_state *s = state_for(k, n, d, true);
   if (!s) return vt_kernel_fail(k, "out of memory for the gate state (%lld x %lld)", (long long)n, (long long)d);
   const float *xd = x->data;
   int64_t m = n;
-  if (fresh) {
-    memcpy(s->ref, xd, (size_t)(n * d) * sizeof(float));
+  bool full = s->full_next;
+  if (full) {
     for (int64_t i = 0; i < n; i++) s->order[i] = i;
   } else {
     norm_args na = {.x = xd, .u = s->ref, .norm = s->norm, .d = d};
-    vt_pool_for(k->pool, n, norm_range, &na);
+    if (n * d < EVT_PAR_MIN) norm_range(&na, 0, n);
+    else vt_pool_for(k->pool, n, norm_range, &na);
     const char *pol = vt_attr_str(k->node, "policy", "topr");
     if (!strcmp(pol, "threshold")) {
       double h = vt_kctx_knob(k, "eventful.h", vt_attr_float(k->node, "h", 0.0f));
@@ -142,14 +230,16 @@ int vt_kernel_TokenGate(vt_kctx *k) {
   int rc = vt_tensor_alloc(k->out[0], VT_F32, 2, od, k->err);
   if (rc == VT_OK) rc = vt_tensor_alloc(k->out[1], VT_I64, 1, id, k->err);
   if (rc) return rc;
-  float *o = k->out[0]->data;
-  int64_t *ix = k->out[1]->data;
-  for (int64_t j = 0; j < m; j++) {
-    int64_t i = s->order[j];
-    ix[j] = i;
-    memcpy(o + j * d, xd + i * d, (size_t)d * sizeof(float));
-    if (!fresh) memcpy(s->ref + i * d, xd + i * d, (size_t)d * sizeof(float));
+  memcpy(k->out[1]->data, s->order, (size_t)m * sizeof(int64_t));
+  copy_rows(k->pool, k->out[0]->data, xd, full ? NULL : s->order, m, d, 1);
+  /* the reference of the updated tokens: the rows just gathered */
+  if (full) copy_rows(k->pool, s->ref, xd, NULL, n, d, 1);
+  else copy_rows(k->pool, s->ref, k->out[0]->data, s->order, m, d, 0);
+  if (!full) {
+    s->hdr.rows_done += m;
+    s->hdr.rows_seen += n;
   }
+  s->full_next = 0;
   return VT_OK;
 }
 
@@ -164,25 +254,19 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
     return vt_kernel_fail(k, "y has %lld rows but idx %lld", (long long)m, (long long)idx->dims[0]);
   int64_t ld = like->dims[like->rank - 1];
   int64_t n = ld > 0 ? vt_tensor_numel(like) / ld : 0;
-  bool fresh;
-  evt_state *s = state_for(k, n, o, false, &fresh);
+  evt_state *s = state_for(k, n, o, false);
   if (!s) return vt_kernel_fail(k, "out of memory for the buffer state (%lld x %lld)", (long long)n, (long long)o);
-  if (fresh) {
-    if (m != n) {
-      s->hdr.free(s);
-      *k->state = NULL;
-      return vt_kernel_fail(k, "the buffer has no state yet (or the token count changed to %lld) but received "
-                               "%lld rows: its gate must flush (all tokens) on the same run", (long long)n, (long long)m);
-    }
-    memset(s->ref, 0, (size_t)(n * o) * sizeof(float));
-  }
+  if (s->full_next && m != n)
+    return vt_kernel_fail(k, "the buffer has no contents yet (first run, reset, or the token count changed to "
+                             "%lld) but received %lld rows: its gate must flush (all tokens) on the same run",
+                          (long long)n, (long long)m);
   const int64_t *ix = idx->data;
   for (int64_t j = 0; j < m; j++)
     if (ix[j] < 0 || ix[j] >= n)
       return vt_kernel_fail(k, "index %lld at row %lld is out of range [0, %lld)", (long long)ix[j], (long long)j,
                             (long long)n);
-  const float *yd = y->data;
-  for (int64_t j = 0; j < m; j++) memcpy(s->ref + ix[j] * o, yd + j * o, (size_t)o * sizeof(float));
+  copy_rows(k->pool, s->ref, y->data, ix, m, o, 0);
+  s->full_next = 0;
   vt_tensor *out = k->out[0];
   if (!out->data || vt_tensor_numel(out) != n * o) {
     int64_t dims[VT_MAX_RANK];
@@ -191,6 +275,337 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
     int rc = vt_tensor_alloc(out, VT_F32, like->rank, dims, k->err);
     if (rc) return rc;
   }
-  memcpy(out->data, s->ref, (size_t)(n * o) * sizeof(float));
+  copy_rows(k->pool, out->data, s->ref, NULL, n, o, 1);
+  return VT_OK;
+}
+
+/* ---------- EventfulAttention ----------
+ * One independent problem per slice s = (b, h) of Q/K/V [B,H,N,Dh|Dv] (H == Hkv, Nq == Nk = N).
+ * State per slice: Bq [N,N] = scale q.k^T as of the last run (no mask/bias: those are inputs and
+ * are added every run), Aref [N,N] (A's reference columns), vref [N,Dv] (v's reference rows),
+ * P [N,Dv] = Aref.vref (the output). With the M updated tokens idx:
+ *   Bq[idx,:] = scale q[idx].k^T, Bq[:,idx] = scale q.k[idx]^T           (2 N M Dh MACs)
+ *   A = softmax(Bq + mask + key_bias) row by row (every row: N exps), only A[:,idx] kept
+ *   P += A[:,idx].(v[idx] - vref[idx]) + (A[:,idx] - Aref[:,idx]).vref[idx]
+ *        as one GEMM [N, 2M] x [2M, Dv] (2 N M Dv MACs); Aref[:,idx] = A[:,idx]; vref[idx] = v[idx]
+ * When 2M >= N (the sparse update would cost at least the dense one), on a flush and when the
+ * state is new, everything is recomputed densely (Bq, Aref = A, vref = v, P = A.v): r >= N is
+ * exact. Slices are spread over the pool's threads; each worker has its own scratch. */
+typedef struct {
+  vt_state hdr;
+  int64_t S, N, Dh, Dv, nw;
+  int64_t wfloats, off_v2, off_row;   /* per-worker scratch: [region 1 | V2 | row] */
+  int full_next;
+  float *Bq, *Aref, *vref, *P;   /* [S,N,N], [S,N,N], [S,N,Dv], [S,N,Dv] */
+  float *scratch;                /* nw x wfloats */
+} attn_state;
+
+static void attn_free(void *p) {
+  attn_state *s = p;
+  if (!s) return;
+  free(s->Bq);
+  free(s->Aref);
+  free(s->vref);
+  free(s->P);
+  free(s->scratch);
+  free(s);
+}
+
+static void attn_flush(void *p) { ((attn_state *)p)->full_next = 1; }
+
+static attn_state *attn_state_for(vt_kctx *k, int64_t S, int64_t N, int64_t Dh, int64_t Dv, int64_t nw) {
+  attn_state *s = *k->state;
+  if (s && s->S == S && s->N == N && s->Dh == Dh && s->Dv == Dv && s->nw == nw) return s;
+  if (s) s->hdr.free(s);
+  *k->state = NULL;
+  int64_t mmax = N > 0 ? (N - 1) / 2 : 0;           /* largest M of the sparse path */
+  int64_t r1 = N * 2 * mmax, r1b = mmax * (Dh + N);  /* A[:,idx] pair | gathered q/k + refresh block */
+  int64_t wf = (r1 > r1b ? r1 : r1b) + 2 * mmax * Dv + N;
+  double total = (double)S * N * (2.0 * N + 2.0 * Dv) + (double)nw * wf;
+  if (total * sizeof(float) > 1e15) return NULL;
+  s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->hdr.free = attn_free;
+  s->hdr.flush = attn_flush;
+  s->S = S; s->N = N; s->Dh = Dh; s->Dv = Dv; s->nw = nw; s->wfloats = wf;
+  s->off_v2 = r1 > r1b ? r1 : r1b;
+  s->off_row = s->off_v2 + 2 * mmax * Dv;
+  s->full_next = 1;
+  s->Bq = malloc((size_t)(S * N * N) * sizeof(float) + 1);
+  s->Aref = malloc((size_t)(S * N * N) * sizeof(float) + 1);
+  s->vref = malloc((size_t)(S * N * Dv) * sizeof(float) + 1);
+  s->P = malloc((size_t)(S * N * Dv) * sizeof(float) + 1);
+  s->scratch = malloc((size_t)(nw * wf) * sizeof(float) + 1);
+  s->hdr.bytes = sizeof *s + (size_t)total * sizeof(float);
+  if (!s->Bq || !s->Aref || !s->vref || !s->P || !s->scratch) {
+    attn_free(s);
+    return NULL;
+  }
+  *k->state = s;
+  return s;
+}
+
+typedef struct {
+  attn_state *st;
+  const float *q, *k, *v, *mask, *kbias;
+  const uint8_t *bmask;
+  const int64_t *idx;
+  float *out;
+  int64_t H, M;
+  int64_t mstr[4];          /* mask strides over [B,H,Nq,Nk] (0: broadcast) */
+  int64_t kbstr_b, kbstr_h;
+  float scale;
+  int causal, dense;
+  vt_pool *gemm_pool;       /* the pool for GEMMs when one worker runs (else NULL) */
+} attn_job;
+
+/* Softmax rows use GCC vector extensions (8 floats) so they vectorise at -O2 in every clone. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v8fu __attribute__((vector_size(32), aligned(4)));   /* unaligned loads/stores */
+
+/* Lane select: m ? a : b for masks from vector compares (all bits set or clear). */
+#define EVT_SEL(m, a, b) ((v8f)(((m) & (v8i)(a)) | (~(m) & (v8i)(b))))
+
+/* OUT = e^X for X <= 0 (softmax after max subtraction), 8 lanes: Cephes-style range reduction and
+ * a degree-6 polynomial, ~1 ulp; 0 below -87 (and for -inf). A macro: no vector arguments cross
+ * a call (their ABI differs between the clones). */
+#define EVT_EXP8(OUT, X)                                                  \
+  do {                                                                    \
+    const v8f lo_ = (v8f){0} - 87.0f;                                     \
+    v8i small_ = (X) < lo_;                                               \
+    v8f xc_ = EVT_SEL(small_, lo_, (X));                                  \
+    v8f n_ = (xc_ * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   \
+    v8f r_ = xc_ - n_ * 0.693359375f + n_ * 2.12194440e-4f;               \
+    v8f p_ = (v8f){0} + 1.9875691500e-4f;                                 \
+    p_ = p_ * r_ + 1.3981999507e-3f;                                      \
+    p_ = p_ * r_ + 8.3334519073e-3f;                                      \
+    p_ = p_ * r_ + 4.1665795894e-2f;                                      \
+    p_ = p_ * r_ + 1.6666665459e-1f;                                      \
+    p_ = p_ * r_ + 5.0000001201e-1f;                                      \
+    p_ = p_ * r_ * r_ + r_ + 1.0f;                                        \
+    v8i bits_ = (__builtin_convertvector(n_, v8i) + 127) << 23;           \
+    (OUT) = EVT_SEL(small_, (v8f){0}, p_ * (v8f)bits_);                   \
+  } while (0)
+
+static inline float evt_exp(float x) {
+  v8f v = (v8f){0} + x, r;
+  EVT_EXP8(r, v);
+  return r[0];
+}
+
+/* row = b + mask (stride 1 or ms), returns the max. */
+EVT_CLONES static float row_logits(float *row, const float *b, const float *mask, int64_t ms, int64_t n) {
+  v8f m = (v8f){0} - INFINITY;
+  int64_t j = 0;
+  if (mask && ms == 1) {
+    for (; j + 8 <= n; j += 8) {
+      v8f x = *(const v8fu *)(b + j) + *(const v8fu *)(mask + j);
+      *(v8fu *)(row + j) = x;
+      m = EVT_SEL(x > m, x, m);
+    }
+    for (; j < n; j++) row[j] = b[j] + mask[j];
+  } else if (mask) {
+    for (; j < n; j++) row[j] = b[j] + mask[j * ms];
+  } else {
+    memcpy(row, b, (size_t)n * sizeof(float));
+  }
+  float r = -INFINITY;
+  for (int l = 0; l < 8; l++) r = m[l] > r ? m[l] : r;
+  for (int64_t i = j; i < n; i++) r = row[i] > r ? row[i] : r;   /* the tail, or all without the vector loop */
+  return r;
+}
+
+EVT_CLONES static float row_max(const float *x, int64_t n) {
+  float r = -INFINITY;
+  for (int64_t j = 0; j < n; j++) r = x[j] > r ? x[j] : r;
+  return r;
+}
+
+/* x = exp(x - mx) in place; returns the sum. */
+EVT_CLONES static float row_exp_sum(float *x, int64_t n, float mx) {
+  v8f s = {0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    v8f e, d = *(v8fu *)(x + j) - mx;
+    EVT_EXP8(e, d);
+    *(v8fu *)(x + j) = e;
+    s += e;
+  }
+  float r = 0;
+  for (; j < n; j++) {
+    x[j] = evt_exp(x[j] - mx);
+    r += x[j];
+  }
+  for (int l = 0; l < 8; l++) r += s[l];
+  return r;
+}
+
+/* Softmax row i of slice (b, h) from Bq's row into row: unnormalised exps; returns the factor
+ * 1 / sum that normalises them (0 for a row with no visible key). */
+static float softmax_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
+  int64_t N = J->st->N;
+  int64_t moff = b * J->mstr[0] + h * J->mstr[1] + i * J->mstr[2];
+  float mx = row_logits(row, brow, J->mask ? J->mask + moff : NULL, J->mstr[3], N);
+  bool more = false;
+  if (J->bmask) {
+    for (int64_t j = 0; j < N; j++)
+      if (!J->bmask[moff + j * J->mstr[3]]) row[j] = -INFINITY;
+    more = true;
+  }
+  if (J->kbias) {
+    const float *kb = J->kbias + b * J->kbstr_b + h * J->kbstr_h;
+    for (int64_t j = 0; j < N; j++) row[j] += kb[j];
+    more = true;
+  }
+  if (J->causal) {
+    for (int64_t j = i + 1; j < N; j++) row[j] = -INFINITY;
+    more = true;
+  }
+  if (more) mx = row_max(row, N);
+  if (mx == -INFINITY) {   /* no visible key: the row is zero */
+    memset(row, 0, (size_t)N * sizeof(float));
+    return 0.0f;
+  }
+  return 1.0f / row_exp_sum(row, N, mx);
+}
+
+static void attn_slice(const attn_job *J, int64_t s, float *W) {
+  attn_state *st = J->st;
+  int64_t N = st->N, Dh = st->Dh, Dv = st->Dv, M = J->M, b = s / J->H, h = s % J->H;
+  const float *q = J->q + s * N * Dh, *k = J->k + s * N * Dh, *v = J->v + s * N * Dv;
+  float *Bq = st->Bq + s * N * N, *Ar = st->Aref + s * N * N, *vr = st->vref + s * N * Dv, *P = st->P + s * N * Dv;
+  const int64_t *idx = J->idx;
+  vt_pool *gp = J->gemm_pool;
+  float *row = W + st->off_row;
+  if (J->dense) {
+    vt_sgemm(gp, 0, 1, N, N, Dh, J->scale, q, Dh, k, Dh, 0.0f, Bq, N);
+    for (int64_t i = 0; i < N; i++) {
+      float *ar = Ar + i * N, inv = softmax_row(J, b, h, i, Bq + i * N, ar);
+      for (int64_t j = 0; j < N; j++) ar[j] *= inv;
+    }
+    vt_sgemm(gp, 0, 0, N, Dv, N, 1.0f, Ar, N, v, Dv, 0.0f, P, Dv);
+    memcpy(vr, v, (size_t)(N * Dv) * sizeof(float));
+  } else if (M > 0) {
+    /* rows idx of Bq: gathered q[idx] [M,Dh] times k^T into T [M,N], scattered */
+    float *G = W, *T = W + M * Dh;
+    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, q + idx[j] * Dh, (size_t)Dh * sizeof(float));
+    vt_sgemm(gp, 0, 1, M, N, Dh, J->scale, G, Dh, k, Dh, 0.0f, T, N);
+    for (int64_t j = 0; j < M; j++) memcpy(Bq + idx[j] * N, T + j * N, (size_t)N * sizeof(float));
+    /* columns idx: q times gathered k[idx]^T into T [N,M], scattered */
+    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, k + idx[j] * Dh, (size_t)Dh * sizeof(float));
+    vt_sgemm(gp, 0, 1, N, M, Dh, J->scale, q, Dh, G, Dh, 0.0f, T, M);
+    for (int64_t i = 0; i < N; i++) {
+      float *br = Bq + i * N;
+      const float *tr = T + i * M;
+      for (int64_t j = 0; j < M; j++) br[idx[j]] = tr[j];
+    }
+    /* full softmax per row; keep A[:,idx] and A[:,idx] - Aref[:,idx] side by side: AD [N, 2M] */
+    float *AD = W, *V2 = W + st->off_v2;
+    for (int64_t i = 0; i < N; i++) {
+      float inv = softmax_row(J, b, h, i, Bq + i * N, row);
+      float *ad = AD + i * 2 * M, *ar = Ar + i * N;
+      for (int64_t j = 0; j < M; j++) {
+        float a = row[idx[j]] * inv;
+        ad[j] = a;
+        ad[M + j] = a - ar[idx[j]];
+        ar[idx[j]] = a;
+      }
+    }
+    /* V2 = [v[idx] - vref[idx]; vref[idx]]; then vref[idx] = v[idx] */
+    for (int64_t j = 0; j < M; j++) {
+      const float *vn = v + idx[j] * Dv;
+      float *vo = vr + idx[j] * Dv, *d = V2 + j * Dv, *o = V2 + (M + j) * Dv;
+      for (int64_t c = 0; c < Dv; c++) {
+        d[c] = vn[c] - vo[c];
+        o[c] = vo[c];
+        vo[c] = vn[c];
+      }
+    }
+    vt_sgemm(gp, 0, 0, N, Dv, 2 * M, 1.0f, AD, 2 * M, V2, Dv, 1.0f, P, Dv);
+  }
+  memcpy(J->out + s * N * Dv, P, (size_t)(N * Dv) * sizeof(float));
+}
+
+typedef struct {
+  const attn_job *J;
+  int64_t nw;
+} attn_workers;
+
+static void attn_worker_range(void *arg, int64_t begin, int64_t end) {
+  const attn_workers *a = arg;
+  for (int64_t w = begin; w < end; w++)
+    for (int64_t s = w; s < a->J->st->S; s += a->nw) attn_slice(a->J, s, a->J->st->scratch + w * a->J->st->wfloats);
+}
+
+int vt_kernel_EventfulAttention(vt_kctx *k) {
+  if (!k->state) return need_state(k);
+  const vt_tensor *q = k->in[0], *kt = k->in[1], *v = k->in[2];
+  const vt_tensor *mask = k->n_in > 3 ? k->in[3] : NULL, *kb = k->n_in > 4 ? k->in[4] : NULL;
+  const vt_tensor *idx = k->n_in > 5 ? k->in[5] : NULL;
+  if (!idx || idx->dtype != VT_I64 || idx->rank != 1) return vt_kernel_fail(k, "idx must be i64 [M]");
+  if (q->dtype != VT_F32 || kt->dtype != VT_F32 || v->dtype != VT_F32)
+    return vt_kernel_fail(k, "supports float32 only, got %s", vt_dtype_name(q->dtype));
+  if (q->rank != 4 || kt->rank != 4 || v->rank != 4) return vt_kernel_fail(k, "Q, K, V must have rank 4");
+  int64_t B = q->dims[0], H = q->dims[1], N = q->dims[2], Dh = q->dims[3], Dv = v->dims[3];
+  for (int d = 0; d < 3; d++)
+    if (kt->dims[d] != q->dims[d] || v->dims[d] != q->dims[d])
+      return vt_kernel_fail(k, "Q, K and V must agree on [B,H,N] (self-attention over one token set, H == Hkv)");
+  if (kt->dims[3] != Dh) return vt_kernel_fail(k, "head dim of Q (%lld) differs from K (%lld)", (long long)Dh,
+                                               (long long)kt->dims[3]);
+  vt_tensor *out = k->out[0];
+  if (out->dtype != VT_F32 || out->rank != 4 || (!out->data && vt_tensor_numel(out) > 0))
+    return vt_kernel_fail(k, "output was not allocated as f32 [B,H,N,Dv]");
+  attn_job J = {.q = q->data, .k = kt->data, .v = v->data, .out = out->data, .H = H, .M = idx->dims[0],
+                .idx = idx->data};
+  int64_t full[4] = {B, H, N, N};
+  if (mask) {
+    if (mask->rank > 4) return vt_kernel_fail(k, "mask must have rank <= 4, got %d", mask->rank);
+    if (mask->dtype == VT_F32) J.mask = mask->data;
+    else if (mask->dtype == VT_BOOL) J.bmask = mask->data;
+    else return vt_kernel_fail(k, "mask must be f32 or bool, got %s", vt_dtype_name(mask->dtype));
+    int64_t stv = 1;
+    for (int d = 3; d >= 0; d--) {
+      int md = d - (4 - mask->rank);
+      int64_t sz = md >= 0 ? mask->dims[md] : 1;
+      if (sz != 1 && sz != full[d])
+        return vt_kernel_fail(k, "mask dim %d is %lld; it must be 1 or %lld", md, (long long)sz, (long long)full[d]);
+      J.mstr[d] = sz == 1 ? 0 : stv;
+      stv *= sz;
+    }
+  }
+  if (kb) {
+    if (kb->dtype != VT_F32 || kb->rank != 3 || kb->dims[0] != B || (kb->dims[1] != 1 && kb->dims[1] != H) ||
+        kb->dims[2] != N)
+      return vt_kernel_fail(k, "key_bias must be f32 [B,1|H,N]");
+    J.kbias = kb->data;
+    J.kbstr_b = kb->dims[1] * N;
+    J.kbstr_h = kb->dims[1] == 1 ? 0 : N;
+  }
+  const int64_t *ix = J.idx;
+  for (int64_t j = 0; j < J.M; j++)
+    if (ix[j] < 0 || ix[j] >= N || (j > 0 && ix[j] <= ix[j - 1]))
+      return vt_kernel_fail(k, "idx must be ascending token indices in [0, %lld); entry %lld is %lld", (long long)N,
+                            (long long)j, (long long)ix[j]);
+  float scale = vt_attr_float(k->node, "scale", 0.0f);
+  J.scale = scale != 0.0f ? scale : (Dh > 0 ? 1.0f / sqrtf((float)Dh) : 1.0f);
+  J.causal = (int)vt_attr_int(k->node, "causal", 0);
+  int64_t S = B * H, threads = vt_pool_threads(k->pool);
+  int64_t nw = S < threads ? S : threads;
+  if (nw < 1) nw = 1;
+  attn_state *st = attn_state_for(k, S, N, Dh, Dv, nw);
+  if (!st) return vt_kernel_fail(k, "out of memory for the attention state (%lld slices of %lld tokens)", (long long)S,
+                                 (long long)N);
+  J.st = st;
+  J.dense = st->full_next || 2 * J.M >= N;
+  if (S == 0 || N == 0) return VT_OK;
+  attn_workers aw = {.J = &J, .nw = nw};
+  if (nw == 1) {
+    J.gemm_pool = k->pool;
+    attn_worker_range(&aw, 0, 1);
+  } else {
+    vt_pool_for(k->pool, nw, attn_worker_range, &aw);
+  }
+  st->full_next = 0;
   return VT_OK;
 }

@@ -35,13 +35,17 @@ typedef struct vt_kctx {
   /* Stateful ops (VT_OPF_STATEFUL): the node's state slot, owned by the vt_interp (one session =
    * one stream) and kept across runs; NULL when the kernel runs without a session (vt_run_node),
    * where a stateful kernel must fail. A kernel stores a malloc'd block that starts with a
-   * vt_state header; the interpreter calls its free() on reset and when the session is freed. */
+   * vt_state header; the interpreter calls its free() when the session is freed, and on reset
+   * its flush() when set (keeps the allocation, the next run recomputes everything), else free(). */
   void **state;
   const struct vt_interp *interp;   /* NULL outside a session: knobs read as their defaults */
 } vt_kctx;
 
 typedef struct vt_state {
   void (*free)(void *self);
+  void (*flush)(void *self);   /* optional: reset without freeing */
+  size_t bytes;                /* bytes the state holds (vt_interp_state_bytes) */
+  int64_t rows_done, rows_seen; /* token gates: rows updated / rows offered, flush runs excluded */
 } vt_state;
 
 /* Runtime knob `name` of the kernel's session (vt_interp_set_knob), or dflt when unset. */
@@ -65,6 +69,10 @@ void vt_interp_free(vt_interp *it);
 int vt_interp_run(vt_interp *it, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e);
 /* Drops the state of every stateful node: the next run computes everything ("flush"). */
 int vt_interp_reset(vt_interp *it);
+/* Bytes held by the state of every stateful node of the session (the memory per stream). */
+size_t vt_interp_state_bytes(const vt_interp *it);
+/* Sums of vt_state.rows_done / rows_seen over the session's states (0 when none count). */
+void vt_interp_state_rows(const vt_interp *it, int64_t *done, int64_t *seen);
 /* Sets a runtime knob read by kernels (e.g. "eventful.r"); takes effect at the next run. Names are
  * at most 63 bytes; at most 64 distinct knobs. */
 int vt_interp_set_knob(vt_interp *it, const char *name, double value);

@@ -12,6 +12,10 @@ int cli_random_tensor(const vt_graph *g, const vt_value *v, uint64_t seed, vt_te
 double cli_now_ms(void);
 int cli_cmp_double(const void *a, const void *b);
 /* `vtopt compare`: strategies side by side (tools/compare.c). */
+/* --stream [NAME=]CLIP: the name of the named symbol that is dim 0 of the streamed input (the
+ * first input when no NAME), or NULL (tools/compare.c). A stream runs one frame per call, so
+ * callers pin it to 1. */
+const char *cli_stream_frame_symbol(const vt_graph *g, const char *stream_arg);
 int cli_compare_strategies(int argc, char **argv);
 
 #endif

@@ -1,7 +1,12 @@
 /* compare.c — `vtopt compare`: runs one model under several rewrite strategies on the same
  * inputs and prints one table (latency median and spread, speedup over the first strategy,
  * FLOPs, attention token counts, fidelity against the first strategy), plus CSV and an SVG
- * speed-versus-fidelity plot. The first strategy (normally `none`) is the reference. */
+ * speed-versus-fidelity plot. The first strategy (normally `none`) is the reference.
+ * With --stream CLIP.npy each strategy runs the clip frame by frame in one session of its own
+ * (stateful strategies such as eventful keep their state across frames; the frame dim is pinned
+ * to 1 before the passes); latency is per frame (the flush frame 0 excluded from the median) and
+ * fidelity is the per-frame metric against the reference's frame, averaged, with the mean
+ * cosine of the first and last 20 frames (drift). */
 #include "cli.h"
 #include "codegen.h"
 #include "frontend.h"
@@ -32,6 +37,12 @@ static const char *compare_usage =
     "  --threads N            worker threads (default: VTOPT_NUM_THREADS or all cores)\n"
     "  --jit                  run each strategy compiled by LLVM (ORC JIT) instead of the interpreter\n"
     "  --out PREFIX           write PREFIX.csv and PREFIX.svg (default: compare)\n"
+    "  --stream [NAME=]CLIP   run CLIP.npy ([T, ...], frames along dim 0) frame by frame through one\n"
+    "                         session per strategy (state kept across frames, e.g. eventful); report\n"
+    "                         per-frame latency (median over frames 1..T-1) and per-frame fidelity\n"
+    "                         averaged, plus the cosine of the first and last 20 frames; --frames N\n"
+    "                         uses the first N frames. With --jit a strategy that does not compile\n"
+    "                         runs in the interpreter (the table says which)\n"
     "Latency is the reference interpreter's unless --jit. Fidelity is measured on\n"
     "the first graph output: cosine similarity, relative L2 and top-1 agreement (last axis).\n";
 
@@ -42,6 +53,10 @@ typedef struct strategy {
   int64_t tok_first, tok_last;
   int n_attn;
   vt_metrics m;
+  double cos_first, cos_last, first_ms;   /* --stream: mean cosine of the first / last frames, frame 0 */
+  size_t state_bytes;                     /* --stream: session state after the clip */
+  double updated;                         /* --stream: share of gated tokens updated (-1: no gates) */
+  const char *engine;                     /* "interp", "jit", or "interp*" (--jit did not compile) */
   int rc;
   char err[1024];
 } strategy;
@@ -66,19 +81,38 @@ static int split_strategies(const char *list, strategy *s, int max) {
   return n;
 }
 
-/* Loads the model and applies one strategy, then pins dims for the given inputs and infers. */
-static int build_graph(const char *model, const char *spec, const char *const *pin_names, const int64_t *pin_vals,
-                       int npins, vt_graph **gp, vt_error *e) {
+/* Loads the model and applies one strategy, then pins dims for the given inputs and infers.
+ * pre_pin (or NULL) is pinned to 1 before the passes (--stream: the frame dim). */
+static int build_graph(const char *model, const char *spec, const char *pre_pin, const char *const *pin_names,
+                       const int64_t *pin_vals, int npins, vt_graph **gp, vt_error *e) {
   vt_pipeline pl = {0};
   int rc = vt_pipeline_parse(spec, &pl, e);
   if (!rc) rc = vt_onnx_load(model, gp, e);
   /* Passes see symbolic dims (frame structure is read from them); dims are pinned after. */
-  if (!rc) rc = vt_graph_prepare(*gp, NULL, NULL, 0, e);
+  const int64_t one = 1;
+  if (!rc) rc = vt_graph_prepare(*gp, pre_pin ? &pre_pin : NULL, pre_pin ? &one : NULL, pre_pin ? 1 : 0, e);
   vt_pipeline_opts po = {.out = stderr};
   if (!rc) rc = vt_pipeline_run(&pl, *gp, &po, e);
   if (!rc) rc = vt_graph_prepare(*gp, pin_names, pin_vals, npins, e);
   vt_pipeline_free(&pl);
   return rc;
+}
+
+const char *cli_stream_frame_symbol(const vt_graph *g, const char *stream_arg) {
+  const char *eq = strchr(stream_arg, '=');
+  int32_t si = g->n_inputs > 0 ? 0 : -1;
+  if (eq && eq != stream_arg) {
+    si = -1;
+    for (int32_t i = 0; i < g->n_inputs; i++) {
+      const char *nm = g->values[g->inputs[i]].name;
+      if (strlen(nm) == (size_t)(eq - stream_arg) && !strncmp(nm, stream_arg, (size_t)(eq - stream_arg))) si = i;
+    }
+  }
+  if (si < 0) return NULL;
+  const vt_value *v = &g->values[g->inputs[si]];
+  if (v->rank < 1 || vt_dim_is_const(v->dims[0])) return NULL;
+  const vt_sym *sy = &g->syms[vt_dim_sym(v->dims[0])];
+  return sy->kind == VT_SYM_NAMED ? sy->name : NULL;
 }
 
 static void attention_tokens(const vt_graph *g, strategy *s) {
@@ -145,6 +179,8 @@ int cli_compare_strategies(int argc, char **argv) {
   const char *pin_names[MAX_INPUTS * 4];
   int64_t pin_vals[MAX_INPUTS * 4];
   int n_in = 0, npins = 0, runs = 5, threads = 0;
+  int64_t max_frames = -1;
+  const char *stream_arg = NULL;
   bool random = false, use_jit = false;
   uint64_t seed = 0;
   for (int i = 2; i < argc; i++) {
@@ -155,6 +191,14 @@ int cli_compare_strategies(int argc, char **argv) {
     if (a[0] == '-' && !v) return cli_usage_error("%s needs a value", a);
     if (!strcmp(a, "--passes")) list = argv[++i];
     else if (!strcmp(a, "--out")) prefix = argv[++i];
+    else if (!strcmp(a, "--stream")) stream_arg = argv[++i];
+    else if (!strcmp(a, "--frames")) {
+      char *end;
+      long long x = strtoll(v, &end, 10);
+      if (*end || x < 1) return cli_usage_error("--frames: '%s' is not a positive count", v);
+      max_frames = x;
+      i++;
+    }
     else if (!strcmp(a, "--runs") || !strcmp(a, "--threads") || !strcmp(a, "--seed")) {
       char *end;
       long long x = strtoll(v, &end, 10);
@@ -192,11 +236,58 @@ int cli_compare_strategies(int argc, char **argv) {
     inputs = calloc((size_t)g0->n_inputs + 1, sizeof *inputs);
     if (!inputs) rc = vt_errorf(&e, VT_ERR_MODEL, "out of memory");
   }
+  /* --stream: the clip feeds input si one frame (dim 0 of size 1) at a time */
+  int32_t si = -1;
+  int64_t nframes = 0, frame_bytes = 0;
+  vt_tensor clip = {0};
+  const char *frame_sym = NULL, *clip_file = NULL;
+  vt_tensor **ref_frames = NULL;   /* the reference's first output per frame */
+  if (!rc && stream_arg) {
+    const char *eq = strchr(stream_arg, '=');
+    clip_file = eq && eq != stream_arg ? eq + 1 : stream_arg;
+    si = g0->n_inputs > 0 ? 0 : -1;
+    if (eq && eq != stream_arg) {
+      si = -1;
+      for (int32_t i = 0; i < g0->n_inputs; i++) {
+        const char *nm = g0->values[g0->inputs[i]].name;
+        if (strlen(nm) == (size_t)(eq - stream_arg) && !strncmp(nm, stream_arg, (size_t)(eq - stream_arg))) si = i;
+      }
+    }
+    if (si < 0) rc = vt_errorf(&e, VT_ERR_MODEL, "%s: --stream %s: the model has no such input", model, stream_arg);
+    if (!rc) rc = vt_npy_read(clip_file, &clip, &e);
+    if (!rc && (clip.rank < 1 || clip.dims[0] < 1))
+      rc = vt_errorf(&e, VT_ERR_MODEL, "%s: --stream needs a clip with frames along dim 0", clip_file);
+    if (!rc) {
+      nframes = max_frames > 0 && max_frames < clip.dims[0] ? max_frames : clip.dims[0];
+      frame_bytes = vt_tensor_numel(&clip) / clip.dims[0] * (int64_t)vt_dtype_size(clip.dtype);
+      frame_sym = cli_stream_frame_symbol(g0, stream_arg);
+      inputs[si] = clip;
+      inputs[si].dims[0] = 1;
+      inputs[si].owned = false;
+      ref_frames = calloc((size_t)nframes, sizeof *ref_frames);
+      if (!ref_frames) rc = vt_errorf(&e, VT_ERR_MODEL, "out of memory");
+      const vt_value *v = &g0->values[g0->inputs[si]];
+      for (int32_t d = 1; !rc && d < v->rank && d < clip.rank; d++)
+        if (!vt_dim_is_const(v->dims[d]) && g0->syms[vt_dim_sym(v->dims[d])].kind == VT_SYM_NAMED &&
+            npins < MAX_INPUTS * 4) {
+          pin_names[npins] = g0->syms[vt_dim_sym(v->dims[d])].name;
+          pin_vals[npins++] = clip.dims[d];
+        }
+    }
+  }
+  if (!rc && frame_sym && npins < MAX_INPUTS * 4) {
+    pin_names[npins] = frame_sym;
+    pin_vals[npins++] = 1;
+  }
   for (int k = 0; k < n_in && !rc; k++) {
     int32_t idx = -1;
     if (!in_names[k] && g0->n_inputs == 1) idx = 0;
     for (int32_t i = 0; i < g0->n_inputs && in_names[k]; i++)
       if (!strcmp(g0->values[g0->inputs[i]].name, in_names[k])) idx = i;
+    if (idx >= 0 && idx == si) {
+      rc = vt_errorf(&e, VT_ERR_MODEL, "%s: --input %s: that input is the --stream one", model, in_files[k]);
+      break;
+    }
     if (idx < 0) {
       rc = vt_errorf(&e, VT_ERR_MODEL, "%s: --input %s: %s", model, in_files[k],
                      in_names[k] ? "the model has no input of that name" : "name the input (NAME=FILE): the model has several");
@@ -230,28 +321,87 @@ int cli_compare_strategies(int argc, char **argv) {
     vt_interp *it = NULL;
     vt_jit *jit = NULL;
     vt_error se = {0};
-    double *times = calloc((size_t)runs, sizeof *times);
+    int64_t ntimes = stream_arg ? nframes : runs;
+    double *times = calloc((size_t)ntimes + 1, sizeof *times);
+    double *cos = stream_arg ? calloc((size_t)nframes + 1, sizeof *cos) : NULL;
     outs = calloc((size_t)n_outputs + 1, sizeof *outs);
-    S->rc = build_graph(model, S->spec, pin_names, pin_vals, npins, &g, &se);
+    S->rc = build_graph(model, S->spec, frame_sym, pin_names, pin_vals, npins, &g, &se);
+    S->engine = use_jit ? "jit" : "interp";
     if (!S->rc) {
       S->flops = vt_graph_flops(g, &S->flops_partial);
       attention_tokens(g, S);
       if (use_jit) {
         vt_cg_options copt = {.opt_level = 3, .threads = threads};
         jit = vt_jit_compile(g, &copt, &se);
-        if (!jit) S->rc = se.code ? se.code : VT_ERR_MODEL;
-      } else {
+        if (!jit && stream_arg) {   /* e.g. stateful ops the compiled path does not keep yet */
+          fprintf(stderr, "compare: %s: not compiled (%s): runs in the interpreter\n", S->spec, se.msg);
+          vt_error_clear(&se);
+          S->engine = "interp*";
+        } else if (!jit) S->rc = se.code ? se.code : VT_ERR_MODEL;
+      }
+      if (!jit && !S->rc) {
         it = vt_interp_new(g, threads, &se);
         if (!it) S->rc = se.code ? se.code : VT_ERR_MODEL;
       }
     }
-    for (int r = -1; r < runs && !S->rc; r++) {   /* r = -1: warm-up */
+    for (int64_t f = 0; stream_arg && f < nframes && !S->rc; f++) {   /* --stream: frame by frame */
+      for (int32_t o = 0; o < n_outputs; o++) vt_tensor_free(&outs[o]);
+      inputs[si].data = (char *)clip.data + f * frame_bytes;
+      double t0 = cli_now_ms();
+      S->rc = jit ? vt_jit_run(jit, inputs, outs, &se) : vt_interp_run(it, inputs, outs, &se);
+      times[f] = cli_now_ms() - t0;
+      if (S->rc) {
+        char msg[sizeof se.msg];
+        snprintf(msg, sizeof msg, "%s", se.msg);
+        vt_error_clear(&se);
+        S->rc = vt_errorf(&se, S->rc, "frame %lld: %s", (long long)f, msg);
+        break;
+      }
+      if (s == 0) {   /* keep the reference's frame */
+        ref_frames[f] = malloc(sizeof **ref_frames);
+        if (!ref_frames[f]) { S->rc = vt_errorf(&se, VT_ERR_MODEL, "out of memory"); break; }
+        *ref_frames[f] = outs[0];
+        outs[0] = (vt_tensor){0};
+      }
+      vt_metrics fm;
+      S->rc = vt_compare_tensors(ref_frames[f], s == 0 ? ref_frames[f] : &outs[0], &fm, &se);
+      if (S->rc) break;
+      S->m.cosine += fm.cosine / (double)nframes;
+      S->m.rel_l2 += fm.rel_l2 / (double)nframes;
+      S->m.top1 += fm.top1 / (double)nframes;
+      if (fm.max_abs > S->m.max_abs) S->m.max_abs = fm.max_abs;
+      cos[f] = fm.cosine;
+      if (nframes >= 20 && (f % 10 == 9 || f + 1 == nframes))
+        fprintf(stderr, "\rcompare: %s: frame %lld/%lld", S->spec, (long long)(f + 1), (long long)nframes);
+    }
+    if (stream_arg && !S->rc) {
+      int64_t w = nframes >= 40 ? 20 : (nframes + 1) / 2;
+      for (int64_t f = 0; f < w; f++) {
+        S->cos_first += cos[f] / (double)w;
+        S->cos_last += cos[nframes - 1 - f] / (double)w;
+      }
+      S->first_ms = times[0];
+      if (nframes > 1) {   /* per-frame latency without the flush frame */
+        memmove(times, times + 1, (size_t)(nframes - 1) * sizeof *times);
+        ntimes = nframes - 1;
+      }
+      qsort(times, (size_t)ntimes, sizeof *times, cli_cmp_double);
+      S->med = times[ntimes / 2];
+      S->lo = times[0];
+      S->hi = times[ntimes - 1];
+      S->state_bytes = it ? vt_interp_state_bytes(it) : 0;
+      int64_t done = 0, seen = 0;
+      if (it) vt_interp_state_rows(it, &done, &seen);
+      S->updated = seen > 0 ? (double)done / (double)seen : -1;
+      if (nframes >= 20) fprintf(stderr, "\n");
+    }
+    for (int r = -1; !stream_arg && r < runs && !S->rc; r++) {   /* r = -1: warm-up */
       for (int32_t o = 0; o < n_outputs; o++) vt_tensor_free(&outs[o]);
       double t0 = cli_now_ms();
       S->rc = jit ? vt_jit_run(jit, inputs, outs, &se) : vt_interp_run(it, inputs, outs, &se);
       if (r >= 0) times[r] = cli_now_ms() - t0;
     }
-    if (!S->rc) {
+    if (!S->rc && !stream_arg) {
       qsort(times, (size_t)runs, sizeof *times, cli_cmp_double);
       S->med = times[runs / 2];
       S->lo = times[0];
@@ -271,12 +421,47 @@ int cli_compare_strategies(int argc, char **argv) {
     free(outs);
     outs = NULL;
     free(times);
+    free(cos);
     vt_interp_free(it);
     vt_jit_free(jit);
     vt_graph_free(g);
     fprintf(stderr, "compare: %d/%d %s done\n", s + 1, ns, S->spec);
   }
-  if (!rc) {
+  if (!rc && stream_arg) {
+    printf("model: %s   reference: %s   stream: %s, %lld frames   latency: per frame (median of frames 1..%lld; "
+           "frame 0 flushes), %s\n", model, st[0].spec, clip_file, (long long)nframes, (long long)nframes - 1,
+           use_jit ? "LLVM JIT where it compiles (interp*: interpreter)" : "reference interpreter");
+    printf("%-34s %8s %10s %17s %9s %8s %10s %10s %17s %9s %8s\n", "strategy", "engine", "median ms", "min..max ms",
+           "frame0 ms", "speedup", "cosine", "rel_l2", "cos first/last20", "state MB", "updated");
+    char csvp[1024], svgp[1024];
+    snprintf(csvp, sizeof csvp, "%s.csv", prefix);
+    snprintf(svgp, sizeof svgp, "%s.svg", prefix);
+    FILE *csv = fopen(csvp, "w");
+    if (csv) fprintf(csv, "strategy,engine,frames,median_ms,min_ms,max_ms,frame0_ms,speedup,gflops_bound,cosine,rel_l2,max_abs,top1,"
+                          "cosine_first20,cosine_last20,state_bytes,updated_share\n");
+    for (int s = 0; s < ns; s++) {
+      const strategy *S = &st[s];
+      if (S->rc) {
+        printf("%-34s failed: %s\n", S->spec, S->err);
+        if (csv) fprintf(csv, "\"%s\",,,,,,,,,,,,,,,,\n", S->spec);
+        continue;
+      }
+      char fl[40], up[16] = "-";
+      snprintf(fl, sizeof fl, "%.5f/%.5f", S->cos_first, S->cos_last);
+      if (S->updated >= 0) snprintf(up, sizeof up, "%.1f%%", 100 * S->updated);
+      printf("%-34s %8s %10.2f %8.2f..%-8.2f %9.2f %7.2fx %10.6f %10.3e %17s %9.1f %8s\n", S->spec, S->engine, S->med,
+             S->lo, S->hi, S->first_ms, st[0].med / S->med, S->m.cosine, S->m.rel_l2, fl, (double)S->state_bytes / 1e6, up);
+      if (csv)
+        fprintf(csv, "\"%s\",%s,%lld,%.4f,%.4f,%.4f,%.4f,%.4f,%.6f,%.8f,%.6e,%.6e,%.6f,%.8f,%.8f,%zu,%.6f\n", S->spec,
+                S->engine, (long long)nframes, S->med, S->lo, S->hi, S->first_ms, st[0].med / S->med, S->flops / 1e9,
+                S->m.cosine, S->m.rel_l2, S->m.max_abs, S->m.top1, S->cos_first, S->cos_last, S->state_bytes, S->updated);
+    }
+    printf("cosine, rel_l2: per-frame against the reference's frame, averaged over the frames; updated: share of the "
+           "token gates' tokens updated per frame (after frame 0)\n");
+    if (csv) fclose(csv);
+    write_svg(svgp, st, ns);
+    printf("wrote %s and %s\n", csvp, svgp);
+  } else if (!rc) {
     printf("model: %s   reference: %s   runs: %d (+1 warm-up)   latency: %s\n", model, st[0].spec, runs,
            use_jit ? "LLVM JIT" : "reference interpreter");
     printf("%-34s %10s %17s %8s %9s %9s %10s %10s %7s\n", "strategy", "median ms", "min..max ms", "speedup", "GFLOPs",
@@ -310,6 +495,14 @@ int cli_compare_strategies(int argc, char **argv) {
   }
   if (ref) for (int32_t o = 0; o < n_ref; o++) vt_tensor_free(&ref[o]);
   free(ref);
+  for (int64_t f = 0; ref_frames && f < nframes; f++)
+    if (ref_frames[f]) {
+      vt_tensor_free(ref_frames[f]);
+      free(ref_frames[f]);
+    }
+  free(ref_frames);
+  if (si >= 0 && inputs) inputs[si] = (vt_tensor){0};   /* a view of the clip */
+  vt_tensor_free(&clip);
   if (inputs && g0) for (int32_t i = 0; i < g0->n_inputs; i++) vt_tensor_free(&inputs[i]);
   free(inputs);
   vt_graph_free(g0);

@@ -48,7 +48,9 @@ static const char *usage =
     "  --stream [NAME=]CLIP.npy  with --run: feed input NAME (default: the first) frame by frame,\n"
     "                         splitting CLIP's dim 0 (frames of one stream, one interpreter session:\n"
     "                         stateful ops such as eventful's gates keep state between frames);\n"
-    "                         --output-dir gets DIR/NAME.<frame>.npy per output; progress on stderr\n"
+    "                         --output-dir gets DIR/NAME.<frame>.npy per output; progress on stderr;\n"
+    "                         the input's symbolic dim 0 is pinned to 1 before the passes; prints the\n"
+    "                         session's state bytes (memory per stream) and the tokens gates updated\n"
     "  --knob NAME=VALUE      runtime knob of the session, e.g. eventful.r=64 (repeatable)\n"
     "  -o FILE.onnx           write the (prepared) graph as an ONNX model\n"
     "  -o FILE.so             compile to a self-contained shared library (ABI: include/vtopt/model.h);\n"
@@ -273,7 +275,19 @@ int cli_cmp_double(const void *a, const void *b) {
 static int load_model(const opts *o, vt_graph **gp, bool with_passes, vt_error *e) {
   int rc = vt_onnx_load(o->model, gp, e);
   if (rc) return rc;
-  rc = vt_graph_prepare(*gp, o->pin_names, o->pin_vals, o->n_pins, e);
+  const char *pn[MAX_ITEMS + 1];
+  int64_t pv[MAX_ITEMS + 1];
+  int np = o->n_pins;
+  memcpy(pn, o->pin_names, sizeof o->pin_names);
+  memcpy(pv, o->pin_vals, sizeof o->pin_vals);
+  const char *frame_sym = o->stream_file ? cli_stream_frame_symbol(*gp, o->stream_file) : NULL;
+  for (int i = 0; frame_sym && i < np; i++)
+    if (!strcmp(pn[i], frame_sym)) frame_sym = NULL;
+  if (frame_sym) {   /* --stream feeds one frame per run: the frame dim is 1 (static shapes for the passes) */
+    pn[np] = frame_sym;
+    pv[np++] = 1;
+  }
+  rc = vt_graph_prepare(*gp, pn, pv, np, e);
   if (rc || !with_passes) return rc;
   vt_pipeline_opts po = o->popts;
   po.out = stdout;
@@ -509,6 +523,12 @@ static int run_stream(const opts *o, vt_graph *g, vt_error *e) {
     printf("streamed %s through %s: %lld frame(s), first %.3f ms, median %.3f ms (min %.3f, max %.3f)%s%s\n",
            file, g->path, (long long)nf, first, times[nf / 2], times[0], times[nf - 1],
            o->output_dir ? ", outputs in " : "", o->output_dir ? o->output_dir : "");
+    int64_t done, seen;
+    vt_interp_state_rows(it, &done, &seen);
+    size_t sb = vt_interp_state_bytes(it);
+    if (sb > 0)
+      printf("stream state: %zu bytes (%.1f MB) per stream%s", sb, (double)sb / 1e6, seen > 0 ? "" : "\n");
+    if (seen > 0) printf(", token gates updated %.1f%% of their tokens (frames after a flush)\n", 100.0 * (double)done / (double)seen);
   }
 done:
   if (inputs) {
