@@ -4,7 +4,10 @@
  * plus small noise (so temporal matches exist, as in real clips); the cost of the merged op does
  * not depend on the values beyond the outlier count, which is fixed by the outlier fraction.
  * Prints the median time of each; with VTOPT_HTTM_PROFILE=1 the kernel prints its phases.
- * Built by bench/httm_speed.sh (cc against build/'s static libraries).
+ * Build (against build/'s static libraries) and run, e.g. the phases at T = 64 with 2 threads:
+ *   cc -O2 -std=c11 -D_GNU_SOURCE -Iruntime -Iir bench/httm_kernel.c build/runtime/libvt_runtime.a \
+ *      build/ir/libvt_ir.a -lm -lpthread -o /tmp/httm_kernel
+ *   VTOPT_HTTM_PROFILE=1 /tmp/httm_kernel 64 3 2 0
  * usage: httm_kernel T [runs] [threads] [dense 0|1] [q_keep kv_keep n_s n_t] */
 #include "runtime.h"
 
