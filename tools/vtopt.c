@@ -297,6 +297,12 @@ static int mkdir_p(const char *dir) {
   return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+static double cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /* ---------- sessions: what --run and --stream drive ---------- */
 typedef struct session {
   vt_interp *it;     /* the reference interpreter, */
@@ -495,7 +501,7 @@ static int run_stream(const opts *o, vt_graph *g, session *s, vt_error *e) {
     goto done;
   }
   int64_t nf = clip.dims[0], per = vt_tensor_numel(&clip) / nf;
-  times = calloc((size_t)nf, sizeof *times);
+  times = calloc((size_t)nf * 3, sizeof *times);   /* wall ms, CPU ms (all threads), host-node ms */
   if (!times) { rc = vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto done; }
   for (int k = 0; k < o->n_inputs && rc == VT_OK; k++) {
     int found = -1;
@@ -533,9 +539,15 @@ static int run_stream(const opts *o, vt_graph *g, session *s, vt_error *e) {
     fr->data = (char *)clip.data + (size_t)(f * per) * vt_dtype_size(clip.dtype);
     fr->owned = false;
     for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
-    double t0 = cli_now_ms();
+    double t0 = cli_now_ms(), c0 = cpu_ms();
     rc = session_run(s, g, inputs, outputs, e);
     times[f] = cli_now_ms() - t0;
+    times[nf + f] = cpu_ms() - c0;
+    if (s->jit) {
+      vt_jit_stats st;
+      vt_jit_get_stats(s->jit, &st);
+      times[2 * nf + f] = st.last_fallback_ms;
+    }
     if (rc) {
       char msg[sizeof e->msg];
       snprintf(msg, sizeof msg, "%s", e->msg);
@@ -560,10 +572,13 @@ static int run_stream(const opts *o, vt_graph *g, session *s, vt_error *e) {
   inputs[si] = (vt_tensor){0};   /* borrowed from the clip */
   if (rc == VT_OK && !o->quiet) {
     double first = times[0];
-    qsort(times, (size_t)nf, sizeof *times, cli_cmp_double);
+    for (int k = 0; k < 3; k++) qsort(times + k * nf, (size_t)nf, sizeof *times, cli_cmp_double);
     printf("streamed %s through %s: %lld frame(s), first %.3f ms, median %.3f ms (min %.3f, max %.3f)%s%s\n",
            file, g->path, (long long)nf, first, times[nf / 2], times[0], times[nf - 1],
            o->output_dir ? ", outputs in " : "", o->output_dir ? o->output_dir : "");
+    if (o->popts.stats)   /* process CPU time is steadier than wall time on a shared machine */
+      printf("  per frame: median CPU %.3f ms (all threads)%s", times[nf + nf / 2], s->jit ? "" : "\n");
+    if (o->popts.stats && s->jit) printf(", median %.3f ms in host nodes\n", times[2 * nf + nf / 2]);
   }
 done:
   if (inputs) {
