@@ -11,8 +11,14 @@
  *   ROW       Softmax and LayerNormalization over trailing axes (bitcode row kernels, rows in
  *             parallel, constant scale/bias embedded);
  *   PERM      Transpose (a strided copy specialised to the permutation and dims);
- *   FALLBACK  anything else: the generated entry calls back into the host, which runs the
- *             interpreter's reference kernel on the node (vt_run_node).
+ *   FALLBACK  anything else ("host nodes"): the generated entry calls back into the host
+ *             (cg_rt.c), which calls the interpreter's kernel directly with the outputs bound to
+ *             their arena buffers and the session's state slot and knobs (stateful ops run here).
+ * Run-time dims: a dim that is a symbol with a known upper bound, set at run time by the node
+ * that defines it (Eventful's gate count), is planned at its bound (c->g, a view of the graph with
+ * bounds for symbols) and read at run time from the dims table (bufs[n_values]) by the kernels that
+ * take a run-time row count: GEMM (M), elementwise, row, copy; other kernels of such values run as
+ * host nodes.
  * A group runs at the position of its first node; nodes join a group only when all their inputs
  * not produced inside it are available before that position, so node order stays valid.
  *

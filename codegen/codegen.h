@@ -37,7 +37,8 @@ typedef struct vt_jit_stats {
 typedef struct vt_jit vt_jit;
 
 /* The graph must have passed vt_graph_prepare, is not modified, and must outlive the JIT. Every
- * value's dims must be constants (pin symbolic dims first). opt may be NULL (O3, default
+ * value's dims must be constants (pin symbolic dims first), except dims a node sets at run time
+ * that have an upper bound (e.g. Eventful's gated token count; not on graph inputs or outputs). opt may be NULL (O3, default
  * threads). Returns NULL with e set on failure. */
 vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e);
 /* Same contract as vt_interp_run: inputs[i] feeds g->inputs[i] (checked against the graph's
