@@ -11,8 +11,14 @@
  *   ROW       Softmax and LayerNormalization over trailing axes (bitcode row kernels, rows in
  *             parallel, constant scale/bias embedded);
  *   PERM      Transpose (a strided copy specialised to the permutation and dims);
- *   FALLBACK  anything else: the generated entry calls back into the host, which runs the
- *             interpreter's reference kernel on the node (vt_run_node).
+ *   FALLBACK  anything else ("host nodes"): the generated entry calls back into the host
+ *             (cg_rt.c), which calls the interpreter's kernel directly with the outputs bound to
+ *             their arena buffers and the session's state slot and knobs (stateful ops run here).
+ * Run-time dims: a dim that is a symbol with a known upper bound, set at run time by the node
+ * that defines it (Eventful's gate count), is planned at its bound (c->g, a view of the graph with
+ * bounds for symbols) and read at run time from the dims table (bufs[n_values]) by the kernels that
+ * take a run-time row count: GEMM (M), elementwise, row, copy; other kernels of such values run as
+ * host nodes.
  * A group runs at the position of its first node; nodes join a group only when all their inputs
  * not produced inside it are available before that position, so node order stays valid.
  *
@@ -116,6 +122,10 @@ typedef struct cg_group {
   float scale;
   int causal;
   char why[200];               /* FALLBACK: the reason */
+  /* run-time rows: the value (of the original graph) whose element count at run time, divided
+   * by the constant row width, is the group's row count (GEMM: M, with the width N; COPY: bytes
+   * = count x element size); -1 when every dim is constant. Static fields hold the bounds. */
+  int32_t dref;
 } cg_group;
 
 typedef struct cg_blob { const void *data; size_t nbytes; void *owned; } cg_blob;
@@ -129,7 +139,13 @@ typedef struct cg_blob { const void *data; size_t nbytes; void *owned; } cg_blob
 static bool blob_extern(const cg_blob *b) { return b->nbytes >= VT_CG_EXTERN_BLOB; }
 
 typedef struct cg {
-  const vt_graph *g;
+  /* g: the graph planned and emitted, a view of orig in which every run-time dim is replaced by
+   * its upper bound (buffers, tiles and constants are laid out for the bound); orig: the graph as
+   * given, whose symbolic dims say what is read at run time. */
+  const vt_graph *g, *orig;
+  vt_graph view;
+  vt_value *view_values;
+  int32_t *sym_def;            /* per symbol of orig: the node that defines it at run time, or -1 */
   vt_error *e;
   int32_t *uoff, *ulist;       /* users of each value (CSR over node indices) */
   bool *is_out;                /* per value: graph output */
@@ -155,7 +171,7 @@ typedef struct cg {
   struct { int op, has_b; int64_t cols; LLVMValueRef fn; } *row_cores;
   int n_row_cores;
   LLVMTypeRef ft_row_core;
-  LLVMTypeRef ft_core;
+  LLVMTypeRef ft_core, ft_core_dyn;   /* ft_core_dyn: ft_core + i64 M (run-time row count) */
   /* one attention core per distinct shape / attributes / mask layout:
    * void core(ptr q, ptr k, ptr v, ptr out, ptr mask, ptr bmask, ptr kbias, i64 u0, i64 u1) */
   LLVMValueRef f_attn, f_copy_rows, f_conv;
@@ -215,6 +231,75 @@ static int add_blob(cg *c, const void *data, size_t nbytes, void *owned) {
   return c->n_blobs++;
 }
 
+/* ---------- run-time dims ------------------------------------------------------------------- */
+static bool val_dynamic(const cg *c, int32_t v) {
+  return v >= 0 && !is_const(c->orig, v) && !val_static(&c->orig->values[v]);
+}
+
+/* Does node ni read or write a value with a run-time dim? */
+static bool node_dynamic(const cg *c, int32_t ni) {
+  const vt_node *n = &c->orig->nodes[ni];
+  for (int32_t k = 0; k < n->n_in; k++)
+    if (val_dynamic(c, n->in[k])) return true;
+  for (int32_t o = 0; o < n->n_out; o++)
+    if (val_dynamic(c, n->out[o])) return true;
+  return false;
+}
+
+/* Whether value v (in the original graph) can be an operand of group G read with broadcast kind
+ * bc: run-time rows must be G's rows (same dims), a value of constant shape only broadcasts
+ * along rows; a group of constant shape takes no run-time value. */
+static bool dyn_match(const cg *c, const cg_group *G, int32_t v, int bc) {
+  if (!val_dynamic(c, v)) return G->dref < 0 || bc == BC_LAST || bc == BC_SCALAR;
+  if (G->dref < 0) return false;
+  const vt_value *a = &c->orig->values[v], *r = &c->orig->values[G->dref];
+  if (a->rank != r->rank || (bc != BC_FULL && bc != BC_ROW)) return false;
+  for (int32_t d = 0; d < a->rank; d++)
+    if (a->dims[d] != r->dims[d] && !(bc == BC_ROW && d == a->rank - 1 && a->dims[d] == 1)) return false;
+  return true;
+}
+
+/* Whether the trailing dims of value v (original graph) multiply to width with constants only, so
+ * that its run-time element count divided by width is a row count. */
+static bool const_width(const cg *c, int32_t v, int64_t width) {
+  const vt_value *val = &c->orig->values[v];
+  int64_t p = 1;
+  for (int32_t d = val->rank - 1; d >= 0 && p < width; d--) {
+    if (!vt_dim_is_const(val->dims[d])) return false;
+    p *= val->dims[d];
+  }
+  return p == width;
+}
+
+/* The planning view: orig with every symbolic dim replaced by its upper bound (left symbolic
+ * when it has none; plan() then refuses the value). */
+static int make_view(cg *c) {
+  const vt_graph *g = c->orig;
+  c->view = *g;
+  c->view_values = malloc(((size_t)g->n_values + 1) * sizeof *c->view_values);
+  c->sym_def = malloc(((size_t)g->n_syms + 1) * sizeof *c->sym_def);
+  if (!c->view_values || !c->sym_def) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  if (g->n_values) memcpy(c->view_values, g->values, (size_t)g->n_values * sizeof *c->view_values);
+  for (int32_t v = 0; v < g->n_values; v++)
+    for (int32_t d = 0; d < c->view_values[v].rank; d++) {
+      int64_t ub = vt_dim_upper(g, c->view_values[v].dims[d]);
+      if (!vt_dim_is_const(c->view_values[v].dims[d]) && ub >= 0) c->view_values[v].dims[d] = ub;
+    }
+  c->view.values = c->view_values;
+  c->g = &c->view;
+  vt_cg_sym_defs(g, c->sym_def);
+  return VT_OK;
+}
+
+/* Are all symbols in d bounded and defined by a node (not pinned-less graph-input dims)? */
+static bool dim_runtime_ok(const cg *c, vt_dim d) {
+  if (vt_dim_is_const(d)) return true;
+  if (vt_dim_upper(c->orig, d) < 0) return false;
+  const vt_sym *s = &c->orig->syms[vt_dim_sym(d)];
+  if (s->kind == VT_SYM_NAMED) return c->sym_def[vt_dim_sym(d)] >= 0;
+  return dim_runtime_ok(c, s->a) && dim_runtime_ok(c, s->b);
+}
+
 static cg_group *new_group(cg *c, int kind, int32_t seed) {
   if (c->n_groups == c->cap_groups) {
     int nc = c->cap_groups ? 2 * c->cap_groups : 64;
@@ -228,6 +313,9 @@ static cg_group *new_group(cg *c, int kind, int32_t seed) {
   G->kind = kind;
   G->seed = seed;
   G->out = G->src = G->wblob = -1;
+  G->dref = -1;
+  const vt_node *n = &c->g->nodes[seed];
+  if (node_dynamic(c, seed) && n->n_out >= 1) G->dref = n->out[0];
   return G;
 }
 
@@ -310,7 +398,7 @@ static bool resolve_arg(cg *c, int gi, int32_t v, cg_arg *a) {
   if (p >= G->seed) return false;                /* not yet computed when the group runs */
   int64_t period = 0;
   int bc = bcast_kind(G, val, &period);
-  if (bc < 0) return false;
+  if (bc < 0 || !dyn_match(c, G, v, bc)) return false;
   a->period = period;
   if (is_const(g, v)) {
     if (bc == BC_SCALAR) { a->kind = A_CONSTF; a->c = const_scalar(g, v); return true; }
@@ -337,6 +425,7 @@ static bool ew_step(cg *c, int gi, int32_t ni, cg_step *s) {
   if (ov->dtype != VT_F32 || !val_static(ov) || ov->rank != G->rank) return false;
   for (int32_t d = 0; d < ov->rank; d++)
     if (ov->dims[d] != G->dims[d]) return false;
+  if (!dyn_match(c, G, n->out[0], BC_FULL)) return false;
   s->out = n->out[0];
   int nargs = 1;
   switch (n->op) {
@@ -978,21 +1067,25 @@ static bool is_copy_op(int op) {
 /* ---------- planning ----------------------------------------------------------------------- */
 static int plan(cg *c) {
   const vt_graph *g = c->g;
-  /* every value in play must have a static shape */
+  /* every value in play must have a static shape, or run-time dims with known bounds that a node
+   * computes (graph inputs and outputs: static) */
   for (int32_t v = 0; v < g->n_values; v++) {
-    const vt_value *val = &g->values[v];
+    const vt_value *val = &c->orig->values[v];
     bool used = val->producer >= 0 || (val->flags & (VT_VAL_INPUT | VT_VAL_OUTPUT));
     if (!used) continue;
-    if (!val_static(val)) {
+    bool bounded = val->rank >= 0 && !(val->flags & (VT_VAL_INPUT | VT_VAL_OUTPUT));
+    for (int32_t d = 0; d < val->rank && bounded; d++) bounded = dim_runtime_ok(c, val->dims[d]);
+    if (!val_static(val) && !bounded) {
       char buf[256];
-      vt_value_type_str(g, val, buf, sizeof buf);
+      vt_value_type_str(c->orig, val, buf, sizeof buf);
       bool inputs_static = true;
-      for (int32_t i = 0; i < g->n_inputs; i++) inputs_static &= val_static(&g->values[g->inputs[i]]);
+      for (int32_t i = 0; i < g->n_inputs; i++) inputs_static &= val_static(&c->orig->values[g->inputs[i]]);
       if (inputs_static)
         return vt_errorf(c->e, VT_ERR_MODEL,
                          "%s: value '%s' has shape %s, unknown at compile time although every input dim is "
-                         "pinned (data-dependent shape): the JIT compiles static shapes only",
-                         g->path, val->name, buf);
+                         "pinned (data-dependent shape%s): compiled code needs static shapes, or run-time dims with "
+                         "a known upper bound inside the graph",
+                         g->path, val->name, buf, (val->flags & VT_VAL_OUTPUT) ? " of a graph output" : "");
       return vt_errorf(c->e, VT_ERR_MODEL,
                        "%s: value '%s' has shape %s: the JIT compiles static shapes only; pin dims with --dim SYM=N",
                        g->path, val->name, buf);
@@ -1000,14 +1093,37 @@ static int plan(cg *c) {
     if (val->dtype == VT_STRING || val->dtype == VT_UNDEFINED || (vt_dtype_size(val->dtype) == 0))
       return vt_errorf(c->e, VT_ERR_MODEL, "%s: value '%s' has dtype %s, which the JIT does not support",
                        g->path, val->name, vt_dtype_name(val->dtype));
-    if (val_numel(val) < 0)
+    if (val_numel(&g->values[v]) < 0)
       return vt_errorf(c->e, VT_ERR_MODEL, "%s: value '%s' is too large", g->path, val->name);
   }
   for (int32_t ni = 0; ni < g->n_nodes; ni++) {
     if (c->node_group[ni] >= 0) continue;
     const vt_node *n = &g->nodes[ni];
     char why[200] = "";
-    if (n->op == VT_OP_MatMul || n->op == VT_OP_Gemm) {
+    bool dyn = node_dynamic(c, ni);
+    bool dyn_ok = n->op == VT_OP_MatMul || n->op == VT_OP_Gemm || n->op == VT_OP_Softmax ||
+                  n->op == VT_OP_LayerNormalization || (vt_ops[n->op].flags & VT_OPF_ELEMENTWISE) ||
+                  is_copy_op(n->op);
+    if (dyn && n->op == VT_OP_Gemm && n->n_in >= 3 && n->in[2] >= 0 && n->n_out >= 1 && n->out[0] >= 0) {
+      const vt_value *cv = &g->values[n->in[2]], *ov = &g->values[n->out[0]];
+      int64_t cn = val_numel(cv);
+      dyn_ok = cn == 1 || (cv->rank >= 1 && cn == ov->dims[ov->rank - 1]);   /* C broadcasts along rows */
+    }
+    if (dyn && (vt_ops[n->op].flags & VT_OPF_ELEMENTWISE) && n->n_out == 1 && n->out[0] >= 0) {
+      const vt_value *ov = &g->values[n->out[0]];
+      dyn_ok = ov->rank >= 1 && const_width(c, n->out[0], ov->dims[ov->rank - 1]);
+    }
+    bool has_gen = n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather || n->op == VT_OP_Conv ||
+                   n->op == VT_OP_Expand || n->op == VT_OP_Attention || n->op == VT_OP_Transpose;
+    if (vt_ops[n->op].flags & VT_OPF_STATEFUL) {
+      snprintf(why, sizeof why, "stateful op: its interpreter kernel runs in place with the session's state");
+    } else if (dyn && !dyn_ok) {
+      if (has_gen)
+        snprintf(why, sizeof why, "a shape depends on a run-time dim: %s with run-time dims is not generated yet",
+                 vt_ops[n->op].name);
+      else
+        snprintf(why, sizeof why, "no generated kernel for %s yet", vt_ops[n->op].name);
+    } else if (n->op == VT_OP_MatMul || n->op == VT_OP_Gemm) {
       int r = try_gemm(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
@@ -1034,6 +1150,12 @@ static int plan(cg *c) {
     } else if (n->op == VT_OP_Softmax || n->op == VT_OP_LayerNormalization) {
       int r = try_row(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
+      cg_group *R = r == 1 ? &c->groups[c->n_groups - 1] : NULL;
+      if (R && R->dref >= 0 && !const_width(c, R->dref, R->cols)) {   /* a run-time dim among the row's */
+        R->kind = G_FALLBACK;
+        snprintf(R->why, sizeof R->why, "%s normalises over a run-time dim", vt_ops[n->op].name);
+        continue;
+      }
       if (r == 1) continue;
     } else if (vt_ops[n->op].flags & VT_OPF_ELEMENTWISE) {
       if (n->n_out == 1 && n->out[0] >= 0 && g->values[n->out[0]].dtype == VT_F32) {
@@ -1311,6 +1433,41 @@ static LLVMValueRef load_buf(cg *c, LLVMValueRef bufs, int32_t v) {
   return LLVMBuildLoad2(c->b, c->t_ptr, p, "");
 }
 
+/* Dim d of the original graph at run time: constants fold; named symbols are read from the dims
+ * table (bufs[n_values][symbol], filled by the node that defines them); expressions are built. */
+static LLVMValueRef emit_dim(cg *c, LLVMValueRef tbl, vt_dim d) {
+  if (vt_dim_is_const(d)) return ci64(c, d);
+  const vt_sym *s = &c->orig->syms[vt_dim_sym(d)];
+  if (s->kind == VT_SYM_NAMED) {
+    LLVMValueRef ix = ci64(c, vt_dim_sym(d));
+    return LLVMBuildLoad2(c->b, c->t_i64, LLVMBuildInBoundsGEP2(c->b, c->t_i64, tbl, &ix, 1, ""), "");
+  }
+  LLVMValueRef a = emit_dim(c, tbl, s->a), b = emit_dim(c, tbl, s->b);
+  switch (s->kind) {
+  case VT_SYM_ADD: return LLVMBuildAdd(c->b, a, b, "");
+  case VT_SYM_SUB: return LLVMBuildSub(c->b, a, b, "");
+  case VT_SYM_MUL: return LLVMBuildMul(c->b, a, b, "");
+  case VT_SYM_DIV: return LLVMBuildSDiv(c->b, a, b, "");   /* dims are >= 0: floor */
+  case VT_SYM_CEILDIV: return LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, a, b, ""), ci64(c, 1), ""), b, "");
+  case VT_SYM_MOD: return LLVMBuildSRem(c->b, a, b, "");
+  case VT_SYM_MAX: return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, a, b, ""), a, b, "");
+  default: return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");   /* MIN */
+  }
+}
+
+/* Element count of value v at run time (its dims in the original graph). */
+static LLVMValueRef emit_numel(cg *c, LLVMValueRef bufs, int32_t v) {
+  const vt_value *val = &c->orig->values[v];
+  LLVMValueRef tbl = load_buf(c, bufs, c->g->n_values), n = ci64(c, 1);
+  for (int32_t d = 0; d < val->rank; d++) n = LLVMBuildMul(c->b, n, emit_dim(c, tbl, val->dims[d]), "");
+  return n;
+}
+
+/* Run-time row count of a group with run-time dims: elements of dref / the constant width. */
+static LLVMValueRef emit_rows(cg *c, LLVMValueRef bufs, const cg_group *G, int64_t width) {
+  return LLVMBuildSDiv(c->b, emit_numel(c, bufs, G->dref), ci64(c, width ? width : 1), "rows");
+}
+
 static void add_fn_attr(cg *c, LLVMValueRef f, const char *name) {
   unsigned k = LLVMGetEnumAttributeKindForName(name, strlen(name));
   LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, k, 0));
@@ -1399,14 +1556,17 @@ static LLVMValueRef emit_body(cg *c, cg_group *G, int gi) {
  * ptr epi), the bitcode driver inlined with constant M, N, K (noinline itself, so kernels of one
  * shape share its code; the epilogue is an indirect call per tile). */
 static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
+  bool dyn = G->dref >= 0;   /* M at run time: the core takes it as an 8th argument */
+  int64_t cm = dyn ? -1 : G->M;
   for (int i = 0; i < c->n_cores; i++)
-    if (c->cores[i].M == G->M && c->cores[i].N == G->N && c->cores[i].K == G->K) return c->cores[i].fn;
+    if (c->cores[i].M == cm && c->cores[i].N == G->N && c->cores[i].K == G->K) return c->cores[i].fn;
   void *nc = realloc(c->cores, ((size_t)c->n_cores + 1) * sizeof *c->cores);
   if (!nc) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
   c->cores = nc;
   char name[96];
-  snprintf(name, sizeof name, "vt_gemm_%lldx%lldx%lld", (long long)G->M, (long long)G->N, (long long)G->K);
-  LLVMValueRef f = LLVMAddFunction(c->mod, name, c->ft_core);
+  if (dyn) snprintf(name, sizeof name, "vt_gemm_Mx%lldx%lld", (long long)G->N, (long long)G->K);
+  else snprintf(name, sizeof name, "vt_gemm_%lldx%lldx%lld", (long long)G->M, (long long)G->N, (long long)G->K);
+  LLVMValueRef f = LLVMAddFunction(c->mod, name, dyn ? c->ft_core_dyn : c->ft_core);
   LLVMSetLinkage(f, LLVMInternalLinkage);
   add_fn_attr(c, f, "noinline");
   add_fn_attr(c, f, "nounwind");
@@ -1414,12 +1574,12 @@ static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
   LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
   LLVMValueRef ga[12] = {LLVMGetParam(f, 0), ci64(c, G->K), LLVMGetParam(f, 1), LLVMGetParam(f, 2),
-                         ci64(c, G->N), ci64(c, G->M), ci64(c, G->N), ci64(c, G->K), LLVMGetParam(f, 3),
+                         ci64(c, G->N), dyn ? LLVMGetParam(f, 7) : ci64(c, G->M), ci64(c, G->N), ci64(c, G->K), LLVMGetParam(f, 3),
                          LLVMGetParam(f, 4), LLVMGetParam(f, 5), LLVMGetParam(f, 6)};
   LLVMBuildCall2(c->b, c->ft_gemm, c->f_gemm, ga, 12, "");
   LLVMBuildRetVoid(c->b);
   if (saved) LLVMPositionBuilderAtEnd(c->b, saved);
-  c->cores[c->n_cores].M = G->M;
+  c->cores[c->n_cores].M = cm;
   c->cores[c->n_cores].N = G->N;
   c->cores[c->n_cores].K = G->K;
   c->cores[c->n_cores++].fn = f;
@@ -1532,9 +1692,10 @@ static LLVMValueRef emit_kernel(cg *c, int gi) {
         LLVMBuildStore(c->b, pv, LLVMBuildInBoundsGEP2(c->b, c->t_ptr, tbl, &ix, 1, ""));
       }
     }
-    LLVMValueRef ga[7] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob], load_buf(c, bufs, G->out),
-                          b0, b1, tbl, epi ? epi : LLVMConstPointerNull(c->t_ptr)};
-    LLVMBuildCall2(c->b, c->ft_core, core, ga, 7, "");
+    LLVMValueRef ga[8] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob], load_buf(c, bufs, G->out),
+                          b0, b1, tbl, epi ? epi : LLVMConstPointerNull(c->t_ptr), NULL};
+    if (G->dref >= 0) ga[7] = emit_rows(c, bufs, G, G->N);
+    LLVMBuildCall2(c->b, G->dref >= 0 ? c->ft_core_dyn : c->ft_core, core, ga, G->dref >= 0 ? 8 : 7, "");
   } else {
     for (int i = 0; i < G->n_slots; i++) args[i] = load_buf(c, bufs, G->slots[i]);
     args[G->n_slots] = b0;
@@ -1734,11 +1895,17 @@ static int emit_entry(cg *c, int nthreads) {
                     : G->kind == G_ROW ? (double)G->total * 16.0
                     : G->kind == G_PERM ? (double)G->total * 2.0
                                       : (double)G->total * (double)(G->n_steps + 1);
+      LLVMValueRef nunits = ci64(c, units);
+      if (G->dref >= 0 && G->kind == G_GEMM)   /* run-time rows (static fields: the bound) */
+        nunits = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, emit_rows(c, bufs, G, G->N), ci64(c, VT_CG_MR - 1), ""),
+                               ci64(c, VT_CG_MR), "");
+      else if (G->dref >= 0)
+        nunits = emit_rows(c, bufs, G, G->cols);
       if (nthreads > 1 && units > 1 && work >= 2097152.0) {   /* below ~25 us a pool wake-up costs more */
-        LLVMValueRef a[4] = {rt, kern[gi], bufs, ci64(c, units)};
+        LLVMValueRef a[4] = {rt, kern[gi], bufs, nunits};
         LLVMBuildCall2(c->b, c->ft_par, c->f_par, a, 4, "");
       } else {
-        LLVMValueRef a[3] = {bufs, ci64(c, 0), ci64(c, units)};
+        LLVMValueRef a[3] = {bufs, ci64(c, 0), nunits};
         LLVMBuildCall2(c->b, c->ft_kern, kern[gi], a, 3, "");
       }
       break;
@@ -1758,8 +1925,13 @@ static int emit_entry(cg *c, int nthreads) {
       }
       break;
     case G_COPY:
-      if (G->total > 0)
-        LLVMBuildMemCpy(c->b, load_buf(c, bufs, G->out), 1, load_buf(c, bufs, G->src), 1, ci64(c, G->total));
+      if (G->total > 0) {
+        LLVMValueRef bytes = ci64(c, G->total);
+        if (G->dref >= 0)
+          bytes = LLVMBuildMul(c->b, emit_numel(c, bufs, G->dref),
+                               ci64(c, (int64_t)vt_dtype_size(c->g->values[G->dref].dtype)), "");
+        LLVMBuildMemCpy(c->b, load_buf(c, bufs, G->out), 1, load_buf(c, bufs, G->src), 1, bytes);
+      }
       break;
     case G_FALLBACK: {
       LLVMValueRef a[2] = {rt, LLVMConstInt(c->t_i32, (unsigned long long)G->seed, 0)};
@@ -1831,9 +2003,19 @@ static LLVMTargetMachineRef host_tm(int opt_level, LLVMRelocMode reloc, vt_error
 
 static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
   const vt_graph *g = c->g;
-  fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d row, %d attention, %d copy, %d fallback; %d of %d nodes in generated kernels; compile %.1f ms\n",
-          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_attention, j->st.n_copy, j->st.n_fallback, j->st.n_fused_nodes,
-          g->n_nodes, j->st.compile_ms);
+  int n_alloc = 0;   /* host nodes with an absent output: vt_run_node (allocate, copy in) */
+  for (int gi = 0; gi < c->n_groups; gi++)
+    if (c->groups[gi].kind == G_FALLBACK) {
+      const vt_node *n = &g->nodes[c->groups[gi].seed];
+      bool direct = true;
+      for (int32_t o = 0; o < n->n_out; o++) direct &= n->out[o] >= 0;
+      n_alloc += !direct;
+    }
+  fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d row, %d attention, %d copy, %d host (interpreter "
+             "kernels: %d called in place on the arena, %d through vt_run_node); %d of %d nodes in generated kernels; "
+             "compile %.1f ms\n",
+          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_attention, j->st.n_copy,
+          j->st.n_fallback, j->st.n_fallback - n_alloc, n_alloc, j->st.n_fused_nodes, g->n_nodes, j->st.compile_ms);
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
     const vt_node *n = &g->nodes[G->seed];
@@ -1869,9 +2051,13 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
       fprintf(f, "  [%d] row %s %lldx%lld '%s'\n", gi, vt_ops[n->op].name, (long long)G->rows, (long long)G->cols,
               n->name);
       continue;
-    default:
-      fprintf(f, "  [%d] fallback %s '%s': %s\n", gi, vt_ops[n->op].name, n->name, G->why);
+    default: {
+      bool direct = true;
+      for (int32_t o = 0; o < n->n_out; o++) direct &= n->out[o] >= 0;
+      fprintf(f, "  [%d] %s %s '%s': %s\n", gi, direct ? "host kernel" : "host kernel via vt_run_node (absent output)",
+              vt_ops[n->op].name, n->name, G->why);
       continue;
+    }
     }
     fprintf(f, " ops:");
     for (int s = 0; s < G->n_steps; s++) fprintf(f, " %s", ew_names[G->steps[s].op]);
@@ -1894,6 +2080,8 @@ static void count_groups(const cg *c, vt_jit_stats *st) {
 
 static void cg_free(cg *c) {
   if (c->b) LLVMDisposeBuilder(c->b);
+  free(c->view_values);
+  free(c->sym_def);
   free(c->uoff);
   free(c->ulist);
   free(c->is_out);
@@ -1971,6 +2159,8 @@ static int build_module(cg *c, int nthreads) {
   c->ft_gemm = LLVMFunctionType(c->t_void, gp, 12, 0);
   LLVMTypeRef cp[7] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr};
   c->ft_core = LLVMFunctionType(c->t_void, cp, 7, 0);
+  LLVMTypeRef cpd[8] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64};
+  c->ft_core_dyn = LLVMFunctionType(c->t_void, cpd, 8, 0);
   LLVMTypeRef sp[5] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64};
   c->ft_softmax = LLVMFunctionType(c->t_void, sp, 5, 0);
   LLVMTypeRef lp[9] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_i64, c->t_f32, c->t_i64, c->t_i64};
@@ -2153,7 +2343,7 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
   int olv = opt->opt_level < 0 ? 0 : opt->opt_level > 3 ? 3 : opt->opt_level;
   cg c;
   memset(&c, 0, sizeof c);
-  c.g = g;
+  c.g = c.orig = g;
   c.e = e;
   vt_jit *j = calloc(1, sizeof *j);
   LLVMOrcThreadSafeContextRef tsc = NULL;
@@ -2161,13 +2351,12 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
   LLVMOrcLLJITRef J = NULL;
   int64_t *off = NULL;
   if (!j) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); return NULL; }
-  j->rt.g = g;
-  if (build_users(&c) || plan(&c)) goto fail;
+  if (vt_cg_rt_init(&j->rt, g, opt->threads, e)) { free(j); return NULL; }
+  if (make_view(&c) || build_users(&c) || plan(&c)) goto fail;
   count_groups(&c, &j->st);
   /* buffers */
-  j->rt.bufs = calloc((size_t)g->n_values + 1, sizeof *j->rt.bufs);
   off = malloc(((size_t)g->n_values + 1) * sizeof *off);
-  if (!j->rt.bufs || !off) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto fail; }
+  if (!off) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto fail; }
   int64_t asz = plan_arena(&c, off);
   if (asz < 0 || !(j->arena = aligned_alloc(64, (size_t)(asz ? asz : 64)))) {
     vt_errorf(e, VT_ERR_MODEL, "%s: cannot allocate the activation arena (%lld bytes)", g->path, (long long)asz);
@@ -2177,8 +2366,6 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
     if (off[v] >= 0) j->rt.bufs[v] = (char *)j->arena + off[v];
     else if (is_const(g, v)) j->rt.bufs[v] = g->values[v].cdata->data;
   }
-  j->rt.pool = vt_pool_new(opt->threads);
-  if (!j->rt.pool) { vt_errorf(e, VT_ERR_MODEL, "cannot create the thread pool"); goto fail; }
 
   if (cg_llvm_module(&c, opt, olv, vt_pool_threads(j->rt.pool), LLVMRelocDefault, NULL, NULL, t0, &tsc, &tm))
     goto fail;
@@ -2248,7 +2435,20 @@ int vt_jit_run(vt_jit *j, const vt_tensor *inputs, vt_tensor *outputs, vt_error 
   int rc = vt_cg_rt_run(&j->rt, inputs, outputs, false, e);
   j->st.last_run_ms = j->rt.last_run_ms;
   j->st.last_fallback_ms = j->rt.last_fallback_ms;
+  j->st.last_host_direct = j->rt.last_direct;
+  j->st.last_host_copied = j->rt.last_copied;
   return rc;
+}
+
+void vt_jit_reset(vt_jit *j) { vt_cg_rt_reset(&j->rt); }
+
+void vt_jit_state_info(const vt_jit *j, size_t *bytes, int64_t *done, int64_t *seen) {
+  *bytes = vt_states_bytes(j->rt.state, j->rt.g->n_nodes);
+  vt_states_rows(j->rt.state, j->rt.g->n_nodes, done, seen);
+}
+
+int vt_jit_set_knob(vt_jit *j, const char *name, double value, vt_error *e) {
+  return vt_cg_rt_set_knob(&j->rt, name, value, e);
 }
 
 void vt_jit_get_stats(const vt_jit *j, vt_jit_stats *st) { *st = j->st; }
@@ -2259,8 +2459,7 @@ void vt_jit_free(vt_jit *j) {
     LLVMErrorRef err = LLVMOrcDisposeLLJIT(j->lljit);
     if (err) LLVMConsumeError(err);
   }
-  vt_pool_free(j->rt.pool);
-  free(j->rt.bufs);
+  vt_cg_rt_fini(&j->rt);
   free(j->arena);
   for (int i = 0; i < j->n_keep; i++) free(j->keep[i]);
   free(j->keep);
@@ -2304,11 +2503,20 @@ static int64_t w_data(wbuf *d, const void *src, size_t n) {
  * that run interpreter kernels. (Generated kernels other than copies and strided copies read
  * their constants from module globals.) */
 static int serialise_graph(cg *c, wbuf *w, wbuf *dsec) {
-  const vt_graph *g = c->g;
+  const vt_graph *g = c->orig;
   w_i32(w, VT_SO_MAGIC);
   w_str(w, g->path);
   w_i32(w, g->n_opsets);
   for (int32_t i = 0; i < g->n_opsets; i++) { w_str(w, g->opsets[i].domain); w_i64(w, g->opsets[i].version); }
+  w_i32(w, g->n_syms);
+  for (int32_t i = 0; i < g->n_syms; i++) {
+    const vt_sym *sy = &g->syms[i];
+    w_i32(w, (int32_t)sy->kind);
+    w_str(w, sy->kind == VT_SYM_NAMED ? sy->name : "");
+    w_i64(w, sy->a);
+    w_i64(w, sy->b);
+    w_i64(w, sy->upper);
+  }
   w_i32(w, g->n_values);
   for (int32_t v = 0; v < g->n_values; v++) {
     const vt_value *val = &g->values[v];
@@ -2316,7 +2524,7 @@ static int serialise_graph(cg *c, wbuf *w, wbuf *dsec) {
     w_i32(w, (int32_t)val->dtype);
     int32_t rank = val->rank < 0 ? 0 : val->rank;
     w_i32(w, rank);
-    for (int32_t d = 0; d < rank; d++) w_i64(w, vt_dim_is_const(val->dims[d]) ? val->dims[d] : 0);
+    for (int32_t d = 0; d < rank; d++) w_i64(w, val->dims[d]);   /* symbolic: index into the symbols */
     bool need = false;
     if (is_const(g, v)) {
       need = c->is_out[v];
@@ -2456,6 +2664,10 @@ static int emit_so_abi(cg *c, void *arg) {
   LLVMValueRef s_run = LLVMAddFunction(c->mod, "vt_so_run", t_run);
   LLVMValueRef s_err = LLVMAddFunction(c->mod, "vt_so_last_error", t_err);
   LLVMValueRef s_destroy = LLVMAddFunction(c->mod, "vt_so_destroy", t_destroy);
+  LLVMTypeRef t_reset = LLVMFunctionType(i32, (LLVMTypeRef[]){p}, 1, 0);
+  LLVMTypeRef t_set = LLVMFunctionType(i32, (LLVMTypeRef[]){p, p, LLVMDoubleTypeInContext(c->ctx)}, 3, 0);
+  LLVMValueRef s_reset = LLVMAddFunction(c->mod, "vt_so_reset", t_reset);
+  LLVMValueRef s_set = LLVMAddFunction(c->mod, "vt_so_set", t_set);
   char name[200];
   /* <tag>_signature */
   snprintf(name, sizeof name, "%s_signature", x->tag);
@@ -2472,6 +2684,17 @@ static int emit_so_abi(cg *c, void *arg) {
   f = LLVMAddFunction(c->mod, name, t_run);
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
   LLVMBuildRet(c->b, LLVMBuildCall2(c->b, t_run, s_run, (LLVMValueRef[]){LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2)}, 3, ""));
+  /* <tag>_reset(s) */
+  snprintf(name, sizeof name, "%s_reset", x->tag);
+  f = LLVMAddFunction(c->mod, name, t_reset);
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMBuildRet(c->b, LLVMBuildCall2(c->b, t_reset, s_reset, (LLVMValueRef[]){LLVMGetParam(f, 0)}, 1, ""));
+  /* <tag>_set(s, knob, value) */
+  snprintf(name, sizeof name, "%s_set", x->tag);
+  f = LLVMAddFunction(c->mod, name, t_set);
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMBuildRet(c->b, LLVMBuildCall2(c->b, t_set, s_set,
+                                    (LLVMValueRef[]){LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2)}, 3, ""));
   /* <tag>_last_error(s) */
   snprintf(name, sizeof name, "%s_last_error", x->tag);
   f = LLVMAddFunction(c->mod, name, t_err);
@@ -2598,7 +2821,7 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
     return vt_errorf(e, VT_ERR_MODEL, "%s: unsupported output path", path ? path : "");
   cg c;
   memset(&c, 0, sizeof c);
-  c.g = g;
+  c.g = c.orig = g;
   c.e = e;
   so_extra x;
   memset(&x, 0, sizeof x);
@@ -2610,7 +2833,8 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
   snprintf(map, sizeof map, "%s.tmp.map", path);
   snprintf(bin, sizeof bin, "%s.tmp.w.o", path);
   c.pic = true;
-  int rc = build_users(&c);
+  int rc = make_view(&c);
+  if (!rc) rc = build_users(&c);
   if (!rc) rc = plan(&c);
   if (!rc) {
     x.off = malloc(((size_t)g->n_values + 1) * sizeof *x.off);
@@ -2643,8 +2867,8 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
     FILE *f = fopen(map, "w");
     if (!f) rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot write: %s", map, strerror(errno));
     else {
-      fprintf(f, "{ global: %s_signature; %s_create; %s_run; %s_last_error; %s_destroy; local: *; };\n", tag, tag,
-              tag, tag, tag);
+      fprintf(f, "{ global: %s_signature; %s_create; %s_run; %s_reset; %s_set; %s_last_error; %s_destroy; local: *; };\n",
+              tag, tag, tag, tag, tag, tag, tag);
       if (fclose(f)) rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot write", map);
     }
   }

@@ -24,18 +24,21 @@ typedef struct vt_jit_stats {
   int n_attention;         /* generated fused attention kernels (ai.vtopt.Attention) */
   int n_copy;              /* generated copies (Reshape, Flatten, Squeeze, Unsqueeze, Identity) and
                               transposes */
-  int n_fallback;          /* nodes run by the interpreter's kernels */
+  int n_fallback;          /* nodes run by the interpreter's kernels (host nodes) */
   int n_fused_nodes;       /* graph nodes covered by generated kernels */
   double compile_ms;       /* lowering + LLVM optimisation + JIT code generation (wall) */
   double compile_cpu_ms;   /* the same in process CPU time */
   double last_run_ms;      /* the last vt_jit_run: whole model (wall) */
-  double last_fallback_ms; /* ... of which in interpreter kernels (fallback nodes) */
+  double last_fallback_ms; /* ... of which in interpreter kernels (host nodes) */
+  int last_host_direct;    /* host nodes of the last run whose kernel wrote into its buffers in place */
+  int last_host_copied;    /* ... whose outputs were allocated and copied in (vt_run_node) */
 } vt_jit_stats;
 
 typedef struct vt_jit vt_jit;
 
 /* The graph must have passed vt_graph_prepare, is not modified, and must outlive the JIT. Every
- * value's dims must be constants (pin symbolic dims first). opt may be NULL (O3, default
+ * value's dims must be constants (pin symbolic dims first), except dims a node sets at run time
+ * that have an upper bound (e.g. Eventful's gated token count; not on graph inputs or outputs). opt may be NULL (O3, default
  * threads). Returns NULL with e set on failure. */
 vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e);
 /* Same contract as vt_interp_run: inputs[i] feeds g->inputs[i] (checked against the graph's
@@ -43,6 +46,14 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
  * a time per vt_jit (the activation arena is per JIT). */
 int vt_jit_run(vt_jit *j, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e);
 void vt_jit_get_stats(const vt_jit *j, vt_jit_stats *st);
+/* A vt_jit is one session (one stream): stateful nodes (e.g. Eventful's gates) keep state across
+ * vt_jit_run calls. reset drops it (the next run computes everything); set_knob sets a runtime
+ * knob the kernels read (e.g. "eventful.r"), effective from the next run; unknown names fail with
+ * the list of the model's knobs. */
+void vt_jit_reset(vt_jit *j);
+/* The session's stream state: bytes held, and token rows updated / offered by gates. */
+void vt_jit_state_info(const vt_jit *j, size_t *bytes, int64_t *done, int64_t *seen);
+int vt_jit_set_knob(vt_jit *j, const char *name, double value, vt_error *e);
 void vt_jit_free(vt_jit *j);
 
 /* Compiles g (same requirements as vt_jit_compile) into a self-contained shared library at path

@@ -2,7 +2,10 @@
  * so_support.c; both are built from one tree, so it is not a stable file format). All integers
  * little-endian, strings as i64 length + bytes:
  *   i32 magic; str path; i32 n; n x (str domain, i64 version)
- *   i32 n_values; each: str name, i32 dtype, i32 rank, i64 dims[rank], i64 data_off (-1: no data),
+ *   i32 n_syms; each: i32 kind, str name (named symbols; else ""), i64 a, i64 b, i64 upper
+ *                       (vt_sym: the graph's symbol table verbatim, so dims keep their meaning)
+ *   i32 n_values; each: str name, i32 dtype, i32 rank, i64 dims[rank] (vt_dim: constant or symbol),
+ *                       i64 data_off (-1: no data),
  *                       i64 nbytes            (constant data lives in a separate aligned global)
  *   i32 n_nodes; each: str name, str op, str domain, i32 n_in, i32 in[], i32 n_out, i32 out[],
  *                      i32 n_attr, attrs (str name, i32 type, payload by type; only for nodes
@@ -15,7 +18,7 @@
 
 #include "cg_rt.h"
 
-#define VT_SO_MAGIC 0x31475456   /* "VTG1" */
+#define VT_SO_MAGIC 0x32475456   /* "VTG2" */
 
 /* The generated module's constant descriptor; its layout is built with the IR builder in
  * codegen.c (emit_so_abi): keep both in sync. */
@@ -32,6 +35,8 @@ typedef struct vt_so_desc {
 typedef struct vt_so_session vt_so_session;
 int vt_so_create(const vt_so_desc *d, int threads, vt_so_session **out);
 int vt_so_run(vt_so_session *s, const vt_tensor *inputs, vt_tensor *outputs);
+int vt_so_reset(vt_so_session *s);
+int vt_so_set(vt_so_session *s, const char *knob, double value);
 const char *vt_so_last_error(const vt_so_session *s);
 void vt_so_destroy(vt_so_session *s);
 

@@ -62,6 +62,29 @@ static vt_graph *load_graph(const vt_so_desc *d, vt_error *e) {
     int64_t ver = r_i64(&r);
     if (!r.bad && vt_graph_set_opset(g, dom, ver)) r.bad = true;
   }
+  int32_t ns = r_i32(&r);   /* the symbol table verbatim: dims below index into it */
+  if (!r.bad && (ns < 0 || ns > (1 << 20))) r.bad = true;
+  if (!r.bad && ns > 0) {
+    g->syms = calloc((size_t)ns, sizeof *g->syms);
+    if (!g->syms) r.bad = true;
+    else g->cap_syms = ns;
+  }
+  for (int32_t i = 0; i < ns && !r.bad; i++) {
+    vt_sym *sy = &g->syms[i];
+    sy->kind = (vt_sym_kind)r_i32(&r);
+    char *name = r_str(&r, g, NULL);
+    sy->a = r_i64(&r);
+    sy->b = r_i64(&r);
+    sy->upper = r_i64(&r);
+    if (sy->kind == VT_SYM_NAMED) sy->name = name;
+    else if (sy->kind < VT_SYM_ADD || sy->kind > VT_SYM_MIN) r.bad = true;
+    /* operands refer to earlier symbols only */
+    for (int k = 0; k < 2 && sy->kind != VT_SYM_NAMED; k++) {
+      vt_dim x = k ? sy->b : sy->a;
+      if (!vt_dim_is_const(x) && vt_dim_sym(x) >= i) r.bad = true;
+    }
+    g->n_syms = i + 1;
+  }
   int32_t nv = r_i32(&r);
   for (int32_t v = 0; v < nv && !r.bad; v++) {
     char *name = r_str(&r, g, NULL);
@@ -69,7 +92,10 @@ static vt_graph *load_graph(const vt_so_desc *d, vt_error *e) {
     if (rank < 0 || rank > VT_MAX_RANK) { r.bad = true; break; }
     vt_dim dims[VT_MAX_RANK];
     int64_t idims[VT_MAX_RANK];
-    for (int32_t k = 0; k < rank; k++) idims[k] = dims[k] = r_i64(&r);
+    for (int32_t k = 0; k < rank; k++) {
+      idims[k] = dims[k] = r_i64(&r);
+      if (!vt_dim_is_const(dims[k]) && vt_dim_sym(dims[k]) >= ns) r.bad = true;
+    }
     int64_t off = r_i64(&r), nbytes = r_i64(&r);
     if (r.bad) break;
     int32_t id;
@@ -175,15 +201,15 @@ int vt_so_create(const vt_so_desc *d, int threads, vt_so_session **out) {
   if (!s) return vt_errorf(&create_err, VT_ERR_MODEL, "out of memory creating a session");
   s->g = load_graph(d, &create_err);
   if (!s->g) { free(s); return create_err.code; }
-  s->rt.g = s->g;
+  if (vt_cg_rt_init(&s->rt, s->g, threads, &create_err)) {
+    vt_graph_free(s->g);
+    free(s);
+    return create_err.code;
+  }
   s->rt.entry = d->entry;
-  s->rt.bufs = calloc((size_t)d->n_values + 1, sizeof *s->rt.bufs);
   s->arena = aligned_alloc(64, (size_t)(d->arena_size > 0 ? d->arena_size : 64));
-  s->rt.pool = vt_pool_new(threads);
-  if (!s->rt.bufs || !s->arena || !s->rt.pool) {
-    vt_pool_free(s->rt.pool);
-    free(s->rt.bufs);
-    free(s->arena);
+  if (!s->arena) {
+    vt_cg_rt_fini(&s->rt);
     vt_graph_free(s->g);
     free(s);
     return vt_errorf(&create_err, VT_ERR_MODEL, "out of memory creating a session (arena %lld bytes)",
@@ -205,12 +231,24 @@ int vt_so_run(vt_so_session *s, const vt_tensor *inputs, vt_tensor *outputs) {
   return vt_cg_rt_run(&s->rt, inputs, outputs, true, &s->err);
 }
 
+int vt_so_reset(vt_so_session *s) {
+  if (!s) return VT_ERR_MODEL;
+  vt_error_clear(&s->err);
+  vt_cg_rt_reset(&s->rt);
+  return VT_OK;
+}
+
+int vt_so_set(vt_so_session *s, const char *knob, double value) {
+  if (!s) return VT_ERR_MODEL;
+  vt_error_clear(&s->err);
+  return vt_cg_rt_set_knob(&s->rt, knob, value, &s->err);
+}
+
 const char *vt_so_last_error(const vt_so_session *s) { return s ? s->err.msg : create_err.msg; }
 
 void vt_so_destroy(vt_so_session *s) {
   if (!s) return;
-  vt_pool_free(s->rt.pool);
-  free(s->rt.bufs);
+  vt_cg_rt_fini(&s->rt);
   free(s->arena);
   vt_graph_free(s->g);
   free(s);

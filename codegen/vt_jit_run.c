@@ -155,8 +155,10 @@ int main(int argc, char **argv) {
   cj = (cpu_ms() - cj) / runs;
   qsort(tj, (size_t)runs, sizeof *tj, cmp_double);
   vt_jit_get_stats(j, &st);
-  printf("jit:    best %.3f ms; median %.3f ms over %d runs (%d threads); last run %.3f ms of which %.3f ms in fallback kernels; compile CPU %.0f ms\n",
-         tj[0], tj[runs / 2], runs, threads, st.last_run_ms, st.last_fallback_ms, st.compile_cpu_ms);
+  printf("jit:    best %.3f ms; median %.3f ms over %d runs (%d threads); last run %.3f ms of which %.3f ms in fallback kernels"
+         " (%d host nodes in place, %d copied); compile CPU %.0f ms\n",
+         tj[0], tj[runs / 2], runs, threads, st.last_run_ms, st.last_fallback_ms, st.last_host_direct,
+         st.last_host_copied, st.compile_cpu_ms);
   if (interp) {
     it = vt_interp_new(g, threads, &e);
     if (!it) { fprintf(stderr, "%s\n", e.msg); status = 2; goto done; }

@@ -35,63 +35,123 @@ void vt_strides(int32_t rank, const int64_t *dims, int64_t *strides) {
   }
 }
 
-#define VT_MAX_KNOBS 64
 struct vt_interp {
   const vt_graph *g;
   vt_pool *pool;
   int32_t *last_use;    /* per value: index of the last node reading it, -1 if none */
   void **state;         /* per node: state of stateful ops (vt_state header), kept across runs */
-  int32_t n_knobs;
-  struct { char name[64]; double value; } knobs[VT_MAX_KNOBS];
+  vt_knobs knobs;
 };
 
-double vt_kctx_knob(const vt_kctx *k, const char *name, double dflt) {
-  const vt_interp *it = k ? k->interp : NULL;
-  if (!it) return dflt;
-  for (int32_t i = 0; i < it->n_knobs; i++)
-    if (strcmp(it->knobs[i].name, name) == 0) return it->knobs[i].value;
-  return dflt;
+/* ---------- knobs and state, shared with compiled sessions (codegen/cg_rt.c) ---------- */
+/* Every knob a kernel reads (vt_kctx_knob), by op: the names sessions accept for a graph. */
+static const struct { int op; const char *name; } knob_table[] = {
+  {VT_OP_TokenGate, "eventful.r"},
+  {VT_OP_TokenGate, "eventful.h"},
+  {VT_OP_TokenGate, "eventful.fraction"},
+};
+
+int vt_graph_knobs(const vt_graph *g, char *buf, size_t n) {
+  int count = 0;
+  size_t len = 0;
+  if (buf && n) buf[0] = 0;
+  for (size_t t = 0; t < sizeof knob_table / sizeof knob_table[0]; t++) {
+    bool present = false;
+    for (int32_t i = 0; i < g->n_nodes && !present; i++) present = g->nodes[i].op == knob_table[t].op;
+    if (!present) continue;
+    if (buf && len < n) len += (size_t)snprintf(buf + len, n - len, "%s%s", count ? ", " : "", knob_table[t].name);
+    count++;
+  }
+  return count;
 }
 
-int vt_interp_set_knob(vt_interp *it, const char *name, double value) {
-  if (!it || !name || strlen(name) >= sizeof it->knobs[0].name) return VT_ERR_MODEL;
-  for (int32_t i = 0; i < it->n_knobs; i++)
-    if (strcmp(it->knobs[i].name, name) == 0) { it->knobs[i].value = value; return VT_OK; }
-  if (it->n_knobs >= VT_MAX_KNOBS) return VT_ERR_MODEL;
-  strcpy(it->knobs[it->n_knobs].name, name);
-  it->knobs[it->n_knobs++].value = value;
+bool vt_graph_has_knob(const vt_graph *g, const char *name) {
+  for (size_t t = 0; name && t < sizeof knob_table / sizeof knob_table[0]; t++) {
+    if (strcmp(knob_table[t].name, name)) continue;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+      if (g->nodes[i].op == knob_table[t].op) return true;
+  }
+  return false;
+}
+
+int vt_knobs_set(vt_knobs *kb, const char *name, double value) {
+  if (!kb || !name || strlen(name) >= sizeof kb->k[0].name) return VT_ERR_MODEL;
+  for (int32_t i = 0; i < kb->n; i++)
+    if (strcmp(kb->k[i].name, name) == 0) { kb->k[i].value = value; return VT_OK; }
+  if (kb->n >= VT_MAX_KNOBS) return VT_ERR_MODEL;
+  strcpy(kb->k[kb->n].name, name);
+  kb->k[kb->n++].value = value;
   return VT_OK;
 }
 
-int vt_interp_reset(vt_interp *it) {
-  if (!it) return VT_ERR_MODEL;
-  for (int32_t i = 0; it->state && i < it->g->n_nodes; i++)
-    if (it->state[i]) {
-      vt_state *st = it->state[i];
-      if (st->flush) {
+double vt_kctx_knob(const vt_kctx *k, const char *name, double dflt) {
+  const vt_knobs *kb = k ? k->knobs : NULL;
+  if (!kb) return dflt;
+  for (int32_t i = 0; i < kb->n; i++)
+    if (strcmp(kb->k[i].name, name) == 0) return kb->k[i].value;
+  return dflt;
+}
+
+void vt_states_reset(void **state, int32_t n) {
+  for (int32_t i = 0; state && i < n; i++)
+    if (state[i]) {
+      vt_state *st = state[i];
+      if (st->flush) {          /* keeps its allocation; the next run recomputes everything */
         st->flush(st);
         continue;
       }
       if (st->free) st->free(st);
-      it->state[i] = NULL;
+      state[i] = NULL;
     }
+}
+
+int vt_kctx_output(vt_kctx *k, int32_t o, vt_dtype dt, int32_t rank, const int64_t *dims) {
+  vt_tensor *t = k->out[o];
+  if (!k->out_cap || !t->data || t->owned) return vt_tensor_alloc(t, dt, rank, dims, k->err);
+  size_t es = vt_dtype_size(dt);
+  int64_t numel = rank >= 0 && rank <= VT_MAX_RANK ? vt_shape_numel(rank, dims) : -1;
+  if (es == 0 || numel < 0 || (uint64_t)numel > (uint64_t)k->out_cap[o] / es)
+    return vt_kernel_fail(k, "output %d (%lld elements of %s) exceeds its compiled buffer of %lld bytes (the bound "
+                             "of its shape)", o, (long long)numel, vt_dtype_name(dt), (long long)k->out_cap[o]);
+  t->dtype = dt;
+  t->rank = rank;
+  for (int32_t d = 0; d < rank; d++) t->dims[d] = dims[d];
+  memset(t->data, 0, (size_t)numel * es);
   return VT_OK;
 }
 
-void vt_interp_state_rows(const vt_interp *it, int64_t *done, int64_t *seen) {
+int vt_interp_set_knob(vt_interp *it, const char *name, double value) {
+  return it ? vt_knobs_set(&it->knobs, name, value) : VT_ERR_MODEL;
+}
+
+int vt_interp_reset(vt_interp *it) {
+  if (!it) return VT_ERR_MODEL;
+  vt_states_reset(it->state, it->g->n_nodes);
+  return VT_OK;
+}
+
+void vt_states_rows(void *const *state, int32_t n, int64_t *done, int64_t *seen) {
   *done = *seen = 0;
-  for (int32_t i = 0; it && it->state && i < it->g->n_nodes; i++)
-    if (it->state[i]) {
-      *done += ((const vt_state *)it->state[i])->rows_done;
-      *seen += ((const vt_state *)it->state[i])->rows_seen;
+  for (int32_t i = 0; state && i < n; i++)
+    if (state[i]) {
+      *done += ((const vt_state *)state[i])->rows_done;
+      *seen += ((const vt_state *)state[i])->rows_seen;
     }
 }
 
+void vt_interp_state_rows(const vt_interp *it, int64_t *done, int64_t *seen) {
+  vt_states_rows(it ? it->state : NULL, it ? it->g->n_nodes : 0, done, seen);
+}
+
+size_t vt_states_bytes(void *const *state, int32_t n) {
+  size_t b = 0;
+  for (int32_t i = 0; state && i < n; i++)
+    if (state[i]) b += ((const vt_state *)state[i])->bytes;
+  return b;
+}
+
 size_t vt_interp_state_bytes(const vt_interp *it) {
-  size_t n = 0;
-  for (int32_t i = 0; it && it->state && i < it->g->n_nodes; i++)
-    if (it->state[i]) n += ((const vt_state *)it->state[i])->bytes;
-  return n;
+  return vt_states_bytes(it ? it->state : NULL, it ? it->g->n_nodes : 0);
 }
 
 vt_interp *vt_interp_new(const vt_graph *g, int nthreads, vt_error *e) {
@@ -183,7 +243,8 @@ static int run_node(const vt_graph *g, int32_t ni, const vt_tensor *const *in, v
   if (rc != VT_OK) return rc;
   vt_kctx kc = {.g = g, .node_idx = ni, .node = n, .n_in = n->n_in, .n_out = n->n_out,
                 .in = in, .out = out, .pool = pool, .err = e,
-                .state = it && (vt_ops[n->op].flags & VT_OPF_STATEFUL) ? &it->state[ni] : NULL, .interp = it};
+                .state = it && (vt_ops[n->op].flags & VT_OPF_STATEFUL) ? &it->state[ni] : NULL,
+                .knobs = it ? &it->knobs : NULL};
   rc = vt_kernels[n->op](&kc);
   if (rc != VT_OK) {
     if (e && e->code == VT_OK) vt_node_errorf(g, ni, e, "kernel failed");

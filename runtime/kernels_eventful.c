@@ -227,8 +227,8 @@ int vt_kernel_TokenGate(vt_kctx *k) {
     }
   }
   int64_t od[2] = {m, d}, id[1] = {m};
-  int rc = vt_tensor_alloc(k->out[0], VT_F32, 2, od, k->err);
-  if (rc == VT_OK) rc = vt_tensor_alloc(k->out[1], VT_I64, 1, id, k->err);
+  int rc = vt_kctx_output(k, 0, VT_F32, 2, od);
+  if (rc == VT_OK) rc = vt_kctx_output(k, 1, VT_I64, 1, id);
   if (rc) return rc;
   memcpy(k->out[1]->data, s->order, (size_t)m * sizeof(int64_t));
   copy_rows(k->pool, k->out[0]->data, xd, full ? NULL : s->order, m, d, 1);
@@ -272,7 +272,7 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
     int64_t dims[VT_MAX_RANK];
     for (int32_t d = 0; d + 1 < like->rank; d++) dims[d] = like->dims[d];
     dims[like->rank - 1] = o;
-    int rc = vt_tensor_alloc(out, VT_F32, like->rank, dims, k->err);
+    int rc = vt_kctx_output(k, 0, VT_F32, like->rank, dims);
     if (rc) return rc;
   }
   copy_rows(k->pool, out->data, s->ref, NULL, n, o, 1);

@@ -23,6 +23,30 @@ void vt_pool_for(vt_pool *p, int64_t n, vt_range_fn fn, void *arg);
  * Outputs left with rank -1 / data NULL (data-dependent shapes) are the kernel's to allocate
  * with vt_tensor_alloc. Absent optional inputs are NULL. */
 struct vt_interp;
+
+/* Runtime knobs of one session (the interpreter's and compiled sessions'): name -> value, read by
+ * kernels through vt_kctx_knob; unset knobs read as the kernel's default. */
+#define VT_MAX_KNOBS 64
+typedef struct vt_knobs {
+  int32_t n;
+  struct { char name[64]; double value; } k[VT_MAX_KNOBS];
+} vt_knobs;
+/* Sets (or adds) a knob: VT_ERR_MODEL when the name is longer than 63 bytes or the table is full. */
+int vt_knobs_set(vt_knobs *kb, const char *name, double value);
+/* The knobs kernels of g read (one name per kernel-read knob of an op present in g), comma
+ * separated into buf ("" when g has none); returns how many. A knob a kernel reads must be listed
+ * in the table in interp.c. */
+int vt_graph_knobs(const vt_graph *g, char *buf, size_t n);
+/* Whether name is one of vt_graph_knobs(g). */
+bool vt_graph_has_knob(const vt_graph *g, const char *name);
+
+/* Frees every state block of a per-node state table (n slots; NULL slots skipped) and clears the
+ * slots: the next run of each stateful node starts fresh ("flush"). */
+void vt_states_reset(void **state, int32_t n);
+/* Over n state slots: bytes held (the memory per stream) and the sums of rows_done / rows_seen. */
+size_t vt_states_bytes(void *const *state, int32_t n);
+void vt_states_rows(void *const *state, int32_t n, int64_t *done, int64_t *seen);
+
 typedef struct vt_kctx {
   const vt_graph *g;
   int32_t node_idx;
@@ -32,13 +56,17 @@ typedef struct vt_kctx {
   vt_tensor *const *out;
   vt_pool *pool;
   vt_error *err;
-  /* Stateful ops (VT_OPF_STATEFUL): the node's state slot, owned by the vt_interp (one session =
-   * one stream) and kept across runs; NULL when the kernel runs without a session (vt_run_node),
-   * where a stateful kernel must fail. A kernel stores a malloc'd block that starts with a
-   * vt_state header; the interpreter calls its free() when the session is freed, and on reset
+  /* Stateful ops (VT_OPF_STATEFUL): the node's state slot, owned by the session (interpreter or
+   * compiled; one session = one stream) and kept across runs; NULL when the kernel runs without
+   * a session (vt_run_node), where a stateful kernel must fail. A kernel stores a malloc'd block
+   * that starts with a vt_state header; the session calls its free() when freed, and on reset
    * its flush() when set (keeps the allocation, the next run recomputes everything), else free(). */
   void **state;
-  const struct vt_interp *interp;   /* NULL outside a session: knobs read as their defaults */
+  const vt_knobs *knobs;   /* the session's knobs; NULL outside a session: knobs read as defaults */
+  /* Compiled sessions bind outputs to preallocated buffers (data set, owned false); out_cap[o]
+   * is the size in bytes of output o's buffer, which may exceed the current shape when a dim is
+   * bounded rather than known (e.g. a gate's token count). NULL in the interpreter. */
+  const int64_t *out_cap;
 } vt_kctx;
 
 typedef struct vt_state {
@@ -50,6 +78,10 @@ typedef struct vt_state {
 
 /* Runtime knob `name` of the kernel's session (vt_interp_set_knob), or dflt when unset. */
 double vt_kctx_knob(const vt_kctx *k, const char *name, double dflt);
+/* Gives output o the given dtype and shape with zeroed contents, for kernels whose output shape
+ * depends on the data: in the buffer the caller bound (compiled sessions; fails when the shape
+ * exceeds its capacity), else newly allocated like vt_tensor_alloc. */
+int vt_kctx_output(vt_kctx *k, int32_t o, vt_dtype dt, int32_t rank, const int64_t *dims);
 
 typedef int (*vt_kernel_fn)(vt_kctx *k);
 extern const vt_kernel_fn vt_kernels[VT_OP_COUNT + 1];

@@ -11,6 +11,15 @@ int cli_usage_error(const char *fmt, const char *arg);
 int cli_random_tensor(const vt_graph *g, const vt_value *v, uint64_t seed, vt_tensor *t, vt_error *e);
 double cli_now_ms(void);
 int cli_cmp_double(const void *a, const void *b);
+/* A compiled model (fast.so) opened through its public ABI (tools/so_model.c): *g gets its
+ * signature as a graph of values (inputs and outputs, no nodes); tag NULL: from the file name. */
+typedef struct cli_so cli_so;
+int cli_so_open(const char *path, const char *tag, int threads, vt_graph **g, cli_so **so, vt_error *e);
+/* Runs one session step: outputs are allocated here (owned by the caller). */
+int cli_so_run(cli_so *so, const vt_graph *g, const vt_tensor *in, vt_tensor *out, vt_error *e);
+int cli_so_set(cli_so *so, const char *knob, double value, vt_error *e);
+int cli_so_reset(cli_so *so, vt_error *e);
+void cli_so_close(cli_so *so);
 /* `vtopt compare`: strategies side by side (tools/compare.c). */
 /* --stream [NAME=]CLIP: the name of the named symbol that is dim 0 of the streamed input (the
  * first input when no NAME), or NULL (tools/compare.c). A stream runs one frame per call, so

@@ -23,6 +23,8 @@ static const char *usage =
     "usage:\n"
     "  vtopt MODEL.onnx [options]              load, check and (with --run) execute a model\n"
     "  vtopt run MODEL.onnx [options]          same as MODEL.onnx --run\n"
+    "  vtopt run FAST.so [--stream [NAME=]CLIP.npy] [--knob K=V] [--threads N] [-o DIR] [--tag T]\n"
+    "                                          run a compiled model (fast.so) through its ABI\n"
     "  vtopt inspect MODEL.onnx [--ir] [--dim SYM=N]\n"
     "                                          inputs, outputs, nodes with shapes, op histogram\n"
     "  vtopt compare MODEL.onnx --passes none,tome:r=8,... [--input [NAME=]FILE.npy] [--runs N]\n"
@@ -46,12 +48,14 @@ static const char *usage =
     "  --threads N            worker threads (default: VTOPT_NUM_THREADS or all cores)\n"
     "  --runs N               run N times and report the median latency (default 1)\n"
     "  --stream [NAME=]CLIP.npy  with --run: feed input NAME (default: the first) frame by frame,\n"
-    "                         splitting CLIP's dim 0 (frames of one stream, one interpreter session:\n"
-    "                         stateful ops such as eventful's gates keep state between frames);\n"
+    "                         splitting CLIP's dim 0 (frames of one stream, one session of the\n"
+    "                         interpreter, the JIT or a fast.so: stateful ops such as eventful's\n"
+    "                         gates keep state between frames);\n"
     "                         --output-dir gets DIR/NAME.<frame>.npy per output; progress on stderr;\n"
     "                         the input's symbolic dim 0 is pinned to 1 before the passes; prints the\n"
     "                         session's state bytes (memory per stream) and the tokens gates updated\n"
-    "  --knob NAME=VALUE      runtime knob of the session, e.g. eventful.r=64 (repeatable)\n"
+    "  --knob NAME=VALUE      runtime knob of the session, e.g. eventful.r=64 (repeatable; a name the\n"
+    "                         model's kernels do not read is an error listing the valid ones)\n"
     "  -o FILE.onnx           write the (prepared) graph as an ONNX model\n"
     "  -o FILE.so             compile to a self-contained shared library (ABI: include/vtopt/model.h);\n"
     "                         every dim must be pinned (--dim)\n"
@@ -307,12 +311,90 @@ static int mkdir_p(const char *dir) {
   return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static int run_model(const opts *o, vt_graph *g, vt_error *e) {
+static double cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---------- sessions: what --run and --stream drive ---------- */
+typedef struct session {
+  vt_interp *it;     /* the reference interpreter, */
+  vt_jit *jit;       /* or the LLVM JIT (--jit), */
+  cli_so *so;        /* or a compiled fast.so (vtopt run fast.so) */
+} session;
+
+/* Creates the interpreter or (--jit) JIT session for g. The JIT is specialised to constant
+ * dims: the named dims of the inputs are pinned from `inputs` first. */
+static int session_new(const opts *o, vt_graph *g, const vt_tensor *inputs, session *s, vt_error *e) {
+  if (!o->jit) {
+    s->it = vt_interp_new(g, o->threads, e);
+    return s->it ? VT_OK : (e->code ? e->code : VT_ERR_MODEL);
+  }
+  const char *pn[MAX_ITEMS];
+  int64_t pv[MAX_ITEMS];
+  int np = 0;
+  for (int32_t i = 0; i < g->n_inputs; i++) {
+    const vt_value *v = &g->values[g->inputs[i]];
+    for (int32_t d = 0; d < v->rank && d < inputs[i].rank && np < MAX_ITEMS; d++)
+      if (!vt_dim_is_const(v->dims[d]) && g->syms[vt_dim_sym(v->dims[d])].kind == VT_SYM_NAMED) {
+        pn[np] = g->syms[vt_dim_sym(v->dims[d])].name;
+        pv[np++] = inputs[i].dims[d];
+      }
+  }
+  int rc = np ? vt_graph_prepare(g, pn, pv, np, e) : VT_OK;
+  if (rc) return rc;
+  vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
+                        .stats = o->popts.stats ? stdout : NULL};
+  s->jit = vt_jit_compile(g, &copt, e);
+  return s->jit ? VT_OK : (e->code ? e->code : VT_ERR_MODEL);
+}
+
+static int session_run(session *s, const vt_graph *g, const vt_tensor *in, vt_tensor *out, vt_error *e) {
+  if (s->so) return cli_so_run(s->so, g, in, out, e);
+  return s->jit ? vt_jit_run(s->jit, in, out, e) : vt_interp_run(s->it, in, out, e);
+}
+
+/* --knob NAME=VALUE on the session; names the model's kernels do not read fail with the list. */
+static int session_knobs(const opts *o, session *s, const vt_graph *g, vt_error *e) {
+  for (int k = 0; k < o->n_knobs; k++) {
+    char kn[64];
+    size_t kl = (size_t)(strchr(o->knob_names[k], '=') - o->knob_names[k]);   /* checked by parse_args */
+    memcpy(kn, o->knob_names[k], kl);
+    kn[kl] = 0;
+    int rc;
+    if (s->so) rc = cli_so_set(s->so, kn, o->knob_vals[k], e);
+    else if (s->jit) rc = vt_jit_set_knob(s->jit, kn, o->knob_vals[k], e);
+    else if (!vt_graph_has_knob(g, kn)) {
+      char valid[512];
+      rc = vt_graph_knobs(g, valid, sizeof valid)
+               ? vt_errorf(e, VT_ERR_MODEL, "%s: unknown knob '%s': this model's knobs are %s", g->path, kn, valid)
+               : vt_errorf(e, VT_ERR_MODEL, "%s: unknown knob '%s': this model has no runtime knobs", g->path, kn);
+    } else if (vt_interp_set_knob(s->it, kn, o->knob_vals[k]) != VT_OK)
+      rc = vt_errorf(e, VT_ERR_MODEL, "--knob %s: too many knobs", o->knob_names[k]);
+    else rc = VT_OK;
+    if (rc) {
+      char msg[sizeof e->msg];
+      snprintf(msg, sizeof msg, "%s", e->msg);
+      vt_error_clear(e);
+      return vt_errorf(e, rc, "--knob %s: %s", o->knob_names[k], msg);
+    }
+  }
+  return VT_OK;
+}
+
+static void session_free(session *s) {
+  vt_interp_free(s->it);
+  vt_jit_free(s->jit);
+  cli_so_close(s->so);
+  memset(s, 0, sizeof *s);
+}
+
+/* s: an open session (fast.so), or empty: made here. */
+static int run_model(const opts *o, vt_graph *g, session *s, vt_error *e) {
   int rc = VT_OK;
   vt_tensor *inputs = calloc((size_t)g->n_inputs + 1, sizeof *inputs);
   vt_tensor *outputs = calloc((size_t)g->n_outputs + 1, sizeof *outputs);
-  vt_interp *it = NULL;
-  vt_jit *jit = NULL;
   double *times = calloc((size_t)(o->runs > 0 ? o->runs : 1), sizeof *times);
   if (!inputs || !outputs || !times) { rc = vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto done; }
   for (int k = 0; k < o->n_inputs && rc == VT_OK; k++) {
@@ -346,41 +428,28 @@ static int run_model(const opts *o, vt_graph *g, vt_error *e) {
     rc = cli_random_tensor(g, &g->values[g->inputs[i]], o->seed * 1000003u + (uint64_t)i, &inputs[i], e);
   }
   if (rc) goto done;
-  if (o->jit) {
-    /* Compiled code is specialised to constant dims: pin the named dims the inputs determine. */
-    const char *pn[MAX_ITEMS];
-    int64_t pv[MAX_ITEMS];
-    int np = 0;
-    for (int32_t i = 0; i < g->n_inputs; i++) {
-      const vt_value *v = &g->values[g->inputs[i]];
-      for (int32_t d = 0; d < v->rank && d < inputs[i].rank && np < MAX_ITEMS; d++)
-        if (!vt_dim_is_const(v->dims[d]) && g->syms[vt_dim_sym(v->dims[d])].kind == VT_SYM_NAMED) {
-          pn[np] = g->syms[vt_dim_sym(v->dims[d])].name;
-          pv[np++] = inputs[i].dims[d];
-        }
-    }
-    if (np && (rc = vt_graph_prepare(g, pn, pv, np, e)) != VT_OK) goto done;
-    vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
-                          .stats = o->popts.stats ? stdout : NULL};
-    jit = vt_jit_compile(g, &copt, e);
-    if (!jit) { rc = e->code ? e->code : VT_ERR_MODEL; goto done; }
-  } else {
-    it = vt_interp_new(g, o->threads, e);
-    if (!it) { rc = e->code ? e->code : VT_ERR_MODEL; goto done; }
-  }
+  if (!s->so && (rc = session_new(o, g, inputs, s, e)) != VT_OK) goto done;
+  if ((rc = session_knobs(o, s, g, e)) != VT_OK) goto done;
   int runs = o->runs > 0 ? o->runs : 1;
   for (int r = 0; r < runs && rc == VT_OK; r++) {
     for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
     double t0 = cli_now_ms();
-    rc = jit ? vt_jit_run(jit, inputs, outputs, e) : vt_interp_run(it, inputs, outputs, e);
+    rc = session_run(s, g, inputs, outputs, e);
     times[r] = cli_now_ms() - t0;
   }
   if (rc) goto done;
   qsort(times, (size_t)runs, sizeof *times, cli_cmp_double);
   if (!o->quiet) {
     printf("ran %s with %s: %d node(s), %d run(s), median %.3f ms (min %.3f, max %.3f)\n", g->path,
-           jit ? "the LLVM JIT" : "the reference interpreter", g->n_nodes, runs, times[runs / 2], times[0],
-           times[runs - 1]);
+           s->so ? "its compiled code" : s->jit ? "the LLVM JIT" : "the reference interpreter", g->n_nodes, runs,
+           times[runs / 2], times[0], times[runs - 1]);
+    if (s->jit && o->popts.stats) {
+      vt_jit_stats st;
+      vt_jit_get_stats(s->jit, &st);
+      printf("  last run %.3f ms, of which %.3f ms in host nodes (interpreter kernels: %d called in place, %d with "
+             "outputs allocated and copied in)\n", st.last_run_ms, st.last_fallback_ms, st.last_host_direct,
+             st.last_host_copied);
+    }
   }
   if (o->output_dir && mkdir_p(o->output_dir) != 0) {
     rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot create output directory: %s", o->output_dir, strerror(errno));
@@ -414,14 +483,12 @@ done:
   free(inputs);
   free(outputs);
   free(times);
-  vt_interp_free(it);
-  vt_jit_free(jit);
   return rc;
 }
 
 /* --stream: runs CLIP frame by frame (dim 0 split into frames of size 1) through one interpreter
  * session, so stateful ops keep their state from frame to frame; other inputs as for --run. */
-static int run_stream(const opts *o, vt_graph *g, vt_error *e) {
+static int run_stream(const opts *o, vt_graph *g, session *s, vt_error *e) {
   int rc = VT_OK;
   int32_t si = g->n_inputs > 0 ? 0 : -1;
   const char *file = o->stream_file, *eq = strchr(o->stream_file, '=');
@@ -440,7 +507,6 @@ static int run_stream(const opts *o, vt_graph *g, vt_error *e) {
   vt_tensor clip = {0};
   vt_tensor *inputs = calloc((size_t)g->n_inputs + 1, sizeof *inputs);
   vt_tensor *outputs = calloc((size_t)g->n_outputs + 1, sizeof *outputs);
-  vt_interp *it = NULL;
   double *times = NULL;
   if (!inputs || !outputs) { rc = vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto done; }
   if ((rc = vt_npy_read(file, &clip, e)) != VT_OK) goto done;
@@ -449,7 +515,7 @@ static int run_stream(const opts *o, vt_graph *g, vt_error *e) {
     goto done;
   }
   int64_t nf = clip.dims[0], per = vt_tensor_numel(&clip) / nf;
-  times = calloc((size_t)nf, sizeof *times);
+  times = calloc((size_t)nf * 3, sizeof *times);   /* wall ms, CPU ms (all threads), host-node ms */
   if (!times) { rc = vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto done; }
   for (int k = 0; k < o->n_inputs && rc == VT_OK; k++) {
     int found = -1;
@@ -472,16 +538,11 @@ static int run_stream(const opts *o, vt_graph *g, vt_error *e) {
     rc = cli_random_tensor(g, &g->values[g->inputs[i]], o->seed * 1000003u + (uint64_t)i, &inputs[i], e);
   }
   if (rc) goto done;
-  it = vt_interp_new(g, o->threads, e);
-  if (!it) { rc = e->code ? e->code : VT_ERR_MODEL; goto done; }
-  for (int k = 0; k < o->n_knobs && rc == VT_OK; k++) {
-    char kn[64];
-    size_t kl = (size_t)(strchr(o->knob_names[k], '=') - o->knob_names[k]);   /* checked by parse_args */
-    memcpy(kn, o->knob_names[k], kl);
-    kn[kl] = 0;
-    if (vt_interp_set_knob(it, kn, o->knob_vals[k]) != VT_OK)
-      rc = vt_errorf(e, VT_ERR_MODEL, "--knob %s: too many knobs", o->knob_names[k]);
-  }
+  inputs[si] = clip;   /* frame 0's shape (a view) for a JIT's pinned dims */
+  inputs[si].dims[0] = 1;
+  inputs[si].owned = false;
+  if (!s->so) rc = session_new(o, g, inputs, s, e);
+  if (rc == VT_OK) rc = session_knobs(o, s, g, e);
   if (o->output_dir && rc == VT_OK && mkdir_p(o->output_dir) != 0)
     rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot create output directory: %s", o->output_dir, strerror(errno));
   double t_start = cli_now_ms(), last_print = t_start;
@@ -492,9 +553,15 @@ static int run_stream(const opts *o, vt_graph *g, vt_error *e) {
     fr->data = (char *)clip.data + (size_t)(f * per) * vt_dtype_size(clip.dtype);
     fr->owned = false;
     for (int32_t i = 0; i < g->n_outputs; i++) vt_tensor_free(&outputs[i]);
-    double t0 = cli_now_ms();
-    rc = vt_interp_run(it, inputs, outputs, e);
+    double t0 = cli_now_ms(), c0 = cpu_ms();
+    rc = session_run(s, g, inputs, outputs, e);
     times[f] = cli_now_ms() - t0;
+    times[nf + f] = cpu_ms() - c0;
+    if (s->jit) {
+      vt_jit_stats st;
+      vt_jit_get_stats(s->jit, &st);
+      times[2 * nf + f] = st.last_fallback_ms;
+    }
     if (rc) {
       char msg[sizeof e->msg];
       snprintf(msg, sizeof msg, "%s", e->msg);
@@ -519,16 +586,24 @@ static int run_stream(const opts *o, vt_graph *g, vt_error *e) {
   inputs[si] = (vt_tensor){0};   /* borrowed from the clip */
   if (rc == VT_OK && !o->quiet) {
     double first = times[0];
-    qsort(times, (size_t)nf, sizeof *times, cli_cmp_double);
+    for (int k = 0; k < 3; k++) qsort(times + k * nf, (size_t)nf, sizeof *times, cli_cmp_double);
     printf("streamed %s through %s: %lld frame(s), first %.3f ms, median %.3f ms (min %.3f, max %.3f)%s%s\n",
            file, g->path, (long long)nf, first, times[nf / 2], times[0], times[nf - 1],
            o->output_dir ? ", outputs in " : "", o->output_dir ? o->output_dir : "");
-    int64_t done, seen;
-    vt_interp_state_rows(it, &done, &seen);
-    size_t sb = vt_interp_state_bytes(it);
+    int64_t done = 0, seen = 0;
+    size_t sb = 0;
+    if (s->it) {
+      vt_interp_state_rows(s->it, &done, &seen);
+      sb = vt_interp_state_bytes(s->it);
+    } else if (s->jit) {
+      vt_jit_state_info(s->jit, &sb, &done, &seen);
+    }
     if (sb > 0)
       printf("stream state: %zu bytes (%.1f MB) per stream%s", sb, (double)sb / 1e6, seen > 0 ? "" : "\n");
     if (seen > 0) printf(", token gates updated %.1f%% of their tokens (frames after a flush)\n", 100.0 * (double)done / (double)seen);
+    if (o->popts.stats)   /* process CPU time is steadier than wall time on a shared machine */
+      printf("  per frame: median CPU %.3f ms (all threads)%s", times[nf + nf / 2], s->jit ? "" : "\n");
+    if (o->popts.stats && s->jit) printf(", median %.3f ms in host nodes\n", times[2 * nf + nf / 2]);
   }
 done:
   if (inputs) {
@@ -540,7 +615,6 @@ done:
   free(outputs);
   free(times);
   vt_tensor_free(&clip);
-  vt_interp_free(it);
   return rc;
 }
 
@@ -549,14 +623,31 @@ static bool ends_with(const char *s, const char *suf) {
   return a >= b && !strcmp(s + a - b, suf);
 }
 
+/* vtopt run FAST.so ...: a compiled model through its ABI (no graph, no passes). */
+static int cmd_run_so(opts *o) {
+  if (!o->run) return cli_usage_error("%s: a compiled model can only be run: vtopt run FAST.so [--stream CLIP.npy] ...", o->model);
+  if (o->pipeline.n || o->n_pins || o->jit || o->dump_llvm || o->print_ir || o->opt_level != 3)
+    return cli_usage_error("%s: --pass, --dim, --jit, -O, --dump-llvm and --print-ir apply to ONNX models, not to a "
+                           "compiled one", o->model);
+  if (o->out_file && !o->output_dir) o->output_dir = o->out_file;   /* run FAST.so -o DIR */
+  else if (o->out_file) return cli_usage_error("%s: give -o DIR or --output-dir DIR, not both", o->model);
+  vt_error e = {0};
+  vt_graph *g = NULL;
+  session s = {0};
+  int rc = cli_so_open(o->model, o->tag, o->threads, &g, &s.so, &e);
+  if (rc == VT_OK) rc = o->stream_file ? run_stream(o, g, &s, &e) : run_model(o, g, &s, &e);
+  session_free(&s);
+  vt_graph_free(g);
+  return rc ? fail(&e) : 0;
+}
+
 static int cmd_main(opts *o) {
   vt_error e = {0};
   if (!o->model) return cli_usage_error("%s", "no model given");
+  if (ends_with(o->model, ".so")) return cmd_run_so(o);
   bool so = o->out_file && ends_with(o->out_file, ".so");
-  if (o->stream_file && (!o->run || o->jit))
-    return cli_usage_error("%s", "--stream needs --run and the interpreter (not --jit: compiled sessions keep no stream state yet)");
-  if (o->n_knobs && !o->stream_file)
-    return cli_usage_error("%s", "--knob applies to --stream runs");
+  if (o->stream_file && !o->run) return cli_usage_error("%s", "--stream needs --run");
+  if (o->n_knobs && !o->run) return cli_usage_error("%s", "--knob applies to --run and --stream");
   if ((o->jit || o->dump_llvm) && !o->run && !so)
     return cli_usage_error("%s", "--jit and --dump-llvm apply to --run or -o FILE.so");
   if (o->out_file && !so && !ends_with(o->out_file, ".onnx")) {
@@ -591,7 +682,9 @@ static int cmd_main(opts *o) {
     rc = vt_onnx_save(g, o->out_file, &e);
     if (rc == VT_OK && !o->quiet) printf("wrote %s\n", o->out_file);
   }
-  if (rc == VT_OK && o->run) rc = o->stream_file ? run_stream(o, g, &e) : run_model(o, g, &e);
+  session s = {0};
+  if (rc == VT_OK && o->run) rc = o->stream_file ? run_stream(o, g, &s, &e) : run_model(o, g, &s, &e);
+  session_free(&s);
   vt_graph_free(g);
   return rc ? fail(&e) : 0;
 }

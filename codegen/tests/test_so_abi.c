@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "vtopt/model.h"
+#include "abi_util.h"
 
 #ifdef VT_ABI_DLOPEN
 #include <dlfcn.h>
@@ -27,6 +28,8 @@ typedef struct api {
   const char *(*signature)(void);
   int (*create)(int, vtopt_session **);
   int (*run)(vtopt_session *, const vtopt_tensor *, vtopt_tensor *);
+  int (*reset)(vtopt_session *);
+  int (*set)(vtopt_session *, const char *, double);
   const char *(*last_error)(const vtopt_session *);
   void (*destroy)(vtopt_session *);
 } api;
@@ -37,7 +40,8 @@ DECLARE(TAG_A)
 DECLARE(TAG_B)
 #define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
-#define LINKED_API(t) {STR(t), CAT(t, _signature), CAT(t, _create), CAT(t, _run), CAT(t, _last_error), CAT(t, _destroy)}
+#define LINKED_API(t) {STR(t), CAT(t, _signature), CAT(t, _create), CAT(t, _run), CAT(t, _reset), CAT(t, _set), \
+                       CAT(t, _last_error), CAT(t, _destroy)}
 #endif
 
 static int failures;
@@ -50,54 +54,6 @@ static int failures;
       failures++;                                                         \
     }                                                                     \
   } while (0)
-
-/* little-endian float32 C-order .npy -> tensor (data malloc'd); 0 on success */
-static int read_npy(const char *path, vtopt_tensor *t) {
-  memset(t, 0, sizeof *t);
-  t->dtype = 1;
-  FILE *f = fopen(path, "rb");
-  if (!f) return -1;
-  unsigned char pre[10];
-  int rc = -1;
-  if (fread(pre, 1, 10, f) == 10 && !memcmp(pre, "\x93NUMPY", 6) && pre[6] == 1) {
-    size_t hl = pre[8] | (size_t)pre[9] << 8;
-    char *h = calloc(hl + 1, 1);
-    if (h && fread(h, 1, hl, f) == hl && strstr(h, "'<f4'") && strstr(h, "'fortran_order': False") && strstr(h, "'shape'")) {
-      char *s = strchr(strstr(h, "'shape'"), '(');
-      long n = 1;
-      for (s = s ? s + 1 : NULL; s && *s && *s != ')' && t->rank < VTOPT_MAX_RANK;) {
-        char *e;
-        long d = strtol(s, &e, 10);
-        if (e == s) break;
-        t->dims[t->rank++] = d;
-        n *= d;
-        s = e;
-        while (*s == ',' || *s == ' ') s++;
-      }
-      t->data = malloc((size_t)(n ? n : 1) * sizeof(float));
-      if (t->data && fread(t->data, sizeof(float), (size_t)n, f) == (size_t)n) rc = 0;
-    }
-    free(h);
-  }
-  fclose(f);
-  return rc;
-}
-
-static long numel(const vtopt_tensor *t) {
-  long n = 1;
-  for (int d = 0; d < t->rank; d++) n *= (long)t->dims[d];
-  return n;
-}
-
-static double rel_l2(const vtopt_tensor *got, const vtopt_tensor *ref) {
-  double num = 0, den = 0;
-  for (long i = 0; i < numel(ref); i++) {
-    double d = (double)((float *)got->data)[i] - ((float *)ref->data)[i];
-    num += d * d;
-    den += (double)((float *)ref->data)[i] * ((float *)ref->data)[i];
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 /* one correct run of m on session s, compared with ref */
 static void good_run(const api *m, vtopt_session *s, const vtopt_tensor *in, const vtopt_tensor *ref) {
@@ -165,6 +121,8 @@ int main(int argc, char **argv) {
     LOOK(signature, "signature")
     LOOK(create, "create")
     LOOK(run, "run")
+    LOOK(reset, "reset")
+    LOOK(set, "set")
     LOOK(last_error, "last_error")
     LOOK(destroy, "destroy")
   }
@@ -202,6 +160,14 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++) good_run(&m[i], s[i], &in[i], &ref[i]);
   for (int i = 0; i < 2; i++) {
     bad_runs(&m[i], s[i], &in[i], &ref[i]);
+    /* no stateful op, no knob: reset is a no-op, any knob an error with a message */
+    CHECK(m[i].reset(s[i]) == VTOPT_OK, "%s_reset: %s", m[i].tag, m[i].last_error(s[i]));
+    CHECK(m[i].set(s[i], "eventful.r", 4) == VTOPT_ERR_INPUT, "%s_set accepted a knob", m[i].tag);
+    const char *msg = m[i].last_error(s[i]);
+    printf("%s: set eventful.r -> %s\n", m[i].tag, msg ? msg : "(null)");
+    CHECK(msg && strstr(msg, "no runtime knobs"), "%s_set: message '%s'", m[i].tag, msg ? msg : "");
+    CHECK(m[i].set(NULL, "x", 1) != VTOPT_OK, "%s_set(NULL)", m[i].tag);
+    CHECK(m[i].reset(NULL) != VTOPT_OK, "%s_reset(NULL)", m[i].tag);
     good_run(&m[i], s[i], &in[i], &ref[i]);   /* still usable after the errors */
   }
   for (int i = 0; i < 2; i++) {

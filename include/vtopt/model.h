@@ -34,6 +34,12 @@ typedef struct vtopt_session vtopt_session;
   /* threads <= 0: VTOPT_NUM_THREADS or all CPUs. Returns VTOPT_OK and *out, or an error code. */ \
   int tag##_create(int threads, vtopt_session **out);                                           \
   int tag##_run(vtopt_session *s, const vtopt_tensor *inputs, vtopt_tensor *outputs);            \
+  /* A session is one stream: stateful ops (e.g. Eventful's token gates) keep state from run to  \
+   * run. reset drops it: the next run computes everything ("flush"). */                          \
+  int tag##_reset(vtopt_session *s);                                                             \
+  /* Sets a runtime knob (e.g. "eventful.r", the gates' token budget) from the next run on, no   \
+   * recompiling; an unknown name returns VTOPT_ERR_INPUT, last_error lists the valid ones. */   \
+  int tag##_set(vtopt_session *s, const char *knob, double value);                               \
   /* The message of the last failed call on s (or of the last failed create when s is NULL). */ \
   const char *tag##_last_error(const vtopt_session *s);                                          \
   void tag##_destroy(vtopt_session *s);

@@ -1,0 +1,27 @@
+#!/bin/sh
+# stream_cli.sh — the eventful stream of the fixture (stream_setup.sh) through the CLI's compiled
+# sessions must equal the interpreter's, frame by frame (rel. L2 <= 1e-4): `vtopt M.onnx --run
+# --jit --stream` (ORC JIT session) and `vtopt run evt.so --stream` (the fast.so through its ABI);
+# an unknown --knob is an error (exit 2) naming the valid knobs.
+# usage: stream_cli.sh VTOPT OUT_DIR R
+set -eu
+vtopt="$1"; out="$2"; r="$3"
+m="$out/vitstream_tiny.onnx"
+rm -rf "$out/jit_evt" "$out/so_evt"
+"$vtopt" "$m" --pass=eventful:r=16 --run --jit --stream "$out/clip.npy" --knob eventful.r="$r" --output-dir "$out/jit_evt" -q
+"$vtopt" run "$out/evt.so" --tag evt --stream "$out/clip.npy" --knob eventful.r="$r" --threads 2 -o "$out/so_evt" -q
+n=0
+for ref in "$out"/ref_evt/*.npy; do
+  f=$(basename "$ref")
+  "$vtopt" compare-outputs "$ref" "$out/jit_evt/$f" --max-rel-l2 1e-4 >/dev/null || { echo "JIT stream differs: $f"; exit 1; }
+  "$vtopt" compare-outputs "$ref" "$out/so_evt/$f" --max-rel-l2 1e-4 >/dev/null || { echo "fast.so stream differs: $f"; exit 1; }
+  n=$((n + 1))
+done
+[ "$n" -ge 12 ] || { echo "only $n frames"; exit 1; }
+set +e
+msg=$("$vtopt" run "$out/evt.so" --tag evt --stream "$out/clip.npy" --knob eventful.rr=3 -q 2>&1)
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || { echo "unknown knob: exit $rc"; exit 1; }
+case "$msg" in *eventful.r*) ;; *) echo "unknown knob: message '$msg'"; exit 1 ;; esac
+echo "stream_cli: $n frames equal (JIT, fast.so)"
