@@ -1395,8 +1395,8 @@ static LLVMValueRef emit_body(cg *c, cg_group *G, int gi) {
   return f;
 }
 
-/* The GEMM core for G's shape: void core(ptr A, ptr Bp, ptr C, i64 mb0, i64 mb1, ptr bufs,
- * ptr epi), the bitcode driver inlined with constant M, N, K (noinline itself, so kernels of one
+/* The GEMM core for G's shape: void core(ptr A, ptr Bp, ptr C, i64 u0, i64 u1, ptr bufs,
+ * ptr epi) over work units [u0, u1) (cg_layout.h), the bitcode driver inlined with constant M, N, K (noinline itself, so kernels of one
  * shape share its code; the epilogue is an indirect call per tile). */
 static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
   for (int i = 0; i < c->n_cores; i++)
@@ -1727,7 +1727,7 @@ static int emit_entry(cg *c, int nthreads) {
     case G_CONV:
     case G_PERM: {
       if (!kern[gi]) break;
-      int64_t units = G->kind == G_GEMM ? (G->M + VT_CG_MR - 1) / VT_CG_MR : G->rows;
+      int64_t units = G->kind == G_GEMM ? vt_cg_gemm_units(G->M, G->N) : G->rows;
       double work = G->kind == G_GEMM || G->kind == G_CONV ? 2.0 * (double)G->M * (double)G->N * (double)G->K
                     : G->kind == G_ATTN ? (double)G->total / (double)(G->aDv ? G->aDv : 1) * (double)G->aNk *
                                           (double)(G->aDh + G->aDv) * 2.0

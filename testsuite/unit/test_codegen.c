@@ -203,6 +203,9 @@ static void test_gemm_epilogue(void **state) {
   gemm_case(1, 1025, 7, 0, 1);
   gemm_case(197, 33, 1025, 2, 1);
   gemm_case(7, 1, 1, 3, 1);
+  /* 3 row blocks x 7 panels = 21 work units: the two threads' ranges meet inside a row block;
+   * K = 300 is two K blocks (the second accumulates) */
+  gemm_case(500, 100, 300, 0, 1);
 }
 
 /* Gemm with transB, alpha, beta and a row bias C [N]. */
