@@ -26,6 +26,36 @@ typedef void (*vt_cg_epi_fn)(void **bufs, float *c, int64_t ldc, int64_t m0, int
 #define LD8(dst, p) __builtin_memcpy(&(dst), (p), sizeof(vt_v8))
 #define ST8(p, v) __builtin_memcpy((p), &(v), sizeof(vt_v8))
 
+#define HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+
+/* LayerNorm of one row: mean and 1 / sqrt(var + eps) (vector sums, then the tail), and the
+ * normalised value of one element. */
+static inline AI void vt_cg_ln_stats(const float *xr, int64_t cols, float eps, float *mean_out, float *inv_out) {
+  vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= cols; j += 8) {
+    vt_v8 v;
+    LD8(v, xr + j);
+    sv += v;
+  }
+  float s = HSUM8(sv);
+  for (; j < cols; j++) s += xr[j];
+  float mean = cols ? s / (float)cols : 0.0f;
+  vt_v8 qv = {0, 0, 0, 0, 0, 0, 0, 0};
+  vt_v8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
+  for (j = 0; j + 8 <= cols; j += 8) {
+    vt_v8 v;
+    LD8(v, xr + j);
+    v -= mv;
+    qv += v * v;
+  }
+  float q = HSUM8(qv);
+  for (; j < cols; j++) q += (xr[j] - mean) * (xr[j] - mean);
+  *mean_out = mean;
+  *inv_out = 1.0f / __builtin_sqrtf((cols ? q / (float)cols : 0.0f) + eps);
+}
+#define VT_CG_LN(x, mean, inv, g, b) (((x) - (mean)) * (inv) * (g) + (b))
+
 /* C[mr x nr] (+)= A[mr x kc] * B[kc x NR]: element (i, k) of A at A[i * lda + k * ka] (ka = 1: rows
  * of a matrix; lda = 1, ka = MR: a packed micro-panel), B read at row stride ldb (NR readable
  * floats per row: VT_CG_NR for a packed panel, the matrix's row stride when read in place). Rows
@@ -77,36 +107,54 @@ static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, int64
 }
 
 /* Packs rows [m0, m1) x columns [k0, k0 + kc) of A into micro-panels of MR rows, k-major:
- * Ap[(t * kc + k) * MR + i] = A[m0 + t * MR + i][k0 + k]; rows at or past m1 are zero. */
+ * Ap[(t * kc + k) * MR + i] = A[m0 + t * MR + i][k0 + k]; rows at or past m1 are zero. With
+ * ln, every element is LayerNorm-ed on the way (row statistics mean/inv indexed from m0, scale
+ * lg and bias lb indexed by column, lb NULL: no bias). */
 static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int64_t m1, int64_t k0, int64_t kc,
-                                   float *Ap) {
+                                   float *Ap, int ln, const float *mean, const float *inv, const float *lg,
+                                   const float *lb) {
   for (int64_t t = m0; t < m1; t += VT_CG_MR) {
     float *dst = Ap + (t - m0) * kc;
     if (m1 - t >= VT_CG_MR) {
       const float *a = A + t * lda + k0;
-      for (int64_t k = 0; k < kc; k++)
-        for (int i = 0; i < VT_CG_MR; i++) dst[k * VT_CG_MR + i] = a[i * lda + k];
+      if (ln) {
+        const float *mu = mean + (t - m0), *iv = inv + (t - m0);
+        for (int64_t k = 0; k < kc; k++)
+          for (int i = 0; i < VT_CG_MR; i++)
+            dst[k * VT_CG_MR + i] = VT_CG_LN(a[i * lda + k], mu[i], iv[i], lg[k0 + k], lb ? lb[k0 + k] : 0.0f);
+      } else {
+        for (int64_t k = 0; k < kc; k++)
+          for (int i = 0; i < VT_CG_MR; i++) dst[k * VT_CG_MR + i] = a[i * lda + k];
+      }
     } else {
       for (int64_t k = 0; k < kc; k++)
-        for (int64_t i = 0; i < VT_CG_MR; i++) dst[k * VT_CG_MR + i] = t + i < m1 ? A[(t + i) * lda + k0 + k] : 0.0f;
+        for (int64_t i = 0; i < VT_CG_MR; i++) {
+          float x = t + i < m1 ? A[(t + i) * lda + k0 + k] : 0.0f;
+          if (ln && t + i < m1) x = VT_CG_LN(x, mean[t + i - m0], inv[t + i - m0], lg[k0 + k], lb ? lb[k0 + k] : 0.0f);
+          dst[k * VT_CG_MR + i] = x;
+        }
     }
   }
 }
 
 /* Work units [u0, u1) of C = A * B (M x N, B packed, see the top; units and row blocks as in
- * cg_layout.h), then the epilogue on every finished tile. K == 0 gives zeros.
+ * cg_layout.h), then the epilogue on every finished tile. K == 0 gives zeros. With ln, A is
+ * replaced by LayerNorm(A) over its K columns (scale lg, bias lb or NULL, epsilon eps), computed
+ * while packing: the LayerNorm's output never goes to memory.
  * Per row block and K block (<= VT_CG_KC, K split evenly): A's block is packed once (stack, L2),
  * then every panel of the range runs down the row block's micro-tiles with its K block in L1,
  * accumulating into C from the second K block on. While one panel runs, the next panel's block
  * (one cache line per k: NR floats) and the next tile's C rows are prefetched. */
 AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t M,
-                    int64_t N, int64_t K, int64_t u0, int64_t u1, void **bufs, vt_cg_epi_fn epi) {
+                    int64_t N, int64_t K, int64_t u0, int64_t u1, void **bufs, vt_cg_epi_fn epi, int32_t ln,
+                    const float *lg, const float *lb, float eps) {
   int64_t npan = (N + VT_CG_NR - 1) / VT_CG_NR;
   if (npan == 0 || M <= 0) return;
   int64_t mc = vt_cg_gemm_mc(M);
   int64_t nkb = (K + VT_CG_KC - 1) / VT_CG_KC;
   int64_t kcb = nkb ? (K + nkb - 1) / nkb : 1;
   float Ap[mc * kcb];
+  float mean[ln ? mc : 1], inv[ln ? mc : 1];
   for (int64_t u = u0; u < u1;) {
     int64_t mb = u / npan, p0 = u % npan;
     int64_t p1 = u1 - mb * npan < npan ? u1 - mb * npan : npan;
@@ -125,10 +173,12 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
       continue;
     }
     int64_t ntiles = (m_hi - m_lo + VT_CG_MR - 1) / VT_CG_MR;
+    if (ln)   /* LayerNorm prologue: statistics of the row block's rows (A row = all K columns) */
+      for (int64_t m = m_lo; m < m_hi; m++) vt_cg_ln_stats(A + m * lda, K, eps, &mean[m - m_lo], &inv[m - m_lo]);
     for (int64_t k0 = 0; k0 < K; k0 += kcb) {
       int64_t kc = K - k0 < kcb ? K - k0 : kcb;
       int last = k0 + kc >= K;
-      vt_cg_pack_a(A, lda, m_lo, m_hi, k0, kc, Ap);
+      vt_cg_pack_a(A, lda, m_lo, m_hi, k0, kc, Ap, ln, mean, inv, lg, lb);
       for (int64_t p = p0; p < p1; p++) {
         int64_t n0 = p * VT_CG_NR, nr = N - n0 < VT_CG_NR ? N - n0 : VT_CG_NR;
         const float *bp = Bp + p * K * VT_CG_NR + k0 * VT_CG_NR;
@@ -222,7 +272,6 @@ AI float vt_cgm_tanh(float x) {
 AI float vt_cgm_sigmoid(float x) { return 1.0f / (1.0f + vt_cgm_exp(-x)); }
 
 /* ---------- row kernels (reductions along the last axis) ------------------------------------- */
-#define HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
 
 /* Softmax of rows [r0, r1) of x [rows x cols] into y. */
 AI void vt_cgk_softmax_rows(const float *x, float *y, int64_t cols, int64_t r0, int64_t r1) {
@@ -257,34 +306,16 @@ AI void vt_cgk_softmax_rows(const float *x, float *y, int64_t cols, int64_t r0, 
 }
 
 /* LayerNormalization of rows [r0, r1): y = (x - mean) / sqrt(var + eps) * g + b (b may be NULL
- * when has_b is 0). */
+ * when has_b is 0). The GEMM's LayerNorm prologue uses the same two helpers, so a fused
+ * LayerNorm gives the same values as this kernel. */
 AI void vt_cgk_layernorm_rows(const float *x, const float *g, const float *b, int has_b, float *y, int64_t cols,
                               float eps, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = x + r * cols;
     float *yr = y + r * cols;
-    vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= cols; j += 8) {
-      vt_v8 v;
-      LD8(v, xr + j);
-      sv += v;
-    }
-    float s = HSUM8(sv);
-    for (; j < cols; j++) s += xr[j];
-    float mean = cols ? s / (float)cols : 0.0f;
-    vt_v8 qv = {0, 0, 0, 0, 0, 0, 0, 0};
-    vt_v8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
-    for (j = 0; j + 8 <= cols; j += 8) {
-      vt_v8 v;
-      LD8(v, xr + j);
-      v -= mv;
-      qv += v * v;
-    }
-    float q = HSUM8(qv);
-    for (; j < cols; j++) q += (xr[j] - mean) * (xr[j] - mean);
-    float inv = 1.0f / __builtin_sqrtf((cols ? q / (float)cols : 0.0f) + eps);
-    for (j = 0; j < cols; j++) yr[j] = (xr[j] - mean) * inv * g[j] + (has_b ? b[j] : 0.0f);
+    float mean, inv;
+    vt_cg_ln_stats(xr, cols, eps, &mean, &inv);
+    for (int64_t j = 0; j < cols; j++) yr[j] = VT_CG_LN(xr[j], mean, inv, g[j], has_b ? b[j] : 0.0f);
   }
 }
 
@@ -471,7 +502,7 @@ AI void vt_cgk_conv2d(const float *x, const float *Bp, const float *bias, float 
           }
         }
     }
-    vt_cgk_gemm(A, K, Bp, T, Cout, rows, Cout, K, 0, vt_cg_gemm_units(rows, Cout), 0, 0);
+    vt_cgk_gemm(A, K, Bp, T, Cout, rows, Cout, K, 0, vt_cg_gemm_units(rows, Cout), 0, 0, 0, 0, 0, 0.0f);
     for (int64_t r = 0; r < rows; r++) {
       int64_t m = m0 + r, nb = m / P, p = m % P;
       float *yb = y + nb * Cout * P + p;
