@@ -108,8 +108,9 @@ typedef struct cg_group {
   int64_t M, N, K;
   int32_t wblob;               /* GEMM: packed B blob */
   int row_op;                  /* ROW: ROW_SOFTMAX / ROW_LAYERNORM */
-  float eps;                   /* ROW: LayerNormalization epsilon */
-  int32_t gblob, bblob;        /* ROW: scale and bias blobs (-1: no bias); PERM: odims, istr */
+  float eps;                   /* ROW, GEMM with ln: LayerNormalization epsilon */
+  int32_t gblob, bblob;        /* ROW, GEMM with ln: scale and bias blobs (-1: no bias); PERM: odims, istr */
+  bool ln;                     /* GEMM: LayerNorm prologue (A = LayerNorm(src) over K, computed while packing) */
   int64_t esize;               /* PERM: element size */
   int32_t *slots; int n_slots; /* values whose pointers a kernel body takes */
   int32_t *slot_blob;          /* per slot: the blob it reads (GEMM epilogue constants), or -1 */
@@ -164,8 +165,9 @@ typedef struct cg {
   LLVMTypeRef ft_gemm, ft_f1, ft_par, ft_node, ft_kern, ft_epi;
   LLVMValueRef *blob_globals;
   bool pic;                    /* building a fast.so (PIC): big blobs are hidden symbols of the .so */
-  /* one specialised GEMM core per distinct (M, N, K): kernels of the same shape share it */
-  struct { int64_t M, N, K; LLVMValueRef fn; } *cores;
+  /* one specialised GEMM core per distinct (M, N, K, LayerNorm prologue with / without bias, eps):
+   * kernels of the same shape share it */
+  struct { int64_t M, N, K; int ln; float eps; LLVMValueRef fn; } *cores;
   int n_cores;
   /* one row core per (op, cols, has bias): void core(ptr x, ptr g, ptr b, ptr y, float eps, i64 r0, i64 r1) */
   struct { int op, has_b; int64_t cols; LLVMValueRef fn; } *row_cores;
@@ -568,8 +570,54 @@ static float *pack_b(const float *B, int64_t K, int64_t N, int transB, float alp
   return p;
 }
 
-/* Tries to start a GEMM group at node ni; returns 1 if made, 0 if not applicable, <0 error. */
-static int try_gemm(cg *c, int32_t ni, char *why, size_t whyn) {
+/* Checks a LayerNormalization node ni normalising axes [axis, rank) (cols elements) for the
+ * generated kernels (unused mean / inv-std outputs; constant float32 scale and bias of the
+ * normalised shape) and adds its scale / bias blobs (*bb = -1: no bias). 1 ok, 0 not (why), <0 error. */
+static int ln_params(cg *c, int32_t ni, int32_t axis, int64_t cols, int32_t *gb, int32_t *bb, float *eps, char *why,
+                     size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  const vt_value *X = &g->values[n->in[0]];
+  *gb = *bb = -1;
+  for (int32_t o = 1; o < n->n_out; o++) {
+    int32_t v = n->out[o];
+    if (v >= 0 && (c->is_out[v] || c->uoff[v + 1] > c->uoff[v])) {
+      snprintf(why, whyn, "the mean / inverse std-dev outputs are used");
+      return 0;
+    }
+  }
+  for (int k = 1; k < 3 && k < n->n_in; k++) {
+    int32_t v = n->in[k];
+    if (v < 0) continue;
+    if (!is_const(g, v) || g->values[v].cdata->dtype != VT_F32 || val_numel(&g->values[v]) != cols) {
+      snprintf(why, whyn, "scale / bias are not constant float32 tensors of %lld elements", (long long)cols);
+      return 0;
+    }
+    /* same shape as the normalised dims (up to leading ones), as the reference kernel requires */
+    const vt_value *pv = &g->values[v];
+    int32_t pr = 0, xr = axis;
+    while (pr < pv->rank && pv->dims[pr] == 1) pr++;
+    while (xr < X->rank && X->dims[xr] == 1) xr++;
+    bool same = pv->rank - pr == X->rank - xr;
+    for (int32_t d = 0; same && pr + d < pv->rank; d++) same = pv->dims[pr + d] == X->dims[xr + d];
+    if (!same) {
+      snprintf(why, whyn, "scale / bias shape differs from the normalised dims");
+      return 0;
+    }
+    const vt_tensor *t = g->values[v].cdata;
+    int blob = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
+    if (blob < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    if (k == 1) *gb = blob; else *bb = blob;
+  }
+  if (*gb < 0) { snprintf(why, whyn, "no scale"); return 0; }
+  *eps = vt_attr_float(n, "epsilon", 1e-5f);
+  return 1;
+}
+
+/* Tries to start a GEMM group at node ni; returns 1 if made, 0 if not applicable, <0 error.
+ * ln >= 0: a LayerNormalization node over the last axis whose only use is A of this node; the
+ * group takes it as its prologue (A = the LayerNorm's input), made at the LayerNorm's turn. */
+static int try_gemm(cg *c, int32_t ni, int32_t ln, char *why, size_t whyn) {
   const vt_graph *g = c->g;
   const vt_node *n = &g->nodes[ni];
   bool gemm = n->op == VT_OP_Gemm;
@@ -628,6 +676,19 @@ static int try_gemm(cg *c, int32_t ni, char *why, size_t whyn) {
       if (bias.blob < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
     }
   }
+  int32_t lgb = -1, lbb = -1;
+  float leps = 0;
+  if (ln >= 0) {   /* the LayerNorm normalises exactly A's rows (K contiguous floats) */
+    const vt_node *L = &g->nodes[ln];
+    const vt_value *X = &g->values[L->in[0]];
+    int64_t axis = vt_attr_int(L, "axis", -1);
+    if (axis < 0) axis += X->rank;
+    if (L->out[0] != va || X->dtype != VT_F32 || axis != X->rank - 1 || X->rank != A->rank) return 0;
+    for (int32_t d = 0; d < X->rank; d++)
+      if (X->dims[d] != A->dims[d]) return 0;
+    int r = ln_params(c, ln, (int32_t)axis, K, &lgb, &lbb, &leps, why, whyn);
+    if (r <= 0) return r;
+  }
   size_t nb = 0;
   float *packed = pack_b((const float *)B->cdata->data, K, N, transB, alpha, &nb);
   if (!packed) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory packing weights");
@@ -641,6 +702,14 @@ static int try_gemm(cg *c, int32_t ni, char *why, size_t whyn) {
   G->src = va;
   G->out = n->out[0];
   G->wblob = wb;
+  if (ln >= 0) {
+    G->ln = true;
+    G->src = g->nodes[ln].in[0];
+    G->gblob = lgb;
+    G->bblob = lbb;
+    G->eps = leps;
+    if (group_add_node(c, gi, ln)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  }
   if (group_add_node(c, gi, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   if (has_bias) {
     cg_step s = {.op = E_ADD, .nargs = 2, .node = ni, .out = n->out[0]};
@@ -677,38 +746,8 @@ static int try_row(cg *c, int32_t ni, char *why, size_t whyn) {
   int32_t gb = -1, bb = -1;
   float eps = 0;
   if (ln) {
-    for (int32_t o = 1; o < n->n_out; o++) {
-      int32_t v = n->out[o];
-      if (v >= 0 && (c->is_out[v] || c->uoff[v + 1] > c->uoff[v])) {
-        snprintf(why, whyn, "the mean / inverse std-dev outputs are used");
-        return 0;
-      }
-    }
-    for (int k = 1; k < 3 && k < n->n_in; k++) {
-      int32_t v = n->in[k];
-      if (v < 0) continue;
-      if (!is_const(g, v) || g->values[v].cdata->dtype != VT_F32 || val_numel(&g->values[v]) != cols) {
-        snprintf(why, whyn, "scale / bias are not constant float32 tensors of %lld elements", (long long)cols);
-        return 0;
-      }
-      /* same shape as the normalised dims (up to leading ones), as the reference kernel requires */
-      const vt_value *pv = &g->values[v];
-      int32_t pr = 0, xr = (int32_t)axis;
-      while (pr < pv->rank && pv->dims[pr] == 1) pr++;
-      while (xr < X->rank && X->dims[xr] == 1) xr++;
-      bool same = pv->rank - pr == X->rank - xr;
-      for (int32_t d = 0; same && pr + d < pv->rank; d++) same = pv->dims[pr + d] == X->dims[xr + d];
-      if (!same) {
-        snprintf(why, whyn, "scale / bias shape differs from the normalised dims");
-        return 0;
-      }
-      const vt_tensor *t = g->values[v].cdata;
-      int blob = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
-      if (blob < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-      if (k == 1) gb = blob; else bb = blob;
-    }
-    if (gb < 0) { snprintf(why, whyn, "no scale"); return 0; }
-    eps = vt_attr_float(n, "epsilon", 1e-5f);
+    int r = ln_params(c, ni, (int32_t)axis, cols, &gb, &bb, &eps, why, whyn);
+    if (r <= 0) return r;
   }
   cg_group *G = new_group(c, G_ROW, ni);
   if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
@@ -1124,7 +1163,7 @@ static int plan(cg *c) {
       else
         snprintf(why, sizeof why, "no generated kernel for %s yet", vt_ops[n->op].name);
     } else if (n->op == VT_OP_MatMul || n->op == VT_OP_Gemm) {
-      int r = try_gemm(c, ni, why, sizeof why);
+      int r = try_gemm(c, ni, -1, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
     } else if (n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather) {
@@ -1148,6 +1187,19 @@ static int plan(cg *c) {
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
     } else if (n->op == VT_OP_Softmax || n->op == VT_OP_LayerNormalization) {
+      /* a LayerNorm whose only use is a weight GEMM's A becomes that GEMM's prologue */
+      int32_t y = n->n_out >= 1 ? n->out[0] : -1;
+      if (n->op == VT_OP_LayerNormalization && y >= 0 && !c->is_out[y] && c->uoff[y + 1] - c->uoff[y] == 1) {
+        int32_t un = c->ulist[c->uoff[y]];
+        const vt_node *u = &g->nodes[un];
+        if ((u->op == VT_OP_MatMul || u->op == VT_OP_Gemm) && u->n_in >= 2 && u->in[0] == y && u->in[1] != y &&
+            c->node_group[un] < 0) {
+          char gwhy[200] = "";
+          int r = try_gemm(c, un, ni, gwhy, sizeof gwhy);
+          if (r < 0) return VT_ERR_MODEL;
+          if (r == 1) continue;
+        }
+      }
       int r = try_row(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       cg_group *R = r == 1 ? &c->groups[c->n_groups - 1] : NULL;
@@ -1552,20 +1604,25 @@ static LLVMValueRef emit_body(cg *c, cg_group *G, int gi) {
   return f;
 }
 
-/* The GEMM core for G's shape: void core(ptr A, ptr Bp, ptr C, i64 mb0, i64 mb1, ptr bufs,
- * ptr epi), the bitcode driver inlined with constant M, N, K (noinline itself, so kernels of one
+/* The GEMM core for G's shape: void core(ptr A, ptr Bp, ptr C, i64 u0, i64 u1, ptr bufs,
+ * ptr epi, ptr ln_scale, ptr ln_bias) over work units [u0, u1) (cg_layout.h), the bitcode driver inlined with constant M, N, K (noinline itself, so kernels of one
  * shape share its code; the epilogue is an indirect call per tile). */
 static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
-  bool dyn = G->dref >= 0;   /* M at run time: the core takes it as an 8th argument */
+  bool dyn = G->dref >= 0;   /* M at run time: the core takes it as a 10th argument */
   int64_t cm = dyn ? -1 : G->M;
+  int ln = G->ln ? 1 + (G->bblob >= 0) : 0;   /* 0 none, 1 LayerNorm without bias, 2 with */
+  float eps = G->ln ? G->eps : 0.0f;
   for (int i = 0; i < c->n_cores; i++)
-    if (c->cores[i].M == cm && c->cores[i].N == G->N && c->cores[i].K == G->K) return c->cores[i].fn;
+    if (c->cores[i].M == cm && c->cores[i].N == G->N && c->cores[i].K == G->K && c->cores[i].ln == ln &&
+        c->cores[i].eps == eps)
+      return c->cores[i].fn;
   void *nc = realloc(c->cores, ((size_t)c->n_cores + 1) * sizeof *c->cores);
   if (!nc) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
   c->cores = nc;
   char name[96];
-  if (dyn) snprintf(name, sizeof name, "vt_gemm_Mx%lldx%lld", (long long)G->N, (long long)G->K);
-  else snprintf(name, sizeof name, "vt_gemm_%lldx%lldx%lld", (long long)G->M, (long long)G->N, (long long)G->K);
+  if (dyn) snprintf(name, sizeof name, "vt_gemm_Mx%lldx%lld%s", (long long)G->N, (long long)G->K, ln ? "_ln" : "");
+  else snprintf(name, sizeof name, "vt_gemm_%lldx%lldx%lld%s", (long long)G->M, (long long)G->N, (long long)G->K,
+                ln ? "_ln" : "");
   LLVMValueRef f = LLVMAddFunction(c->mod, name, dyn ? c->ft_core_dyn : c->ft_core);
   LLVMSetLinkage(f, LLVMInternalLinkage);
   add_fn_attr(c, f, "noinline");
@@ -1573,15 +1630,20 @@ static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
   add_noalias_params(c, f, 2, 1);
   LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
-  LLVMValueRef ga[12] = {LLVMGetParam(f, 0), ci64(c, G->K), LLVMGetParam(f, 1), LLVMGetParam(f, 2),
-                         ci64(c, G->N), dyn ? LLVMGetParam(f, 7) : ci64(c, G->M), ci64(c, G->N), ci64(c, G->K), LLVMGetParam(f, 3),
-                         LLVMGetParam(f, 4), LLVMGetParam(f, 5), LLVMGetParam(f, 6)};
-  LLVMBuildCall2(c->b, c->ft_gemm, c->f_gemm, ga, 12, "");
+  LLVMValueRef nul = LLVMConstPointerNull(c->t_ptr);
+  LLVMValueRef ga[16] = {LLVMGetParam(f, 0), ci64(c, G->K), LLVMGetParam(f, 1), LLVMGetParam(f, 2),
+                         ci64(c, G->N), dyn ? LLVMGetParam(f, 9) : ci64(c, G->M), ci64(c, G->N), ci64(c, G->K),
+                         LLVMGetParam(f, 3), LLVMGetParam(f, 4), LLVMGetParam(f, 5), LLVMGetParam(f, 6),
+                         LLVMConstInt(c->t_i32, (unsigned long long)(ln != 0), 0), ln ? LLVMGetParam(f, 7) : nul,
+                         ln == 2 ? LLVMGetParam(f, 8) : nul, cf(c, eps)};
+  LLVMBuildCall2(c->b, c->ft_gemm, c->f_gemm, ga, 16, "");
   LLVMBuildRetVoid(c->b);
   if (saved) LLVMPositionBuilderAtEnd(c->b, saved);
   c->cores[c->n_cores].M = cm;
   c->cores[c->n_cores].N = G->N;
   c->cores[c->n_cores].K = G->K;
+  c->cores[c->n_cores].ln = ln;
+  c->cores[c->n_cores].eps = eps;
   c->cores[c->n_cores++].fn = f;
   return f;
 }
@@ -1692,10 +1754,12 @@ static LLVMValueRef emit_kernel(cg *c, int gi) {
         LLVMBuildStore(c->b, pv, LLVMBuildInBoundsGEP2(c->b, c->t_ptr, tbl, &ix, 1, ""));
       }
     }
-    LLVMValueRef ga[8] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob], load_buf(c, bufs, G->out),
-                          b0, b1, tbl, epi ? epi : LLVMConstPointerNull(c->t_ptr), NULL};
-    if (G->dref >= 0) ga[7] = emit_rows(c, bufs, G, G->N);
-    LLVMBuildCall2(c->b, G->dref >= 0 ? c->ft_core_dyn : c->ft_core, core, ga, G->dref >= 0 ? 8 : 7, "");
+    LLVMValueRef nul = LLVMConstPointerNull(c->t_ptr);
+    LLVMValueRef ga[10] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob], load_buf(c, bufs, G->out),
+                           b0, b1, tbl, epi ? epi : nul, G->ln ? c->blob_globals[G->gblob] : nul,
+                           G->ln && G->bblob >= 0 ? c->blob_globals[G->bblob] : nul, NULL};
+    if (G->dref >= 0) ga[9] = emit_rows(c, bufs, G, G->N);
+    LLVMBuildCall2(c->b, G->dref >= 0 ? c->ft_core_dyn : c->ft_core, core, ga, G->dref >= 0 ? 10 : 9, "");
   } else {
     for (int i = 0; i < G->n_slots; i++) args[i] = load_buf(c, bufs, G->slots[i]);
     args[G->n_slots] = b0;
@@ -1888,7 +1952,7 @@ static int emit_entry(cg *c, int nthreads) {
     case G_CONV:
     case G_PERM: {
       if (!kern[gi]) break;
-      int64_t units = G->kind == G_GEMM ? (G->M + VT_CG_MR - 1) / VT_CG_MR : G->rows;
+      int64_t units = G->kind == G_GEMM ? vt_cg_gemm_units(G->M, G->N) : G->rows;
       double work = G->kind == G_GEMM || G->kind == G_CONV ? 2.0 * (double)G->M * (double)G->N * (double)G->K
                     : G->kind == G_ATTN ? (double)G->total / (double)(G->aDv ? G->aDv : 1) * (double)G->aNk *
                                           (double)(G->aDh + G->aDv) * 2.0
@@ -1896,9 +1960,11 @@ static int emit_entry(cg *c, int nthreads) {
                     : G->kind == G_PERM ? (double)G->total * 2.0
                                       : (double)G->total * (double)(G->n_steps + 1);
       LLVMValueRef nunits = ci64(c, units);
-      if (G->dref >= 0 && G->kind == G_GEMM)   /* run-time rows (static fields: the bound) */
-        nunits = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, emit_rows(c, bufs, G, G->N), ci64(c, VT_CG_MR - 1), ""),
-                               ci64(c, VT_CG_MR), "");
+      if (G->dref >= 0 && G->kind == G_GEMM)   /* run-time rows (static fields: the bound); as vt_cg_gemm_units */
+        nunits = LLVMBuildMul(c->b,
+                              LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, emit_rows(c, bufs, G, G->N), ci64(c, VT_CG_MC - 1), ""),
+                                            ci64(c, VT_CG_MC), ""),
+                              ci64(c, (G->N + VT_CG_NR - 1) / VT_CG_NR), "");
       else if (G->dref >= 0)
         nunits = emit_rows(c, bufs, G, G->cols);
       if (nthreads > 1 && units > 1 && work >= 2097152.0) {   /* below ~25 us a pool wake-up costs more */
@@ -2021,7 +2087,8 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
     const vt_node *n = &g->nodes[G->seed];
     switch (G->kind) {
     case G_GEMM:
-      fprintf(f, "  [%d] gemm %lldx%lldx%lld '%s'", gi, (long long)G->M, (long long)G->N, (long long)G->K, n->name);
+      fprintf(f, "  [%d] gemm %lldx%lldx%lld%s '%s'", gi, (long long)G->M, (long long)G->N, (long long)G->K,
+              G->ln ? " (LayerNorm prologue)" : "", n->name);
       break;
     case G_EW:
       fprintf(f, "  [%d] elementwise %lld elems '%s'", gi, (long long)G->total, n->name);
@@ -2154,13 +2221,13 @@ static int build_module(cg *c, int nthreads) {
   c->t_ptr = LLVMPointerTypeInContext(c->ctx, 0);
   c->t_void = LLVMVoidTypeInContext(c->ctx);
   c->ft_f1 = LLVMFunctionType(c->t_f32, &c->t_f32, 1, 0);
-  LLVMTypeRef gp[12] = {c->t_ptr, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
-                        c->t_i64, c->t_i64, c->t_ptr, c->t_ptr};
-  c->ft_gemm = LLVMFunctionType(c->t_void, gp, 12, 0);
-  LLVMTypeRef cp[7] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr};
-  c->ft_core = LLVMFunctionType(c->t_void, cp, 7, 0);
-  LLVMTypeRef cpd[8] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64};
-  c->ft_core_dyn = LLVMFunctionType(c->t_void, cpd, 8, 0);
+  LLVMTypeRef gp[16] = {c->t_ptr, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
+                        c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_ptr, c->t_f32};
+  c->ft_gemm = LLVMFunctionType(c->t_void, gp, 16, 0);
+  LLVMTypeRef cp[10] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr,
+                        c->t_i64};
+  c->ft_core = LLVMFunctionType(c->t_void, cp, 9, 0);
+  c->ft_core_dyn = LLVMFunctionType(c->t_void, cp, 10, 0);   /* + i64 M (run-time row count) */
   LLVMTypeRef sp[5] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64};
   c->ft_softmax = LLVMFunctionType(c->t_void, sp, 5, 0);
   LLVMTypeRef lp[9] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_i64, c->t_f32, c->t_i64, c->t_i64};

@@ -26,11 +26,42 @@ typedef void (*vt_cg_epi_fn)(void **bufs, float *c, int64_t ldc, int64_t m0, int
 #define LD8(dst, p) __builtin_memcpy(&(dst), (p), sizeof(vt_v8))
 #define ST8(p, v) __builtin_memcpy((p), &(v), sizeof(vt_v8))
 
-/* C[mr x nr] (+)= A[mr x kc] * B[kc x NR], B read at row stride ldb (NR readable floats per row:
- * VT_CG_NR for a packed panel, the matrix's row stride when read in place). Rows past mr read row
- * mr-1 of A (valid memory) and their results are dropped, so the inner loop has no row guards.
- * Always inlined, so constant ldb/nr fold away. */
-static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, const float *B, int64_t ldb,
+#define HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+
+/* LayerNorm of one row: mean and 1 / sqrt(var + eps) (vector sums, then the tail), and the
+ * normalised value of one element. */
+static inline AI void vt_cg_ln_stats(const float *xr, int64_t cols, float eps, float *mean_out, float *inv_out) {
+  vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= cols; j += 8) {
+    vt_v8 v;
+    LD8(v, xr + j);
+    sv += v;
+  }
+  float s = HSUM8(sv);
+  for (; j < cols; j++) s += xr[j];
+  float mean = cols ? s / (float)cols : 0.0f;
+  vt_v8 qv = {0, 0, 0, 0, 0, 0, 0, 0};
+  vt_v8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
+  for (j = 0; j + 8 <= cols; j += 8) {
+    vt_v8 v;
+    LD8(v, xr + j);
+    v -= mv;
+    qv += v * v;
+  }
+  float q = HSUM8(qv);
+  for (; j < cols; j++) q += (xr[j] - mean) * (xr[j] - mean);
+  *mean_out = mean;
+  *inv_out = 1.0f / __builtin_sqrtf((cols ? q / (float)cols : 0.0f) + eps);
+}
+#define VT_CG_LN(x, mean, inv, g, b) (((x) - (mean)) * (inv) * (g) + (b))
+
+/* C[mr x nr] (+)= A[mr x kc] * B[kc x NR]: element (i, k) of A at A[i * lda + k * ka] (ka = 1: rows
+ * of a matrix; lda = 1, ka = MR: a packed micro-panel), B read at row stride ldb (NR readable
+ * floats per row: VT_CG_NR for a packed panel, the matrix's row stride when read in place). Rows
+ * past mr read row mr-1 of A (valid memory) and their results are dropped, so the inner loop has
+ * no row guards. Always inlined, so constant strides and nr fold away. */
+static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, int64_t ka, const float *B, int64_t ldb,
                                   float *C, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   const float *a[VT_CG_MR];
   for (int i = 0; i < VT_CG_MR; i++) a[i] = A + (i < mr ? i : mr - 1) * lda;
@@ -44,7 +75,7 @@ static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, const
     LD8(b0, B + k * ldb);
     LD8(b1, B + k * ldb + 8);
     for (int i = 0; i < VT_CG_MR; i++) {
-      float s = a[i][k];
+      float s = a[i][k * ka];
       vt_v8 av = {s, s, s, s, s, s, s, s};
       c0[i] += av * b0;
       c1[i] += av * b1;
@@ -75,38 +106,99 @@ static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, const
   }
 }
 
-/* Rows [mb0*MR, min(mb1*MR, M)) of C = A * B with B packed (see top), then the epilogue on every
- * finished tile. K == 0 gives zeros. */
-AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t M,
-                    int64_t N, int64_t K, int64_t mb0, int64_t mb1, void **bufs, vt_cg_epi_fn epi) {
-  int64_t m_lo = mb0 * VT_CG_MR, m_hi = mb1 * VT_CG_MR;
-  if (m_hi > M) m_hi = M;
-  int64_t npan = (N + VT_CG_NR - 1) / VT_CG_NR;
-  if (K == 0) {
-    for (int64_t m = m_lo; m < m_hi; m++)
-      for (int64_t n = 0; n < N; n++) C[m * ldc + n] = 0.0f;
-    if (epi)
-      for (int64_t m = m_lo; m < m_hi; m += VT_CG_MR)
-        for (int64_t p = 0; p < npan; p++) {
-          int64_t mr = m_hi - m < VT_CG_MR ? m_hi - m : VT_CG_MR;
-          int64_t nr = N - p * VT_CG_NR < VT_CG_NR ? N - p * VT_CG_NR : VT_CG_NR;
-          epi(bufs, C + m * ldc + p * VT_CG_NR, ldc, m, p * VT_CG_NR, mr, nr);
+/* Packs rows [m0, m1) x columns [k0, k0 + kc) of A into micro-panels of MR rows, k-major:
+ * Ap[(t * kc + k) * MR + i] = A[m0 + t * MR + i][k0 + k]; rows at or past m1 are zero. With
+ * ln, every element is LayerNorm-ed on the way (row statistics mean/inv indexed from m0, scale
+ * lg and bias lb indexed by column, lb NULL: no bias). */
+static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int64_t m1, int64_t k0, int64_t kc,
+                                   float *Ap, int ln, const float *mean, const float *inv, const float *lg,
+                                   const float *lb) {
+  for (int64_t t = m0; t < m1; t += VT_CG_MR) {
+    float *dst = Ap + (t - m0) * kc;
+    if (m1 - t >= VT_CG_MR) {
+      const float *a = A + t * lda + k0;
+      if (ln) {
+        const float *mu = mean + (t - m0), *iv = inv + (t - m0);
+        for (int64_t k = 0; k < kc; k++)
+          for (int i = 0; i < VT_CG_MR; i++)
+            dst[k * VT_CG_MR + i] = VT_CG_LN(a[i * lda + k], mu[i], iv[i], lg[k0 + k], lb ? lb[k0 + k] : 0.0f);
+      } else {
+        for (int64_t k = 0; k < kc; k++)
+          for (int i = 0; i < VT_CG_MR; i++) dst[k * VT_CG_MR + i] = a[i * lda + k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; k++)
+        for (int64_t i = 0; i < VT_CG_MR; i++) {
+          float x = t + i < m1 ? A[(t + i) * lda + k0 + k] : 0.0f;
+          if (ln && t + i < m1) x = VT_CG_LN(x, mean[t + i - m0], inv[t + i - m0], lg[k0 + k], lb ? lb[k0 + k] : 0.0f);
+          dst[k * VT_CG_MR + i] = x;
         }
-    return;
+    }
   }
-  /* panel-major: the C strip of a panel (rows x NR) stays in L1 across the K blocks and the
-   * A rows (re-read per panel) in L2; each K block of the panel is used by every row block */
-  for (int64_t p = 0; p < npan; p++) {
-    int64_t n0 = p * VT_CG_NR;
-    int64_t nr = N - n0 < VT_CG_NR ? N - n0 : VT_CG_NR;
-    for (int64_t k0 = 0; k0 < K; k0 += VT_CG_KC) {
-      int64_t kc = K - k0 < VT_CG_KC ? K - k0 : VT_CG_KC;
+}
+
+/* Work units [u0, u1) of C = A * B (M x N, B packed, see the top; units and row blocks as in
+ * cg_layout.h), then the epilogue on every finished tile. K == 0 gives zeros. With ln, A is
+ * replaced by LayerNorm(A) over its K columns (scale lg, bias lb or NULL, epsilon eps), computed
+ * while packing: the LayerNorm's output never goes to memory.
+ * Per row block and K block (<= VT_CG_KC, K split evenly): A's block is packed once (stack, L2),
+ * then every panel of the range runs down the row block's micro-tiles with its K block in L1,
+ * accumulating into C from the second K block on. While one panel runs, the next panel's block
+ * (one cache line per k: NR floats) and the next tile's C rows are prefetched. */
+AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t M,
+                    int64_t N, int64_t K, int64_t u0, int64_t u1, void **bufs, vt_cg_epi_fn epi, int32_t ln,
+                    const float *lg, const float *lb, float eps) {
+  int64_t npan = (N + VT_CG_NR - 1) / VT_CG_NR;
+  if (npan == 0 || M <= 0) return;
+  int64_t mc = vt_cg_gemm_mc(M);
+  int64_t nkb = (K + VT_CG_KC - 1) / VT_CG_KC;
+  int64_t kcb = nkb ? (K + nkb - 1) / nkb : 1;
+  float Ap[mc * kcb];
+  float mean[ln ? mc : 1], inv[ln ? mc : 1];
+  for (int64_t u = u0; u < u1;) {
+    int64_t mb = u / npan, p0 = u % npan;
+    int64_t p1 = u1 - mb * npan < npan ? u1 - mb * npan : npan;
+    int64_t m_lo = mb * mc, m_hi = m_lo + mc < M ? m_lo + mc : M;
+    u = mb * npan + p1;
+    if (K == 0) {
+      for (int64_t p = p0; p < p1; p++) {
+        int64_t n0 = p * VT_CG_NR, nr = N - n0 < VT_CG_NR ? N - n0 : VT_CG_NR;
+        for (int64_t m = m_lo; m < m_hi; m += VT_CG_MR) {
+          int64_t mr = m_hi - m < VT_CG_MR ? m_hi - m : VT_CG_MR;
+          for (int64_t i = 0; i < mr; i++)
+            for (int64_t j = 0; j < nr; j++) C[(m + i) * ldc + n0 + j] = 0.0f;
+          if (epi) epi(bufs, C + m * ldc + n0, ldc, m, n0, mr, nr);
+        }
+      }
+      continue;
+    }
+    int64_t ntiles = (m_hi - m_lo + VT_CG_MR - 1) / VT_CG_MR;
+    if (ln)   /* LayerNorm prologue: statistics of the row block's rows (A row = all K columns) */
+      for (int64_t m = m_lo; m < m_hi; m++) vt_cg_ln_stats(A + m * lda, K, eps, &mean[m - m_lo], &inv[m - m_lo]);
+    for (int64_t k0 = 0; k0 < K; k0 += kcb) {
+      int64_t kc = K - k0 < kcb ? K - k0 : kcb;
       int last = k0 + kc >= K;
-      const float *bp = Bp + p * K * VT_CG_NR + k0 * VT_CG_NR;
-      for (int64_t m = m_lo; m < m_hi; m += VT_CG_MR) {
-        int64_t mr = m_hi - m < VT_CG_MR ? m_hi - m : VT_CG_MR;
-        vt_cg_micro(kc, A + m * lda + k0, lda, bp, VT_CG_NR, C + m * ldc + n0, ldc, mr, nr, k0 > 0);
-        if (last && epi) epi(bufs, C + m * ldc + n0, ldc, m, n0, mr, nr);
+      vt_cg_pack_a(A, lda, m_lo, m_hi, k0, kc, Ap, ln, mean, inv, lg, lb);
+      for (int64_t p = p0; p < p1; p++) {
+        int64_t n0 = p * VT_CG_NR, nr = N - n0 < VT_CG_NR ? N - n0 : VT_CG_NR;
+        const float *bp = Bp + p * K * VT_CG_NR + k0 * VT_CG_NR;
+        /* the block used after this one: next panel, or the first panel of the next K block */
+        const float *nb = p + 1 < p1 ? bp + K * VT_CG_NR : !last ? Bp + p0 * K * VT_CG_NR + (k0 + kc) * VT_CG_NR : 0;
+        int64_t nrows = p + 1 < p1 ? kc : !last ? (K - k0 - kc < kcb ? K - k0 - kc : kcb) : 0;
+        int64_t per = (nrows + ntiles - 1) / ntiles;
+        for (int64_t t = 0; t < ntiles; t++) {
+          int64_t m = m_lo + t * VT_CG_MR;
+          int64_t mr = m_hi - m < VT_CG_MR ? m_hi - m : VT_CG_MR;
+          for (int64_t r = t * per; r < (t + 1) * per && r < nrows; r++) __builtin_prefetch(nb + r * VT_CG_NR, 0, 3);
+          if (k0 > 0 && t + 1 < ntiles)
+            for (int i = 0; i < VT_CG_MR; i++) {
+              const float *cn = C + (m + VT_CG_MR + i) * ldc + n0;
+              __builtin_prefetch(cn, 0, 3);
+              __builtin_prefetch(cn + VT_CG_NR - 1, 0, 3);
+            }
+          vt_cg_micro(kc, Ap + t * VT_CG_MR * kc, 1, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc, mr, nr, k0 > 0);
+          if (last && epi) epi(bufs, C + m * ldc + n0, ldc, m, n0, mr, nr);
+        }
       }
     }
   }
@@ -180,7 +272,6 @@ AI float vt_cgm_tanh(float x) {
 AI float vt_cgm_sigmoid(float x) { return 1.0f / (1.0f + vt_cgm_exp(-x)); }
 
 /* ---------- row kernels (reductions along the last axis) ------------------------------------- */
-#define HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
 
 /* Softmax of rows [r0, r1) of x [rows x cols] into y. */
 AI void vt_cgk_softmax_rows(const float *x, float *y, int64_t cols, int64_t r0, int64_t r1) {
@@ -215,34 +306,16 @@ AI void vt_cgk_softmax_rows(const float *x, float *y, int64_t cols, int64_t r0, 
 }
 
 /* LayerNormalization of rows [r0, r1): y = (x - mean) / sqrt(var + eps) * g + b (b may be NULL
- * when has_b is 0). */
+ * when has_b is 0). The GEMM's LayerNorm prologue uses the same two helpers, so a fused
+ * LayerNorm gives the same values as this kernel. */
 AI void vt_cgk_layernorm_rows(const float *x, const float *g, const float *b, int has_b, float *y, int64_t cols,
                               float eps, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = x + r * cols;
     float *yr = y + r * cols;
-    vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= cols; j += 8) {
-      vt_v8 v;
-      LD8(v, xr + j);
-      sv += v;
-    }
-    float s = HSUM8(sv);
-    for (; j < cols; j++) s += xr[j];
-    float mean = cols ? s / (float)cols : 0.0f;
-    vt_v8 qv = {0, 0, 0, 0, 0, 0, 0, 0};
-    vt_v8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
-    for (j = 0; j + 8 <= cols; j += 8) {
-      vt_v8 v;
-      LD8(v, xr + j);
-      v -= mv;
-      qv += v * v;
-    }
-    float q = HSUM8(qv);
-    for (; j < cols; j++) q += (xr[j] - mean) * (xr[j] - mean);
-    float inv = 1.0f / __builtin_sqrtf((cols ? q / (float)cols : 0.0f) + eps);
-    for (j = 0; j < cols; j++) yr[j] = (xr[j] - mean) * inv * g[j] + (has_b ? b[j] : 0.0f);
+    float mean, inv;
+    vt_cg_ln_stats(xr, cols, eps, &mean, &inv);
+    for (int64_t j = 0; j < cols; j++) yr[j] = VT_CG_LN(xr[j], mean, inv, g[j], has_b ? b[j] : 0.0f);
   }
 }
 
@@ -328,7 +401,7 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
         for (int64_t p = 0; p < kcp; p += 16)
-          vt_cg_micro(Dh, q + r * Dh, Dh, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, VT_CG_NR, 0);
+          vt_cg_micro(Dh, q + r * Dh, Dh, 1, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, VT_CG_NR, 0);
       }
       int64_t kc8 = (kc + 7) / 8 * 8;   /* S rows padded with -inf to whole vectors (KB % 8 == 0) */
       for (int64_t r = 0; r < m; r++) {
@@ -374,7 +447,7 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
         for (int64_t d0 = 0; d0 < dv16; d0 += 16)
-          vt_cg_micro(kc, S + r * VT_CG_ATT_KB, VT_CG_ATT_KB, v + j0 * Dv + d0, Dv, O + r * Dv + d0, Dv, mr, VT_CG_NR, 1);
+          vt_cg_micro(kc, S + r * VT_CG_ATT_KB, VT_CG_ATT_KB, 1, v + j0 * Dv + d0, Dv, O + r * Dv + d0, Dv, mr, VT_CG_NR, 1);
         for (int64_t rr = r; rr < r + mr; rr++)
           for (int64_t d = dv16; d < Dv; d++) {
             float acc = O[rr * Dv + d];
@@ -429,7 +502,7 @@ AI void vt_cgk_conv2d(const float *x, const float *Bp, const float *bias, float 
           }
         }
     }
-    vt_cgk_gemm(A, K, Bp, T, Cout, rows, Cout, K, 0, (rows + VT_CG_MR - 1) / VT_CG_MR, 0, 0);
+    vt_cgk_gemm(A, K, Bp, T, Cout, rows, Cout, K, 0, vt_cg_gemm_units(rows, Cout), 0, 0, 0, 0, 0, 0.0f);
     for (int64_t r = 0; r < rows; r++) {
       int64_t m = m0 + r, nb = m / P, p = m % P;
       float *yb = y + nb * Cout * P + p;
