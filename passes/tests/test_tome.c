@@ -116,8 +116,9 @@ static void test_match_merge_ref(void **st) {
 /* ---------- naive C references on odd sizes ---------- */
 /* plan for stride-3 matching on [1,N,C] done naively: cosine, best B (i%3==2), top-r by score. */
 static void naive_match(const float *m, int N, int C, int r, int prot, int stride, int64_t *plan) {
-  double best[64];
-  int bj[64], isA[64], dst[64];
+  double best[256];
+  int bj[256], isA[256], dst[256];
+  assert_true(N <= 256);
   for (int i = 0; i < N; i++) {
     isA[i] = i % stride != stride - 1;
     best[i] = -INFINITY;
@@ -192,6 +193,59 @@ static void test_odd_sizes(void **st) {
     }
   for (int i = 0; i < N; i++)
     for (int d = 0; d < D; d++) assert_true(((float *)to[2].data)[i * D + d] == y[plan_ref[i] * D + d]);
+  for (int i = 0; i < 3; i++) { vt_tensor_free(&ti[i]); vt_tensor_free(&to[i]); }
+  vt_graph_free(g);
+}
+
+/* The vectorised kernels on sizes that exercise their blocks and tails: batch 2, 3 heads,
+ * N = 151 (75 B columns: two blocks of 32 and a tail), C = 70 (not a multiple of 4), two
+ * protected tokens; merge with sizes against a double-precision reference. */
+static void test_match_large(void **st) {
+  (void)st;
+  enum { B = 2, H = 3, N = 151, C = 70, D = 13, R = 40 };
+  vt_graph *g = vt_graph_new("tome_large.onnx");
+  int64_t md[4] = {B, H, N, C}, xd[3] = {B, N, D}, sd[2] = {B, N};
+  int32_t mv = add_input(g, "m", VT_F32, 4, md), xv = add_input(g, "x", VT_F32, 3, xd);
+  int32_t sv = add_input(g, "s", VT_F32, 2, sd), plan, mo[2];
+  int32_t mn = node(g, VT_OP_TokenMatch, "match", 1, &mv, 1, &plan);
+  set_int(g, mn, "r", R);
+  set_int(g, mn, "protected", 2);
+  int32_t in[3] = {xv, plan, sv};
+  set_int(g, node(g, VT_OP_TokenMerge, "merge", 3, in, 2, mo), "r", R);
+  vt_graph_add_output(g, plan);
+  vt_graph_add_output(g, mo[0]);
+  vt_graph_add_output(g, mo[1]);
+  prepare(g);
+  static float m[B * H * N * C], x[B * N * D], sz[B * N], avg[N * C];
+  for (int i = 0; i < B * H * N * C; i++) m[i] = frand();
+  for (int i = 0; i < B * N * D; i++) x[i] = frand();
+  for (int i = 0; i < B * N; i++) sz[i] = (float)(1 + (i * 7) % 4);
+  vt_tensor ti[3], to[3] = {{0}};
+  tensor_from(&ti[0], VT_F32, 4, md, m);
+  tensor_from(&ti[1], VT_F32, 3, xd, x);
+  tensor_from(&ti[2], VT_F32, 2, sd, sz);
+  run_graph(g, ti, to, VT_OK);
+  for (int b = 0; b < B; b++) {
+    for (int i = 0; i < N * C; i++) {
+      double a = 0;
+      for (int h = 0; h < H; h++) a += m[((b * H + h) * N) * C + i];
+      avg[i] = (float)(a / H);
+    }
+    int64_t ref[N];
+    naive_match(avg, N, C, R, 2, 2, ref);
+    const int64_t *p = (const int64_t *)to[0].data + b * N;
+    for (int i = 0; i < N; i++) assert_int_equal(p[i], ref[i]);
+    for (int o = 0; o < N - R; o++) {
+      double den = 0;
+      for (int i = 0; i < N; i++) if (ref[i] == o) den += sz[b * N + i];
+      assert_true(((float *)to[2].data)[b * (N - R) + o] == (float)den);
+      for (int d = 0; d < D; d++) {
+        double num = 0;
+        for (int i = 0; i < N; i++) if (ref[i] == o) num += (double)x[(b * N + i) * D + d] * sz[b * N + i];
+        assert_true(fabs(((float *)to[1].data)[(b * (N - R) + o) * D + d] - num / den) <= 1e-5);
+      }
+    }
+  }
   for (int i = 0; i < 3; i++) { vt_tensor_free(&ti[i]); vt_tensor_free(&to[i]); }
   vt_graph_free(g);
 }
@@ -457,7 +511,7 @@ static void test_trained(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_match_merge_ref), cmocka_unit_test(test_odd_sizes),  cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_match_merge_ref), cmocka_unit_test(test_odd_sizes),  cmocka_unit_test(test_match_large), cmocka_unit_test(test_errors),
       cmocka_unit_test(test_exact_r0),        cmocka_unit_test(test_vit_tiny_r), cmocka_unit_test(test_dit_sd),
       cmocka_unit_test(test_mode_errors),     cmocka_unit_test(test_trained),
   };
