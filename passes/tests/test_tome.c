@@ -422,6 +422,38 @@ static void test_vit_tiny_r(void **st) {
   vt_tensor_free(&ref[0]);
 }
 
+/* With the batch pinned (as --jit and -o FILE.so do) the shortened Reshape targets are plain
+ * constants (no runtime Where), and the result equals the symbolic-batch graph's. */
+static void test_vit_tiny_pinned(void **st) {
+  (void)st;
+  model m, p;
+  load(&m, zoo_dir(), "vit_tiny_op17", NULL);
+  load(&p, zoo_dir(), "vit_tiny_op17", NULL);
+  vt_graph_free(p.g);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/vit_tiny_op17.onnx", zoo_dir());
+  vt_error e = {0};
+  const char *names[1] = {"batch"};
+  int64_t vals[1] = {p.in[0].dims[0]};
+  if (vt_onnx_load(path, &p.g, &e) != VT_OK || vt_graph_prepare(p.g, names, vals, 1, &e) != VT_OK) fail_msg("%s", e.msg);
+  int where0 = count_op(p.g, VT_OP_Where);
+  free(apply(&m, "tome:r=4"));
+  free(apply(&p, "tome:r=4"));
+  assert_true(count_op(m.g, VT_OP_Where) > 0);   /* symbolic batch: targets computed at run time */
+  assert_int_equal(count_op(p.g, VT_OP_Where), where0);
+  int64_t n[8];
+  assert_int_equal(merged_counts(p.g, n), 2);
+  assert_int_equal(n[1], 9);
+  vt_tensor a[1] = {{0}}, b[1] = {{0}};
+  run_graph(m.g, m.in, a, VT_OK);
+  run_graph(p.g, p.in, b, VT_OK);
+  assert_true(rel_l2(&a[0], &b[0]) == 0);
+  vt_tensor_free(&a[0]);
+  vt_tensor_free(&b[0]);
+  unload(&m);
+  unload(&p);
+}
+
 static void test_dit_sd(void **st) {
   (void)st;
   vt_tensor ref[1] = {{0}}, got[1] = {{0}};
@@ -512,7 +544,7 @@ static void test_trained(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_match_merge_ref), cmocka_unit_test(test_odd_sizes),  cmocka_unit_test(test_match_large), cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_exact_r0),        cmocka_unit_test(test_vit_tiny_r), cmocka_unit_test(test_dit_sd),
+      cmocka_unit_test(test_exact_r0),        cmocka_unit_test(test_vit_tiny_r), cmocka_unit_test(test_vit_tiny_pinned), cmocka_unit_test(test_dit_sd),
       cmocka_unit_test(test_mode_errors),     cmocka_unit_test(test_trained),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
