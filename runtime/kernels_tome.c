@@ -4,20 +4,19 @@
  * the interpreter and the JIT/fast.so (as fallbacks) run, so they are written for speed:
  *
  * TokenMatch, per batch element b (N tokens, C channels, A/B the two sets, nA ~ nB ~ N/2):
- *   1. metric rows averaged over heads and L2-normalised: norm[b,i,:] (A rows) and, for the B
- *      set, the same rows transposed into bt[b][c][kb] (C x nBp, nBp = nB rounded up to 4;
- *      padding columns are 0 and never chosen)                                    O(N*H*C)
- *   2. every A row's scores against all B columns, 32 columns (8 vectors of 4) at a time, 4 in the tail
- *      (s[kb] += x[c] * bt[c][kb]: no horizontal sums, each lane sums over c in order, so the
- *      score is bitwise the plain dot product) and the argmax (first on ties)       O(N^2*C/4)
+ *   1. metric rows averaged over heads and L2-normalised into norm[b]: the nA A rows, then the
+ *      nB B rows                                                                  O(N*H*C)
+ *   2. the score matrix A . B^T by the runtime's GEMM (vt_sgemm: packed, AVX2/AVX-512 clones),
+ *      TOME_ROWS A rows at a time, then every row's argmax (first on ties)          O(N^2*C/4)
  *   3. the eligible A tokens sorted by (best score desc, index asc); the first r merge into
  *      their best B; plan in ToMe's output order                                   O(N log N)
- * Steps 1-2 run on the pool over rows when the work is large enough to pay for waking it; 3
- * runs per batch element. One scratch allocation per call.
+ * Steps 1-2 run on the pool when the work is large enough to pay for waking it; 3 runs per
+ * batch element. One scratch allocation per call.
  * TokenMerge: the plan is inverted (CSR: the members of each output row, in token order, O(N)),
  * then every output row is written once (a lone unit-size token is copied; otherwise
  * sum(x_i s_i) * (1 / sum(s_i)), members in token order), rows in parallel when large. Every
  * output element is written, so the output buffer needs no zeroing. */
+#include "gemm.h"
 #include "runtime.h"
 
 #include <float.h>
@@ -33,11 +32,9 @@ static void run_par(vt_pool *pool, double flops, int64_t n, vt_range_fn fn, void
   vt_pool_for(flops >= TOME_PAR_FLOPS ? pool : NULL, n, fn, arg);
 }
 
-/* 4 floats: one SSE register (the baseline x86-64 target; wider generic vectors get spilled). */
+/* 4 floats: one SSE register (the baseline x86-64 target; GCC -O2 does not vectorise loops of
+ * unknown length, and wider generic vectors get spilled there). */
 typedef float v4f __attribute__((vector_size(16)));
-#define TOME_KB 32   /* B columns scored together: 8 vectors, kept in registers */
-
-/* Row helpers written with v4f (GCC -O2 does not vectorise loops of unknown length). */
 static inline v4f ld4(const float *p) { v4f v; memcpy(&v, p, sizeof v); return v; }
 static inline void st4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
 /* y = x * s */
@@ -59,14 +56,17 @@ static void row_add(float *y, const float *x, int64_t n) {
   for (; d < n; d++) y[d] += x[d];
 }
 
+#define TOME_ROWS 256   /* A rows per score block: the block is TOME_ROWS x nB floats */
+
 /* ---------- TokenMatch ---------- */
 typedef struct {
   const float *m;
   int64_t B, H, N, C, stride, prot;
-  int64_t nA, nB, nBp;   /* sizes of A and B (all tokens, protected included); nB padded to 4 */
+  int64_t nA, nB;        /* sizes of A and B (all tokens, protected included) */
   int64_t kb0;           /* first B column a merge may go to (the earlier ones are protected) */
   float *norm;           /* [B,nA+nB,C] head-averaged, L2-normalised metric: A tokens, then B */
-  float *bt;             /* [B,C,nBp] the same for the B tokens, transposed */
+  const float *score;    /* the current block: rows [row0, row0 + nrows) of batch b, x nB */
+  int64_t b, row0;
   float *best;           /* [B,nA] best score per A token (-inf: protected / no eligible B) */
   int64_t *best_j;       /* [B,nA] token index of the best B (-1: none) */
 } match_args;
@@ -74,8 +74,8 @@ typedef struct {
 static inline int64_t a_token(const match_args *a, int64_t k) { return k / (a->stride - 1) * a->stride + k % (a->stride - 1); }
 static inline int64_t b_token(const match_args *a, int64_t k) { return k * a->stride + a->stride - 1; }
 
-/* rows = b * N + i: head average (heads in order, then / H) and L2 normalisation (sum of squares
- * in double). A rows go to norm, B rows to their column of bt. */
+/* rows = b * N + i: head average (heads in order, then / H) and L2 normalisation into norm: per
+ * batch the A rows, then the B rows. */
 static void norm_range(void *arg, int64_t begin, int64_t end) {
   match_args *a = arg;
   const int64_t C = a->C;
@@ -83,71 +83,43 @@ static void norm_range(void *arg, int64_t begin, int64_t end) {
     int64_t b = row / a->N, i = row % a->N;
     bool is_b = i % a->stride == a->stride - 1;
     int64_t k = is_b ? i / a->stride : i / a->stride * (a->stride - 1) + i % a->stride;
-    /* norm holds per batch the nA A rows, then the nB B rows (also copied, transposed, to bt) */
+    /* norm holds per batch the nA A rows, then the nB B rows */
     float *o = a->norm + (b * (a->nA + a->nB) + (is_b ? a->nA + k : k)) * C;
     const float *src = a->m + (b * a->H * a->N + i) * C;
     memcpy(o, src, (size_t)C * sizeof *o);
     for (int64_t h = 1; h < a->H; h++) row_add(o, src + h * a->N * C, C);
     float fh = (float)a->H;
-    double ss = 0;
-    for (int64_t c = 0; c < C; c++) {
+    v4f sq = {0, 0, 0, 0};
+    int64_t c = 0;
+    for (; c + 4 <= C; c += 4) {
+      v4f v = ld4(o + c) / fh;
+      st4(o + c, v);
+      sq += v * v;
+    }
+    double ss = (double)sq[0] + sq[1] + sq[2] + sq[3];
+    for (; c < C; c++) {
       o[c] /= fh;
       ss += (double)o[c] * o[c];
     }
     /* zero rows stay zero (score 0 with everything) */
     float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
     row_scale(o, o, inv, C);
-    if (is_b)
-      for (int64_t c = 0; c < C; c++) a->bt[(b * C + c) * a->nBp + k] = o[c];
   }
 }
 
-/* rows = b * nA + ka: best B for every A token. Columns in blocks of TOME_KB, then of 4 (nBp is
- * a multiple of 4), channels inner: acc[v] += x[c] * bt[c][k0 + 4v .. 4v+3]. */
-static void score_range(void *arg, int64_t begin, int64_t end) {
+/* rows [begin, end) of the current score block: best B (from kb0 on) for each A token */
+static void argmax_range(void *arg, int64_t begin, int64_t end) {
   match_args *a = arg;
-  const int64_t C = a->C, nBp = a->nBp;
-  for (int64_t row = begin; row < end; row++) {
-    int64_t b = row / a->nA, ka = row % a->nA;
+  for (int64_t r = begin; r < end; r++) {
+    int64_t ka = a->row0 + r, row = a->b * a->nA + ka;
     float best = -INFINITY;
     int64_t bk = -1;
-    if (a_token(a, ka) >= a->prot && a->kb0 < a->nB) {
-      const float *x = a->norm + (b * (a->nA + a->nB) + ka) * C, *bt = a->bt + b * C * nBp;
-      for (int64_t k0 = a->kb0 / 4 * 4; k0 < a->nB;) {
-        float s[TOME_KB];
-        int64_t w;   /* columns done in this step: TOME_KB, or 4 in the tail */
-        const float *col = bt + k0;
-        if (k0 + TOME_KB <= nBp) {
-          /* eight named accumulators: GCC -O2 keeps them in registers (an array it spills) */
-          v4f s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-          for (int64_t c = 0; c < C; c++, col += nBp) {
-            v4f xc = {x[c], x[c], x[c], x[c]}, y[8];
-            memcpy(y, col, sizeof y);
-            s0 += xc * y[0];
-            s1 += xc * y[1];
-            s2 += xc * y[2];
-            s3 += xc * y[3];
-            s4 += xc * y[4];
-            s5 += xc * y[5];
-            s6 += xc * y[6];
-            s7 += xc * y[7];
-          }
-          v4f acc[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
-          memcpy(s, acc, sizeof s);
-          w = TOME_KB;
-        } else {
-          v4f s0 = {0, 0, 0, 0};
-          for (int64_t c = 0; c < C; c++, col += nBp) s0 += x[c] * ld4(col);
-          memcpy(s, &s0, sizeof s0);
-          w = 4;
-        }
-        int64_t lo = a->kb0 > k0 ? a->kb0 - k0 : 0, hi = a->nB - k0 < w ? a->nB - k0 : w;
-        for (int64_t t = lo; t < hi; t++) {
-          float v = s[t];
-          if (v != v) v = -FLT_MAX;   /* NaN metric: least similar, still mergeable */
-          if (bk < 0 || v > best) { best = v; bk = k0 + t; }
-        }
-        k0 += w;
+    if (a_token(a, ka) >= a->prot) {
+      const float *s = a->score + r * a->nB;
+      for (int64_t kb = a->kb0; kb < a->nB; kb++) {
+        float v = s[kb];
+        if (v != v) v = -FLT_MAX;   /* NaN metric: least similar, still mergeable */
+        if (bk < 0 || v > best) { best = v; bk = kb; }
       }
     }
     a->best[row] = best;
@@ -177,7 +149,6 @@ int vt_kernel_TokenMatch(vt_kctx *k) {
   if (a.H <= 0 && a.N > 0) return vt_kernel_fail(k, "metric has no heads");
   a.nB = a.N / a.stride;
   a.nA = a.N - a.nB;
-  a.nBp = (a.nB + 3) / 4 * 4;
   a.kb0 = 0;
   while (a.kb0 < a.nB && b_token(&a, a.kb0) < a.prot) a.kb0++;
   int64_t *pl = plan->data;
@@ -186,24 +157,30 @@ int vt_kernel_TokenMatch(vt_kctx *k) {
       for (int64_t i = 0; i < a.N; i++) pl[b * a.N + i] = i;
     return VT_OK;
   }
-  /* one block: norm | bt | best | best_j | ord | dst */
-  size_t n_norm = (size_t)(a.B * a.N * a.C), n_bt = (size_t)(a.B * a.C * a.nBp), na = (size_t)(a.B * a.nA);
-  size_t bytes = (n_norm + n_bt + na) * sizeof(float) + na * sizeof(int64_t) + ((size_t)a.nA + 1) * sizeof(scored) +
-                 ((size_t)a.N + 1) * sizeof(int64_t) + 64;
+  /* one block: norm | score block | best | best_j | ord | dst */
+  int64_t rows = a.nA < TOME_ROWS ? a.nA : TOME_ROWS;
+  size_t n_norm = (size_t)(a.B * a.N * a.C), n_sc = (size_t)(rows * a.nB), na = (size_t)(a.B * a.nA);
+  size_t off = ((n_norm + n_sc + na) * sizeof(float) + 7) / 8 * 8;
+  size_t bytes = off + na * sizeof(int64_t) + ((size_t)a.nA + 1) * sizeof(scored) + ((size_t)a.N + 1) * sizeof(int64_t);
   char *blk = malloc(bytes);
   if (!blk) return vt_kernel_fail(k, "out of memory (N=%lld, C=%lld)", (long long)a.N, (long long)a.C);
   a.norm = (float *)blk;
-  a.bt = a.norm + n_norm;
-  a.best = a.bt + n_bt;
-  size_t off = ((n_norm + n_bt + na) * sizeof(float) + 7) / 8 * 8;
+  float *score = a.norm + n_norm;
+  a.best = score + n_sc;
   a.best_j = (int64_t *)(blk + off);
   scored *ord = (scored *)(a.best_j + na);
   int64_t *dst = (int64_t *)(ord + a.nA + 1);
-  /* the padding columns of bt are read (their scores are ignored): make them 0 */
-  for (int64_t bc = 0; bc < a.B * a.C && a.nBp > a.nB; bc++)
-    memset(a.bt + bc * a.nBp + a.nB, 0, (size_t)(a.nBp - a.nB) * sizeof(float));
   run_par(k->pool, 2.0 * (double)(a.B * a.N) * (double)(a.H * a.C), a.B * a.N, norm_range, &a);
-  run_par(k->pool, 2.0 * (double)na * (double)a.nB * (double)a.C, (int64_t)na, score_range, &a);
+  a.score = score;
+  for (a.b = 0; a.b < a.B; a.b++)
+    for (a.row0 = 0; a.row0 < a.nA; a.row0 += rows) {
+      int64_t nr = a.nA - a.row0 < rows ? a.nA - a.row0 : rows;
+      const float *A = a.norm + (a.b * a.N + a.row0) * a.C, *Bm = a.norm + (a.b * a.N + a.nA) * a.C;
+      double fl = 2.0 * (double)nr * (double)a.nB * (double)a.C;
+      if (a.nB > 0)
+        vt_sgemm(fl >= TOME_PAR_FLOPS ? k->pool : NULL, 0, 1, nr, a.nB, a.C, 1.0f, A, a.C, Bm, a.C, 0.0f, score, a.nB);
+      run_par(k->pool, (double)nr * (double)a.nB, nr, argmax_range, &a);
+    }
   int rc = VT_OK;
   for (int64_t b = 0; b < a.B && rc == VT_OK; b++) {
     int64_t n_el = 0;
