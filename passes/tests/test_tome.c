@@ -541,11 +541,110 @@ static void test_trained(void **st) {
   unload(&m);
 }
 
+/* ---------- the trained glyphvit96 (scripts/train_vit.py; fidelity model) ---------- */
+/* uint8 images [n,H,W,3] -> ImageNet-normalised float32 [n,3,H,W] (what train_vit.py feeds) */
+static void images_u8(const char *path, vt_tensor *x) {
+  vt_tensor u = {0};
+  vt_error e = {0};
+  if (vt_npy_read(path, &u, &e) != VT_OK) fail_msg("%s", e.msg);
+  assert_int_equal(u.dtype, VT_U8);
+  assert_int_equal(u.rank, 4);
+  assert_int_equal(u.dims[3], 3);
+  int64_t n = u.dims[0], h = u.dims[1], w = u.dims[2], d[4] = {n, 3, h, w};
+  tensor_from(x, VT_F32, 4, d, NULL);
+  static const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+  const uint8_t *src = u.data;
+  float *dst = x->data;
+  for (int64_t b = 0; b < n; b++)
+    for (int c = 0; c < 3; c++)
+      for (int64_t i = 0; i < h * w; i++)
+        dst[(b * 3 + c) * h * w + i] = ((float)src[(b * h * w + i) * 3 + c] / 255.0f - mean[c]) / sd[c];
+  vt_tensor_free(&u);
+}
+
+static int64_t argmax_row(const float *x, int64_t n) {
+  int64_t a = 0;
+  for (int64_t c = 1; c < n; c++)
+    if (x[c] > x[a]) a = c;
+  return a;
+}
+
+/* The interpreter equals torch on the model; r = 0 is the dense model; at r = 8 (6 blocks:
+ * 145 -> 97 tokens) top-1 agreement with dense on the 64 committed held-out images (fresh
+ * renders with the training fonts/backgrounds, never trained on) stays above GLYPH96_MIN_AGREE,
+ * and the accuracy drop below GLYPH96_MAX_DROP (bench/tome_fidelity.sh measures both on 2 x
+ * 2000 held-out images). */
+#define GLYPH96_MIN_AGREE 62   /* of 64 */
+#define GLYPH96_MAX_DROP 2     /* images of 64 */
+static void test_trained96(void **st) {
+  (void)st;
+  const char *dir = VT_SOURCE_DIR "/testsuite/models/trained";
+  char path[1024];
+  model m;
+  vt_error e = {0};
+  snprintf(path, sizeof path, "%s/glyphvit96.onnx", dir);
+  memset(&m, 0, sizeof m);
+  if (vt_onnx_load(path, &m.g, &e) != VT_OK || vt_graph_prepare(m.g, NULL, NULL, 0, &e) != VT_OK) fail_msg("%s", e.msg);
+  m.n_in = 1;
+  snprintf(path, sizeof path, "%s/glyphvit96.in.u8.npy", dir);
+  images_u8(path, &m.in[0]);
+  vt_tensor ref = {0}, labels = {0}, dense_out[1] = {{0}};
+  snprintf(path, sizeof path, "%s/glyphvit96.ref.logits.npy", dir);
+  if (vt_npy_read(path, &ref, &e) != VT_OK) fail_msg("%s", e.msg);
+  snprintf(path, sizeof path, "%s/glyphvit96.labels.npy", dir);
+  if (vt_npy_read(path, &labels, &e) != VT_OK) fail_msg("%s", e.msg);
+  run_graph(m.g, m.in, dense_out, VT_OK);
+  double r = rel_l2(&ref, &dense_out[0]);
+  printf("glyphvit96 dense vs torch: rel L2 %g\n", r);
+  assert_true(r <= 1e-4);
+  int64_t B = ref.dims[0], K = ref.dims[1];
+  const struct { const char *spec; const char *stat; } cases[] = {
+      {"tome:r=0", NULL}, {"tome:r=8", "block 5 tokens 105 -> 97"}};
+  for (int c = 0; c < 2; c++) {
+    model t = m;
+    t.g = NULL;
+    snprintf(path, sizeof path, "%s/glyphvit96.onnx", dir);
+    if (vt_onnx_load(path, &t.g, &e) != VT_OK || vt_graph_prepare(t.g, NULL, NULL, 0, &e) != VT_OK) fail_msg("%s", e.msg);
+    char *txt = apply(&t, cases[c].spec);
+    if (cases[c].stat) assert_non_null(strstr(txt, cases[c].stat));
+    else assert_int_equal(count_op(t.g, VT_OP_TokenMerge), 0);
+    vt_tensor got[1] = {{0}};
+    run_graph(t.g, t.in, got, VT_OK);
+    int64_t agree = 0, right_dense = 0, right = 0;
+    for (int64_t b = 0; b < B; b++) {
+      int64_t pd = argmax_row((const float *)dense_out[0].data + b * K, K);
+      int64_t pt = argmax_row((const float *)got[0].data + b * K, K);
+      int64_t y = ((const int64_t *)labels.data)[b];
+      agree += pd == pt;
+      right_dense += pd == y;
+      right += pt == y;
+    }
+    double rl = rel_l2(&dense_out[0], &got[0]);
+    printf("glyphvit96 %s: logits rel L2 to dense %g, top-1 agreement %lld/%lld, accuracy %lld/%lld (dense %lld/%lld)\n",
+           cases[c].spec, rl, (long long)agree, (long long)B, (long long)right, (long long)B, (long long)right_dense,
+           (long long)B);
+    if (c == 0) {
+      assert_true(rl == 0);   /* r = 0 inserts nothing: bitwise the dense model */
+    } else {
+      assert_true(rl > 0);
+      assert_true(agree >= GLYPH96_MIN_AGREE);
+      assert_true(right >= right_dense - GLYPH96_MAX_DROP);
+    }
+    vt_tensor_free(&got[0]);
+    free(txt);
+    vt_graph_free(t.g);
+  }
+  vt_tensor_free(&ref);
+  vt_tensor_free(&labels);
+  vt_tensor_free(&dense_out[0]);
+  unload(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_match_merge_ref), cmocka_unit_test(test_odd_sizes),  cmocka_unit_test(test_match_large), cmocka_unit_test(test_errors),
       cmocka_unit_test(test_exact_r0),        cmocka_unit_test(test_vit_tiny_r), cmocka_unit_test(test_vit_tiny_pinned), cmocka_unit_test(test_dit_sd),
-      cmocka_unit_test(test_mode_errors),     cmocka_unit_test(test_trained),
+      cmocka_unit_test(test_mode_errors),     cmocka_unit_test(test_trained), cmocka_unit_test(test_trained96),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
