@@ -1,24 +1,40 @@
 #!/usr/bin/python3
-"""Trains vtopt's small ViT with real weights ("glyphvit") and exports it to ONNX.
+"""Trains vtopt's ViTs with real weights ("glyphvit", "glyphvit96") and exports them to ONNX.
 
 Task: recognise the digit (10 classes) rendered in a font installed on the machine
 (Debian's fonts-dejavu and the LyX TeX fonts), drawn at a random size, position, rotation and
 colour over a random crop of a real photo (python3-skimage's data) or a real video frame
 (python3-imageio's cockatoo.mp4 / realshort.mp4, decoded with ffmpeg), with blur and noise.
-The glyph covers only part of the 48x48 image, so most patch tokens are background (what token
-merging exploits). The held-out test set uses fonts AND backgrounds never seen in training,
+The glyph covers only part of the image, so most patch tokens are background (what token
+merging exploits); glyph size, offsets and shifts scale with --img. The held-out test set uses fonts AND backgrounds never seen in training,
 so its accuracy measures generalisation, not memorisation.
 
 Everything is deterministic from --seed (data, initialisation, order) for a given thread
-count. Training sees a fixed pool of rendered images (--pool) with random shifts. Output (default testsuite/models/trained/):
-  glyphvit.onnx                 ViT (img 48, patch 8 -> 36 tokens + CLS, dim 64, 4 blocks,
-                                4 heads), opset 17, hand-written attention (zoo_vit 'manual')
-  glyphvit.in.pixel_values.npy  a fixed held-out batch (64 images, ImageNet-normalised)
-  glyphvit.ref.logits.npy       torch's logits on it
-  glyphvit.labels.npy           the true labels of that batch
-  glyphvit.json                 accuracy, configuration, fonts and backgrounds of each split
+count. Training sees a fixed pool of rendered images (--pool) with random shifts.
+Two held-out sets of --test-size images each: "ood" (fonts AND backgrounds never seen in
+training) and "indist" (fresh renders, never trained on, with the training fonts/backgrounds).
 
-usage: /usr/bin/python3 scripts/train_vit.py [--out DIR] [--steps N] [--seed S] [--threads T]
+The committed models (testsuite/models/trained/):
+  glyphvit    defaults: img 48, patch 8 -> 36 tokens + CLS, dim 64, 4 blocks, 4 heads
+  glyphvit96  --name glyphvit96 --img 96 --stem conv --dim 96 --depth 6 --heads 3 --batch 32
+              --steps 900 --pool 28800 --ref-split indist: 144 tokens + CLS; a convolutional stem
+              (three 3x3 stride-2 convs with BatchNorm+ReLU, then a 1x1 conv: total stride 8, the
+              "early convolutions" ViT_C of Xiao et al. 2021) in place of the 8x8 patchify conv,
+              which trains to good accuracy in far fewer samples on a CPU budget.
+Both: opset 17, hand-written attention (zoo_vit 'manual'). Output files, NAME = --name:
+  NAME.onnx                 the model (batch dynamic)
+  NAME.in.pixel_values.npy  a fixed held-out batch (--ref-count images of --ref-split,
+                            ImageNet-normalised float32) -- or, with --ref-u8, NAME.in.u8.npy:
+                            the same images as uint8 [n,H,W,3] (4x smaller; tests normalise)
+  NAME.ref.logits.npy       torch's logits on it
+  NAME.labels.npy           the true labels of that batch
+  NAME.json                 accuracy, configuration, fonts and backgrounds of each split
+With --heldout-dir D, both full held-out sets are also written there (not committed: large):
+  D/NAME.{ood,indist}.u8.npy (uint8 [n,H,W,3]) and D/NAME.{ood,indist}.labels.npy
+  (bench/tome_fidelity.sh uses them). --render-only writes just those, without training.
+
+usage: /usr/bin/python3 scripts/train_vit.py [--out DIR] [--name NAME] [--img PX] [--stem patch|conv]
+       [--steps N] [--batch B] [--seed S] [--threads T] [--heldout-dir D] [--render-only] ...
 """
 import argparse
 import glob
@@ -103,7 +119,8 @@ def backgrounds(photos, videos):
 
 
 def render(rng, font_files, bgs, n, font_cache):
-    """n samples: (uint8 [n, IMG, IMG, 3], int64 labels)."""
+    """n samples: (uint8 [n, IMG, IMG, 3], int64 labels). Sizes and offsets are given for a
+    48 px image and scale with IMG (the random draws are the same for every IMG)."""
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
     xs = np.empty((n, IMG, IMG, 3), np.uint8)
     xf = np.empty((n, IMG, IMG, 3), np.float32)
@@ -117,7 +134,7 @@ def render(rng, font_files, bgs, n, font_cache):
         if rng.random() < 0.5:
             tile = tile.transpose(Image.FLIP_LEFT_RIGHT)
         f = font_files[rng.integers(len(font_files))]
-        size = int(rng.integers(26, 40))
+        size = int(int(rng.integers(26, 40)) * (IMG / 48))
         ch = str(int(ys[i]))
         key = (f, size, ch)
         if key not in font_cache:  # the centred glyph as an alpha layer
@@ -129,9 +146,10 @@ def render(rng, font_files, bgs, n, font_cache):
             d.text(((IMG - gw) / 2 - bbox[0], (IMG - gh) / 2 - bbox[1]), ch, font=font, fill=255)
             font_cache[key] = layer
         layer = font_cache[key].rotate(float(rng.uniform(-15, 15)), resample=Image.BILINEAR,
-                                       translate=(int(rng.integers(-7, 8)), int(rng.integers(-7, 8))))
+                                       translate=(int(int(rng.integers(-7, 8)) * (IMG / 48)),
+                                                  int(int(rng.integers(-7, 8)) * (IMG / 48))))
         if rng.random() < 0.3:
-            layer = layer.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
+            layer = layer.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0)) * (IMG / 48)))
         arr = np.asarray(tile, np.float32)
         lum = arr.mean()
         arr = lum + (arr - lum) * rng.uniform(0.4, 0.8)  # soften the background's texture
@@ -153,9 +171,28 @@ def to_input(x_u8):
     return np.ascontiguousarray(((x - MEAN) / STD).transpose(0, 3, 1, 2))
 
 
+def conv_stem_vit(ViT, img, dim, depth, heads):
+    """ViT whose patch embedding is a convolutional stem of total stride 8 (ViT_C): 3x3 stride-2
+    convs 3->dim/4->dim/2->dim with BatchNorm+ReLU, then a 1x1 conv (the exporter folds each
+    BatchNorm into its conv). Same tokens, CLS, position table and blocks as zoo_vit.ViT."""
+    import torch.nn as nn
+    model = ViT(img=img, patch=8, dim=dim, depth=depth, heads=heads, mlp_ratio=4.0, classes=10, style='manual')
+    chans = [3, dim // 4, dim // 2, dim]
+    layers = []
+    for cin, cout in zip(chans[:-1], chans[1:]):
+        layers += [nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    model.patch_embed = nn.Sequential(*layers, nn.Conv2d(dim, dim, 1))
+    return model
+
+
 def main():
+    global IMG
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', default=os.path.join(ROOT, 'testsuite', 'models', 'trained'))
+    ap.add_argument('--name', default='glyphvit', help='output basename')
+    ap.add_argument('--img', type=int, default=48, help='image side in pixels (a multiple of 8)')
+    ap.add_argument('--stem', choices=['patch', 'conv'], default='patch',
+                    help='patch: one 8x8 stride-8 conv; conv: a stride-8 convolutional stem')
     ap.add_argument('--steps', type=int, default=2400)
     ap.add_argument('--pool', type=int, default=24000, help='rendered training images')
     ap.add_argument('--batch', type=int, default=64)
@@ -166,7 +203,19 @@ def main():
     ap.add_argument('--depth', type=int, default=4)
     ap.add_argument('--heads', type=int, default=4)
     ap.add_argument('--test-size', type=int, default=2000)
+    ap.add_argument('--eval-every', type=int, default=200, help='steps between progress evaluations')
+    ap.add_argument('--eval-size', type=int, default=0, help='held-out images per progress evaluation (0: all)')
+    ap.add_argument('--ref-split', choices=['ood', 'indist'], default='ood', help='held-out set of the fixed batch')
+    ap.add_argument('--ref-count', type=int, default=64)
+    ap.add_argument('--ref-u8', action='store_true', help='store the fixed batch as uint8 NAME.in.u8.npy')
+    ap.add_argument('--heldout-dir', default='', help='also write the full held-out sets here')
+    ap.add_argument('--render-only', action='store_true', help='write the held-out sets and stop')
     a = ap.parse_args()
+    if a.img % 8 or a.img < 16:
+        raise SystemExit('train_vit: --img must be a multiple of 8, >= 16')
+    if a.render_only and not a.heldout_dir:
+        raise SystemExit('train_vit: --render-only needs --heldout-dir')
+    IMG = a.img
 
     import torch
     import torch.nn.functional as F
@@ -182,10 +231,21 @@ def main():
     rng_test = np.random.default_rng(a.seed + 1000)
     xt_u8, yt = render(rng_test, test_fonts, test_bgs, a.test_size, cache)
     xv_u8, yv = render(np.random.default_rng(a.seed + 2000), train_fonts, train_bgs, a.test_size, cache)
+    if a.heldout_dir:
+        os.makedirs(a.heldout_dir, exist_ok=True)
+        for split, x8, y in (('ood', xt_u8, yt), ('indist', xv_u8, yv)):
+            np.save(os.path.join(a.heldout_dir, f'{a.name}.{split}.u8.npy'), x8)
+            np.save(os.path.join(a.heldout_dir, f'{a.name}.{split}.labels.npy'), y)
+        print(f'train_vit: wrote the held-out sets ({a.test_size} images each) to {a.heldout_dir}', flush=True)
+        if a.render_only:
+            return 0
     xt, xv = torch.from_numpy(to_input(xt_u8)), torch.from_numpy(to_input(xv_u8))
 
-    model = ViT(img=IMG, patch=8, dim=a.dim, depth=a.depth, heads=a.heads, mlp_ratio=4.0, classes=10,
-                style='manual')
+    if a.stem == 'conv':
+        model = conv_stem_vit(ViT, IMG, a.dim, a.depth, a.heads)
+    else:
+        model = ViT(img=IMG, patch=8, dim=a.dim, depth=a.depth, heads=a.heads, mlp_ratio=4.0, classes=10,
+                    style='manual')
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.99))
     warm = max(1, a.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -198,28 +258,29 @@ def main():
         model.train()
         return float((pred.numpy() == y).mean())
 
-    # A fixed pool of rendered training images (rendering is the slow part), reused over
-    # epochs with a random shift of up to 4 pixels per sample (reflection padding).
+    # A fixed pool of rendered training images (rendering is the slow part), kept as uint8 and
+    # reused over epochs with a random shift of up to IMG/12 pixels per sample (reflection padding).
     t0 = time.time()
     rng = np.random.default_rng(a.seed)
-    xu, yu = render(rng, train_fonts, train_bgs, a.pool, cache)
-    pool_x = torch.from_numpy(to_input(xu))
+    pool_u8, yu = render(rng, train_fonts, train_bgs, a.pool, cache)
     pool_y = torch.from_numpy(yu)
-    padded = F.pad(pool_x, (4, 4, 4, 4), mode='reflect')
+    pad = IMG // 12
     t_render = time.time() - t0
     print(f'train_vit: rendered {a.pool} training and {2 * a.test_size} test images in {t_render:.0f} s '
           f'({len(train_fonts)} train fonts, {len(test_fonts)} held-out fonts)', flush=True)
     g = torch.Generator().manual_seed(a.seed)
     order, pos = torch.randperm(a.pool, generator=g), 0
+    ne = a.eval_size if a.eval_size > 0 else a.test_size
     model.train()
     for step in range(a.steps):
         if pos + a.batch > a.pool:
             order, pos = torch.randperm(a.pool, generator=g), 0
         idx = order[pos:pos + a.batch]
         pos += a.batch
-        sh = torch.randint(0, 9, (a.batch, 2), generator=g)
-        xb = torch.stack([padded[i, :, dy:dy + IMG, dx:dx + IMG]
-                          for i, dy, dx in zip(idx.tolist(), sh[:, 0].tolist(), sh[:, 1].tolist())])
+        sh = torch.randint(0, 2 * pad + 1, (a.batch, 2), generator=g)
+        padded = F.pad(torch.from_numpy(to_input(pool_u8[idx.numpy()])), (pad, pad, pad, pad), mode='reflect')
+        xb = torch.stack([padded[k, :, dy:dy + IMG, dx:dx + IMG]
+                          for k, (dy, dx) in enumerate(zip(sh[:, 0].tolist(), sh[:, 1].tolist()))])
         yb = pool_y[idx]
         loss = F.cross_entropy(model(xb), yb, label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
@@ -227,39 +288,46 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        if (step + 1) % 200 == 0 or step + 1 == a.steps:
+        if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             print(f'train_vit: step {step + 1}/{a.steps} loss {loss.item():.3f} '
-                  f'held-out acc {evaluate(xt, yt):.4f} ({time.time() - t_start:.0f} s)', flush=True)
+                  f'held-out acc ood {evaluate(xt[:ne], yt[:ne]):.4f} indist {evaluate(xv[:ne], yv[:ne]):.4f} '
+                  f'({time.time() - t_start:.0f} s)', flush=True)
 
     acc_test, acc_val = evaluate(xt, yt), evaluate(xv, yv)
     os.makedirs(a.out, exist_ok=True)
     model.eval()
-    x_ref = xt[:64].clone()
-    path = os.path.join(a.out, 'glyphvit.onnx')
+    xr_u8, yr = (xt_u8, yt) if a.ref_split == 'ood' else (xv_u8, yv)
+    x_ref = torch.from_numpy(to_input(xr_u8[:a.ref_count]))
+    y_ref = yr[:a.ref_count]
+    path = os.path.join(a.out, f'{a.name}.onnx')
     torch.onnx.export(model, (x_ref[:1],), path, input_names=['pixel_values'], output_names=['logits'],
                       dynamic_axes={'pixel_values': {0: 'batch'}, 'logits': {0: 'batch'}}, opset_version=17)
     with torch.no_grad():
         ref = model(x_ref).numpy()
-    np.save(os.path.join(a.out, 'glyphvit.in.pixel_values.npy'), x_ref.numpy())
-    np.save(os.path.join(a.out, 'glyphvit.ref.logits.npy'), ref)
-    np.save(os.path.join(a.out, 'glyphvit.labels.npy'), yt[:64])
+    if a.ref_u8:
+        np.save(os.path.join(a.out, f'{a.name}.in.u8.npy'), np.ascontiguousarray(xr_u8[:a.ref_count]))
+    else:
+        np.save(os.path.join(a.out, f'{a.name}.in.pixel_values.npy'), x_ref.numpy())
+    np.save(os.path.join(a.out, f'{a.name}.ref.logits.npy'), ref)
+    np.save(os.path.join(a.out, f'{a.name}.labels.npy'), y_ref)
     info = {
         'task': 'digit 0-9 rendered in an installed font over a real photo / video frame crop',
         'input': [1, 3, IMG, IMG], 'patch': 8, 'tokens': (IMG // 8) ** 2 + 1,
-        'dim': a.dim, 'depth': a.depth, 'heads': a.heads, 'params': sum(p.numel() for p in model.parameters()),
+        'stem': a.stem, 'dim': a.dim, 'depth': a.depth, 'heads': a.heads, 'params': sum(p.numel() for p in model.parameters()),
         'steps': a.steps, 'batch': a.batch, 'lr': a.lr, 'seed': a.seed, 'threads': a.threads,
         'train_samples_seen': a.steps * a.batch, 'train_pool': a.pool,
         'heldout_accuracy': acc_test, 'heldout_desc': 'fonts and backgrounds never seen in training',
         'heldout_size': a.test_size, 'indist_accuracy': acc_val,
         'indist_desc': 'fresh renders with the training fonts and backgrounds',
-        'ref_batch_accuracy': float((ref.argmax(-1) == yt[:64]).mean()),
+        'ref_batch': {'split': a.ref_split, 'count': a.ref_count, 'uint8': a.ref_u8,
+                      'accuracy': float((ref.argmax(-1) == y_ref).mean())},
         'train_fonts': [os.path.basename(f) for f in train_fonts],
         'test_fonts': [os.path.basename(f) for f in test_fonts],
         'train_backgrounds': TRAIN_PHOTOS + TRAIN_VIDEOS, 'test_backgrounds': TEST_PHOTOS + TEST_VIDEOS,
         'onnx_bytes': os.path.getsize(path), 'seconds': round(time.time() - t_start, 1),
         'render_seconds': round(t_render, 1), 'torch': torch.__version__,
     }
-    with open(os.path.join(a.out, 'glyphvit.json'), 'w') as f:
+    with open(os.path.join(a.out, f'{a.name}.json'), 'w') as f:
         json.dump(info, f, indent=1)
     print(f'train_vit: held-out accuracy {acc_test:.4f} (unseen fonts and backgrounds, n={a.test_size}), '
           f'in-distribution {acc_val:.4f}; {info["params"] / 1e6:.2f} M params, '
