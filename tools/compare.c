@@ -389,9 +389,13 @@ int cli_compare_strategies(int argc, char **argv) {
       S->med = times[ntimes / 2];
       S->lo = times[0];
       S->hi = times[ntimes - 1];
-      S->state_bytes = it ? vt_interp_state_bytes(it) : 0;
       int64_t done = 0, seen = 0;
-      if (it) vt_interp_state_rows(it, &done, &seen);
+      S->state_bytes = 0;
+      if (jit) vt_jit_state_info(jit, &S->state_bytes, &done, &seen);
+      else if (it) {
+        S->state_bytes = vt_interp_state_bytes(it);
+        vt_interp_state_rows(it, &done, &seen);
+      }
       S->updated = seen > 0 ? (double)done / (double)seen : -1;
       if (nframes >= 20) fprintf(stderr, "\n");
     }

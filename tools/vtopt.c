@@ -58,7 +58,7 @@ static const char *usage =
     "                         model's kernels do not read is an error listing the valid ones)\n"
     "  -o FILE.onnx           write the (prepared) graph as an ONNX model\n"
     "  -o FILE.so             compile to a self-contained shared library (ABI: include/vtopt/model.h);\n"
-    "                         every dim must be pinned (--dim)\n"
+    "                         every dim must be pinned (--dim, or from the shapes of --input files)\n"
     "  --tag NAME             prefix of the library's exported symbols (default: from FILE.so)\n"
     "  -o FILE.ptx            the GPU path: not built yet\n"
     "  --pass=LIST            graph rewrites (pipeline syntax and passes below; repeatable: the lists\n"
@@ -274,6 +274,11 @@ int cli_cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+static bool ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && !strcmp(s + a - b, suf);
+}
+
 /* Loads, prepares and (when with_passes) runs the pass pipeline: canonicalisation first unless
  * --no-canonicalize, then the --pass lists. */
 static int load_model(const opts *o, vt_graph **gp, bool with_passes, vt_error *e) {
@@ -291,7 +296,38 @@ static int load_model(const opts *o, vt_graph **gp, bool with_passes, vt_error *
     pn[np] = frame_sym;
     pv[np++] = 1;
   }
-  rc = vt_graph_prepare(*gp, pn, pv, np, e);
+  /* -o FILE.so with --input files: their shapes pin the named dims --dim leaves open (as --jit
+   * pins from the inputs it runs on) */
+  vt_tensor pin_src[MAX_ITEMS];
+  int n_src = 0;
+  bool to_so = o->out_file && ends_with(o->out_file, ".so");
+  const vt_graph *g = *gp;
+  for (int k = 0; to_so && k < o->n_inputs && rc == VT_OK; k++) {
+    int32_t in = -1;
+    for (int32_t i = 0; i < g->n_inputs; i++)
+      if (!strcmp(g->values[g->inputs[i]].name, o->in_names[k])) in = g->inputs[i];
+    if (in < 0) continue;   /* run_model names the unknown input */
+    const vt_value *v = &g->values[in];
+    bool open = false;
+    for (int32_t d = 0; d < v->rank; d++) open |= !vt_dim_is_const(v->dims[d]);
+    if (!open) continue;
+    vt_tensor *t = &pin_src[n_src];
+    memset(t, 0, sizeof *t);
+    if ((rc = vt_npy_read(o->in_files[k], t, e)) != VT_OK) break;
+    n_src++;
+    for (int32_t d = 0; d < v->rank && d < t->rank && np < MAX_ITEMS; d++) {
+      if (vt_dim_is_const(v->dims[d]) || g->syms[vt_dim_sym(v->dims[d])].kind != VT_SYM_NAMED) continue;
+      const char *sym = g->syms[vt_dim_sym(v->dims[d])].name;
+      bool have = false;
+      for (int i = 0; i < np; i++) have |= !strcmp(pn[i], sym);
+      if (!have) {
+        pn[np] = sym;
+        pv[np++] = t->dims[d];
+      }
+    }
+  }
+  if (rc == VT_OK) rc = vt_graph_prepare(*gp, pn, pv, np, e);
+  for (int i = 0; i < n_src; i++) vt_tensor_free(&pin_src[i]);
   if (rc || !with_passes) return rc;
   vt_pipeline_opts po = o->popts;
   po.out = stdout;
@@ -616,11 +652,6 @@ done:
   free(times);
   vt_tensor_free(&clip);
   return rc;
-}
-
-static bool ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && !strcmp(s + a - b, suf);
 }
 
 /* vtopt run FAST.so ...: a compiled model through its ABI (no graph, no passes). */

@@ -9,6 +9,8 @@ modes:
   ort         ONNX Runtime (bench/ort_run.mjs) against torch's references
   ort-interp  ONNX Runtime's outputs against the interpreter's (both run here)
   jit         the LLVM-compiled model (vtopt --run --jit) against the interpreter (both run here)
+  so          the model compiled to a fast.so (dims pinned from the inputs), run through its ABI
+              (vtopt run NAME.so), against the interpreter
 Exit 0 when every output is within the threshold, 1 when one is not, 2 on a run failure.
 Only the standard library is used (no torch/numpy), so it runs on any python3.
 """
@@ -72,7 +74,7 @@ def compare(a, ref, got):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('mode', choices=['interp', 'ort', 'ort-interp', 'jit'])
+    ap.add_argument('mode', choices=['interp', 'ort', 'ort-interp', 'jit', 'so'])
     ap.add_argument('--zoo', required=True)
     ap.add_argument('--model', required=True)
     ap.add_argument('--vtopt', default=os.path.join(ROOT, 'build', 'vtopt'))
@@ -107,6 +109,21 @@ def main():
         rc = run_interp(a, ins, got_dir, ['--jit'])
         if rc != 0:
             print(f'zoo_check: vtopt --jit failed on {a.model} (exit {rc})', file=sys.stderr)
+            return 2
+        refs = [(os.path.join(interp_dir, f'{safe(o)}.npy'), o) for o in outs]
+    elif a.mode == 'so':
+        got_dir = os.path.join(work, 'so', a.model)
+        os.makedirs(got_dir, exist_ok=True)
+        lib = os.path.join(work, 'so', a.model + '.so')
+        feeds = []
+        for n in ins:
+            feeds += ['--input', f'{n}={os.path.join(a.zoo, f"{a.model}.in.{n}.npy")}']
+        threads = ['--threads', str(a.threads)] if a.threads else []
+        rc = run([a.vtopt, os.path.join(a.zoo, a.model + '.onnx'), '-q', *feeds, '-o', lib, '--tag', 'zoo'])
+        if rc == 0:
+            rc = run([a.vtopt, 'run', lib, '--tag', 'zoo', '-q', *threads, *feeds, '--output-dir', got_dir])
+        if rc != 0:
+            print(f'zoo_check: fast.so failed on {a.model} (exit {rc})', file=sys.stderr)
             return 2
         refs = [(os.path.join(interp_dir, f'{safe(o)}.npy'), o) for o in outs]
     else:
