@@ -111,7 +111,7 @@ int vt_cg_rt_init(vt_cg_rt *rt, const vt_graph *g, int threads, vt_error *e) {
 
 void vt_cg_rt_fini(vt_cg_rt *rt) {
   if (!rt) return;
-  if (rt->g) vt_states_reset(rt->state, rt->g->n_nodes);
+  if (rt->g) vt_states_free(rt->state, rt->g->n_nodes);
   vt_pool_free(rt->pool);
   free(rt->bufs);
   free(rt->state);

@@ -92,6 +92,15 @@ double vt_kctx_knob(const vt_kctx *k, const char *name, double dflt) {
   return dflt;
 }
 
+void vt_states_free(void **state, int32_t n) {
+  for (int32_t i = 0; state && i < n; i++)
+    if (state[i]) {
+      vt_state *st = state[i];
+      if (st->free) st->free(st);
+      state[i] = NULL;
+    }
+}
+
 void vt_states_reset(void **state, int32_t n) {
   for (int32_t i = 0; state && i < n; i++)
     if (state[i]) {
@@ -175,10 +184,7 @@ vt_interp *vt_interp_new(const vt_graph *g, int nthreads, vt_error *e) {
 
 void vt_interp_free(vt_interp *it) {
   if (!it) return;
-  for (int32_t i = 0; it->state && i < it->g->n_nodes; i++) {
-    vt_state *st = it->state[i];
-    if (st && st->free) st->free(st);
-  }
+  vt_states_free(it->state, it->g->n_nodes);
   free(it->state);
   vt_pool_free(it->pool);
   free(it->last_use);

@@ -43,6 +43,8 @@ bool vt_graph_has_knob(const vt_graph *g, const char *name);
 /* Frees every state block of a per-node state table (n slots; NULL slots skipped) and clears the
  * slots: the next run of each stateful node starts fresh ("flush"). */
 void vt_states_reset(void **state, int32_t n);
+/* Frees every state block of n slots (a session's end). */
+void vt_states_free(void **state, int32_t n);
 /* Over n state slots: bytes held (the memory per stream) and the sums of rows_done / rows_seen. */
 size_t vt_states_bytes(void *const *state, int32_t n);
 void vt_states_rows(void *const *state, int32_t n, int64_t *done, int64_t *seen);
