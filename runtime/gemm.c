@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MR 6
-#define NR 16
+#define MR VT_GEMM_MR
+#define NR VT_GEMM_NR
 #define KC 256
 #define MC_MAX 96
 
@@ -27,35 +27,10 @@ typedef float v8fu __attribute__((vector_size(32), aligned(4)));   /* unaligned 
 #define VT_CLONES
 #endif
 
-/* tile[MR][NR] = sum_k a[k][0..MR) (x) b[k][0..NR). a and b are 32-byte aligned packed panels. */
-VT_CLONES __attribute__((optimize("fp-contract=fast")))
-static void ukernel(int64_t kc, const float *restrict a, const float *restrict b,
-                    float *restrict tile) {
-  v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
-  v8f c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-  for (int64_t k = 0; k < kc; k++) {
-    v8f b0 = *(const v8f *)b, b1 = *(const v8f *)(b + 8);
-    float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
-    c00 += a0 * b0; c01 += a0 * b1;
-    c10 += a1 * b0; c11 += a1 * b1;
-    c20 += a2 * b0; c21 += a2 * b1;
-    c30 += a3 * b0; c31 += a3 * b1;
-    c40 += a4 * b0; c41 += a4 * b1;
-    c50 += a5 * b0; c51 += a5 * b1;
-    a += MR;
-    b += NR;
-  }
-  v8f *t = (v8f *)tile;
-  t[0] = c00; t[1] = c01; t[2] = c10; t[3] = c11; t[4] = c20; t[5] = c21;
-  t[6] = c30; t[7] = c31; t[8] = c40; t[9] = c41; t[10] = c50; t[11] = c51;
-}
-
-/* C[0..MR)[0..NR) (row stride ldc) = alpha * (a (x) b) + beta * C, for full tiles: the same
- * accumulation as ukernel with the update done in registers. beta == 0 ignores C. */
-VT_CLONES __attribute__((optimize("fp-contract=fast")))
-static void ukernel_c(int64_t kc, const float *restrict a, const float *restrict b,
-                      float *restrict c, int64_t ldc, float alpha, float beta) {
-  v8f acc[2 * MR];
+/* acc[2r], acc[2r+1] = row r of sum_k a[k][0..MR) (x) b[k][0..NR) (a, b packed, 32-byte aligned):
+ * the accumulation of every micro-kernel, inlined so the 12 accumulators stay in registers. */
+static inline __attribute__((always_inline)) void accumulate(int64_t kc, const float *restrict a,
+                                                             const float *restrict b, v8f acc[2 * MR]) {
   v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
   v8f c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
   for (int64_t k = 0; k < kc; k++) {
@@ -72,6 +47,20 @@ static void ukernel_c(int64_t kc, const float *restrict a, const float *restrict
   }
   acc[0] = c00; acc[1] = c01; acc[2] = c10; acc[3] = c11; acc[4] = c20; acc[5] = c21;
   acc[6] = c30; acc[7] = c31; acc[8] = c40; acc[9] = c41; acc[10] = c50; acc[11] = c51;
+}
+
+VT_CLONES __attribute__((optimize("fp-contract=fast")))
+void vt_gemm_tile(int64_t kc, const float *restrict a, const float *restrict b, float *restrict tile) {
+  accumulate(kc, a, b, (v8f *)tile);
+}
+
+/* C[0..MR)[0..NR) (row stride ldc) = alpha * (a (x) b) + beta * C, for full tiles: the same
+ * accumulation as vt_gemm_tile with the update done in registers. beta == 0 ignores C. */
+VT_CLONES __attribute__((optimize("fp-contract=fast")))
+static void ukernel_c(int64_t kc, const float *restrict a, const float *restrict b,
+                      float *restrict c, int64_t ldc, float alpha, float beta) {
+  v8f acc[2 * MR];
+  accumulate(kc, a, b, acc);
   for (int r = 0; r < MR; r++) {
     v8fu *p0 = (v8fu *)(c + r * ldc), *p1 = (v8fu *)(c + r * ldc + 8);
     if (beta == 0.0f) {
@@ -224,7 +213,7 @@ static void do_tile(const gemm_job *j, int64_t t) {
           ukernel_c(kc, ap + r0 * kc, bpan, c, j->ldc, alpha, beta);
           continue;
         }
-        ukernel(kc, ap + r0 * kc, bpan, tile);
+        vt_gemm_tile(kc, ap + r0 * kc, bpan, tile);
         for (int64_t r = 0; r < mr; r++) {
           float *cr = c + r * j->ldc;
           const float *tr = tile + r * NR;

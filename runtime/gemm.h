@@ -7,6 +7,15 @@
 
 #include "runtime.h"
 
+/* The micro-kernel's register tile: VT_GEMM_MR rows x VT_GEMM_NR columns of C. */
+#define VT_GEMM_MR 6
+#define VT_GEMM_NR 16
+
+/* tile[r*NR + c] = sum_k a[k*MR + r] * b[k*NR + c] for k < kc: the micro-kernel on packed panels
+ * (a: MR-high row strip, b: NR-wide column panel; a, b, tile 32-byte aligned), for kernels that
+ * consume a tile themselves (HTTM's matching keeps a running argmax over tiles). */
+void vt_gemm_tile(int64_t kc, const float *restrict a, const float *restrict b, float *restrict tile);
+
 void vt_sgemm(vt_pool *p, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
               int64_t ldc);

@@ -272,31 +272,10 @@ INL void feat_row(const feat_src *f, int64_t n, float *y) {
 /* Matching is a GEMM (src rows x dst rows, dot products of normalised rows) whose only use is
  * each src row's argmax, so it runs as one: dst rows packed once per block into panels of 16
  * (dpack[(p*D + d)*16 + c] = dst p*16+c, zero padded), src rows 6 at a time (apack[d*6 + r]),
- * a 6x16 register tile (the runtime GEMM's micro-kernel shape) per panel, and the running
+ * the runtime GEMM's 6x16 micro-kernel (vt_gemm_tile) per panel, and the running
  * argmax of each src row updated from the tile: the similarity matrix never leaves L1. */
-#define TR 6
-#define TC 16
-
-/* t[r*TC + c] = sum_k a[k*TR + r] * b[k*TC + c]; a, b, t 32-byte aligned */
-INL void tile6x16(int64_t K, const float *restrict a, const float *restrict b, float *restrict t) {
-  v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
-  v8f c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-  for (int64_t k = 0; k < K; k++) {
-    v8f b0 = *(const v8f *)b, b1 = *(const v8f *)(b + 8);
-    float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
-    c00 += a0 * b0; c01 += a0 * b1;
-    c10 += a1 * b0; c11 += a1 * b1;
-    c20 += a2 * b0; c21 += a2 * b1;
-    c30 += a3 * b0; c31 += a3 * b1;
-    c40 += a4 * b0; c41 += a4 * b1;
-    c50 += a5 * b0; c51 += a5 * b1;
-    a += TR;
-    b += TC;
-  }
-  v8f *o = (v8f *)t;
-  o[0] = c00; o[1] = c01; o[2] = c10; o[3] = c11; o[4] = c20; o[5] = c21;
-  o[6] = c30; o[7] = c31; o[8] = c40; o[9] = c41; o[10] = c50; o[11] = c51;
-}
+#define TR VT_GEMM_MR
+#define TC VT_GEMM_NR
 
 /* floats of match_block's scratch for features of dimension D and at most md dst per block
  * (every part a multiple of 16 floats, so each stays 64-byte aligned) */
@@ -340,7 +319,7 @@ HOT static void match_block(const hm_args *a, const mlayout *L, int64_t bl, cons
       bi[r][0] = bi[r][1] = lane * 0;
     }
     for (int64_t p = 0; p < npan; p++) {
-      tile6x16(D, apack, dpack + p * D * TC, tile);
+      vt_gemm_tile(D, apack, dpack + p * D * TC, tile);
       if (p == npan - 1)   /* padding columns never win */
         for (int64_t c = nd - p * TC; c < TC; c++)
           for (int r = 0; r < TR; r++) tile[r * TC + c] = -INFINITY;
