@@ -588,8 +588,8 @@ static void test_bad_inputs(void **state) {
 #define ZOO_DIR VT_BINARY_DIR "/testsuite/codegen_zoo"
 #define ZOO_MODEL ZOO_DIR "/vit_tiny_op17.onnx"
 
-static void test_vit_tiny(void **state) {
-  (void)state;
+/* The tiny zoo ViT (generated on first use), prepared with batch = 2. */
+static vt_graph *load_vit_tiny(void) {
   if (access(ZOO_MODEL, R_OK) != 0 &&
       system("/usr/bin/python3 '" VT_SOURCE_DIR "/testsuite/models/gen_zoo.py' --only vit_tiny_op17 --out '" ZOO_DIR
              "' >/dev/null") != 0)
@@ -600,6 +600,12 @@ static void test_vit_tiny(void **state) {
   const char *names[1] = {"batch"};
   int64_t vals[1] = {2};
   if (vt_graph_prepare(g, names, vals, 1, &e)) fail_msg("%s", e.msg);
+  return g;
+}
+
+static void test_vit_tiny(void **state) {
+  (void)state;
+  vt_graph *g = load_vit_tiny();
   vt_jit_stats st;
   double err = compare(g, &st);
   fprintf(stderr, "  vit_tiny_op17 (batch 2): rel L2 %.3g; %d gemm, %d elementwise, %d row, %d copy, %d fallback; %.0f ms\n",
@@ -683,16 +689,8 @@ static void so_check(vt_graph *g, const char *path, const char *tag, so_api *a) 
  * interpreter; the ViT one has interpreter-kernel fallbacks inside the library. */
 static void test_shared_library(void **state) {
   (void)state;
-  if (access(ZOO_MODEL, R_OK) != 0 &&
-      system("/usr/bin/python3 '" VT_SOURCE_DIR "/testsuite/models/gen_zoo.py' --only vit_tiny_op17 --out '" ZOO_DIR
-             "' >/dev/null") != 0)
-    fail_msg("cannot generate %s", ZOO_MODEL);
   vt_error e = {0};
-  vt_graph *g = NULL;
-  if (vt_onnx_load(ZOO_MODEL, &g, &e)) fail_msg("%s", e.msg);
-  const char *names[1] = {"batch"};
-  int64_t vals[1] = {2};
-  if (vt_graph_prepare(g, names, vals, 1, &e)) fail_msg("%s", e.msg);
+  vt_graph *g = load_vit_tiny();
   so_api a, b;
   so_check(g, VT_BINARY_DIR "/testsuite/codegen_vit_tiny.so", "vit_tiny", &a);
   vt_graph *g2 = new_graph();
