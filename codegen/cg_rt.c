@@ -26,6 +26,62 @@ void vt_jit_host_par(void *rt, void (*fn)(void **bufs, int64_t begin, int64_t en
   vt_pool_for(r->pool, n, par_tramp, &a);
 }
 
+/* ---------- profile ---------- */
+void vt_jit_host_prof(void *rt, int32_t gi, const char *label) {
+  vt_cg_rt *r = rt;
+  double t = now_ms();
+  if (r->prof_cur >= 0 && r->prof_cur < r->n_prof) r->prof[r->prof_cur].ms += t - r->prof_t0;
+  r->prof_cur = -1;
+  if (gi < 0) { r->prof_runs++; return; }
+  if (gi >= r->n_prof) {
+    struct vt_cg_prof *p = realloc(r->prof, (size_t)(gi + 1) * sizeof *p);
+    if (!p) return;   /* profiling is best effort */
+    memset(p + r->n_prof, 0, (size_t)(gi + 1 - r->n_prof) * sizeof *p);
+    r->prof = p;
+    r->n_prof = gi + 1;
+  }
+  if (!r->prof[gi].label && label) r->prof[gi].label = strdup(label);
+  r->prof_cur = gi;
+  r->prof_t0 = now_ms();
+}
+
+static int cmp_prof_desc(const void *a, const void *b) {
+  double x = ((const struct vt_cg_prof *)a)->ms, y = ((const struct vt_cg_prof *)b)->ms;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void vt_cg_rt_prof_print(const vt_cg_rt *rt, FILE *f) {
+  if (!rt->prof_runs || !rt->n_prof) return;
+  struct vt_cg_prof *s = malloc((size_t)rt->n_prof * sizeof *s);
+  struct { char kind[16]; double ms; int n; } kinds[16];
+  int nk = 0;
+  double total = 0;
+  if (!s) return;
+  memcpy(s, rt->prof, (size_t)rt->n_prof * sizeof *s);
+  for (int32_t i = 0; i < rt->n_prof; i++) {
+    total += s[i].ms;
+    char k[16] = "?";
+    if (s[i].label) sscanf(s[i].label, "%15s", k);
+    int j = 0;
+    while (j < nk && strcmp(kinds[j].kind, k)) j++;
+    if (j == nk && nk < 16) { snprintf(kinds[nk].kind, sizeof kinds[nk].kind, "%s", k); kinds[nk].ms = 0; kinds[nk++].n = 0; }
+    if (j < nk) { kinds[j].ms += s[i].ms; kinds[j].n++; }
+  }
+  double runs = (double)rt->prof_runs;
+  fprintf(f, "profile: %lld runs, %.2f ms per run in %d groups\n", (long long)rt->prof_runs, total / runs, rt->n_prof);
+  for (int j = 0; j < nk; j++)
+    fprintf(f, "  %-12s %4d groups %10.2f ms/run %5.1f%%\n", kinds[j].kind, kinds[j].n, kinds[j].ms / runs,
+            total > 0 ? 100.0 * kinds[j].ms / total : 0.0);
+  qsort(s, (size_t)rt->n_prof, sizeof *s, cmp_prof_desc);
+  const char *pe = getenv("VTOPT_PROFILE");   /* a number above 1: how many groups to list */
+  int top = pe && atoi(pe) > 1 ? atoi(pe) : 30;
+  fprintf(f, "  slowest groups (ms/run, share):\n");
+  for (int32_t i = 0; i < rt->n_prof && i < top; i++)
+    fprintf(f, "  %10.3f %5.1f%%  %s\n", s[i].ms / runs, total > 0 ? 100.0 * s[i].ms / total : 0.0,
+            s[i].label ? s[i].label : "?");
+  free(s);
+}
+
 /* ---------- session ---------- */
 static bool dim_has_sym(const vt_graph *g, vt_dim d, int32_t sym) {
   if (vt_dim_is_const(d)) return false;
@@ -80,6 +136,7 @@ int64_t vt_cg_rt_dim(const vt_cg_rt *rt, vt_dim d) {
 int vt_cg_rt_init(vt_cg_rt *rt, const vt_graph *g, int threads, vt_error *e) {
   memset(rt, 0, sizeof *rt);
   rt->g = g;
+  rt->prof_cur = -1;
   rt->bufs = calloc((size_t)g->n_values + 1, sizeof *rt->bufs);
   rt->state = calloc((size_t)g->n_nodes + 1, sizeof *rt->state);
   rt->dims = malloc(((size_t)g->n_syms + 1) * sizeof *rt->dims);
@@ -111,6 +168,9 @@ int vt_cg_rt_init(vt_cg_rt *rt, const vt_graph *g, int threads, vt_error *e) {
 
 void vt_cg_rt_fini(vt_cg_rt *rt) {
   if (!rt) return;
+  vt_cg_rt_prof_print(rt, stderr);
+  for (int32_t i = 0; i < rt->n_prof; i++) free(rt->prof[i].label);
+  free(rt->prof);
   if (rt->g) vt_states_free(rt->state, rt->g->n_nodes);
   vt_pool_free(rt->pool);
   free(rt->bufs);

@@ -12,6 +12,7 @@
 #define VTOPT_CG_RT_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "ir.h"
 #include "runtime.h"
@@ -33,6 +34,11 @@ typedef struct vt_cg_rt {
   int32_t *sym_def;         /* per symbol: the node that defines it at run time, or -1 */
   int64_t *cap;             /* per value: bytes of its buffer (its size at the dims' upper bounds) */
   double last_run_ms, last_fallback_ms;
+  /* profile (entries compiled with VTOPT_PROFILE): per group its label and accumulated time */
+  struct vt_cg_prof { char *label; double ms; } *prof;
+  int32_t n_prof, prof_cur;
+  double prof_t0;
+  int64_t prof_runs;
   int last_direct, last_copied;   /* host nodes of the last run: kernel wrote in place / copied */
 } vt_cg_rt;
 
@@ -55,6 +61,10 @@ int vt_cg_rt_set_knob(vt_cg_rt *rt, const char *name, double value, vt_error *e)
 /* Called by generated code (names are part of the generated module's contract). */
 void vt_jit_host_par(void *rt, void (*fn)(void **bufs, int64_t begin, int64_t end), void **bufs, int64_t n);
 int32_t vt_jit_host_node(void *rt, int32_t node);
+/* Profiling entries call this before group gi (label: what it is) and with gi = -1 at the end. */
+void vt_jit_host_prof(void *rt, int32_t gi, const char *label);
+/* Prints the profile gathered so far (nothing when the entry was not compiled for it). */
+void vt_cg_rt_prof_print(const vt_cg_rt *rt, FILE *f);
 
 /* Checks inputs against the graph (dtype, rank, every dim), binds them, runs the entry and fills
  * outputs: allocated here (owned by the caller), or, with caller_outputs, checked against the

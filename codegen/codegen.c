@@ -25,7 +25,8 @@
  * The same module feeds the ORC LLJIT (vt_jit_compile) and object emission for a self-contained
  * fast.so (vt_cg_emit_so: the tagged ABI of include/vtopt/model.h, the graph description its fallback
  * nodes need, linked with the runtime support). VT_CG_TIMING=1 in the environment prints the
- * lowering / optimisation / machine-code times to stderr.
+ * lowering / optimisation / machine-code times to stderr. VTOPT_PROFILE=1 at compile time makes
+ * the entry time every group (vt_jit_host_prof); the session prints the table at its end.
  *
  * Memory: every value that crosses a group boundary gets a slot in one arena laid out at compile
  * time by liveness (first fit, biggest first); graph inputs, constants and outputs use the
@@ -64,8 +65,10 @@ enum { ROW_SOFTMAX, ROW_LAYERNORM };
 enum { A_STEP, A_PRIMARY, A_CONSTF, A_VAL };     /* argument sources */
 /* how an external operand is indexed: FULL [flat], LAST [col], SCALAR [0], ROW [row] (shape
  * [..., 1]), TAIL [(row % period) * cols + col] (it matches the group's trailing dims, e.g. a
- * position embedding [1, T, C] added to [B, T, C]) */
-enum { BC_FULL, BC_LAST, BC_SCALAR, BC_ROW, BC_TAIL };
+ * position embedding [1, T, C] added to [B, T, C]), STRIDED (any other numpy broadcast: per group
+ * dim d the operand stride st[d], 0 where it broadcasts; index = sum over the leading dims of
+ * (row / inner_d % dims[d]) * st[d] + col * st[last], the row part hoisted out of the col loop) */
+enum { BC_FULL, BC_LAST, BC_SCALAR, BC_ROW, BC_TAIL, BC_STRIDED };
 enum { E_ADD, E_SUB, E_MUL, E_DIV, E_RELU, E_NEG, E_ABS, E_SQRT, E_RECIP, E_EXP, E_ERF, E_TANH,
        E_SIGMOID, E_SQUARE, E_CUBE, E_ID, E_LEAKY, E_CLIP, E_HSIG, E_HSWISH, E_GELU, E_GELU_TANH };
 static const char *const ew_names[] = {"add", "sub", "mul", "div", "relu", "neg", "abs", "sqrt",
@@ -78,6 +81,7 @@ typedef struct cg_arg {
   int32_t idx;       /* step index (A_STEP) or value index (A_VAL) */
   int32_t blob;      /* A_VAL of a constant: index into blobs (a module global), else -1 */
   int64_t period;    /* BC_TAIL: rows after which the operand repeats */
+  int64_t st[VT_MAX_RANK];   /* BC_STRIDED: operand stride per group dim */
   float c;           /* A_CONSTF */
 } cg_arg;
 
@@ -127,6 +131,7 @@ typedef struct cg_group {
    * by the constant row width, is the group's row count (GEMM: M, with the width N; COPY: bytes
    * = count x element size); -1 when every dim is constant. Static fields hold the bounds. */
   int32_t dref;
+  bool alias;                  /* COPY: out shares src's buffer (c->alias_of); nothing is emitted */
 } cg_group;
 
 typedef struct cg_blob { const void *data; size_t nbytes; void *owned; } cg_blob;
@@ -152,12 +157,17 @@ typedef struct cg {
   bool *is_out;                /* per value: graph output */
   int32_t *node_group;
   int32_t *val_step;           /* per value: producing step in its group, -2 GEMM primary, -1 */
+  int32_t *alias_of;           /* per value: the arena value whose buffer it shares (a COPY group's
+                                  output that is a view of its source: no data moves), or -1 */
   cg_group *groups; int n_groups, cap_groups;
   cg_blob *blobs; int n_blobs, cap_blobs;
   /* LLVM */
   LLVMContextRef ctx;
   LLVMModuleRef mod;
   LLVMBuilderRef b;
+  bool prof;                   /* VTOPT_PROFILE at compile time: the entry times every group */
+  LLVMValueRef f_prof;
+  LLVMTypeRef ft_prof;
   LLVMTypeRef t_i64, t_i32, t_f32, t_ptr, t_void, t_i1;
   LLVMValueRef f_gemm, f_exp, f_erf, f_tanh, f_sigmoid, f_par, f_node, f_sqrt, f_fabs, f_softmax, f_ln;
   LLVMTypeRef ft_softmax, ft_ln, ft_perm;
@@ -347,8 +357,24 @@ static int group_add_step(cg_group *G, const cg_step *s) {
   return 0;
 }
 
-/* Shape of value v compared with the group shape: a BC_ kind, or -1 (*period for BC_TAIL). */
-static int bcast_kind(const cg_group *G, const vt_value *v, int64_t *period) {
+/* Operand strides of v broadcast to G's shape (numpy rules, aligned from the right); false when
+ * v does not broadcast to it. */
+static bool bcast_strides(const cg_group *G, const vt_value *v, int64_t *st) {
+  if (v->rank > G->rank) return false;
+  int64_t run = 1;
+  for (int32_t d = G->rank - 1; d >= 0; d--) {
+    int32_t vd = d - (G->rank - v->rank);
+    int64_t n = vd >= 0 ? v->dims[vd] : 1;
+    if (n != 1 && n != G->dims[d]) return false;
+    st[d] = n == 1 ? 0 : run;
+    run *= n;
+  }
+  return true;
+}
+
+/* Shape of value v compared with the group shape: a BC_ kind, or -1 (*period for BC_TAIL,
+ * st for BC_STRIDED). */
+static int bcast_kind(const cg_group *G, const vt_value *v, int64_t *period, int64_t *st) {
   int64_t n = val_numel(v);
   if (n == 1) return BC_SCALAR;
   int32_t r = 0;
@@ -375,6 +401,7 @@ static int bcast_kind(const cg_group *G, const vt_value *v, int64_t *period) {
       return BC_TAIL;
     }
   }
+  if (G->rank >= 1 && G->cols == G->dims[G->rank - 1] && bcast_strides(G, v, st)) return BC_STRIDED;
   return -1;
 }
 
@@ -399,7 +426,7 @@ static bool resolve_arg(cg *c, int gi, int32_t v, cg_arg *a) {
   }
   if (p >= G->seed) return false;                /* not yet computed when the group runs */
   int64_t period = 0;
-  int bc = bcast_kind(G, val, &period);
+  int bc = bcast_kind(G, val, &period, a->st);
   if (bc < 0 || !dyn_match(c, G, v, bc)) return false;
   a->period = period;
   if (is_const(g, v)) {
@@ -658,7 +685,7 @@ static int try_gemm(cg *c, int32_t ni, int32_t ln, char *why, size_t whyn) {
     memset(&tmp, 0, sizeof tmp);
     set_group_shape(&tmp, O);
     int64_t period = 0;
-    int bc = bcast_kind(&tmp, C, &period);
+    int bc = bcast_kind(&tmp, C, &period, bias.st);
     if (bc < 0) { snprintf(why, whyn, "C does not broadcast along rows"); return 0; }
     has_bias = true;
     if (bc == BC_SCALAR) {
@@ -1104,6 +1131,25 @@ static bool is_copy_op(int op) {
 }
 
 /* ---------- planning ----------------------------------------------------------------------- */
+static bool needs_buffer(const cg *c, int32_t v);
+
+/* Reshape-like copies (COPY groups) whose source lives in the arena become views: the output
+ * shares the source's buffer (same bytes, same order), so nothing is copied. Not for graph
+ * outputs (the caller's memory) or sources that are graph inputs, outputs or constants. Chains
+ * resolve to their first buffer; plan_arena keeps that buffer live for every alias's users. */
+static void plan_aliases(cg *c) {
+  const vt_graph *g = c->g;
+  for (int gi = 0; gi < c->n_groups; gi++) {
+    cg_group *G = &c->groups[gi];
+    if (G->kind != G_COPY) continue;
+    int32_t src = G->src, root = c->alias_of[src] >= 0 ? c->alias_of[src] : src;
+    if (c->is_out[G->out] || c->is_out[root] || g->values[root].producer < 0 || !needs_buffer(c, root)) continue;
+    if (vt_dtype_size(g->values[src].dtype) != vt_dtype_size(g->values[G->out].dtype)) continue;
+    G->alias = true;
+    c->alias_of[G->out] = root;
+  }
+}
+
 static int plan(cg *c) {
   const vt_graph *g = c->g;
   /* every value in play must have a static shape, or run-time dims with known bounds that a node
@@ -1256,13 +1302,14 @@ static int plan(cg *c) {
         if (c->node_group[c->ulist[u]] != gi) st->store = true;
     }
   }
+  plan_aliases(c);
   return VT_OK;
 }
 
 /* Does value v need a buffer (it is produced by a node and visible outside its group)? */
 static bool needs_buffer(const cg *c, int32_t v) {
   const vt_value *val = &c->g->values[v];
-  if (val->producer < 0) return false;
+  if (val->producer < 0 || c->alias_of[v] >= 0) return false;
   int gi = c->node_group[val->producer];
   const cg_group *G = &c->groups[gi];
   if (G->kind == G_GEMM && G->out == v) return true;
@@ -1283,7 +1330,15 @@ static int cmp_size_desc(const void *a, const void *b) {
 static int64_t plan_arena(const cg *c, int64_t *off) {
   const vt_graph *g = c->g;
   arena_item *items = malloc(((size_t)g->n_values + 1) * sizeof *items);
-  if (!items) return -1;
+  int64_t *last_use = malloc(((size_t)g->n_values + 1) * sizeof *last_use);   /* group index, aliases folded in */
+  if (!items || !last_use) { free(items); free(last_use); return -1; }
+  for (int32_t v = 0; v < g->n_values; v++) {
+    last_use[v] = -1;
+    for (int32_t u = c->uoff[v]; u < c->uoff[v + 1]; u++)
+      if (c->node_group[c->ulist[u]] > last_use[v]) last_use[v] = c->node_group[c->ulist[u]];
+  }
+  for (int32_t v = 0; v < g->n_values; v++)
+    if (c->alias_of[v] >= 0 && last_use[v] > last_use[c->alias_of[v]]) last_use[c->alias_of[v]] = last_use[v];
   int n = 0;
   for (int32_t v = 0; v < g->n_values; v++) {
     off[v] = -1;
@@ -1292,11 +1347,10 @@ static int64_t plan_arena(const cg *c, int64_t *off) {
     int64_t sz = (int64_t)vt_dtype_size(val->dtype) * val_numel(val);
     sz = (sz + 63) / 64 * 64;
     if (sz == 0) sz = 64;
-    int64_t def = c->node_group[val->producer], last = def;
-    for (int32_t u = c->uoff[v]; u < c->uoff[v + 1]; u++)
-      if (c->node_group[c->ulist[u]] > last) last = c->node_group[c->ulist[u]];
+    int64_t def = c->node_group[val->producer], last = def > last_use[v] ? def : last_use[v];
     items[n++] = (arena_item){v, sz, def, last, 0};
   }
+  free(last_use);
   qsort(items, (size_t)n, sizeof *items, cmp_size_desc);
   int64_t total = 0;
   for (int i = 0; i < n; i++) {
@@ -1316,6 +1370,8 @@ static int64_t plan_arena(const cg *c, int64_t *off) {
     if (o + items[i].size > total) total = o + items[i].size;
   }
   for (int i = 0; i < n; i++) off[items[i].v] = items[i].off;
+  for (int32_t v = 0; v < g->n_values; v++)
+    if (c->alias_of[v] >= 0) off[v] = off[c->alias_of[v]];
   free(items);
   return total;
 }
@@ -1463,6 +1519,18 @@ static void emit_elem(cg *c, const cg_group *G, LLVMValueRef prim, LLVMValueRef 
         if (ar->bc == BC_TAIL)
           idx = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, LLVMBuildURem(c->b, row, ci64(c, ar->period), ""),
                                                       ci64(c, G->cols), ""), col, "");
+        if (ar->bc == BC_STRIDED) {
+          idx = LLVMBuildNSWMul(c->b, col, ci64(c, ar->st[G->rank - 1]), "");
+          int64_t inner = 1;
+          for (int32_t d = G->rank - 2; d >= 0; d--) {
+            if (ar->st[d]) {
+              LLVMValueRef q = inner > 1 ? LLVMBuildUDiv(c->b, row, ci64(c, inner), "") : row;
+              q = LLVMBuildURem(c->b, q, ci64(c, G->dims[d]), "");
+              idx = LLVMBuildNSWAdd(c->b, idx, LLVMBuildNSWMul(c->b, q, ci64(c, ar->st[d]), ""), "");
+            }
+            inner *= G->dims[d];
+          }
+        }
         LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_f32, base, &idx, 1, "");
         a[k] = LLVMBuildLoad2(c->b, c->t_f32, p, "");
         break;
@@ -1673,6 +1741,8 @@ static size_t epi_key(const cg_group *G, unsigned char *key, size_t cap) {
       int32_t bc = a->kind == A_VAL ? a->bc : 0;
       int64_t period = a->kind == A_VAL ? a->period : 0;
       PUT(a->kind); PUT(bc); PUT(where); PUT(cv); PUT(period);
+      if (bc == BC_STRIDED)
+        for (int32_t d = 0; d < G->rank; d++) { PUT(a->st[d]); PUT(G->dims[d]); }
     }
   }
 #undef PUT
@@ -1915,6 +1985,27 @@ static LLVMValueRef emit_attn_kernel(cg *c, int gi) {
 
 /* i32 vt_entry(ptr bufs, ptr rt): every group in order; a nonzero status from a host callback
  * returns at once. */
+/* The profile label of group gi: kind, first node (name, op) and its size. */
+static LLVMValueRef prof_label(cg *c, int gi) {
+  static const char *const kinds[] = {"gemm", "elementwise", "copy", "host", "row", "transpose", "attention",
+                                      "blocks", "conv"};
+  const cg_group *G = &c->groups[gi];
+  const vt_node *n = &c->g->nodes[G->seed];
+  char buf[320];
+  int k = snprintf(buf, sizeof buf, "%-11s %s (%s", kinds[G->kind], n->name ? n->name : "?", vt_ops[n->op].name);
+  if (G->kind == G_GEMM) k += snprintf(buf + k, sizeof buf - (size_t)k, " %lldx%lldx%lld", (long long)G->M, (long long)G->N, (long long)G->K);
+  if (G->n_nodes > 1 && k < (int)sizeof buf) k += snprintf(buf + k, sizeof buf - (size_t)k, ", %d nodes", G->n_nodes);
+  if (k < (int)sizeof buf) snprintf(buf + k, sizeof buf - (size_t)k, ")");
+  return LLVMBuildGlobalStringPtr(c->b, buf, "prof");
+}
+
+static void emit_prof(cg *c, LLVMValueRef rt, int gi) {
+  if (!c->prof) return;
+  LLVMValueRef a[3] = {rt, LLVMConstInt(c->t_i32, (unsigned long long)(int64_t)gi, 1),
+                       gi >= 0 ? prof_label(c, gi) : LLVMConstNull(c->t_ptr)};
+  LLVMBuildCall2(c->b, c->ft_prof, c->f_prof, a, 3, "");
+}
+
 static int emit_entry(cg *c, int nthreads) {
   LLVMTypeRef pt[2] = {c->t_ptr, c->t_ptr};
   LLVMValueRef f = LLVMAddFunction(c->mod, "vt_entry", LLVMFunctionType(c->t_i32, pt, 2, 0));
@@ -1944,6 +2035,7 @@ static int emit_entry(cg *c, int nthreads) {
   LLVMValueRef fail_phi = NULL;
   for (int gi = 0; gi < c->n_groups; gi++) {
     cg_group *G = &c->groups[gi];
+    emit_prof(c, rt, gi);
     switch (G->kind) {
     case G_GEMM:
     case G_EW:
@@ -1991,7 +2083,7 @@ static int emit_entry(cg *c, int nthreads) {
       }
       break;
     case G_COPY:
-      if (G->total > 0) {
+      if (G->total > 0 && !G->alias) {
         LLVMValueRef bytes = ci64(c, G->total);
         if (G->dref >= 0)
           bytes = LLVMBuildMul(c->b, emit_numel(c, bufs, G->dref),
@@ -2018,6 +2110,7 @@ static int emit_entry(cg *c, int nthreads) {
     }
     }
   }
+  emit_prof(c, rt, -1);
   LLVMBuildRet(c->b, LLVMConstInt(c->t_i32, 0, 0));
   free(kern);
   return VT_OK;
@@ -2077,10 +2170,10 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
       for (int32_t o = 0; o < n->n_out; o++) direct &= n->out[o] >= 0;
       n_alloc += !direct;
     }
-  fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d row, %d attention, %d copy, %d host (interpreter "
-             "kernels: %d called in place on the arena, %d through vt_run_node); %d of %d nodes in generated kernels; "
-             "compile %.1f ms\n",
-          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_attention, j->st.n_copy,
+  fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d row, %d attention, %d copy (%d views: no data "
+             "moved), %d host (interpreter kernels: %d called in place on the arena, %d through vt_run_node); %d of %d "
+             "nodes in generated kernels; compile %.1f ms\n",
+          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_attention, j->st.n_copy, j->st.n_view,
           j->st.n_fallback, j->st.n_fallback - n_alloc, n_alloc, j->st.n_fused_nodes, g->n_nodes, j->st.compile_ms);
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
@@ -2094,7 +2187,7 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
       fprintf(f, "  [%d] elementwise %lld elems '%s'", gi, (long long)G->total, n->name);
       break;
     case G_COPY:
-      fprintf(f, "  [%d] copy %s '%s'\n", gi, vt_ops[n->op].name, n->name);
+      fprintf(f, "  [%d] %s %s '%s'\n", gi, G->alias ? "view (no copy)" : "copy", vt_ops[n->op].name, n->name);
       continue;
     case G_PERM:
       fprintf(f, "  [%d] %s %lldx%lld '%s'\n", gi, n->op == VT_OP_Expand ? "expand" : "transpose", (long long)G->rows,
@@ -2142,6 +2235,7 @@ static void count_groups(const cg *c, vt_jit_stats *st) {
     else if (G->kind == G_ATTN) st->n_attention++;
     else st->n_fallback++;
     if (G->kind != G_FALLBACK) st->n_fused_nodes += G->n_nodes;
+    if (G->kind == G_COPY && G->alias) st->n_view++;
   }
 }
 
@@ -2154,6 +2248,7 @@ static void cg_free(cg *c) {
   free(c->is_out);
   free(c->node_group);
   free(c->val_step);
+  free(c->alias_of);
   for (int i = 0; i < c->n_groups; i++) {
     free(c->groups[i].nodes);
     free(c->groups[i].steps);
@@ -2179,10 +2274,11 @@ static int build_users(cg *c) {
   c->is_out = calloc((size_t)g->n_values + 1, sizeof *c->is_out);
   c->node_group = malloc(((size_t)g->n_nodes + 1) * sizeof *c->node_group);
   c->val_step = malloc(((size_t)g->n_values + 1) * sizeof *c->val_step);
+  c->alias_of = malloc(((size_t)g->n_values + 1) * sizeof *c->alias_of);
   size_t nu = 0;
   for (int32_t i = 0; i < g->n_nodes; i++) nu += (size_t)g->nodes[i].n_in;
   c->ulist = malloc((nu + 1) * sizeof *c->ulist);
-  if (!c->uoff || !c->is_out || !c->node_group || !c->val_step || !c->ulist)
+  if (!c->uoff || !c->is_out || !c->node_group || !c->val_step || !c->alias_of || !c->ulist)
     return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   for (int32_t i = 0; i < g->n_nodes; i++) {
     c->node_group[i] = -1;
@@ -2196,6 +2292,7 @@ static int build_users(cg *c) {
   for (int32_t v = 0; v < g->n_values; v++) {
     c->uoff[v + 1] += c->uoff[v];
     c->val_step[v] = -1;
+    c->alias_of[v] = -1;
   }
   int32_t *fill = calloc((size_t)g->n_values + 1, sizeof *fill);
   if (!fill) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
@@ -2266,6 +2363,11 @@ static int build_module(cg *c, int nthreads) {
   }
   c->f_par = LLVMAddFunction(c->mod, "vt_jit_host_par", c->ft_par);
   c->f_node = LLVMAddFunction(c->mod, "vt_jit_host_node", c->ft_node);
+  LLVMTypeRef prp[3] = {c->t_ptr, c->t_i32, c->t_ptr};
+  c->ft_prof = LLVMFunctionType(c->t_void, prp, 3, 0);
+  const char *pe = getenv("VTOPT_PROFILE");
+  c->prof = pe && *pe && strcmp(pe, "0") != 0;
+  if (c->prof) c->f_prof = LLVMAddFunction(c->mod, "vt_jit_host_prof", c->ft_prof);
   unsigned id_sqrt = LLVMLookupIntrinsicID("llvm.sqrt", 9), id_fabs = LLVMLookupIntrinsicID("llvm.fabs", 9);
   c->f_sqrt = LLVMGetIntrinsicDeclaration(c->mod, id_sqrt, &c->t_f32, 1);
   c->f_fabs = LLVMGetIntrinsicDeclaration(c->mod, id_fabs, &c->t_f32, 1);
@@ -2449,10 +2551,11 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
     if (err) { char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "JIT symbol generator: %s", m); free(m); goto fail; }
     LLVMOrcJITDylibAddGenerator(jd, gen);
     LLVMJITSymbolFlags fl = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
-    LLVMOrcCSymbolMapPair syms[2] = {
+    LLVMOrcCSymbolMapPair syms[3] = {
       {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_par"), {(LLVMOrcExecutorAddress)(uintptr_t)&vt_jit_host_par, fl}},
-      {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_node"), {(LLVMOrcExecutorAddress)(uintptr_t)&vt_jit_host_node, fl}}};
-    err = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(syms, 2));
+      {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_node"), {(LLVMOrcExecutorAddress)(uintptr_t)&vt_jit_host_node, fl}},
+      {LLVMOrcLLJITMangleAndIntern(J, "vt_jit_host_prof"), {(LLVMOrcExecutorAddress)(uintptr_t)&vt_jit_host_prof, fl}}};
+    err = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(syms, 3));
     if (err) { char *m = llvm_err(err); vt_errorf(e, VT_ERR_INTERNAL, "JIT host symbols: %s", m); free(m); goto fail; }
     int next = 0;
     for (int i = 0; i < c.n_blobs; i++) next += blob_extern(&c.blobs[i]) && c.blobs[i].owned;

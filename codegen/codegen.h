@@ -24,6 +24,7 @@ typedef struct vt_jit_stats {
   int n_attention;         /* generated fused attention kernels (ai.vtopt.Attention) */
   int n_copy;              /* generated copies (Reshape, Flatten, Squeeze, Unsqueeze, Identity) and
                               transposes */
+  int n_view;              /* of those, Reshape-like ones that became views (no data moved) */
   int n_fallback;          /* nodes run by the interpreter's kernels (host nodes) */
   int n_fused_nodes;       /* graph nodes covered by generated kernels */
   double compile_ms;       /* lowering + LLVM optimisation + JIT code generation (wall) */

@@ -2,7 +2,7 @@
 # stream_cli.sh — the eventful stream of the fixture (stream_setup.sh) through the CLI's compiled
 # sessions must equal the interpreter's, frame by frame (rel. L2 <= 1e-4): `vtopt M.onnx --run
 # --jit --stream` (ORC JIT session) and `vtopt run evt.so --stream` (the fast.so through its ABI);
-# an unknown --knob is an error (exit 2) naming the valid knobs.
+# an unknown --knob is an error (exit 2) naming the valid knobs; VTOPT_PROFILE=1 prints a profile.
 # usage: stream_cli.sh VTOPT OUT_DIR R
 set -eu
 vtopt="$1"; out="$2"; r="$3"
@@ -24,4 +24,7 @@ rc=$?
 set -e
 [ "$rc" -eq 2 ] || { echo "unknown knob: exit $rc"; exit 1; }
 case "$msg" in *eventful.r*) ;; *) echo "unknown knob: message '$msg'"; exit 1 ;; esac
-echo "stream_cli: $n frames equal (JIT, fast.so)"
+# VTOPT_PROFILE: the session prints time per generated kernel and host node at its end
+prof=$(VTOPT_PROFILE=1 "$vtopt" "$m" --pass=eventful:r=16 --run --jit --stream "$out/clip.npy" -q 2>&1 >/dev/null)
+case "$prof" in *"profile: "*" runs, "*gemm*TokenGate*) ;; *) echo "profile missing: '$prof'"; exit 1 ;; esac
+echo "stream_cli: $n frames equal (JIT, fast.so); profile printed"

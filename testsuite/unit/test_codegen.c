@@ -321,6 +321,82 @@ static void test_broadcast_tail(void **state) {
   }
 }
 
+/* Any other numpy broadcast (BC_STRIDED): the outer sum of decomposed relative-position biases,
+ * [B, H, w, 1] + [B, 1, 1, w] (rel_h + rel_w), a constant [3, 1, 7] in the middle, and the same
+ * after a GEMM (epilogue). */
+static void test_broadcast_strided(void **state) {
+  (void)state;
+  for (int gemm = 0; gemm < 2; gemm++) {
+    vt_graph *g = new_graph();
+    int64_t hd[4] = {2, 3, 5, 1}, wd[4] = {2, 1, 1, 7}, cd[3] = {3, 1, 7}, ad[4] = {2, 3, 5, 4}, bd[2] = {4, 7};
+    int32_t x;
+    if (gemm) {
+      int32_t a = add_input(g, "a", 4, ad);
+      int32_t b = add_const(g, "b", 2, bd, 1.0f);
+      x = node(g, "MatMul", 2, (int32_t[]){a, b});
+    } else {
+      x = add_input(g, "rel_h", 4, hd);
+    }
+    int32_t w = add_input(g, "rel_w", 4, wd);
+    int32_t k = add_const(g, "k", 3, cd, 1.0f);
+    int32_t t = node(g, "Add", 2, (int32_t[]){x, w});
+    t = node(g, "Mul", 2, (int32_t[]){k, t});
+    assert_int_equal(vt_graph_add_output(g, t), 0);
+    vt_jit_stats st;
+    double err = compare(g, &st);
+    fprintf(stderr, "  strided broadcast (gemm %d): rel L2 %.3g\n", gemm, err);
+    assert_true(err <= 1e-6);
+    assert_int_equal(st.n_fallback, 0);
+    assert_int_equal(st.n_gemm + st.n_elementwise, 1);
+    vt_graph_free(g);
+  }
+}
+
+/* An int64 1-D constant (a Reshape target). */
+static int32_t add_shape(vt_graph *g, const char *name, int n, const int64_t *v) {
+  int64_t *p = malloc((size_t)n * sizeof *p);
+  assert_non_null(p);
+  memcpy(p, v, (size_t)n * sizeof *p);
+  assert_int_equal(vt_graph_own(g, p), 0);
+  vt_tensor t;
+  memset(&t, 0, sizeof t);
+  t.dtype = VT_I64;
+  t.rank = 1;
+  t.dims[0] = n;
+  t.data = p;
+  int32_t c = vt_graph_add_const(g, name, &t);
+  assert_true(c >= 0);
+  return c;
+}
+
+/* Reshape-like copies are views of their source's buffer: a chain of them, the source still read
+ * after the views (its buffer must stay live for both), a view read by a GEMM, and a view that is
+ * a graph output (that one is a real copy into the caller's memory). */
+static void test_views(void **state) {
+  (void)state;
+  vt_graph *g = new_graph();
+  int64_t xd[2] = {6, 20}, bd[2] = {20, 10};
+  int32_t x = add_input(g, "x", 2, xd);
+  int32_t r = node(g, "Relu", 1, &x);
+  int32_t v1 = node(g, "Reshape", 2, (int32_t[]){r, add_shape(g, "s1", 3, (int64_t[]){2, 3, 20})});
+  int32_t v2 = node(g, "Reshape", 2, (int32_t[]){v1, add_shape(g, "s2", 2, (int64_t[]){6, 20})});
+  int32_t y = node(g, "MatMul", 2, (int32_t[]){v2, add_const(g, "b", 2, bd, 1.0f)});
+  int32_t z = node(g, "Neg", 1, &r);   /* the source read after its views */
+  int32_t o = node(g, "Reshape", 2, (int32_t[]){z, add_shape(g, "s3", 3, (int64_t[]){3, 2, 20})});
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  assert_int_equal(vt_graph_add_output(g, o), 0);
+  int32_t v3 = node(g, "Reshape", 2, (int32_t[]){r, add_shape(g, "s4", 1, (int64_t[]){120})});
+  assert_int_equal(vt_graph_add_output(g, v3), 0);
+  vt_jit_stats st;
+  double err = compare(g, &st);
+  fprintf(stderr, "  views: rel L2 %.3g, %d copies, %d of them views\n", err, st.n_copy, st.n_view);
+  assert_true(err <= 1e-6);
+  assert_int_equal(st.n_fallback, 0);
+  assert_int_equal(st.n_copy, 4);
+  assert_int_equal(st.n_view, 2);   /* v1, v2; o and v3 are graph outputs */
+  vt_graph_free(g);
+}
+
 /* Row kernels: Softmax (last axis; opset 11 flattening at axis 1) and LayerNormalization (with
  * and without bias, over one or two trailing axes), odd sizes, inputs scaled to [-8, 8]. */
 static void row_case(const char *op, int rank, const int64_t *dims, int64_t axis, int opset, int with_bias) {
@@ -726,6 +802,7 @@ int main(void) {
     cmocka_unit_test(test_gemm_op),      cmocka_unit_test(test_ln_gemm),
     cmocka_unit_test(test_elementwise),
     cmocka_unit_test(test_math_range),   cmocka_unit_test(test_broadcast_tail),
+    cmocka_unit_test(test_broadcast_strided), cmocka_unit_test(test_views),
     cmocka_unit_test(test_rows),         cmocka_unit_test(test_transpose),
     cmocka_unit_test(test_attention),
     cmocka_unit_test(test_symbolic_refused),
