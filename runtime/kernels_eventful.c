@@ -282,21 +282,25 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
 /* ---------- EventfulAttention ----------
  * One independent problem per slice s = (b, h) of Q/K/V [B,H,N,Dh|Dv] (H == Hkv, Nq == Nk = N).
  * State per slice: Bq [N,N] = scale q.k^T as of the last run (no mask/bias: those are inputs and
- * are added every run), Aref [N,N] (A's reference columns), vref [N,Dv] (v's reference rows),
+ * are added every run), ArT [N,N] = A's reference, stored transposed (row j = column j of A, so
+ * the columns idx that change are contiguous rows), vref [N,Dv] (v's reference rows),
  * P [N,Dv] = Aref.vref (the output). With the M updated tokens idx:
  *   Bq[idx,:] = scale q[idx].k^T, Bq[:,idx] = scale q.k[idx]^T           (2 N M Dh MACs)
  *   A = softmax(Bq + mask + key_bias) row by row (every row: N exps), only A[:,idx] kept
  *   P += A[:,idx].(v[idx] - vref[idx]) + (A[:,idx] - Aref[:,idx]).vref[idx]
  *        as one GEMM [N, 2M] x [2M, Dv] (2 N M Dv MACs); Aref[:,idx] = A[:,idx]; vref[idx] = v[idx]
+ * Each softmax row gets its column refresh patched into Bq just before it is read (no separate
+ * pass over Bq). Consecutive rows i read and write Aref[i, idx] in the same cache lines of ArT's
+ * rows idx, so the state streamed per frame is M rows of ArT, not all of Aref.
  * When 2M >= N (the sparse update would cost at least the dense one), on a flush and when the
  * state is new, everything is recomputed densely (Bq, Aref = A, vref = v, P = A.v): r >= N is
  * exact. Slices are spread over the pool's threads; each worker has its own scratch. */
 typedef struct {
   vt_state hdr;
   int64_t S, N, Dh, Dv, nw;
-  int64_t wfloats, off_v2, off_row;   /* per-worker scratch: [region 1 | V2 | row] */
+  int64_t wfloats, off_t2, off_v2, off_row;   /* per-worker scratch: [AD or G|T1 | T2 | V2 | row] */
   int full_next;
-  float *Bq, *Aref, *vref, *P;   /* [S,N,N], [S,N,N], [S,N,Dv], [S,N,Dv] */
+  float *Bq, *ArT, *vref, *P;    /* [S,N,N], [S,N,N] (transposed), [S,N,Dv], [S,N,Dv] */
   float *scratch;                /* nw x wfloats */
 } attn_state;
 
@@ -304,7 +308,7 @@ static void attn_free(void *p) {
   attn_state *s = p;
   if (!s) return;
   free(s->Bq);
-  free(s->Aref);
+  free(s->ArT);
   free(s->vref);
   free(s->P);
   free(s->scratch);
@@ -319,8 +323,8 @@ static attn_state *attn_state_for(vt_kctx *k, int64_t S, int64_t N, int64_t Dh, 
   if (s) s->hdr.free(s);
   *k->state = NULL;
   int64_t mmax = N > 0 ? (N - 1) / 2 : 0;           /* largest M of the sparse path */
-  int64_t r1 = N * 2 * mmax, r1b = mmax * (Dh + N);  /* A[:,idx] pair | gathered q/k + refresh block */
-  int64_t wf = (r1 > r1b ? r1 : r1b) + 2 * mmax * Dv + N;
+  int64_t r1 = N * 2 * mmax, r1b = mmax * (Dh + N);  /* AD [N,2M] | gathered q/k + row refresh T1 [M,N] */
+  int64_t wf = (r1 > r1b ? r1 : r1b) + N * mmax + 2 * mmax * Dv + N;
   double total = (double)S * N * (2.0 * N + 2.0 * Dv) + (double)nw * wf;
   if (total * sizeof(float) > 1e15) return NULL;
   s = calloc(1, sizeof *s);
@@ -328,16 +332,17 @@ static attn_state *attn_state_for(vt_kctx *k, int64_t S, int64_t N, int64_t Dh, 
   s->hdr.free = attn_free;
   s->hdr.flush = attn_flush;
   s->S = S; s->N = N; s->Dh = Dh; s->Dv = Dv; s->nw = nw; s->wfloats = wf;
-  s->off_v2 = r1 > r1b ? r1 : r1b;
+  s->off_t2 = r1 > r1b ? r1 : r1b;
+  s->off_v2 = s->off_t2 + N * mmax;
   s->off_row = s->off_v2 + 2 * mmax * Dv;
   s->full_next = 1;
   s->Bq = malloc((size_t)(S * N * N) * sizeof(float) + 1);
-  s->Aref = malloc((size_t)(S * N * N) * sizeof(float) + 1);
+  s->ArT = malloc((size_t)(S * N * N) * sizeof(float) + 1);
   s->vref = malloc((size_t)(S * N * Dv) * sizeof(float) + 1);
   s->P = malloc((size_t)(S * N * Dv) * sizeof(float) + 1);
   s->scratch = malloc((size_t)(nw * wf) * sizeof(float) + 1);
   s->hdr.bytes = sizeof *s + (size_t)total * sizeof(float);
-  if (!s->Bq || !s->Aref || !s->vref || !s->P || !s->scratch) {
+  if (!s->Bq || !s->ArT || !s->vref || !s->P || !s->scratch) {
     attn_free(s);
     return NULL;
   }
@@ -470,46 +475,60 @@ static float softmax_row(const attn_job *J, int64_t b, int64_t h, int64_t i, con
   return 1.0f / row_exp_sum(row, N, mx);
 }
 
+/* a [n,n] = a^T in place, in 32 x 32 tiles (tile pairs swapped, diagonal tiles in place) */
+static void transpose_square(float *a, int64_t n) {
+  const int64_t T = 32;
+  for (int64_t i0 = 0; i0 < n; i0 += T)
+    for (int64_t j0 = i0; j0 < n; j0 += T) {
+      int64_t i1 = i0 + T < n ? i0 + T : n, j1 = j0 + T < n ? j0 + T : n;
+      for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = (j0 == i0 ? i + 1 : j0); j < j1; j++) {
+          float t = a[i * n + j];
+          a[i * n + j] = a[j * n + i];
+          a[j * n + i] = t;
+        }
+    }
+}
+
 static void attn_slice(const attn_job *J, int64_t s, float *W) {
   attn_state *st = J->st;
   int64_t N = st->N, Dh = st->Dh, Dv = st->Dv, M = J->M, b = s / J->H, h = s % J->H;
   const float *q = J->q + s * N * Dh, *k = J->k + s * N * Dh, *v = J->v + s * N * Dv;
-  float *Bq = st->Bq + s * N * N, *Ar = st->Aref + s * N * N, *vr = st->vref + s * N * Dv, *P = st->P + s * N * Dv;
+  float *Bq = st->Bq + s * N * N, *ArT = st->ArT + s * N * N, *vr = st->vref + s * N * Dv, *P = st->P + s * N * Dv;
   const int64_t *idx = J->idx;
   vt_pool *gp = J->gemm_pool;
   float *row = W + st->off_row;
-  if (J->dense) {
+  if (J->dense) {   /* A row-major in ArT's memory for P = A.v, then transposed in place */
     vt_sgemm(gp, 0, 1, N, N, Dh, J->scale, q, Dh, k, Dh, 0.0f, Bq, N);
     for (int64_t i = 0; i < N; i++) {
-      float *ar = Ar + i * N, inv = softmax_row(J, b, h, i, Bq + i * N, ar);
+      float *ar = ArT + i * N, inv = softmax_row(J, b, h, i, Bq + i * N, ar);
       for (int64_t j = 0; j < N; j++) ar[j] *= inv;
     }
-    vt_sgemm(gp, 0, 0, N, Dv, N, 1.0f, Ar, N, v, Dv, 0.0f, P, Dv);
+    vt_sgemm(gp, 0, 0, N, Dv, N, 1.0f, ArT, N, v, Dv, 0.0f, P, Dv);
+    transpose_square(ArT, N);
     memcpy(vr, v, (size_t)(N * Dv) * sizeof(float));
   } else if (M > 0) {
-    /* rows idx of Bq: gathered q[idx] [M,Dh] times k^T into T [M,N], scattered */
-    float *G = W, *T = W + M * Dh;
+    /* rows idx of Bq: gathered q[idx] [M,Dh] times k^T into T1 [M,N], copied to the rows */
+    float *G = W, *T1 = W + M * Dh, *T2 = W + st->off_t2;
     for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, q + idx[j] * Dh, (size_t)Dh * sizeof(float));
-    vt_sgemm(gp, 0, 1, M, N, Dh, J->scale, G, Dh, k, Dh, 0.0f, T, N);
-    for (int64_t j = 0; j < M; j++) memcpy(Bq + idx[j] * N, T + j * N, (size_t)N * sizeof(float));
-    /* columns idx: q times gathered k[idx]^T into T [N,M], scattered */
+    vt_sgemm(gp, 0, 1, M, N, Dh, J->scale, G, Dh, k, Dh, 0.0f, T1, N);
+    for (int64_t j = 0; j < M; j++) memcpy(Bq + idx[j] * N, T1 + j * N, (size_t)N * sizeof(float));
+    /* columns idx: q times gathered k[idx]^T into T2 [N,M], patched in per row block below */
     for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, k + idx[j] * Dh, (size_t)Dh * sizeof(float));
-    vt_sgemm(gp, 0, 1, N, M, Dh, J->scale, q, Dh, G, Dh, 0.0f, T, M);
-    for (int64_t i = 0; i < N; i++) {
-      float *br = Bq + i * N;
-      const float *tr = T + i * M;
-      for (int64_t j = 0; j < M; j++) br[idx[j]] = tr[j];
-    }
-    /* full softmax per row; keep A[:,idx] and A[:,idx] - Aref[:,idx] side by side: AD [N, 2M] */
+    vt_sgemm(gp, 0, 1, N, M, Dh, J->scale, q, Dh, G, Dh, 0.0f, T2, M);
+    /* full softmax per row, the row's column refresh patched in just before it is read;
+     * A[:,idx] and A[:,idx] - Aref[:,idx] side by side: AD [N, 2M] */
     float *AD = W, *V2 = W + st->off_v2;
     for (int64_t i = 0; i < N; i++) {
-      float inv = softmax_row(J, b, h, i, Bq + i * N, row);
-      float *ad = AD + i * 2 * M, *ar = Ar + i * N;
+      float *br = Bq + i * N, *ad = AD + i * 2 * M;
+      const float *tr = T2 + i * M;
+      for (int64_t j = 0; j < M; j++) br[idx[j]] = tr[j];
+      float inv = softmax_row(J, b, h, i, br, row);
       for (int64_t j = 0; j < M; j++) {
-        float a = row[idx[j]] * inv;
-        ad[j] = a;
-        ad[M + j] = a - ar[idx[j]];
-        ar[idx[j]] = a;
+        float *at = ArT + idx[j] * N + i, x = row[idx[j]] * inv;
+        ad[j] = x;
+        ad[M + j] = x - *at;
+        *at = x;
       }
     }
     /* V2 = [v[idx] - vref[idx]; vref[idx]]; then vref[idx] = v[idx] */
