@@ -70,11 +70,11 @@ enum { A_STEP, A_PRIMARY, A_CONSTF, A_VAL };     /* argument sources */
  * (row / inner_d % dims[d]) * st[d] + col * st[last], the row part hoisted out of the col loop) */
 enum { BC_FULL, BC_LAST, BC_SCALAR, BC_ROW, BC_TAIL, BC_STRIDED };
 enum { E_ADD, E_SUB, E_MUL, E_DIV, E_RELU, E_NEG, E_ABS, E_SQRT, E_RECIP, E_EXP, E_ERF, E_TANH,
-       E_SIGMOID, E_SQUARE, E_CUBE, E_ID, E_LEAKY, E_CLIP, E_HSIG, E_HSWISH, E_GELU, E_GELU_TANH };
+       E_SIGMOID, E_SQUARE, E_CUBE, E_ID, E_LEAKY, E_CLIP, E_HSIG, E_HSWISH, E_GELU, E_GELU_TANH, E_LOG };
 static const char *const ew_names[] = {"add", "sub", "mul", "div", "relu", "neg", "abs", "sqrt",
                                        "recip", "exp", "erf", "tanh", "sigmoid", "square", "cube",
                                        "id", "leakyrelu", "clip", "hardsigmoid", "hardswish",
-                                       "gelu", "gelu_tanh"};
+                                       "gelu", "gelu_tanh", "log"};
 
 typedef struct cg_arg {
   int kind, bc;
@@ -169,6 +169,7 @@ typedef struct cg {
   LLVMValueRef f_prof;
   LLVMTypeRef ft_prof;
   LLVMTypeRef t_i64, t_i32, t_f32, t_ptr, t_void, t_i1;
+  LLVMValueRef f_log;
   LLVMValueRef f_gemm, f_exp, f_erf, f_tanh, f_sigmoid, f_par, f_node, f_sqrt, f_fabs, f_softmax, f_ln;
   LLVMTypeRef ft_softmax, ft_ln, ft_perm;
   LLVMValueRef f_perm;
@@ -469,6 +470,7 @@ static bool ew_step(cg *c, int gi, int32_t ni, cg_step *s) {
   case VT_OP_Reciprocal: s->op = E_RECIP; break;
   case VT_OP_Exp: s->op = E_EXP; break;
   case VT_OP_Erf: s->op = E_ERF; break;
+  case VT_OP_Log: s->op = E_LOG; break;
   case VT_OP_Tanh: s->op = E_TANH; break;
   case VT_OP_Sigmoid: s->op = E_SIGMOID; break;
   case VT_OP_HardSwish: s->op = E_HSWISH; break;
@@ -1428,6 +1430,7 @@ static LLVMValueRef emit_op(cg *c, const cg_step *s, LLVMValueRef x, LLVMValueRe
   case E_RECIP: return LLVMBuildFDiv(b, cf(c, 1), x, "");
   case E_EXP: return call1(c, c->f_exp, c->ft_f1, x);
   case E_ERF: return call1(c, c->f_erf, c->ft_f1, x);
+  case E_LOG: return call1(c, c->f_log, c->ft_f1, x);
   case E_TANH: return call1(c, c->f_tanh, c->ft_f1, x);
   case E_SIGMOID: return call1(c, c->f_sigmoid, c->ft_f1, x);
   case E_SQUARE: return LLVMBuildFMul(b, x, x, "");
@@ -2353,7 +2356,7 @@ static int build_module(cg *c, int nthreads) {
   LLVMTypeRef np[2] = {c->t_ptr, c->t_i32};
   c->ft_node = LLVMFunctionType(c->t_i32, np, 2, 0);
   struct { LLVMValueRef *f; const char *name; } lib[] = {
-    {&c->f_gemm, "vt_cgk_gemm"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"},
+    {&c->f_gemm, "vt_cgk_gemm"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"}, {&c->f_log, "vt_cgm_log"},
     {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}, {&c->f_softmax, "vt_cgk_softmax_rows"},
     {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
     {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"}};

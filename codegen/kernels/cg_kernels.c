@@ -234,6 +234,36 @@ AI float vt_cgm_exp(float x) {
   return x != x ? x : res;
 }
 
+/* log(x): x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(1 + t) for t = m - 1 by the Cephes
+ * degree-9 polynomial, e ln2 added in two parts (rel. error ~1 ulp). Denormals are scaled by 2^23
+ * first; log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN stays NaN. */
+AI float vt_cgm_log(float x) {
+  int den = x < 1.17549435e-38f;
+  float xs = den ? x * 8388608.0f : x;
+  uint32_t u;
+  __builtin_memcpy(&u, &xs, 4);
+  int32_t e = (int32_t)((u >> 23) & 0xffu) - 126 - (den ? 23 : 0);
+  float m = bits_to_f((u & 0x007fffffu) | 0x3f000000u);   /* [0.5, 1) */
+  int lo = m < 0.707106781186547524f;
+  float ef = (float)(lo ? e - 1 : e);
+  float t = lo ? m + m - 1.0f : m - 1.0f;
+  float z = t * t;
+  float p = 7.0376836292e-2f;
+  p = p * t - 1.1514610310e-1f;
+  p = p * t + 1.1676998740e-1f;
+  p = p * t - 1.2420140846e-1f;
+  p = p * t + 1.4249322787e-1f;
+  p = p * t - 1.6668057665e-1f;
+  p = p * t + 2.0000714765e-1f;
+  p = p * t - 2.4999993993e-1f;
+  p = p * t + 3.3333331174e-1f;
+  float y = p * t * z + ef * -2.12194440e-4f - 0.5f * z;
+  float r = t + y + ef * 0.693359375f;
+  r = x == __builtin_inff() ? x : r;
+  r = x == 0.0f ? -__builtin_inff() : r;
+  return x < 0.0f || x != x ? __builtin_nanf("") : r;
+}
+
 /* erf(x) = 1 - erfc(x); erfc by the Chebyshev fit of Numerical Recipes (|rel err| < 1.2e-7). */
 AI float vt_cgm_erf(float x) {
   float z = __builtin_fabsf(x);

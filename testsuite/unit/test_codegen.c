@@ -607,6 +607,13 @@ static void test_math_range(void **state) {
   int32_t w2 = node(g, "Mul", 2, (int32_t[]){x, big});
   int32_t e2 = node(g, "Exp", 1, &w2);                 /* inf above 88.7, 0 below -103 */
   assert_int_equal(vt_graph_add_output(g, e2), 0);
+  /* Log over [e^-100, e^100]: denormals below e^-87, 0 (-inf) below e^-103.9, inf above e^88.7;
+   * and of |100 x| (around 1 and near 0) */
+  int32_t l1 = node(g, "Log", 1, &e2);
+  assert_int_equal(vt_graph_add_output(g, l1), 0);
+  int32_t a2 = node(g, "Abs", 1, &w2);
+  int32_t l2 = node(g, "Log", 1, &a2);
+  assert_int_equal(vt_graph_add_output(g, l2), 0);
   vt_jit_stats st;
   double err = compare(g, &st);
   fprintf(stderr, "  math range: rel L2 %.3g\n", err);
