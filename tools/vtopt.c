@@ -68,6 +68,10 @@ static const char *usage =
     "  --stats                per pass: nodes before/after, FLOPs, matches per pattern rule; with\n"
     "                         --jit or -o FILE.so also the generated kernels and what fell back, and why\n"
     "  --explain              per pass: each candidate that did not match, the step and the reason\n"
+    "  --profile              with --jit or -o FILE.so: the compiled code times every kernel and\n"
+    "                         host node; the session prints the table (per kind, slowest groups) when\n"
+    "                         it ends (same as VTOPT_PROFILE=1 in the environment at compile time;\n"
+    "                         VTOPT_PROFILE=N lists the N slowest groups)\n"
     "  --print-ir             print the IR text form after loading\n"
     "  -q, --quiet            print only errors\n"
     "  -h, --help             this text\n";
@@ -198,6 +202,9 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
       o->popts.print_after = a + 14;
     } else if (!strcmp(a, "--stats")) o->popts.stats = true;
     else if (!strcmp(a, "--explain")) o->popts.explain = true;
+    else if (!strcmp(a, "--profile")) {
+      if (!getenv("VTOPT_PROFILE")) setenv("VTOPT_PROFILE", "1", 1);   /* read by the code generator */
+    }
     else if (a[0] == '-' && a[1]) return cli_usage_error("unknown option '%s'", a);
     else if (!o->model) o->model = a;
     else return cli_usage_error("unexpected argument '%s'", a);

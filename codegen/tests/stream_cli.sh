@@ -24,7 +24,11 @@ rc=$?
 set -e
 [ "$rc" -eq 2 ] || { echo "unknown knob: exit $rc"; exit 1; }
 case "$msg" in *eventful.r*) ;; *) echo "unknown knob: message '$msg'"; exit 1 ;; esac
-# VTOPT_PROFILE: the session prints time per generated kernel and host node at its end
-prof=$(VTOPT_PROFILE=1 "$vtopt" "$m" --pass=eventful:r=16 --run --jit --stream "$out/clip.npy" -q 2>&1 >/dev/null)
-case "$prof" in *"profile: "*" runs, "*gemm*TokenGate*) ;; *) echo "profile missing: '$prof'"; exit 1 ;; esac
+# --profile (JIT) / VTOPT_PROFILE=1 when compiling a fast.so: the session prints time per generated
+# kernel and host node at its end
+prof=$("$vtopt" "$m" --pass=eventful:r=16 --run --jit --profile --stream "$out/clip.npy" -q 2>&1 >/dev/null)
+case "$prof" in *"profile: "*" runs, "*gemm*TokenGate*) ;; *) echo "JIT profile missing: '$prof'"; exit 1 ;; esac
+VTOPT_PROFILE=1 "$vtopt" "$m" --pass=eventful:r=16 --dim T=1 -q -o "$out/evt_prof.so" --tag evtp
+prof=$("$vtopt" run "$out/evt_prof.so" --tag evtp --stream "$out/clip.npy" -q 2>&1 >/dev/null)
+case "$prof" in *"profile: "*" runs, "*gemm*TokenGate*) ;; *) echo "fast.so profile missing: '$prof'"; exit 1 ;; esac
 echo "stream_cli: $n frames equal (JIT, fast.so); profile printed"
