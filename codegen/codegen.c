@@ -19,6 +19,14 @@
  * bounds for symbols) and read at run time from the dims table (bufs[n_values]) by the kernels that
  * take a run-time row count: GEMM (M), elementwise, row, copy; other kernels of such values run as
  * host nodes.
+ * Eventful fusion (gate -> token-wise GEMMs -> buffer, see passes/eventful.c): a GEMM whose A is a
+ * TokenGate's xg (read by nothing else) gathers A's rows from the gate's input x at the gate's idx
+ * while packing (gather prologue); the gate, still a host node, then does not write xg
+ * (vt_kctx.out_skip) and xg has no buffer. A TokenBuffer whose y is a value of a GEMM group (read
+ * by nothing else) joins that group: the epilogue stores row m of y to row idx[m] of the buffer's
+ * output, which lives in the session's persistent block (kept across runs, outside the arena,
+ * counted as stream state); sound because idx comes from a gate over the same tokens, whose first
+ * run after a reset selects every token. plan() says in --stats what was fused and why not.
  * A group runs at the position of its first node; nodes join a group only when all their inputs
  * not produced inside it are available before that position, so node order stays valid.
  *
@@ -30,7 +38,7 @@
  *
  * Memory: every value that crosses a group boundary gets a slot in one arena laid out at compile
  * time by liveness (first fit, biggest first); graph inputs, constants and outputs use the
- * caller's / the graph's memory. The generated code reads all buffer addresses from one pointer
+ * caller's / the graph's memory; scattered TokenBuffer outputs the session's persistent block. The generated code reads all buffer addresses from one pointer
  * table (bufs[value index]), so the same code runs on any arena. */
 #include "codegen.h"
 
