@@ -178,7 +178,36 @@ void vt_cg_rt_fini(vt_cg_rt *rt) {
   free(rt->dims);
   free(rt->sym_def);
   free(rt->cap);
+  free(rt->persist);
   memset(rt, 0, sizeof *rt);
+}
+
+int vt_cg_rt_bind(vt_cg_rt *rt, const int64_t *off, void *arena, vt_error *e) {
+  const vt_graph *g = rt->g;
+  int64_t pb = 0;
+  for (int32_t v = 0; v < g->n_values; v++)
+    if (off[v] <= VT_CG_PERSIST && VT_CG_PERSIST - off[v] + rt->cap[v] > pb) pb = VT_CG_PERSIST - off[v] + rt->cap[v];
+  free(rt->persist);
+  rt->persist = NULL;
+  rt->persist_bytes = pb;
+  if (pb > 0) {
+    size_t n = ((size_t)pb + 63) / 64 * 64;
+    rt->persist = aligned_alloc(64, n);
+    if (!rt->persist)
+      return vt_errorf(e, VT_ERR_MODEL, "%s: out of memory for the session's persistent buffers (%lld bytes)", g->path,
+                       (long long)pb);
+    memset(rt->persist, 0, n);
+  }
+  for (int32_t v = 0; v < g->n_values; v++) {
+    if (off[v] >= 0) rt->bufs[v] = (char *)arena + off[v];
+    else if (off[v] <= VT_CG_PERSIST) rt->bufs[v] = (char *)rt->persist + (VT_CG_PERSIST - off[v]);
+    else if ((g->values[v].flags & VT_VAL_CONST) && g->values[v].cdata) rt->bufs[v] = g->values[v].cdata->data;
+  }
+  return VT_OK;
+}
+
+size_t vt_cg_rt_state_bytes(const vt_cg_rt *rt) {
+  return vt_states_bytes(rt->state, rt->g->n_nodes) + (size_t)rt->persist_bytes;
 }
 
 void vt_cg_rt_reset(vt_cg_rt *rt) { vt_states_reset(rt->state, rt->g->n_nodes); }
@@ -211,7 +240,8 @@ static int finish_output(vt_cg_rt *r, int32_t ni, int32_t o, vt_tensor *t, bool 
   int32_t v = g->nodes[ni].out[o];
   const vt_value *val = &g->values[v];
   char buf[256];
-  bool ok = t->dtype == val->dtype && t->rank == val->rank && (t->data || vt_tensor_numel(t) == 0);
+  bool skip = !r->bufs[v];   /* not needed (vt_kctx.out_skip): the shape only */
+  bool ok = t->dtype == val->dtype && t->rank == val->rank && (skip || t->data || vt_tensor_numel(t) == 0);
   for (int pass = 0; pass < 2 && ok; pass++)   /* named symbols first, then expressions over them */
     for (int32_t d = 0; d < val->rank && ok; d++) {
       vt_dim vd = val->dims[d];
@@ -233,6 +263,7 @@ static int finish_output(vt_cg_rt *r, int32_t ni, int32_t o, vt_tensor *t, bool 
     return vt_node_errorf(g, ni, r->err, "the kernel produced a different type than compiled for (%s)",
                           vt_value_type_str(g, val, buf, sizeof buf));
   size_t nb = vt_tensor_nbytes(t);
+  if (skip) return VT_OK;   /* (a kernel that wrote it anyway into its own memory: freed by the caller) */
   if ((int64_t)nb > r->cap[v])
     return vt_node_errorf(g, ni, r->err, "output %d has %zu bytes, its compiled buffer %lld", o, nb,
                           (long long)r->cap[v]);
@@ -259,6 +290,7 @@ int32_t vt_jit_host_node(void *rt, int32_t ni) {
   double t0 = now_ms();
   int rc = VT_OK;
   bool direct = true, copied = false;
+  uint32_t skip = 0;   /* outputs without a buffer: nobody reads their data (vt_kctx.out_skip) */
   for (int32_t o = 0; o < n->n_out; o++) direct &= n->out[o] >= 0;
   for (int32_t k = 0; k < n->n_in && rc == VT_OK; k++) {
     int32_t v = n->in[k];
@@ -288,6 +320,7 @@ int32_t vt_jit_host_node(void *rt, int32_t ni) {
         for (int32_t d = 0; d < val->rank; d++) defines |= dim_has_sym(g, val->dims[d], s);
     tout[o].dtype = val->dtype;
     tout[o].data = r->bufs[v];
+    if (!tout[o].data && o < 32) skip |= 1u << o;
     cap[o] = r->cap[v];
     if (defines) { tout[o].rank = -1; continue; }
     tout[o].rank = val->rank;
@@ -298,7 +331,7 @@ int32_t vt_jit_host_node(void *rt, int32_t ni) {
     vt_kctx kc = {.g = g, .node_idx = ni, .node = n, .n_in = n->n_in, .n_out = n->n_out, .in = in, .out = out,
                   .pool = r->pool, .err = r->err,
                   .state = (vt_ops[n->op].flags & VT_OPF_STATEFUL) ? &r->state[ni] : NULL,
-                  .knobs = &r->knobs, .out_cap = cap};
+                  .knobs = &r->knobs, .out_cap = cap, .out_skip = skip};
     rc = vt_kernels[n->op](&kc);
     if (rc != VT_OK && r->err && r->err->code == VT_OK) vt_node_errorf(g, ni, r->err, "kernel failed");
   } else if (rc == VT_OK) {

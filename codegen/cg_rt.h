@@ -40,6 +40,10 @@ typedef struct vt_cg_rt {
   double prof_t0;
   int64_t prof_runs;
   int last_direct, last_copied;   /* host nodes of the last run: kernel wrote in place / copied */
+  /* persistent buffers (one block): values the generated code keeps across runs (an Eventful
+   * TokenBuffer's output, written row by row by its GEMM's scatter epilogue); per-stream state */
+  void *persist;
+  int64_t persist_bytes;
 } vt_cg_rt;
 
 /* Per named symbol of g: the first node with an output whose dims contain it, else -1 (a graph
@@ -53,6 +57,18 @@ int64_t vt_cg_rt_dim(const vt_cg_rt *rt, vt_dim d);
  * CPUs). The caller points bufs at the arena / constants and sets entry. */
 int vt_cg_rt_init(vt_cg_rt *rt, const vt_graph *g, int threads, vt_error *e);
 void vt_cg_rt_fini(vt_cg_rt *rt);
+/* Buffer offsets as the compiler plans them (per value): >= 0 a byte offset in the arena; -1 no
+ * buffer of its own (constants: their data; graph inputs / outputs: set per run; anything else:
+ * not needed, e.g. a gate's xg that a GEMM gathers itself: a host node is told through
+ * vt_kctx.out_skip); <= VT_CG_PERSIST: persistent, at byte (VT_CG_PERSIST - off) of the session's
+ * persistent block (zeroed at creation, kept across runs and resets: what is kept there is
+ * rewritten whole by the flush that follows a reset). */
+#define VT_CG_PERSIST (-2)
+/* Points rt->bufs at the arena, the constants and the persistent block (allocated here from the
+ * persistent values' capacities). */
+int vt_cg_rt_bind(vt_cg_rt *rt, const int64_t *off, void *arena, vt_error *e);
+/* Bytes of per-stream state: every stateful node's state plus the persistent block. */
+size_t vt_cg_rt_state_bytes(const vt_cg_rt *rt);
 /* Drops the state of every stateful node: the next run computes everything ("flush"). */
 void vt_cg_rt_reset(vt_cg_rt *rt);
 /* Sets a runtime knob; names the graph's kernels do not read fail with the list of valid ones. */

@@ -19,6 +19,14 @@
  * bounds for symbols) and read at run time from the dims table (bufs[n_values]) by the kernels that
  * take a run-time row count: GEMM (M), elementwise, row, copy; other kernels of such values run as
  * host nodes.
+ * Eventful fusion (gate -> token-wise GEMMs -> buffer, see passes/eventful.c): a GEMM whose A is a
+ * TokenGate's xg (read by nothing else) gathers A's rows from the gate's input x at the gate's idx
+ * while packing (gather prologue); the gate, still a host node, then does not write xg
+ * (vt_kctx.out_skip) and xg has no buffer. A TokenBuffer whose y is a value of a GEMM group (read
+ * by nothing else) joins that group: the epilogue stores row m of y to row idx[m] of the buffer's
+ * output, which lives in the session's persistent block (kept across runs, outside the arena,
+ * counted as stream state); sound because idx comes from a gate over the same tokens, whose first
+ * run after a reset selects every token. plan() says in --stats what was fused and why not.
  * A group runs at the position of its first node; nodes join a group only when all their inputs
  * not produced inside it are available before that position, so node order stays valid.
  *
@@ -30,7 +38,7 @@
  *
  * Memory: every value that crosses a group boundary gets a slot in one arena laid out at compile
  * time by liveness (first fit, biggest first); graph inputs, constants and outputs use the
- * caller's / the graph's memory. The generated code reads all buffer addresses from one pointer
+ * caller's / the graph's memory; scattered TokenBuffer outputs the session's persistent block. The generated code reads all buffer addresses from one pointer
  * table (bufs[value index]), so the same code runs on any arena. */
 #include "codegen.h"
 
@@ -132,6 +140,15 @@ typedef struct cg_group {
    * = count x element size); -1 when every dim is constant. Static fields hold the bounds. */
   int32_t dref;
   bool alias;                  /* COPY: out shares src's buffer (c->alias_of); nothing is emitted */
+  /* GEMM, Eventful fusion (plan_gather / try_scatter):
+   * gather prologue: gidx >= 0 is a TokenGate's idx [M] i64; src is then the gate's input x and
+   *   row m of A is row idx[m] of x, read while packing (the gate does not write xg);
+   * scatter epilogue: the TokenBuffer node sc_node is absorbed; the group's value sc_val (y [M, O],
+   *   read by the buffer only) is stored to row sc_idx[m] of sc_out (the buffer's output, a
+   *   persistent buffer of the session) instead of being stored as y. */
+  int32_t gidx, gate;
+  int32_t sc_val, sc_out, sc_idx, sc_node;
+  char note[160];              /* FALLBACK TokenGate / TokenBuffer: why it was not absorbed */
 } cg_group;
 
 typedef struct cg_blob { const void *data; size_t nbytes; void *owned; } cg_blob;
@@ -159,6 +176,9 @@ typedef struct cg {
   int32_t *val_step;           /* per value: producing step in its group, -2 GEMM primary, -1 */
   int32_t *alias_of;           /* per value: the arena value whose buffer it shares (a COPY group's
                                   output that is a view of its source: no data moves), or -1 */
+  bool *nobuf;                 /* per value: needs no buffer (a gate's xg gathered by its GEMM) */
+  bool *persist;               /* per value: a persistent buffer of the session (scattered TokenBuffer
+                                  output), outside the arena */
   cg_group *groups; int n_groups, cap_groups;
   cg_blob *blobs; int n_blobs, cap_blobs;
   /* LLVM */
@@ -178,7 +198,7 @@ typedef struct cg {
   bool pic;                    /* building a fast.so (PIC): big blobs are hidden symbols of the .so */
   /* one specialised GEMM core per distinct (M, N, K, LayerNorm prologue with / without bias, eps):
    * kernels of the same shape share it */
-  struct { int64_t M, N, K; int ln; float eps; LLVMValueRef fn; } *cores;
+  struct { int64_t M, N, K; int ln, gather; float eps; LLVMValueRef fn; } *cores;
   int n_cores;
   /* one row core per (op, cols, has bias): void core(ptr x, ptr g, ptr b, ptr y, float eps, i64 r0, i64 r1) */
   struct { int op, has_b; int64_t cols; LLVMValueRef fn; } *row_cores;
@@ -327,6 +347,7 @@ static cg_group *new_group(cg *c, int kind, int32_t seed) {
   G->seed = seed;
   G->out = G->src = G->wblob = -1;
   G->dref = -1;
+  G->gidx = G->gate = G->sc_val = G->sc_out = G->sc_idx = G->sc_node = -1;
   const vt_node *n = &c->g->nodes[seed];
   if (node_dynamic(c, seed) && n->n_out >= 1) G->dref = n->out[0];
   return G;
@@ -643,6 +664,33 @@ static int ln_params(cg *c, int32_t ni, int32_t axis, int64_t cols, int32_t *gb,
   return 1;
 }
 
+/* Eventful gather prologue: when v (the GEMM's A, or its LayerNorm prologue's input) is a
+ * TokenGate's xg [M, K], read by node `user` only and not a graph output, and the gate's input x
+ * is float32 [..., K] of static shape, the GEMM can read row m of A as row idx[m] of x: returns
+ * the gate node (the caller makes xg bufferless), else -1 with the reason in the gate's note. */
+static int32_t gather_gate(cg *c, int32_t v, int32_t user, int64_t K) {
+  const vt_graph *g = c->g;
+  int32_t gn = g->values[v].producer;
+  if (gn < 0 || g->nodes[gn].op != VT_OP_TokenGate || g->nodes[gn].n_out < 2 || g->nodes[gn].out[0] != v) return -1;
+  const vt_node *n = &g->nodes[gn];
+  int gg = c->node_group[gn];
+  int32_t x = n->in[0], idx = n->out[1];
+  const vt_value *xv = x >= 0 ? &g->values[x] : NULL;
+  const char *r = NULL;
+  if (gg < 0 || c->groups[gg].kind != G_FALLBACK) r = "the gate is not a host node";
+  else if (c->is_out[v]) r = "xg is a graph output";
+  else if (c->uoff[v + 1] - c->uoff[v] != 1 || c->ulist[c->uoff[v]] != user)
+    r = "xg is read by another node besides its GEMM";
+  else if (idx < 0 || g->values[idx].dtype != VT_I64) r = "the gate's idx output is absent";
+  else if (!xv || xv->dtype != VT_F32 || xv->rank < 1 || xv->dims[xv->rank - 1] != K || val_dynamic(c, x))
+    r = "the gate's input is not a float32 [..., K] tensor of static shape";
+  if (r) {
+    if (gg >= 0) snprintf(c->groups[gg].note, sizeof c->groups[gg].note, "xg written: %s", r);
+    return -1;
+  }
+  return gn;
+}
+
 /* Tries to start a GEMM group at node ni; returns 1 if made, 0 if not applicable, <0 error.
  * ln >= 0: a LayerNormalization node over the last axis whose only use is A of this node; the
  * group takes it as its prologue (A = the LayerNorm's input), made at the LayerNorm's turn. */
@@ -740,6 +788,16 @@ static int try_gemm(cg *c, int32_t ni, int32_t ln, char *why, size_t whyn) {
     if (group_add_node(c, gi, ln)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   }
   if (group_add_node(c, gi, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  int32_t gate = gather_gate(c, G->src, ln >= 0 ? ln : ni, K);
+  if (gate >= 0) {   /* A = x[idx]: read while packing; xg is never written */
+    int gg = c->node_group[gate];
+    c->nobuf[G->src] = true;
+    G->gate = gate;
+    G->gidx = g->nodes[gate].out[1];
+    G->src = g->nodes[gate].in[0];
+    snprintf(c->groups[gg].note, sizeof c->groups[gg].note, "xg not written: gathered by the prologue of GEMM '%s'",
+             n->name);
+  }
   if (has_bias) {
     cg_step s = {.op = E_ADD, .nargs = 2, .node = ni, .out = n->out[0]};
     s.a[0] = (cg_arg){.kind = A_PRIMARY, .blob = -1};
@@ -751,6 +809,79 @@ static int try_gemm(cg *c, int32_t ni, int32_t ln, char *why, size_t whyn) {
   }
   if (grow_group(c, gi)) return -1;
   return 1;
+}
+
+/* Tokens of a value [..., D] of static shape (all leading dims), or -1. */
+static int64_t val_tokens(const cg *c, int32_t v) {
+  const vt_value *val = &c->orig->values[v];
+  if (v < 0 || val->rank < 1 || !val_static(val)) return -1;
+  int64_t d = val->dims[val->rank - 1];
+  return d > 0 ? val_numel(val) / d : -1;
+}
+
+/* Eventful scatter epilogue: absorbs TokenBuffer node bn into the GEMM group that computes its y
+ * [M, O] when nothing else reads y: the GEMM stores row m of y to row idx[m] of the buffer's
+ * output, a persistent buffer of the session (the buffer's kept contents: rows not selected keep
+ * last frame's values). Sound only if every row is written before it is read: idx must be a
+ * TokenGate's over as many tokens as the output has rows, since a gate's first run after a
+ * reset (or its first run at all) selects every token (flush). 1 absorbed, 0 not (why), <0 error. */
+static int try_scatter(cg *c, int32_t bn, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[bn];
+  if (n->n_in < 3 || n->n_out != 1 || n->out[0] < 0 || n->in[0] < 0 || n->in[1] < 0 || n->in[2] < 0) {
+    snprintf(why, whyn, "absent inputs or outputs");
+    return 0;
+  }
+  int32_t y = n->in[0], idx = n->in[1], like = n->in[2], out = n->out[0];
+  int32_t p = g->values[y].producer;
+  int gi = p >= 0 ? c->node_group[p] : -1;
+  if (gi < 0 || c->groups[gi].kind != G_GEMM) {
+    snprintf(why, whyn, "y is not computed by a generated GEMM");
+    return 0;
+  }
+  cg_group *G = &c->groups[gi];
+  const vt_value *yv = &c->orig->values[y], *iv = &c->orig->values[idx];
+  int32_t gn = g->values[idx].producer;
+  int64_t ng = gn >= 0 && g->nodes[gn].op == VT_OP_TokenGate ? val_tokens(c, g->nodes[gn].in[0]) : -1;
+  int64_t nb = val_tokens(c, like);
+  if (G->sc_val >= 0) {
+    snprintf(why, whyn, "its GEMM already scatters another value");
+  } else if (c->is_out[y] || c->uoff[y + 1] - c->uoff[y] != 1) {
+    snprintf(why, whyn, "y is read by another node too");
+  } else if (G->out != y && c->val_step[y] < 0) {
+    snprintf(why, whyn, "y is not a value of its GEMM's epilogue");
+  } else if (yv->rank != 2 || yv->dtype != VT_F32 || yv->dims[1] != G->N || G->cols != G->N || G->rank != 2 ||
+             iv->rank != 1 || iv->dtype != VT_I64 || yv->dims[0] != iv->dims[0]) {
+    snprintf(why, whyn, "y is not [M, O] with idx's M rows");
+  } else if (gn < 0 || g->nodes[gn].op != VT_OP_TokenGate || g->nodes[gn].n_out < 2 || g->nodes[gn].out[1] != idx ||
+             gn >= G->seed) {
+    snprintf(why, whyn, "idx does not come from a TokenGate that runs before the GEMM");
+  } else if (ng < 0 || ng != nb) {
+    snprintf(why, whyn, "the gate's tokens (%lld) are not the buffer's (%lld): its flush would not write every row",
+             (long long)ng, (long long)nb);
+  } else if (g->values[out].dtype != VT_F32 || !val_static(&c->orig->values[out]) ||
+             val_numel(&g->values[out]) != nb * G->N) {
+    snprintf(why, whyn, "the output is not float32 [..., %lld] over the buffer's tokens", (long long)G->N);
+  } else if (c->is_out[out]) {
+    snprintf(why, whyn, "the output is a graph output (the caller's memory is not kept across runs)");
+  } else {
+    if (group_add_node(c, gi, bn)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    G = &c->groups[gi];
+    G->sc_val = y;
+    G->sc_out = out;
+    G->sc_idx = idx;
+    G->sc_node = bn;
+    c->persist[out] = true;
+    bool stepped = false;   /* y is the primary (no step computes it): an identity step stores it */
+    for (int s = 0; s < G->n_steps; s++) stepped |= G->steps[s].out == y;
+    if (!stepped) {
+      cg_step st = {.op = E_ID, .nargs = 1, .node = bn, .out = y};
+      st.a[0] = (cg_arg){.kind = A_PRIMARY, .blob = -1};
+      if (group_add_step(G, &st)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    }
+    return 1;
+  }
+  return 0;
 }
 
 /* Tries a ROW group for Softmax / LayerNormalization at node ni: 1 made, 0 not applicable. */
@@ -1145,7 +1276,9 @@ static void plan_aliases(cg *c) {
     cg_group *G = &c->groups[gi];
     if (G->kind != G_COPY) continue;
     int32_t src = G->src, root = c->alias_of[src] >= 0 ? c->alias_of[src] : src;
-    if (c->is_out[G->out] || c->is_out[root] || g->values[root].producer < 0 || !needs_buffer(c, root)) continue;
+    if (c->is_out[G->out] || c->is_out[root] || g->values[root].producer < 0 ||
+        !(needs_buffer(c, root) || c->persist[root]))
+      continue;
     if (vt_dtype_size(g->values[src].dtype) != vt_dtype_size(g->values[G->out].dtype)) continue;
     G->alias = true;
     c->alias_of[G->out] = root;
@@ -1202,6 +1335,16 @@ static int plan(cg *c) {
     }
     bool has_gen = n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather || n->op == VT_OP_Conv ||
                    n->op == VT_OP_Expand || n->op == VT_OP_Attention || n->op == VT_OP_Transpose;
+    char note[160] = "";
+    if (n->op == VT_OP_TokenBuffer) {   /* absorbed into its GEMM's epilogue when that is sound */
+      char bwhy[140] = "";
+      int r = try_scatter(c, ni, bwhy, sizeof bwhy);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+      snprintf(note, sizeof note, "not absorbed: %s", bwhy);
+    } else if (n->op == VT_OP_TokenGate) {
+      snprintf(note, sizeof note, "xg written: it is not the A of a generated GEMM");
+    }
     if (vt_ops[n->op].flags & VT_OPF_STATEFUL) {
       snprintf(why, sizeof why, "stateful op: its interpreter kernel runs in place with the session's state");
     } else if (dyn && !dyn_ok) {
@@ -1290,6 +1433,7 @@ static int plan(cg *c) {
     cg_group *G = new_group(c, G_FALLBACK, ni);
     if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
     snprintf(G->why, sizeof G->why, "%s", why);
+    snprintf(G->note, sizeof G->note, "%s", note);
     if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   }
   /* which step results must be written out */
@@ -1311,7 +1455,7 @@ static int plan(cg *c) {
 /* Does value v need a buffer (it is produced by a node and visible outside its group)? */
 static bool needs_buffer(const cg *c, int32_t v) {
   const vt_value *val = &c->g->values[v];
-  if (val->producer < 0 || c->alias_of[v] >= 0) return false;
+  if (val->producer < 0 || c->alias_of[v] >= 0 || c->nobuf[v] || c->persist[v]) return false;
   int gi = c->node_group[val->producer];
   const cg_group *G = &c->groups[gi];
   if (G->kind == G_GEMM && G->out == v) return true;
@@ -1328,7 +1472,8 @@ static int cmp_size_desc(const void *a, const void *b) {
   return x->v - y->v;
 }
 
-/* Lays out the arena; fills off[v] (-1: no arena slot) and returns the size, or -1 on OOM. */
+/* Lays out the arena; fills off[v] (-1: no arena slot; <= VT_CG_PERSIST: in the persistent
+ * block, cg_rt.h) and returns the arena's size, or -1 on OOM. */
 static int64_t plan_arena(const cg *c, int64_t *off) {
   const vt_graph *g = c->g;
   arena_item *items = malloc(((size_t)g->n_values + 1) * sizeof *items);
@@ -1339,6 +1484,12 @@ static int64_t plan_arena(const cg *c, int64_t *off) {
     for (int32_t u = c->uoff[v]; u < c->uoff[v + 1]; u++)
       if (c->node_group[c->ulist[u]] > last_use[v]) last_use[v] = c->node_group[c->ulist[u]];
   }
+  for (int gi = 0; gi < c->n_groups; gi++)   /* a gather prologue reads the gate's x and idx */
+    if (c->groups[gi].gidx >= 0) {
+      int32_t rd[2] = {c->groups[gi].src, c->groups[gi].gidx};
+      for (int k = 0; k < 2; k++)
+        if (last_use[rd[k]] < gi) last_use[rd[k]] = gi;
+    }
   for (int32_t v = 0; v < g->n_values; v++)
     if (c->alias_of[v] >= 0 && last_use[v] > last_use[c->alias_of[v]]) last_use[c->alias_of[v]] = last_use[v];
   int n = 0;
@@ -1372,6 +1523,12 @@ static int64_t plan_arena(const cg *c, int64_t *off) {
     if (o + items[i].size > total) total = o + items[i].size;
   }
   for (int i = 0; i < n; i++) off[items[i].v] = items[i].off;
+  int64_t poff = 0;   /* persistent values: one after another in the session's persistent block */
+  for (int32_t v = 0; v < g->n_values; v++)
+    if (c->persist[v] && !c->is_out[v]) {
+      off[v] = VT_CG_PERSIST - poff;
+      poff += ((int64_t)vt_dtype_size(g->values[v].dtype) * val_numel(&g->values[v]) + 63) / 64 * 64;
+    }
   for (int32_t v = 0; v < g->n_values; v++)
     if (c->alias_of[v] >= 0) off[v] = off[c->alias_of[v]];
   free(items);
@@ -1479,8 +1636,8 @@ static int slot_of2(const cg_group *G, int32_t v, int32_t b) {
  * separately, not as a slot). GEMM epilogues take their constant operands (bias...) as slots too,
  * so the epilogue code depends only on the group's structure and is shared by identical layers. */
 static int collect_slots(cg *c, cg_group *G) {
-  G->slots = malloc(((size_t)G->n_steps * 3 + 1) * sizeof *G->slots);
-  G->slot_blob = malloc(((size_t)G->n_steps * 3 + 1) * sizeof *G->slot_blob);
+  G->slots = malloc(((size_t)G->n_steps * 3 + 3) * sizeof *G->slots);
+  G->slot_blob = malloc(((size_t)G->n_steps * 3 + 3) * sizeof *G->slot_blob);
   if (!G->slots || !G->slot_blob) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   G->n_slots = 0;
   for (int s = 0; s < G->n_steps; s++) {
@@ -1497,6 +1654,12 @@ static int collect_slots(cg *c, cg_group *G) {
       G->slots[G->n_slots] = st->out;
       G->slot_blob[G->n_slots++] = -1;
     }
+  }
+  if (G->sc_val >= 0) {   /* scatter epilogue: the persistent output and idx (int64) */
+    G->slots[G->n_slots] = G->sc_out;
+    G->slot_blob[G->n_slots++] = -1;
+    G->slots[G->n_slots] = G->sc_idx;
+    G->slot_blob[G->n_slots++] = -1;
   }
   return VT_OK;
 }
@@ -1541,7 +1704,12 @@ static void emit_elem(cg *c, const cg_group *G, LLVMValueRef prim, LLVMValueRef 
       }
     }
     res[s] = emit_op(c, st, a[0], a[1]);
-    if (st->store) {
+    if (G->sc_val >= 0 && st->out == G->sc_val) {   /* scatter: row `row` of y goes to row idx[row] of out */
+      LLVMValueRef ip = LLVMBuildInBoundsGEP2(c->b, c->t_i64, ptrs[slot_of2(G, G->sc_idx, -1)], &row, 1, "");
+      LLVMValueRef tok = LLVMBuildLoad2(c->b, c->t_i64, ip, "tok");
+      LLVMValueRef at = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, tok, ci64(c, G->cols), ""), col, "");
+      LLVMBuildStore(c->b, res[s], LLVMBuildInBoundsGEP2(c->b, c->t_f32, ptrs[slot_of2(G, G->sc_out, -1)], &at, 1, ""));
+    } else if (st->store) {
       LLVMValueRef p;
       if (G->kind == G_GEMM && st->out == G->out) p = cptr;
       else p = LLVMBuildInBoundsGEP2(c->b, c->t_f32, ptrs[slot_of2(G, st->out, -1)], &flat, 1, "");
@@ -1676,24 +1844,26 @@ static LLVMValueRef emit_body(cg *c, cg_group *G, int gi) {
 }
 
 /* The GEMM core for G's shape: void core(ptr A, ptr Bp, ptr C, i64 u0, i64 u1, ptr bufs,
- * ptr epi, ptr ln_scale, ptr ln_bias) over work units [u0, u1) (cg_layout.h), the bitcode driver inlined with constant M, N, K (noinline itself, so kernels of one
+ * ptr epi, ptr ln_scale, ptr ln_bias, ptr ridx [, i64 M]) over work units [u0, u1) (cg_layout.h), the bitcode driver inlined with constant M, N, K (noinline itself, so kernels of one
  * shape share its code; the epilogue is an indirect call per tile). */
 static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
   bool dyn = G->dref >= 0;   /* M at run time: the core takes it as a 10th argument */
   int64_t cm = dyn ? -1 : G->M;
   int ln = G->ln ? 1 + (G->bblob >= 0) : 0;   /* 0 none, 1 LayerNorm without bias, 2 with */
+  int gather = G->gidx >= 0;   /* ridx read (else a constant NULL: the driver's gather code folds away) */
   float eps = G->ln ? G->eps : 0.0f;
   for (int i = 0; i < c->n_cores; i++)
     if (c->cores[i].M == cm && c->cores[i].N == G->N && c->cores[i].K == G->K && c->cores[i].ln == ln &&
-        c->cores[i].eps == eps)
+        c->cores[i].gather == gather && c->cores[i].eps == eps)
       return c->cores[i].fn;
   void *nc = realloc(c->cores, ((size_t)c->n_cores + 1) * sizeof *c->cores);
   if (!nc) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
   c->cores = nc;
   char name[96];
-  if (dyn) snprintf(name, sizeof name, "vt_gemm_Mx%lldx%lld%s", (long long)G->N, (long long)G->K, ln ? "_ln" : "");
-  else snprintf(name, sizeof name, "vt_gemm_%lldx%lldx%lld%s", (long long)G->M, (long long)G->N, (long long)G->K,
-                ln ? "_ln" : "");
+  if (dyn) snprintf(name, sizeof name, "vt_gemm_Mx%lldx%lld%s%s", (long long)G->N, (long long)G->K, ln ? "_ln" : "",
+                    gather ? "_gather" : "");
+  else snprintf(name, sizeof name, "vt_gemm_%lldx%lldx%lld%s%s", (long long)G->M, (long long)G->N, (long long)G->K,
+                ln ? "_ln" : "", gather ? "_gather" : "");
   LLVMValueRef f = LLVMAddFunction(c->mod, name, dyn ? c->ft_core_dyn : c->ft_core);
   LLVMSetLinkage(f, LLVMInternalLinkage);
   add_fn_attr(c, f, "noinline");
@@ -1702,18 +1872,19 @@ static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
   LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
   LLVMValueRef nul = LLVMConstPointerNull(c->t_ptr);
-  LLVMValueRef ga[16] = {LLVMGetParam(f, 0), ci64(c, G->K), LLVMGetParam(f, 1), LLVMGetParam(f, 2),
-                         ci64(c, G->N), dyn ? LLVMGetParam(f, 9) : ci64(c, G->M), ci64(c, G->N), ci64(c, G->K),
+  LLVMValueRef ga[17] = {LLVMGetParam(f, 0), ci64(c, G->K), LLVMGetParam(f, 1), LLVMGetParam(f, 2),
+                         ci64(c, G->N), dyn ? LLVMGetParam(f, 10) : ci64(c, G->M), ci64(c, G->N), ci64(c, G->K),
                          LLVMGetParam(f, 3), LLVMGetParam(f, 4), LLVMGetParam(f, 5), LLVMGetParam(f, 6),
                          LLVMConstInt(c->t_i32, (unsigned long long)(ln != 0), 0), ln ? LLVMGetParam(f, 7) : nul,
-                         ln == 2 ? LLVMGetParam(f, 8) : nul, cf(c, eps)};
-  LLVMBuildCall2(c->b, c->ft_gemm, c->f_gemm, ga, 16, "");
+                         ln == 2 ? LLVMGetParam(f, 8) : nul, cf(c, eps), gather ? LLVMGetParam(f, 9) : nul};
+  LLVMBuildCall2(c->b, c->ft_gemm, c->f_gemm, ga, 17, "");
   LLVMBuildRetVoid(c->b);
   if (saved) LLVMPositionBuilderAtEnd(c->b, saved);
   c->cores[c->n_cores].M = cm;
   c->cores[c->n_cores].N = G->N;
   c->cores[c->n_cores].K = G->K;
   c->cores[c->n_cores].ln = ln;
+  c->cores[c->n_cores].gather = gather;
   c->cores[c->n_cores].eps = eps;
   c->cores[c->n_cores++].fn = f;
   return f;
@@ -1735,7 +1906,8 @@ static size_t epi_key(const cg_group *G, unsigned char *key, size_t cap) {
   PUT(G->n_steps);
   for (int s = 0; s < G->n_steps; s++) {
     const cg_step *st = &G->steps[s];
-    int32_t outslot = st->store ? (st->out == G->out ? -2 : slot_of2(G, st->out, -1)) : -3;
+    int32_t outslot = G->sc_val >= 0 && st->out == G->sc_val ? -4   /* scattered (slots at the end) */
+                      : st->store ? (st->out == G->out ? -2 : slot_of2(G, st->out, -1)) : -3;
     PUT(st->op); PUT(st->nargs); PUT(st->f0); PUT(st->f1); PUT(outslot);
     for (int k = 0; k < st->nargs; k++) {
       const cg_arg *a = &st->a[k];
@@ -1828,11 +2000,12 @@ static LLVMValueRef emit_kernel(cg *c, int gi) {
       }
     }
     LLVMValueRef nul = LLVMConstPointerNull(c->t_ptr);
-    LLVMValueRef ga[10] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob], load_buf(c, bufs, G->out),
+    LLVMValueRef ga[11] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob], load_buf(c, bufs, G->out),
                            b0, b1, tbl, epi ? epi : nul, G->ln ? c->blob_globals[G->gblob] : nul,
-                           G->ln && G->bblob >= 0 ? c->blob_globals[G->bblob] : nul, NULL};
-    if (G->dref >= 0) ga[9] = emit_rows(c, bufs, G, G->N);
-    LLVMBuildCall2(c->b, G->dref >= 0 ? c->ft_core_dyn : c->ft_core, core, ga, G->dref >= 0 ? 10 : 9, "");
+                           G->ln && G->bblob >= 0 ? c->blob_globals[G->bblob] : nul,
+                           G->gidx >= 0 ? load_buf(c, bufs, G->gidx) : nul, NULL};
+    if (G->dref >= 0) ga[10] = emit_rows(c, bufs, G, G->N);
+    LLVMBuildCall2(c->b, G->dref >= 0 ? c->ft_core_dyn : c->ft_core, core, ga, G->dref >= 0 ? 11 : 10, "");
   } else {
     for (int i = 0; i < G->n_slots; i++) args[i] = load_buf(c, bufs, G->slots[i]);
     args[G->n_slots] = b0;
@@ -2178,6 +2351,18 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
              "nodes in generated kernels; compile %.1f ms\n",
           c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_attention, j->st.n_copy, j->st.n_view,
           j->st.n_fallback, j->st.n_fallback - n_alloc, n_alloc, j->st.n_fused_nodes, g->n_nodes, j->st.compile_ms);
+  int n_gather = 0, n_scatter = 0, n_gates = 0, n_buffers = 0;
+  for (int gi = 0; gi < c->n_groups; gi++) {
+    const cg_group *G = &c->groups[gi];
+    n_gather += G->kind == G_GEMM && G->gate >= 0;
+    n_scatter += G->kind == G_GEMM && G->sc_node >= 0;
+    n_gates += G->kind == G_FALLBACK && g->nodes[G->seed].op == VT_OP_TokenGate;
+    n_buffers += G->kind == G_FALLBACK && g->nodes[G->seed].op == VT_OP_TokenBuffer;
+  }
+  if (n_gates || n_buffers || n_scatter)
+    fprintf(f, "codegen: eventful fusion: %d of %d TokenGates gathered by their GEMM's prologue (xg not written), %d of %d "
+               "TokenBuffers absorbed into their GEMM's scatter epilogue (no host node, no copy)\n",
+            n_gather, n_gates, n_scatter, n_scatter + n_buffers);
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
     const vt_node *n = &g->nodes[G->seed];
@@ -2185,6 +2370,10 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
     case G_GEMM:
       fprintf(f, "  [%d] gemm %lldx%lldx%lld%s '%s'", gi, (long long)G->M, (long long)G->N, (long long)G->K,
               G->ln ? " (LayerNorm prologue)" : "", n->name);
+      if (G->gate >= 0) fprintf(f, " gather prologue (A = rows idx of TokenGate '%s''s input)", g->nodes[G->gate].name);
+      if (G->sc_node >= 0)
+        fprintf(f, " scatter epilogue (absorbs TokenBuffer '%s': rows idx of persistent '%s')", g->nodes[G->sc_node].name,
+                g->values[G->sc_out].name);
       break;
     case G_EW:
       fprintf(f, "  [%d] elementwise %lld elems '%s'", gi, (long long)G->total, n->name);
@@ -2217,8 +2406,8 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
     default: {
       bool direct = true;
       for (int32_t o = 0; o < n->n_out; o++) direct &= n->out[o] >= 0;
-      fprintf(f, "  [%d] %s %s '%s': %s\n", gi, direct ? "host kernel" : "host kernel via vt_run_node (absent output)",
-              vt_ops[n->op].name, n->name, G->why);
+      fprintf(f, "  [%d] %s %s '%s': %s%s%s\n", gi, direct ? "host kernel" : "host kernel via vt_run_node (absent output)",
+              vt_ops[n->op].name, n->name, G->why, G->note[0] ? "; " : "", G->note);
       continue;
     }
     }
@@ -2252,6 +2441,8 @@ static void cg_free(cg *c) {
   free(c->node_group);
   free(c->val_step);
   free(c->alias_of);
+  free(c->nobuf);
+  free(c->persist);
   for (int i = 0; i < c->n_groups; i++) {
     free(c->groups[i].nodes);
     free(c->groups[i].steps);
@@ -2278,10 +2469,13 @@ static int build_users(cg *c) {
   c->node_group = malloc(((size_t)g->n_nodes + 1) * sizeof *c->node_group);
   c->val_step = malloc(((size_t)g->n_values + 1) * sizeof *c->val_step);
   c->alias_of = malloc(((size_t)g->n_values + 1) * sizeof *c->alias_of);
+  c->nobuf = calloc((size_t)g->n_values + 1, sizeof *c->nobuf);
+  c->persist = calloc((size_t)g->n_values + 1, sizeof *c->persist);
   size_t nu = 0;
   for (int32_t i = 0; i < g->n_nodes; i++) nu += (size_t)g->nodes[i].n_in;
   c->ulist = malloc((nu + 1) * sizeof *c->ulist);
-  if (!c->uoff || !c->is_out || !c->node_group || !c->val_step || !c->alias_of || !c->ulist)
+  if (!c->uoff || !c->is_out || !c->node_group || !c->val_step || !c->alias_of || !c->ulist || !c->nobuf ||
+      !c->persist)
     return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   for (int32_t i = 0; i < g->n_nodes; i++) {
     c->node_group[i] = -1;
@@ -2321,13 +2515,13 @@ static int build_module(cg *c, int nthreads) {
   c->t_ptr = LLVMPointerTypeInContext(c->ctx, 0);
   c->t_void = LLVMVoidTypeInContext(c->ctx);
   c->ft_f1 = LLVMFunctionType(c->t_f32, &c->t_f32, 1, 0);
-  LLVMTypeRef gp[16] = {c->t_ptr, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
-                        c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_ptr, c->t_f32};
-  c->ft_gemm = LLVMFunctionType(c->t_void, gp, 16, 0);
-  LLVMTypeRef cp[10] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr,
-                        c->t_i64};
-  c->ft_core = LLVMFunctionType(c->t_void, cp, 9, 0);
-  c->ft_core_dyn = LLVMFunctionType(c->t_void, cp, 10, 0);   /* + i64 M (run-time row count) */
+  LLVMTypeRef gp[17] = {c->t_ptr, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
+                        c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_ptr, c->t_f32, c->t_ptr};
+  c->ft_gemm = LLVMFunctionType(c->t_void, gp, 17, 0);
+  LLVMTypeRef cp[11] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr,
+                        c->t_ptr, c->t_i64};
+  c->ft_core = LLVMFunctionType(c->t_void, cp, 10, 0);
+  c->ft_core_dyn = LLVMFunctionType(c->t_void, cp, 11, 0);   /* + i64 M (run-time row count) */
   LLVMTypeRef sp[5] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64};
   c->ft_softmax = LLVMFunctionType(c->t_void, sp, 5, 0);
   LLVMTypeRef lp[9] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_i64, c->t_f32, c->t_i64, c->t_i64};
@@ -2534,10 +2728,7 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
     vt_errorf(e, VT_ERR_MODEL, "%s: cannot allocate the activation arena (%lld bytes)", g->path, (long long)asz);
     goto fail;
   }
-  for (int32_t v = 0; v < g->n_values; v++) {
-    if (off[v] >= 0) j->rt.bufs[v] = (char *)j->arena + off[v];
-    else if (is_const(g, v)) j->rt.bufs[v] = g->values[v].cdata->data;
-  }
+  if (vt_cg_rt_bind(&j->rt, off, j->arena, e)) goto fail;
 
   if (cg_llvm_module(&c, opt, olv, vt_pool_threads(j->rt.pool), LLVMRelocDefault, NULL, NULL, t0, &tsc, &tm))
     goto fail;
@@ -2616,7 +2807,7 @@ int vt_jit_run(vt_jit *j, const vt_tensor *inputs, vt_tensor *outputs, vt_error 
 void vt_jit_reset(vt_jit *j) { vt_cg_rt_reset(&j->rt); }
 
 void vt_jit_state_info(const vt_jit *j, size_t *bytes, int64_t *done, int64_t *seen) {
-  *bytes = vt_states_bytes(j->rt.state, j->rt.g->n_nodes);
+  *bytes = vt_cg_rt_state_bytes(&j->rt);
   vt_states_rows(j->rt.state, j->rt.g->n_nodes, done, seen);
 }
 

@@ -26,7 +26,7 @@ typedef struct vt_so_desc {
   const uint8_t *graph;
   int64_t graph_len;
   const uint8_t *data;
-  const int64_t *offsets;    /* per value: arena offset, -1 none */
+  const int64_t *offsets;    /* per value: arena offset, -1 none, <= VT_CG_PERSIST persistent (cg_rt.h) */
   int64_t n_values;
   int64_t arena_size;
   vt_cg_entry_fn entry;

@@ -215,9 +215,9 @@ int vt_so_create(const vt_so_desc *d, int threads, vt_so_session **out) {
     return vt_errorf(&create_err, VT_ERR_MODEL, "out of memory creating a session (arena %lld bytes)",
                      (long long)d->arena_size);
   }
-  for (int64_t v = 0; v < d->n_values; v++) {
-    if (d->offsets[v] >= 0) s->rt.bufs[v] = (char *)s->arena + d->offsets[v];
-    else if (s->g->values[v].cdata) s->rt.bufs[v] = s->g->values[v].cdata->data;
+  if (vt_cg_rt_bind(&s->rt, d->offsets, s->arena, &create_err)) {
+    vt_so_destroy(s);
+    return create_err.code;
   }
   *out = s;
   return VT_OK;

@@ -29,7 +29,7 @@ typedef struct {
   const float *src;
   const int64_t *idx;   /* NULL: rows [0, n) */
   int64_t w;            /* floats per row */
-  int gather;           /* 1: dst[j] = src[idx[j]]; 0: dst[idx[j]] = src[j] */
+  int gather;           /* 1: dst[j] = src[idx[j]]; 0: dst[idx[j]] = src[j]; 2: dst[idx[j]] = src[idx[j]] */
 } rows_args;
 
 static void rows_range(void *arg, int64_t begin, int64_t end) {
@@ -40,8 +40,8 @@ static void rows_range(void *arg, int64_t begin, int64_t end) {
     return;
   }
   for (int64_t j = begin; j < end; j++) {
-    if (a->gather) memcpy(a->dst + j * a->w, a->src + a->idx[j] * a->w, bytes);
-    else memcpy(a->dst + a->idx[j] * a->w, a->src + j * a->w, bytes);
+    int64_t d = a->gather == 1 ? j : a->idx[j], s = a->gather ? a->idx[j] : j;
+    memcpy(a->dst + d * a->w, a->src + s * a->w, bytes);
   }
 }
 
@@ -227,14 +227,25 @@ int vt_kernel_TokenGate(vt_kctx *k) {
     }
   }
   int64_t od[2] = {m, d}, id[1] = {m};
-  int rc = vt_kctx_output(k, 0, VT_F32, 2, od);
+  /* xg unread (out_skip bit 0: compiled code gathers x[idx] itself): its shape only */
+  bool want_xg = !(k->out_skip & 1u);
+  int rc = VT_OK;
+  if (want_xg) {
+    rc = vt_kctx_output(k, 0, VT_F32, 2, od);
+  } else {
+    vt_tensor *xg = k->out[0];
+    xg->dtype = VT_F32;
+    xg->rank = 2;
+    xg->dims[0] = m;
+    xg->dims[1] = d;
+  }
   if (rc == VT_OK) rc = vt_kctx_output(k, 1, VT_I64, 1, id);
   if (rc) return rc;
   memcpy(k->out[1]->data, s->order, (size_t)m * sizeof(int64_t));
-  copy_rows(k->pool, k->out[0]->data, xd, full ? NULL : s->order, m, d, 1);
-  /* the reference of the updated tokens: the rows just gathered */
+  if (want_xg) copy_rows(k->pool, k->out[0]->data, xd, full ? NULL : s->order, m, d, 1);
+  /* the reference of the updated tokens: their rows of x */
   if (full) copy_rows(k->pool, s->ref, xd, NULL, n, d, 1);
-  else copy_rows(k->pool, s->ref, k->out[0]->data, s->order, m, d, 0);
+  else copy_rows(k->pool, s->ref, xd, s->order, m, d, 2);
   if (!full) {
     s->hdr.rows_done += m;
     s->hdr.rows_seen += n;

@@ -69,6 +69,11 @@ typedef struct vt_kctx {
    * is the size in bytes of output o's buffer, which may exceed the current shape when a dim is
    * bounded rather than known (e.g. a gate's token count). NULL in the interpreter. */
   const int64_t *out_cap;
+  /* Bit o set: the caller does not read output o's data (compiled code that reads what it needs
+   * elsewhere, e.g. a GEMM that gathers a token gate's rows itself). A kernel that honours it sets
+   * only the output's dtype and shape (data stays NULL); one that ignores it may still write it.
+   * 0 in the interpreter. */
+  uint32_t out_skip;
 } vt_kctx;
 
 typedef struct vt_state {

@@ -109,13 +109,26 @@ static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, int64
 /* Packs rows [m0, m1) x columns [k0, k0 + kc) of A into micro-panels of MR rows, k-major:
  * Ap[(t * kc + k) * MR + i] = A[m0 + t * MR + i][k0 + k]; rows at or past m1 are zero. With
  * ln, every element is LayerNorm-ed on the way (row statistics mean/inv indexed from m0, scale
- * lg and bias lb indexed by column, lb NULL: no bias). */
+ * lg and bias lb indexed by column, lb NULL: no bias). With ridx (gather prologue), row m of A is
+ * row ridx[m] of the matrix at A; a constant NULL ridx folds away after inlining. */
 static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int64_t m1, int64_t k0, int64_t kc,
                                    float *Ap, int ln, const float *mean, const float *inv, const float *lg,
-                                   const float *lb) {
+                                   const float *lb, const int64_t *ridx) {
   for (int64_t t = m0; t < m1; t += VT_CG_MR) {
     float *dst = Ap + (t - m0) * kc;
-    if (m1 - t >= VT_CG_MR) {
+    if (m1 - t >= VT_CG_MR && ridx) {   /* gathered rows: one pointer per row of the micro-panel */
+      const float *a[VT_CG_MR];
+      for (int i = 0; i < VT_CG_MR; i++) a[i] = A + ridx[t + i] * lda + k0;
+      if (ln) {
+        const float *mu = mean + (t - m0), *iv = inv + (t - m0);
+        for (int64_t k = 0; k < kc; k++)
+          for (int i = 0; i < VT_CG_MR; i++)
+            dst[k * VT_CG_MR + i] = VT_CG_LN(a[i][k], mu[i], iv[i], lg[k0 + k], lb ? lb[k0 + k] : 0.0f);
+      } else {
+        for (int64_t k = 0; k < kc; k++)
+          for (int i = 0; i < VT_CG_MR; i++) dst[k * VT_CG_MR + i] = a[i][k];
+      }
+    } else if (m1 - t >= VT_CG_MR) {
       const float *a = A + t * lda + k0;
       if (ln) {
         const float *mu = mean + (t - m0), *iv = inv + (t - m0);
@@ -129,7 +142,8 @@ static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int6
     } else {
       for (int64_t k = 0; k < kc; k++)
         for (int64_t i = 0; i < VT_CG_MR; i++) {
-          float x = t + i < m1 ? A[(t + i) * lda + k0 + k] : 0.0f;
+          int64_t r = t + i < m1 ? (ridx ? ridx[t + i] : t + i) : 0;
+          float x = t + i < m1 ? A[r * lda + k0 + k] : 0.0f;
           if (ln && t + i < m1) x = VT_CG_LN(x, mean[t + i - m0], inv[t + i - m0], lg[k0 + k], lb ? lb[k0 + k] : 0.0f);
           dst[k * VT_CG_MR + i] = x;
         }
@@ -140,14 +154,16 @@ static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int6
 /* Work units [u0, u1) of C = A * B (M x N, B packed, see the top; units and row blocks as in
  * cg_layout.h), then the epilogue on every finished tile. K == 0 gives zeros. With ln, A is
  * replaced by LayerNorm(A) over its K columns (scale lg, bias lb or NULL, epsilon eps), computed
- * while packing: the LayerNorm's output never goes to memory.
+ * while packing: the LayerNorm's output never goes to memory. With ridx (gather prologue: an
+ * Eventful gate's selected tokens), row m of A is row ridx[m] of the matrix at A (the gate's
+ * input), read while packing, so the gathered rows are never written; NULL: rows in order.
  * Per row block and K block (<= VT_CG_KC, K split evenly): A's block is packed once (stack, L2),
  * then every panel of the range runs down the row block's micro-tiles with its K block in L1,
  * accumulating into C from the second K block on. While one panel runs, the next panel's block
  * (one cache line per k: NR floats) and the next tile's C rows are prefetched. */
 AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t M,
                     int64_t N, int64_t K, int64_t u0, int64_t u1, void **bufs, vt_cg_epi_fn epi, int32_t ln,
-                    const float *lg, const float *lb, float eps) {
+                    const float *lg, const float *lb, float eps, const int64_t *ridx) {
   int64_t npan = (N + VT_CG_NR - 1) / VT_CG_NR;
   if (npan == 0 || M <= 0) return;
   int64_t mc = vt_cg_gemm_mc(M);
@@ -174,11 +190,11 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
     }
     int64_t ntiles = (m_hi - m_lo + VT_CG_MR - 1) / VT_CG_MR;
     if (ln)   /* LayerNorm prologue: statistics of the row block's rows (A row = all K columns) */
-      for (int64_t m = m_lo; m < m_hi; m++) vt_cg_ln_stats(A + m * lda, K, eps, &mean[m - m_lo], &inv[m - m_lo]);
+      for (int64_t m = m_lo; m < m_hi; m++) vt_cg_ln_stats(A + (ridx ? ridx[m] : m) * lda, K, eps, &mean[m - m_lo], &inv[m - m_lo]);
     for (int64_t k0 = 0; k0 < K; k0 += kcb) {
       int64_t kc = K - k0 < kcb ? K - k0 : kcb;
       int last = k0 + kc >= K;
-      vt_cg_pack_a(A, lda, m_lo, m_hi, k0, kc, Ap, ln, mean, inv, lg, lb);
+      vt_cg_pack_a(A, lda, m_lo, m_hi, k0, kc, Ap, ln, mean, inv, lg, lb, ridx);
       for (int64_t p = p0; p < p1; p++) {
         int64_t n0 = p * VT_CG_NR, nr = N - n0 < VT_CG_NR ? N - n0 : VT_CG_NR;
         const float *bp = Bp + p * K * VT_CG_NR + k0 * VT_CG_NR;
@@ -532,7 +548,7 @@ AI void vt_cgk_conv2d(const float *x, const float *Bp, const float *bias, float 
           }
         }
     }
-    vt_cgk_gemm(A, K, Bp, T, Cout, rows, Cout, K, 0, vt_cg_gemm_units(rows, Cout), 0, 0, 0, 0, 0, 0.0f);
+    vt_cgk_gemm(A, K, Bp, T, Cout, rows, Cout, K, 0, vt_cg_gemm_units(rows, Cout), 0, 0, 0, 0, 0, 0.0f, 0);
     for (int64_t r = 0; r < rows; r++) {
       int64_t m = m0 + r, nb = m / P, p = m % P;
       float *yb = y + nb * Cout * P + p;

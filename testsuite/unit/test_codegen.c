@@ -477,6 +477,119 @@ static void test_ln_gemm(void **state) {
   ln_gemm_case(197, 384, 64, 1, 1);    /* the LayerNorm's output is also a graph output */
 }
 
+/* ---------- Eventful fusion ------------------------------------------------------------------- */
+/* TokenGate(x [T, N, D]) -> xg, idx; the token-wise GEMM(s) on xg; TokenBuffer(y, idx, x) -> out;
+ * Relu(out) is the graph output (a buffer's output that is a graph output is not absorbed).
+ * variant 0: MatMul + bias (gather prologue, scatter epilogue on the bias step);
+ *         1: LayerNorm -> MatMul, no bias (gather under the LayerNorm prologue; scatter of the
+ *            GEMM's primary result through an identity step);
+ *         2: xg read by two MatMuls (no gather: the gate writes xg; the sum scatters);
+ *         3: y also read by a Mul feeding a second buffer (the first buffer is not absorbed, the
+ *            second is).
+ * Runs frames of a drifting input through the JIT and the interpreter with the knob eventful.r
+ * changing, a reset in the middle; every frame equal (rel. L2 <= 1e-5), the stats name the fusion. */
+static void evt_case(int variant, int64_t T, int64_t N, int64_t D, int64_t O, int want_gather, int want_scatter,
+                     int n_buffers) {
+  vt_graph *g = new_graph();
+  assert_int_equal(vt_graph_set_opset(g, "ai.vtopt", 1), 0);
+  int64_t xd[3] = {T, N, D}, wd[2] = {D, O}, od[1] = {O}, dd[1] = {D};
+  int32_t x = add_input(g, "x", 3, xd);
+  int32_t xg = vt_graph_add_value(g, "xg", VT_UNDEFINED, -1, NULL), idx = vt_graph_add_value(g, "idx", VT_UNDEFINED, -1, NULL);
+  int32_t gn = vt_graph_add_node(g, "gate", vt_op_lookup("TokenGate", "ai.vtopt"), 1, &x, 2, (int32_t[]){xg, idx});
+  assert_true(gn >= 0);
+  vt_node_add_attr(g, gn, "r", VT_ATTR_INT)->i = 5;
+  int32_t a = xg;
+  if (variant == 1) {
+    int32_t sc = add_const(g, "ln_scale", 1, dd, 1.0f), bi = add_const(g, "ln_bias", 1, dd, 1.0f);
+    a = node(g, "LayerNormalization", 3, (int32_t[]){xg, sc, bi});
+  }
+  int32_t y = node(g, "MatMul", 2, (int32_t[]){a, add_const(g, "w", 2, wd, 0.3f)});
+  if (variant != 1) y = node(g, "Add", 2, (int32_t[]){y, add_const(g, "b", 1, od, 1.0f)});
+  if (variant == 2) y = node(g, "Add", 2, (int32_t[]){y, node(g, "MatMul", 2, (int32_t[]){xg, add_const(g, "w2", 2, wd, 0.3f)})});
+  int32_t outs[2];
+  for (int k = 0; k < n_buffers; k++) {
+    int32_t yk = k == 0 ? y : node(g, "Mul", 2, (int32_t[]){y, y});
+    char name[16];
+    snprintf(name, sizeof name, "buf%d", k);
+    outs[k] = vt_graph_add_value(g, name, VT_UNDEFINED, -1, NULL);
+    assert_true(vt_graph_add_node(g, name, vt_op_lookup("TokenBuffer", "ai.vtopt"), 3, (int32_t[]){yk, idx, x}, 1,
+                                  &outs[k]) >= 0);
+  }
+  int32_t z = n_buffers == 2 ? node(g, "Add", 2, outs) : outs[0];
+  z = node(g, "Relu", 1, &z);
+  assert_int_equal(vt_graph_add_output(g, z), 0);
+  vt_error e = {0};
+  if (vt_graph_prepare(g, NULL, NULL, 0, &e)) fail_msg("prepare: %s", e.msg);
+
+  FILE *sf = tmpfile();
+  assert_non_null(sf);
+  vt_cg_options opt = {.opt_level = 3, .threads = 2, .stats = sf};
+  vt_jit *j = vt_jit_compile(g, &opt, &e);
+  if (!j) fail_msg("jit compile: %s", e.msg);
+  char stats[1 << 16];
+  size_t sn = (rewind(sf), fread(stats, 1, sizeof stats - 1, sf));
+  stats[sn] = 0;
+  fclose(sf);
+  char want[200];
+  snprintf(want, sizeof want, "%d of 1 TokenGates gathered by their GEMM's prologue (xg not written), %d of %d TokenBuffers absorbed",
+           want_gather, want_scatter, n_buffers);
+  if (!strstr(stats, want)) fail_msg("stats lack '%s':\n%s", want, stats);
+  if (!want_gather) assert_non_null(strstr(stats, "xg written: xg is read by another node besides its GEMM"));
+  if (want_scatter < n_buffers) assert_non_null(strstr(stats, "not absorbed: y is read by another node too"));
+  if (want_gather) assert_non_null(strstr(stats, "gather prologue"));
+  if (want_scatter) assert_non_null(strstr(stats, "scatter epilogue"));
+
+  vt_interp *it = vt_interp_new(g, 2, &e);
+  assert_non_null(it);
+  vt_tensor in = {0}, oi = {0}, oj = {0};
+  assert_int_equal(vt_tensor_alloc(&in, VT_F32, 3, xd, &e), 0);
+  float *xp = in.data;
+  int64_t nt = T * N;
+  for (int64_t k = 0; k < nt * D; k++) xp[k] = frand();
+  const double rs[] = {5, 5, 0, 1000, 3, -1, 12, 7, 2, 9};   /* -1: reset before this frame */
+  for (int f = 0; f < (int)(sizeof rs / sizeof rs[0]); f++) {
+    if (rs[f] < 0) {
+      vt_jit_reset(j);
+      assert_int_equal(vt_interp_reset(it), 0);
+    } else {
+      assert_int_equal(vt_jit_set_knob(j, "eventful.r", rs[f], &e), 0);
+      assert_int_equal(vt_interp_set_knob(it, "eventful.r", rs[f]), 0);
+    }
+    if (f > 0)   /* drift: small noise everywhere, a few tokens jump */
+      for (int64_t t = 0; t < nt; t++) {
+        float amp = frand() > 0.7f ? 1.0f : 0.01f;
+        for (int64_t c = 0; c < D; c++) xp[t * D + c] += amp * frand();
+      }
+    if (vt_interp_run(it, &in, &oi, &e)) fail_msg("interp frame %d: %s", f, e.msg);
+    if (vt_jit_run(j, &in, &oj, &e)) fail_msg("jit frame %d: %s", f, e.msg);
+    double err = rel_l2(&oj, &oi);
+    if (!(err <= 1e-5)) fail_msg("eventful variant %d frame %d (r %g): rel L2 %.3g", variant, f, rs[f], err);
+    vt_tensor_free(&oi);
+    vt_tensor_free(&oj);
+  }
+  /* the persistent buffers are per-stream state, counted like the interpreter's buffer state */
+  size_t sb = 0;
+  int64_t done = 0, seen = 0;
+  vt_jit_state_info(j, &sb, &done, &seen);
+  size_t ib = vt_interp_state_bytes(it);
+  fprintf(stderr, "  eventful variant %d: T=%lld N=%lld D=%lld O=%lld, state %zu bytes (interpreter %zu)\n", variant,
+          (long long)T, (long long)N, (long long)D, (long long)O, sb, ib);
+  assert_true(sb + 256 * (size_t)n_buffers >= ib && sb <= ib + 256 * (size_t)n_buffers);
+  assert_true(sb >= (size_t)(nt * O * 4 * n_buffers));
+  vt_tensor_free(&in);
+  vt_interp_free(it);
+  vt_jit_free(j);
+  vt_graph_free(g);
+}
+
+static void test_eventful_fusion(void **state) {
+  (void)state;
+  evt_case(0, 2, 230, 300, 37, 1, 1, 1);   /* 460 tokens: 3 row blocks at the flush, 2 K blocks */
+  evt_case(1, 1, 37, 24, 19, 1, 1, 1);
+  evt_case(2, 1, 41, 24, 19, 0, 1, 1);
+  evt_case(3, 1, 41, 24, 19, 1, 1, 2);
+}
+
 /* Transpose: several permutations and ranks (f32), the default (reversed) permutation, and an
  * int64 tensor (8-byte elements; the Casts around it run interpreter kernels). */
 static void perm_case(int rank, const int64_t *dims, const int64_t *perm, int via_i64) {
@@ -807,6 +920,7 @@ int main(void) {
     cmocka_unit_test(test_shared_library),
     cmocka_unit_test(test_gemm_sizes),   cmocka_unit_test(test_gemm_epilogue),
     cmocka_unit_test(test_gemm_op),      cmocka_unit_test(test_ln_gemm),
+    cmocka_unit_test(test_eventful_fusion),
     cmocka_unit_test(test_elementwise),
     cmocka_unit_test(test_math_range),   cmocka_unit_test(test_broadcast_tail),
     cmocka_unit_test(test_broadcast_strided), cmocka_unit_test(test_views),
