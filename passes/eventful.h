@@ -22,7 +22,7 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
    .run = vt_pass_eventful,                                                                                       \
    .exact = false,                                                                                                \
    .canonical = false,                                                                                            \
-   .n_params = 6,                                                                                                 \
+   .n_params = 7,                                                                                                 \
    .params = {{"r", VT_PARAM_INT, "384",                                                                          \
                "topr policy: tokens updated per gate and frame (paper, ViTDet 672^2 with 1764 tokens: 128..1024; " \
                "r >= N is exact); runtime knob eventful.r overrides it"},                                         \
@@ -36,6 +36,10 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
                "projection directly)"},                                                                           \
               {"attn", VT_PARAM_STRING, "delta",                                                                  \
                "global attention: delta (sparse q.k^T and delta A.v with their state, the paper's EventfulBlock) " \
-               "or dense (token-wise gates only, EventfulTokenwiseBlock)"}}}
+               "or dense (token-wise gates only, EventfulTokenwiseBlock)"},                                      \
+              {"refresh", VT_PARAM_INT, "0",                                                                      \
+               "[I] keyframes: every refresh-th frame after a flush updates every token (a flush: the "            \
+               "references and EventfulAttention's state are rebuilt, bounding the drift of long streams; "     \
+               "0 = never, the paper); runtime knob eventful.refresh"}}}
 
 #endif

@@ -49,6 +49,7 @@ static const struct { int op; const char *name; } knob_table[] = {
   {VT_OP_TokenGate, "eventful.r"},
   {VT_OP_TokenGate, "eventful.h"},
   {VT_OP_TokenGate, "eventful.fraction"},
+  {VT_OP_TokenGate, "eventful.refresh"},
 };
 
 int vt_graph_knobs(const vt_graph *g, char *buf, size_t n) {

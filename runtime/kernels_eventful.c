@@ -57,6 +57,7 @@ typedef struct {
   vt_state hdr;
   int64_t n, d;      /* tokens, channels */
   int full_next;     /* the next run updates every token (flush) */
+  int64_t since;     /* gate: runs since the last flush (refresh counts them) */
   float *ref;        /* [n, d]: gate reference u, or buffer contents b */
   float *norm;       /* [n] (gate only): error norms of this frame */
   float *sel;        /* [n] (gate only): selection scratch */
@@ -199,6 +200,15 @@ int vt_kernel_TokenGate(vt_kctx *k) {
   if (!s) return vt_kernel_fail(k, "out of memory for the gate state (%lld x %lld)", (long long)n, (long long)d);
   const float *xd = x->data;
   int64_t m = n;
+  double refresh = vt_kctx_knob(k, "eventful.refresh", (double)vt_attr_int(k->node, "refresh", 0));
+  if (!(refresh >= 0)) return vt_kernel_fail(k, "refresh %g must be >= 0", refresh);
+  bool keyframe = false;   /* counted in the updated share, unlike the flush after a reset */
+  if (s->full_next) s->since = 0;
+  else if (refresh >= 1 && ++s->since >= (int64_t)refresh) {
+    keyframe = true;
+    s->full_next = 1;
+    s->since = 0;
+  }
   bool full = s->full_next;
   if (full) {
     for (int64_t i = 0; i < n; i++) s->order[i] = i;
@@ -246,7 +256,7 @@ int vt_kernel_TokenGate(vt_kctx *k) {
   /* the reference of the updated tokens: their rows of x */
   if (full) copy_rows(k->pool, s->ref, xd, NULL, n, d, 1);
   else copy_rows(k->pool, s->ref, xd, s->order, m, d, 2);
-  if (!full) {
+  if (!full || keyframe) {
     s->hdr.rows_done += m;
     s->hdr.rows_seen += n;
   }

@@ -410,6 +410,35 @@ static void test_knob(void **st) {
   vt_tensor_free(&clip);
 }
 
+/* (4b) refresh = K: every K-th frame after a flush is a keyframe equal to dense (every gate and
+ * EventfulAttention recompute everything), the frames between are approximate; the knob
+ * eventful.refresh overrides the attribute (0: never) */
+static void test_refresh(void **st) {
+  (void)st;
+  const int T = 8;
+  vt_tensor clip;
+  make_frames(&clip, T, 0.5f);
+  vt_tensor *ref = dense_outputs(&clip, T);
+  vt_graph *g = load_model("eventful:r=3,refresh=3");
+  vt_error e = {0};
+  vt_interp *it = vt_interp_new(g, 2, &e);
+  for (int t = 0; t < T; t++) {
+    if (t == 6) assert_int_equal(vt_interp_set_knob(it, "eventful.refresh", 0), VT_OK);   /* no keyframe at 6 */
+    vt_tensor f, out = {0};
+    frame_of(&clip, t, &f);
+    run1(it, &f, &out);
+    double r = rel_l2(&ref[t], &out);
+    bool key = t == 0 || t == 3;
+    if (key && !(r <= 1e-5)) fail_msg("keyframe %d: rel L2 %g > 1e-5", t, r);
+    if (!key && !(r > 1e-4)) fail_msg("frame %d: rel L2 %g, expected an approximation", t, r);
+    vt_tensor_free(&out);
+  }
+  vt_interp_free(it);
+  vt_graph_free(g);
+  free_outputs(ref, T);
+  vt_tensor_free(&clip);
+}
+
 /* (5) a static sequence: dense after the first frame even with r small */
 static void test_static_sequence(void **st) {
   (void)st;
@@ -714,6 +743,7 @@ int main(void) {
       cmocka_unit_test(test_knob),
       cmocka_unit_test(test_exact_r_all),
       cmocka_unit_test(test_flush_after_reset),
+      cmocka_unit_test(test_refresh),
       cmocka_unit_test(test_static_sequence),
       cmocka_unit_test(test_attention_vs_reference),
       cmocka_unit_test(test_selection_ties),
