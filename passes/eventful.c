@@ -479,8 +479,8 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
   if (strcmp(pol, "topr") && strcmp(pol, "threshold") && strcmp(pol, "fraction"))
     return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: policy must be topr, threshold or fraction, got '%s'", pol);
   const char *attn = vt_param_str(p, "attn");
-  if (strcmp(attn, "delta") && strcmp(attn, "dense"))
-    return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: attn must be delta or dense, got '%s'", attn);
+  if (strcmp(attn, "delta") && strcmp(attn, "delta_exp") && strcmp(attn, "dense"))
+    return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: attn must be delta, delta_exp or dense, got '%s'", attn);
   if (strcmp(gate, "after_ln") && strcmp(gate, "before_ln"))
     return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: gate must be after_ln or before_ln, got '%s'", gate);
   if (vt_param_int(p, "r") < 0) return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: r must be >= 0");
@@ -541,7 +541,8 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
   }
   /* global attention: sparse q.k^T and delta A.v */
   int32_t acand = 0, amatch = 0;
-  bool delta = !strcmp(vt_param_str(p, "attn"), "delta");
+  bool delta = strcmp(vt_param_str(p, "attn"), "dense") != 0;
+  bool exp_ref = !strcmp(vt_param_str(p, "attn"), "delta_exp");
   int32_t nn1 = g->n_nodes;
   for (int32_t i = 0; i < nn1 && nr > 0; i++) {
     if (g->nodes[i].op != VT_OP_Attention || g->nodes[i].out[0] < 0 || g->nodes[i].n_in < 3) continue;
@@ -570,6 +571,8 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
     at->f = scale;
     if (!(at = set_attr(g, ea, "causal", VT_ATTR_INT))) return vt_errorf(e, VT_ERR_MODEL, "%s: eventful: out of memory", g->path);
     at->i = causal;
+    if (!(at = set_attr(g, ea, "exp_ref", VT_ATTR_INT))) return vt_errorf(e, VT_ERR_MODEL, "%s: eventful: out of memory", g->path);
+    at->i = exp_ref;
     explainf(&c, "attention '%s': eventful (sparse q.k^T, delta A.v) with the idx of '%s'", g->nodes[i].name,
              g->values[idx].name);
     amatch++;

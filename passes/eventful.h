@@ -35,8 +35,10 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
                "the residual stream and run the LayerNorm on the updated tokens, where the LayerNorm feeds the "   \
                "projection directly)"},                                                                           \
               {"attn", VT_PARAM_STRING, "delta",                                                                  \
-               "global attention: delta (sparse q.k^T and delta A.v with their state, the paper's EventfulBlock) " \
-               "or dense (token-wise gates only, EventfulTokenwiseBlock)"},                                      \
+               "global attention: delta (sparse q.k^T and delta A.v with their state, the paper's EventfulBlock), " \
+               "delta_exp ([I] the same with unnormalised exps as A's reference, divided by each run's row sums " \
+               "and rows of updated queries recomputed whole: no stale normalisers, exact when only the updated " \
+               "tokens changed) or dense (token-wise gates only, EventfulTokenwiseBlock)"},                                      \
               {"refresh", VT_PARAM_INT, "0",                                                                      \
                "[I] keyframes: every refresh-th frame after a flush updates every token (a flush: the "            \
                "references and EventfulAttention's state are rebuilt, bounding the drift of long streams; "     \

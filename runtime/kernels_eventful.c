@@ -315,13 +315,25 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
  * rows idx, so the state streamed per frame is M rows of ArT, not all of Aref.
  * When 2M >= N (the sparse update would cost at least the dense one), on a flush and when the
  * state is new, everything is recomputed densely (Bq, Aref = A, vref = v, P = A.v): r >= N is
- * exact. Slices are spread over the pool's threads; each worker has its own scratch. */
+ * exact. Slices are spread over the pool's threads; each worker has its own scratch.
+ *
+ * exp_ref = 1 ([I], attn=delta_exp): the reference is the unnormalised exps E = exp(logits - c_i)
+ * with a per-row offset c_i (state), P = Eref.vref unnormalised, and every run divides row i by
+ * its current full sum S_i = sum_j exp(logit_ij - c_i). Rows idx (their q changed) are recomputed
+ * whole (P[idx] = E[idx,:].v, one GEMM [M,N] x [N,Dv]); the other rows take the column delta
+ * E[i,idx].v[idx] - Eref[i,idx].vref[idx] as above. The paper's normalised reference goes stale in
+ * every column a row's new normaliser touches; this one is exact whenever only the rows and
+ * columns idx changed (a row whose max moves more than EVT_REBASE from c_i is rescaled first, so
+ * the exps neither overflow nor vanish). Same state size, same GEMM shapes. */
+#define EVT_REBASE 30.0f
 typedef struct {
   vt_state hdr;
   int64_t S, N, Dh, Dv, nw;
   int64_t wfloats, off_t2, off_v2, off_row;   /* per-worker scratch: [AD or G|T1 | T2 | V2 | row] */
   int full_next;
   float *Bq, *ArT, *vref, *P;    /* [S,N,N], [S,N,N] (transposed), [S,N,Dv], [S,N,Dv] */
+  float *c;                      /* [S,N]: exp_ref row offsets (-inf: the row saw no key) */
+  int64_t off_em, off_sum;       /* exp_ref scratch: EM [M,N] (rows idx), S [N] (row sums) */
   float *scratch;                /* nw x wfloats */
 } attn_state;
 
@@ -332,6 +344,7 @@ static void attn_free(void *p) {
   free(s->ArT);
   free(s->vref);
   free(s->P);
+  free(s->c);
   free(s->scratch);
   free(s);
 }
@@ -345,8 +358,8 @@ static attn_state *attn_state_for(vt_kctx *k, int64_t S, int64_t N, int64_t Dh, 
   *k->state = NULL;
   int64_t mmax = N > 0 ? (N - 1) / 2 : 0;           /* largest M of the sparse path */
   int64_t r1 = N * 2 * mmax, r1b = mmax * (Dh + N);  /* AD [N,2M] | gathered q/k + row refresh T1 [M,N] */
-  int64_t wf = (r1 > r1b ? r1 : r1b) + N * mmax + 2 * mmax * Dv + N;
-  double total = (double)S * N * (2.0 * N + 2.0 * Dv) + (double)nw * wf;
+  int64_t wf = (r1 > r1b ? r1 : r1b) + N * mmax + 2 * mmax * Dv + N + mmax * N + N;
+  double total = (double)S * N * (2.0 * N + 2.0 * Dv + 1.0) + (double)nw * wf;
   if (total * sizeof(float) > 1e15) return NULL;
   s = calloc(1, sizeof *s);
   if (!s) return NULL;
@@ -356,14 +369,17 @@ static attn_state *attn_state_for(vt_kctx *k, int64_t S, int64_t N, int64_t Dh, 
   s->off_t2 = r1 > r1b ? r1 : r1b;
   s->off_v2 = s->off_t2 + N * mmax;
   s->off_row = s->off_v2 + 2 * mmax * Dv;
+  s->off_em = s->off_row + N;
+  s->off_sum = s->off_em + mmax * N;
   s->full_next = 1;
   s->Bq = malloc((size_t)(S * N * N) * sizeof(float) + 1);
   s->ArT = malloc((size_t)(S * N * N) * sizeof(float) + 1);
   s->vref = malloc((size_t)(S * N * Dv) * sizeof(float) + 1);
   s->P = malloc((size_t)(S * N * Dv) * sizeof(float) + 1);
+  s->c = malloc((size_t)(S * N) * sizeof(float) + 1);
   s->scratch = malloc((size_t)(nw * wf) * sizeof(float) + 1);
   s->hdr.bytes = sizeof *s + (size_t)total * sizeof(float);
-  if (!s->Bq || !s->ArT || !s->vref || !s->P || !s->scratch) {
+  if (!s->Bq || !s->ArT || !s->vref || !s->P || !s->c || !s->scratch) {
     attn_free(s);
     return NULL;
   }
@@ -381,7 +397,7 @@ typedef struct {
   int64_t mstr[4];          /* mask strides over [B,H,Nq,Nk] (0: broadcast) */
   int64_t kbstr_b, kbstr_h;
   float scale;
-  int causal, dense;
+  int causal, dense, exp_ref;
   vt_pool *gemm_pool;       /* the pool for GEMMs when one worker runs (else NULL) */
 } attn_job;
 
@@ -467,9 +483,9 @@ EVT_CLONES static float row_exp_sum(float *x, int64_t n, float mx) {
   return r;
 }
 
-/* Softmax row i of slice (b, h) from Bq's row into row: unnormalised exps; returns the factor
- * 1 / sum that normalises them (0 for a row with no visible key). */
-static float softmax_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
+/* Logits of row i of slice (b, h): Bq's row + mask, key bias, causal, into row; returns the max
+ * (-inf: no visible key). */
+static float logits_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
   int64_t N = J->st->N;
   int64_t moff = b * J->mstr[0] + h * J->mstr[1] + i * J->mstr[2];
   float mx = row_logits(row, brow, J->mask ? J->mask + moff : NULL, J->mstr[3], N);
@@ -488,12 +504,24 @@ static float softmax_row(const attn_job *J, int64_t b, int64_t h, int64_t i, con
     for (int64_t j = i + 1; j < N; j++) row[j] = -INFINITY;
     more = true;
   }
-  if (more) mx = row_max(row, N);
-  if (mx == -INFINITY) {   /* no visible key: the row is zero */
-    memset(row, 0, (size_t)N * sizeof(float));
+  return more ? row_max(row, N) : mx;
+}
+
+/* row = exp(row - c) (c finite; -inf logits give 0), returns the sum; c = -inf: a zero row. */
+static float exp_row(float *row, int64_t n, float c) {
+  if (c == -INFINITY) {
+    memset(row, 0, (size_t)n * sizeof(float));
     return 0.0f;
   }
-  return 1.0f / row_exp_sum(row, N, mx);
+  return row_exp_sum(row, n, c);
+}
+
+/* Softmax row i of slice (b, h) from Bq's row into row: unnormalised exps; returns the factor
+ * 1 / sum that normalises them (0 for a row with no visible key). */
+static float softmax_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
+  float mx = logits_row(J, b, h, i, brow, row);
+  float sum = exp_row(row, J->st->N, mx);
+  return sum > 0.0f ? 1.0f / sum : 0.0f;
 }
 
 /* a [n,n] = a^T in place, in 32 x 32 tiles (tile pairs swapped, diagonal tiles in place) */
@@ -567,6 +595,85 @@ static void attn_slice(const attn_job *J, int64_t s, float *W) {
   memcpy(J->out + s * N * Dv, P, (size_t)(N * Dv) * sizeof(float));
 }
 
+/* exp_ref mode (see the top of this section): one slice. */
+static void attn_slice_exp(const attn_job *J, int64_t s, float *W) {
+  attn_state *st = J->st;
+  int64_t N = st->N, Dh = st->Dh, Dv = st->Dv, M = J->M, b = s / J->H, h = s % J->H;
+  const float *q = J->q + s * N * Dh, *k = J->k + s * N * Dh, *v = J->v + s * N * Dv;
+  float *Bq = st->Bq + s * N * N, *ErT = st->ArT + s * N * N, *vr = st->vref + s * N * Dv, *P = st->P + s * N * Dv;
+  float *c = st->c + s * N, *row = W + st->off_row, *S = W + st->off_sum;
+  const int64_t *idx = J->idx;
+  vt_pool *gp = J->gemm_pool;
+  if (J->dense) {   /* E row-major in ErT's memory for P = E.v, then transposed in place */
+    vt_sgemm(gp, 0, 1, N, N, Dh, J->scale, q, Dh, k, Dh, 0.0f, Bq, N);
+    for (int64_t i = 0; i < N; i++) {
+      float *er = ErT + i * N;
+      c[i] = logits_row(J, b, h, i, Bq + i * N, er);
+      S[i] = exp_row(er, N, c[i]);
+    }
+    vt_sgemm(gp, 0, 0, N, Dv, N, 1.0f, ErT, N, v, Dv, 0.0f, P, Dv);
+    transpose_square(ErT, N);
+    memcpy(vr, v, (size_t)(N * Dv) * sizeof(float));
+  } else if (M > 0) {
+    float *G = W, *T1 = W + M * Dh, *T2 = W + st->off_t2, *AD = W, *V2 = W + st->off_v2, *EM = W + st->off_em;
+    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, q + idx[j] * Dh, (size_t)Dh * sizeof(float));
+    vt_sgemm(gp, 0, 1, M, N, Dh, J->scale, G, Dh, k, Dh, 0.0f, T1, N);
+    for (int64_t j = 0; j < M; j++) memcpy(Bq + idx[j] * N, T1 + j * N, (size_t)N * sizeof(float));
+    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, k + idx[j] * Dh, (size_t)Dh * sizeof(float));
+    vt_sgemm(gp, 0, 1, N, M, Dh, J->scale, q, Dh, G, Dh, 0.0f, T2, M);
+    int64_t next = 0;   /* next entry of idx: rows are visited in order, idx is ascending */
+    for (int64_t i = 0; i < N; i++) {
+      float *br = Bq + i * N, *ad = AD + i * 2 * M;
+      const float *tr = T2 + i * M;
+      for (int64_t j = 0; j < M; j++) br[idx[j]] = tr[j];
+      float mx = logits_row(J, b, h, i, br, row);
+      if (next < M && idx[next] == i) {   /* q_i changed: the whole row anew, P[i] by the GEMM below */
+        float *em = EM + next * N;
+        c[i] = mx;
+        S[i] = exp_row(row, N, mx);
+        memcpy(em, row, (size_t)N * sizeof(float));
+        for (int64_t j = 0; j < N; j++) ErT[j * N + i] = row[j];
+        memset(ad, 0, (size_t)(2 * M) * sizeof(float));
+        next++;
+        continue;
+      }
+      if (mx != -INFINITY && (c[i] == -INFINITY || fabsf(mx - c[i]) > EVT_REBASE)) {
+        if (c[i] != -INFINITY) {   /* rebase: the kept exps and P's row to the offset mx */
+          float f = evt_exp(c[i] - mx);
+          for (int64_t j = 0; j < N; j++) ErT[j * N + i] *= f;
+          for (int64_t d = 0; d < Dv; d++) P[i * Dv + d] *= f;
+        }
+        c[i] = mx;
+      }
+      S[i] = exp_row(row, N, c[i]);
+      for (int64_t j = 0; j < M; j++) {
+        float *et = ErT + idx[j] * N + i, x = row[idx[j]];
+        ad[j] = x;
+        ad[M + j] = -*et;
+        *et = x;
+      }
+    }
+    /* V2 = [v[idx]; vref[idx]]; then vref[idx] = v[idx] */
+    for (int64_t j = 0; j < M; j++) {
+      memcpy(V2 + j * Dv, v + idx[j] * Dv, (size_t)Dv * sizeof(float));
+      memcpy(V2 + (M + j) * Dv, vr + idx[j] * Dv, (size_t)Dv * sizeof(float));
+      memcpy(vr + idx[j] * Dv, v + idx[j] * Dv, (size_t)Dv * sizeof(float));
+    }
+    vt_sgemm(gp, 0, 0, N, Dv, 2 * M, 1.0f, AD, 2 * M, V2, Dv, 1.0f, P, Dv);
+    /* rows idx: P[idx] = E[idx,:].v (v with the rows idx just taken: vref == v everywhere now) */
+    float *T = AD;   /* AD is consumed: [M, Dv] */
+    vt_sgemm(gp, 0, 0, M, Dv, N, 1.0f, EM, N, vr, Dv, 0.0f, T, Dv);
+    for (int64_t j = 0; j < M; j++) memcpy(P + idx[j] * Dv, T + j * Dv, (size_t)Dv * sizeof(float));
+  } else {
+    for (int64_t i = 0; i < N; i++) S[i] = exp_row(row, N, (logits_row(J, b, h, i, Bq + i * N, row), c[i]));
+  }
+  float *o = J->out + s * N * Dv;
+  for (int64_t i = 0; i < N; i++) {
+    float inv = S[i] > 0.0f ? 1.0f / S[i] : 0.0f;
+    for (int64_t d = 0; d < Dv; d++) o[i * Dv + d] = P[i * Dv + d] * inv;
+  }
+}
+
 typedef struct {
   const attn_job *J;
   int64_t nw;
@@ -575,7 +682,11 @@ typedef struct {
 static void attn_worker_range(void *arg, int64_t begin, int64_t end) {
   const attn_workers *a = arg;
   for (int64_t w = begin; w < end; w++)
-    for (int64_t s = w; s < a->J->st->S; s += a->nw) attn_slice(a->J, s, a->J->st->scratch + w * a->J->st->wfloats);
+    for (int64_t s = w; s < a->J->st->S; s += a->nw) {
+      float *scratch = a->J->st->scratch + w * a->J->st->wfloats;
+      if (a->J->exp_ref) attn_slice_exp(a->J, s, scratch);
+      else attn_slice(a->J, s, scratch);
+    }
 }
 
 int vt_kernel_EventfulAttention(vt_kctx *k) {
@@ -630,6 +741,7 @@ int vt_kernel_EventfulAttention(vt_kctx *k) {
   float scale = vt_attr_float(k->node, "scale", 0.0f);
   J.scale = scale != 0.0f ? scale : (Dh > 0 ? 1.0f / sqrtf((float)Dh) : 1.0f);
   J.causal = (int)vt_attr_int(k->node, "causal", 0);
+  J.exp_ref = (int)vt_attr_int(k->node, "exp_ref", 0);
   int64_t S = B * H, threads = vt_pool_threads(k->pool);
   int64_t nw = S < threads ? S : threads;
   if (nw < 1) nw = 1;

@@ -630,6 +630,98 @@ static void test_attention_vs_reference(void **st) {
   }
 }
 
+/* (7b) exp_ref (attn=delta_exp): when only the rows idx of q/k/v (and the mask rows idx) change,
+ * the output equals dense attention of the current inputs (double precision), sparse and dense
+ * paths, M = 0, a reset, and a frame whose key change moves other rows' maxima by more than the
+ * rebase limit. */
+static void dense_attention_ref(const float *q, const float *k, const float *v, const float *mask, const float *kb,
+                                int64_t S, int64_t N, int64_t Dh, int64_t Dv, double scale, int causal, double *out) {
+  double *l = malloc((size_t)N * sizeof *l);
+  for (int64_t s2 = 0; s2 < S; s2++)
+    for (int64_t i = 0; i < N; i++) {
+      double mx = -INFINITY, sum = 0;
+      for (int64_t j = 0; j < N; j++) {
+        double x = 0;
+        for (int64_t c = 0; c < Dh; c++) x += (double)q[(s2 * N + i) * Dh + c] * k[(s2 * N + j) * Dh + c];
+        x = x * scale + mask[(s2 * N + i) * N + j] + kb[s2 * N + j];
+        l[j] = causal && j > i ? -INFINITY : x;
+        if (l[j] > mx) mx = l[j];
+      }
+      for (int64_t j = 0; j < N; j++) sum += (l[j] = exp(l[j] - mx));
+      for (int64_t d = 0; d < Dv; d++) {
+        double acc = 0;
+        for (int64_t j = 0; j < N; j++) acc += l[j] * v[(s2 * N + j) * Dv + d];
+        out[(s2 * N + i) * Dv + d] = acc / sum;
+      }
+    }
+  free(l);
+}
+
+static void test_attention_exp_ref(void **st) {
+  (void)st;
+  const int64_t B = 1, H = 3, N = 29, Dh = 6, Dv = 4, S = B * H;
+  for (int causal = 0; causal < 2; causal++) {
+    vt_graph *g = attn_graph(B, H, N, Dh, Dv, 0.3f, causal);
+    for (int32_t i = 0; i < g->n_nodes; i++)
+      if (g->nodes[i].op == VT_OP_EventfulAttention) vt_node_add_attr(g, i, "exp_ref", VT_ATTR_INT)->i = 1;
+    vt_error e = {0};
+    vt_interp *it = vt_interp_new(g, 2, &e);
+    assert_non_null(it);
+    vt_tensor in[6] = {{0}};
+    int64_t dq[4] = {B, H, N, Dh}, dv[4] = {B, H, N, Dv}, dm[4] = {B, H, N, N}, dk[3] = {B, H, N};
+    assert_int_equal(vt_tensor_alloc(&in[0], VT_F32, 4, dq, &e), VT_OK);
+    assert_int_equal(vt_tensor_alloc(&in[1], VT_F32, 4, dq, &e), VT_OK);
+    assert_int_equal(vt_tensor_alloc(&in[2], VT_F32, 4, dv, &e), VT_OK);
+    assert_int_equal(vt_tensor_alloc(&in[3], VT_F32, 4, dm, &e), VT_OK);
+    assert_int_equal(vt_tensor_alloc(&in[4], VT_F32, 3, dk, &e), VT_OK);
+    float *q = in[0].data, *k = in[1].data, *v = in[2].data, *mask = in[3].data, *kb = in[4].data;
+    for (int64_t i = 0; i < S * N * Dh; i++) { q[i] = 2 * frand(); k[i] = 2 * frand(); }
+    for (int64_t i = 0; i < S * N * Dv; i++) v[i] = frand();
+    for (int64_t i = 0; i < S * N * N; i++) mask[i] = 0.3f * frand();
+    for (int64_t i = 0; i < S * N; i++) kb[i] = 0.5f * frand();
+    double *ref = malloc((size_t)(S * N * Dv) * sizeof *ref);
+    const int64_t ms[9] = {N, 3, 7, 0, 14, 15, 5, 2, 6};   /* 14 (2M < N): sparse; 15: dense */
+    for (int f = 0; f < 9; f++) {
+      if (f == 7) assert_int_equal(vt_interp_reset(it), VT_OK);
+      int64_t m = ms[f], idx[64], t = 0;
+      for (int64_t i = 0; i < N && t < m; i++)
+        if ((N - i) <= (m - t) || frand() > 0.3f) idx[t++] = i;
+      float big = f == 6 ? 60.0f : 0.5f;   /* frame 6: keys far away: other rows' maxima jump */
+      for (int64_t j = 0; j < m; j++)
+        for (int64_t s2 = 0; s2 < S; s2++) {
+          int64_t r = s2 * N + idx[j];
+          for (int64_t c = 0; c < Dh; c++) {
+            q[r * Dh + c] += 0.5f * frand();
+            k[r * Dh + c] += big * frand();
+          }
+          for (int64_t c = 0; c < Dv; c++) v[r * Dv + c] += 0.5f * frand();
+          for (int64_t c = 0; c < N; c++) mask[r * N + c] = 0.3f * frand();   /* mask row of a changed query */
+        }
+      vt_tensor_free(&in[5]);
+      int64_t di[1] = {m};
+      assert_int_equal(vt_tensor_alloc(&in[5], VT_I64, 1, di, &e), VT_OK);
+      memcpy(in[5].data, idx, (size_t)m * sizeof(int64_t));
+      dense_attention_ref(q, k, v, mask, kb, S, N, Dh, Dv, 0.3, causal, ref);
+      vt_tensor out = {0};
+      run1(it, in, &out);
+      const float *o = out.data;
+      double num = 0, den = 0;
+      for (int64_t i = 0; i < S * N * Dv; i++) {
+        num += (o[i] - ref[i]) * (o[i] - ref[i]);
+        den += ref[i] * ref[i];
+      }
+      if (!(sqrt(num / den) <= 1e-5))
+        fail_msg("causal %d frame %d (M = %lld): rel L2 %g against dense attention", causal, f, (long long)m,
+                 sqrt(num / den));
+      vt_tensor_free(&out);
+    }
+    for (int i = 0; i < 6; i++) vt_tensor_free(&in[i]);
+    free(ref);
+    vt_interp_free(it);
+    vt_graph_free(g);
+  }
+}
+
 /* (8) top-r selection at a larger N with many tied norms, r changing: against the naive
  * repeated-maximum reference (the gate keeps the lower index on ties). */
 static void test_selection_ties(void **st) {
@@ -746,6 +838,7 @@ int main(void) {
       cmocka_unit_test(test_refresh),
       cmocka_unit_test(test_static_sequence),
       cmocka_unit_test(test_attention_vs_reference),
+      cmocka_unit_test(test_attention_exp_ref),
       cmocka_unit_test(test_selection_ties),
       cmocka_unit_test(test_fidelity_clip),
   };
