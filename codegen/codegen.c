@@ -3032,6 +3032,8 @@ static int emit_so_abi(cg *c, void *arg) {
   LLVMTypeRef t_set = LLVMFunctionType(i32, (LLVMTypeRef[]){p, p, LLVMDoubleTypeInContext(c->ctx)}, 3, 0);
   LLVMValueRef s_reset = LLVMAddFunction(c->mod, "vt_so_reset", t_reset);
   LLVMValueRef s_set = LLVMAddFunction(c->mod, "vt_so_set", t_set);
+  LLVMTypeRef t_state = LLVMFunctionType(i32, (LLVMTypeRef[]){p, p, p, p}, 4, 0);
+  LLVMValueRef s_state = LLVMAddFunction(c->mod, "vt_so_state_info", t_state);
   char name[200];
   /* <tag>_signature */
   snprintf(name, sizeof name, "%s_signature", x->tag);
@@ -3059,6 +3061,13 @@ static int emit_so_abi(cg *c, void *arg) {
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
   LLVMBuildRet(c->b, LLVMBuildCall2(c->b, t_set, s_set,
                                     (LLVMValueRef[]){LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2)}, 3, ""));
+  /* <tag>_state_info(s, bytes, updated, seen) */
+  snprintf(name, sizeof name, "%s_state_info", x->tag);
+  f = LLVMAddFunction(c->mod, name, t_state);
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+  LLVMBuildRet(c->b, LLVMBuildCall2(c->b, t_state, s_state,
+                                    (LLVMValueRef[]){LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2),
+                                                     LLVMGetParam(f, 3)}, 4, ""));
   /* <tag>_last_error(s) */
   snprintf(name, sizeof name, "%s_last_error", x->tag);
   f = LLVMAddFunction(c->mod, name, t_err);
@@ -3231,8 +3240,9 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
     FILE *f = fopen(map, "w");
     if (!f) rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot write: %s", map, strerror(errno));
     else {
-      fprintf(f, "{ global: %s_signature; %s_create; %s_run; %s_reset; %s_set; %s_last_error; %s_destroy; local: *; };\n",
-              tag, tag, tag, tag, tag, tag, tag);
+      fprintf(f, "{ global: %s_signature; %s_create; %s_run; %s_reset; %s_set; %s_state_info; %s_last_error; "
+                 "%s_destroy; local: *; };\n",
+              tag, tag, tag, tag, tag, tag, tag, tag);
       if (fclose(f)) rc = vt_errorf(e, VT_ERR_MODEL, "%s: cannot write", map);
     }
   }

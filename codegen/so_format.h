@@ -37,6 +37,7 @@ int vt_so_create(const vt_so_desc *d, int threads, vt_so_session **out);
 int vt_so_run(vt_so_session *s, const vt_tensor *inputs, vt_tensor *outputs);
 int vt_so_reset(vt_so_session *s);
 int vt_so_set(vt_so_session *s, const char *knob, double value);
+int vt_so_state_info(const vt_so_session *s, int64_t *bytes, int64_t *updated, int64_t *seen);
 const char *vt_so_last_error(const vt_so_session *s);
 void vt_so_destroy(vt_so_session *s);
 

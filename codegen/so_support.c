@@ -244,6 +244,16 @@ int vt_so_set(vt_so_session *s, const char *knob, double value) {
   return vt_cg_rt_set_knob(&s->rt, knob, value, &s->err);
 }
 
+int vt_so_state_info(const vt_so_session *s, int64_t *bytes, int64_t *updated, int64_t *seen) {
+  if (!s) return VT_ERR_MODEL;
+  int64_t done = 0, all = 0;
+  vt_states_rows(s->rt.state, s->g->n_nodes, &done, &all);
+  if (bytes) *bytes = (int64_t)vt_cg_rt_state_bytes(&s->rt);
+  if (updated) *updated = done;
+  if (seen) *seen = all;
+  return VT_OK;
+}
+
 const char *vt_so_last_error(const vt_so_session *s) { return s ? s->err.msg : create_err.msg; }
 
 void vt_so_destroy(vt_so_session *s) {

@@ -19,6 +19,9 @@ int cli_so_open(const char *path, const char *tag, int threads, vt_graph **g, cl
 int cli_so_run(cli_so *so, const vt_graph *g, const vt_tensor *in, vt_tensor *out, vt_error *e);
 int cli_so_set(cli_so *so, const char *knob, double value, vt_error *e);
 int cli_so_reset(cli_so *so, vt_error *e);
+/* The session's state bytes and the gates' updated / seen rows (zeros for a library without
+ * <tag>_state_info). */
+void cli_so_state_info(const cli_so *so, size_t *bytes, int64_t *updated, int64_t *seen);
 void cli_so_close(cli_so *so);
 /* `vtopt compare`: strategies side by side (tools/compare.c). */
 /* --stream [NAME=]CLIP: the name of the named symbol that is dim 0 of the streamed input (the

@@ -17,6 +17,7 @@ struct cli_so {
   int (*run)(vtopt_session *, const vtopt_tensor *, vtopt_tensor *);
   int (*reset)(vtopt_session *);
   int (*set)(vtopt_session *, const char *, double);
+  int (*state_info)(const vtopt_session *, int64_t *, int64_t *, int64_t *);   /* NULL: an older library */
   const char *(*last_error)(const vtopt_session *);
   void (*destroy)(vtopt_session *);
   const char *(*signature)(void);
@@ -137,6 +138,11 @@ int cli_so_open(const char *path, const char *tag, int threads, vt_graph **gp, c
                        path, name, tag);
     }
   }
+  {
+    char name[200];
+    snprintf(name, sizeof name, "%s_state_info", tag);
+    *(void **)&so->state_info = dlsym(so->dl, name);
+  }
   vt_graph *g = vt_graph_new(path);
   js j = {so->signature(), false};
   if (!g) j.bad = true;
@@ -183,6 +189,14 @@ int cli_so_set(cli_so *so, const char *knob, double value, vt_error *e) {
 int cli_so_reset(cli_so *so, vt_error *e) {
   if (so->reset(so->s) != VTOPT_OK) return vt_errorf(e, VT_ERR_MODEL, "%s", so->last_error(so->s));
   return VT_OK;
+}
+
+void cli_so_state_info(const cli_so *so, size_t *bytes, int64_t *updated, int64_t *seen) {
+  int64_t b = 0, u = 0, n = 0;
+  if (so->state_info) so->state_info(so->s, &b, &u, &n);
+  *bytes = (size_t)b;
+  *updated = u;
+  *seen = n;
 }
 
 void cli_so_close(cli_so *so) {

@@ -640,6 +640,8 @@ static int run_stream(const opts *o, vt_graph *g, session *s, vt_error *e) {
       sb = vt_interp_state_bytes(s->it);
     } else if (s->jit) {
       vt_jit_state_info(s->jit, &sb, &done, &seen);
+    } else if (s->so) {
+      cli_so_state_info(s->so, &sb, &done, &seen);
     }
     if (sb > 0)
       printf("stream state: %zu bytes (%.1f MB) per stream%s", sb, (double)sb / 1e6, seen > 0 ? "" : "\n");

@@ -24,6 +24,10 @@ rc=$?
 set -e
 [ "$rc" -eq 2 ] || { echo "unknown knob: exit $rc"; exit 1; }
 case "$msg" in *eventful.r*) ;; *) echo "unknown knob: message '$msg'"; exit 1 ;; esac
+# the fast.so reports the same per-stream state (bytes, updated share) through <tag>_state_info
+sj=$("$vtopt" "$m" --pass=eventful:r=16 --run --jit --stream "$out/clip.npy" --knob eventful.r="$r" | grep "^stream state")
+ss=$("$vtopt" run "$out/evt.so" --tag evt --stream "$out/clip.npy" --knob eventful.r="$r" | grep "^stream state")
+[ -n "$sj" ] && [ "$sj" = "$ss" ] || { echo "state info differs: JIT '$sj', fast.so '$ss'"; exit 1; }
 # --profile (JIT) / VTOPT_PROFILE=1 when compiling a fast.so: the session prints time per generated
 # kernel and host node at its end
 prof=$("$vtopt" "$m" --pass=eventful:r=16 --run --jit --profile --stream "$out/clip.npy" -q 2>&1 >/dev/null)

@@ -32,6 +32,7 @@ static int (*m_create)(int, vtopt_session **);
 static int (*m_run)(vtopt_session *, const vtopt_tensor *, vtopt_tensor *);
 static int (*m_reset)(vtopt_session *);
 static int (*m_set)(vtopt_session *, const char *, double);
+static int (*m_state_info)(const vtopt_session *, int64_t *, int64_t *, int64_t *);
 static const char *(*m_last_error)(const vtopt_session *);
 static void (*m_destroy)(vtopt_session *);
 
@@ -86,6 +87,7 @@ int main(int argc, char **argv) {
   LOOK(m_run, "run")
   LOOK(m_reset, "reset")
   LOOK(m_set, "set")
+  LOOK(m_state_info, "state_info")
   LOOK(m_last_error, "last_error")
   LOOK(m_destroy, "destroy")
   if (read_npy(argv[3], &clip) || clip.rank < 2) { fprintf(stderr, "cannot read %s\n", argv[3]); return 2; }
@@ -113,8 +115,15 @@ int main(int argc, char **argv) {
     run_check(s, f, evt_dir, "session 1, eventful");
     if (f < 4) run_check(s2, f, evt_dir, "session 2, eventful");
   }
+  /* state: allocated once (bytes), the gates updated about r of their tokens per frame */
+  int64_t bytes = 0, upd = 0, seen = 0, bytes2 = 0;
+  CHECK(m_state_info(s, &bytes, &upd, &seen) == VTOPT_OK, "state_info: %s", m_last_error(s));
+  CHECK(bytes > 0 && seen > 0 && upd > 0 && upd < seen, "state_info: %lld bytes, %lld of %lld rows", (long long)bytes,
+        (long long)upd, (long long)seen);
   /* reset: the next frame is a flush = dense */
   CHECK(m_reset(s) == VTOPT_OK, "reset: %s", m_last_error(s));
+  CHECK(m_state_info(s, &bytes2, NULL, NULL) == VTOPT_OK && bytes2 == bytes, "state bytes changed by reset: %lld -> %lld",
+        (long long)bytes, (long long)bytes2);
   run_check(s, 5, dense_dir, "after reset");
   /* budget >= N from here on (no recompiling): every frame is exact = dense */
   CHECK(m_set(s2, "eventful.r", 1e9) == VTOPT_OK, "set eventful.r: %s", m_last_error(s2));

@@ -40,6 +40,10 @@ typedef struct vtopt_session vtopt_session;
   /* Sets a runtime knob (e.g. "eventful.r", the gates' token budget) from the next run on, no   \
    * recompiling; an unknown name returns VTOPT_ERR_INPUT, last_error lists the valid ones. */   \
   int tag##_set(vtopt_session *s, const char *knob, double value);                               \
+  /* Per-stream state: *bytes held by the session's stateful ops (allocated once, kept across     \
+   * runs); *updated / *seen: token rows the gates updated / saw in runs after a flush (any may  \
+   * be NULL). */                                                                                \
+  int tag##_state_info(const vtopt_session *s, int64_t *bytes, int64_t *updated, int64_t *seen); \
   /* The message of the last failed call on s (or of the last failed create when s is NULL). */ \
   const char *tag##_last_error(const vtopt_session *s);                                          \
   void tag##_destroy(vtopt_session *s);
