@@ -550,6 +550,21 @@ static vt_graph *attn_graph(int64_t B, int64_t H, int64_t N, int64_t Dh, int64_t
   return g;
 }
 
+/* EventfulAttention's inputs q, k [B,H,N,Dh] in [-2, 2], v [B,H,N,Dv] in [-1, 1], mask [B,H,N,N]
+ * and key bias [B,H,N] (zero; the tests fill them); in[5] (idx) is left to the caller. */
+static void attn_inputs(vt_tensor *in, int64_t B, int64_t H, int64_t N, int64_t Dh, int64_t Dv) {
+  vt_error e = {0};
+  int64_t dq[4] = {B, H, N, Dh}, dv[4] = {B, H, N, Dv}, dm[4] = {B, H, N, N}, dk[3] = {B, H, N};
+  assert_int_equal(vt_tensor_alloc(&in[0], VT_F32, 4, dq, &e), VT_OK);
+  assert_int_equal(vt_tensor_alloc(&in[1], VT_F32, 4, dq, &e), VT_OK);
+  assert_int_equal(vt_tensor_alloc(&in[2], VT_F32, 4, dv, &e), VT_OK);
+  assert_int_equal(vt_tensor_alloc(&in[3], VT_F32, 4, dm, &e), VT_OK);
+  assert_int_equal(vt_tensor_alloc(&in[4], VT_F32, 3, dk, &e), VT_OK);
+  float *q = in[0].data, *k = in[1].data, *v = in[2].data;
+  for (int64_t i = 0; i < B * H * N * Dh; i++) { q[i] = 2 * frand(); k[i] = 2 * frand(); }
+  for (int64_t i = 0; i < B * H * N * Dv; i++) v[i] = frand();
+}
+
 /* (7) EventfulAttention over frames with changing q/k/v rows, mask and key bias: sparse path
  * (2M < N), dense path (2M >= N), M = 0, a reset; against the double-precision formulas. */
 static void test_attention_vs_reference(void **st) {
@@ -561,15 +576,8 @@ static void test_attention_vs_reference(void **st) {
     vt_interp *it = vt_interp_new(g, 2, &e);
     assert_non_null(it);
     vt_tensor in[6] = {{0}};
-    int64_t dq[4] = {B, H, N, Dh}, dv[4] = {B, H, N, Dv}, dm[4] = {B, H, N, N}, dk[3] = {B, H, N};
-    assert_int_equal(vt_tensor_alloc(&in[0], VT_F32, 4, dq, &e), VT_OK);
-    assert_int_equal(vt_tensor_alloc(&in[1], VT_F32, 4, dq, &e), VT_OK);
-    assert_int_equal(vt_tensor_alloc(&in[2], VT_F32, 4, dv, &e), VT_OK);
-    assert_int_equal(vt_tensor_alloc(&in[3], VT_F32, 4, dm, &e), VT_OK);
-    assert_int_equal(vt_tensor_alloc(&in[4], VT_F32, 3, dk, &e), VT_OK);
+    attn_inputs(in, B, H, N, Dh, Dv);
     float *q = in[0].data, *k = in[1].data, *v = in[2].data, *mask = in[3].data, *kb = in[4].data;
-    for (int64_t i = 0; i < S * N * Dh; i++) { q[i] = 2 * frand(); k[i] = 2 * frand(); }
-    for (int64_t i = 0; i < S * N * Dv; i++) v[i] = frand();
     for (int64_t i = 0; i < S * N; i++) kb[i] = 0.5f * frand();
     attn_ref R = {.S = S, .N = N, .Dh = Dh, .Dv = Dv};
     R.B = calloc((size_t)(S * N * N), sizeof(double));
@@ -668,15 +676,8 @@ static void test_attention_exp_ref(void **st) {
     vt_interp *it = vt_interp_new(g, 2, &e);
     assert_non_null(it);
     vt_tensor in[6] = {{0}};
-    int64_t dq[4] = {B, H, N, Dh}, dv[4] = {B, H, N, Dv}, dm[4] = {B, H, N, N}, dk[3] = {B, H, N};
-    assert_int_equal(vt_tensor_alloc(&in[0], VT_F32, 4, dq, &e), VT_OK);
-    assert_int_equal(vt_tensor_alloc(&in[1], VT_F32, 4, dq, &e), VT_OK);
-    assert_int_equal(vt_tensor_alloc(&in[2], VT_F32, 4, dv, &e), VT_OK);
-    assert_int_equal(vt_tensor_alloc(&in[3], VT_F32, 4, dm, &e), VT_OK);
-    assert_int_equal(vt_tensor_alloc(&in[4], VT_F32, 3, dk, &e), VT_OK);
+    attn_inputs(in, B, H, N, Dh, Dv);
     float *q = in[0].data, *k = in[1].data, *v = in[2].data, *mask = in[3].data, *kb = in[4].data;
-    for (int64_t i = 0; i < S * N * Dh; i++) { q[i] = 2 * frand(); k[i] = 2 * frand(); }
-    for (int64_t i = 0; i < S * N * Dv; i++) v[i] = frand();
     for (int64_t i = 0; i < S * N * N; i++) mask[i] = 0.3f * frand();
     for (int64_t i = 0; i < S * N; i++) kb[i] = 0.5f * frand();
     double *ref = malloc((size_t)(S * N * Dv) * sizeof *ref);
