@@ -18,6 +18,8 @@
 #        MODEL=...              default: testsuite/models/out/vitstream_b16.onnx (else the lead's)
 #        CLIP=...               default: data/clips/cockatoo_672_t120.npy, made on demand by
 #                               scripts/make_clips.py --only cockatoo --size 672 --frames 120 --stride 2
+#        EXTRA=...              more strategies after the r list, compare syntax (e.g.
+#                               "eventful:r=384,refresh=25,eventful:r=384,attn=delta_exp")
 #        JIT=0                  interpreter only
 #        ORT_RUNS=10            ONNX Runtime timed runs (median) on frame 0, after 2 warm-ups
 # Keep FRAMES small on a shared machine (e.g. 4); the numbers use >= 100.
@@ -42,6 +44,7 @@ vt="$build/vtopt"
 
 passes=none
 for r in $rs; do passes="$passes,eventful:r=$r"; done
+[ -n "${EXTRA:-}" ] && passes="$passes,$EXTRA"
 jitflag=--jit
 [ "${JIT:-1}" = 0 ] && jitflag=
 echo "== vtopt compare --stream ($frames frames, $threads threads, ${jitflag:-interpreter})" >&2
@@ -77,16 +80,16 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 ort = float(sys.argv[2])
 dint = float(sys.argv[3]) if sys.argv[3] else None
 dense = rows[0]
-print(f"{'strategy':<22} {'engine':>8} {'ms/frame':>10} {'speedup':>8} {'vs interp':>9} {'ORT/this':>8} "
+print(f"{'strategy':<26} {'engine':>8} {'ms/frame':>10} {'speedup':>8} {'vs interp':>9} {'ORT/this':>8} "
       f"{'cosine':>8} {'first20':>8} {'last20':>8} {'updated':>8} {'state bytes':>14}")
 for r in rows:
     if not r['median_ms']:
-        print(f"{r['strategy']:<22} failed"); continue
+        print(f"{r['strategy']:<26} failed"); continue
     ms = float(r['median_ms'])
     sp = float(dense['median_ms']) / ms
     vsi = f"{dint / ms:.2f}x" if dint and r['engine'] == 'interp*' else '-'
     up = f"{100 * float(r['updated_share']):.1f}%" if float(r['updated_share']) >= 0 else '-'
-    print(f"{r['strategy']:<22} {r['engine']:>8} {ms:>10.1f} {sp:>7.2f}x {vsi:>9} {ort / ms:>8.2f} "
+    print(f"{r['strategy']:<26} {r['engine']:>8} {ms:>10.1f} {sp:>7.2f}x {vsi:>9} {ort / ms:>8.2f} "
           f"{float(r['cosine']):>8.5f} {float(r['cosine_first20']):>8.5f} {float(r['cosine_last20']):>8.5f} "
           f"{up:>8} {int(r['state_bytes']):>14}")
 if dint:
