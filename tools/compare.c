@@ -36,7 +36,8 @@ static const char *compare_usage =
     "  --runs N               timed runs per strategy after one warm-up (default 5)\n"
     "  --threads N            worker threads (default: VTOPT_NUM_THREADS or all cores)\n"
     "  --jit                  run each strategy compiled by LLVM (ORC JIT) instead of the interpreter\n"
-    "  --out PREFIX           write PREFIX.csv and PREFIX.svg (default: compare)\n"
+    "  --out PREFIX           write PREFIX.csv and PREFIX.svg (default: compare); with --stream also\n"
+    "                         PREFIX.frames.csv: every frame's latency and cosine per strategy\n"
     "  --stream [NAME=]CLIP   run CLIP.npy ([T, ...], frames along dim 0) frame by frame through one\n"
     "                         session per strategy (state kept across frames, e.g. eventful); report\n"
     "                         per-frame latency (median over frames 1..T-1) and per-frame fidelity\n"
@@ -56,6 +57,7 @@ typedef struct strategy {
   double cos_first, cos_last, first_ms;   /* --stream: mean cosine of the first / last frames, frame 0 */
   size_t state_bytes;                     /* --stream: session state after the clip */
   double updated;                         /* --stream: share of gated tokens updated (-1: no gates) */
+  double *frame_ms, *frame_cos;           /* --stream: per frame (PREFIX.frames.csv) */
   const char *engine;                     /* "interp", "jit", or "interp*" (--jit did not compile) */
   int rc;
   char err[1024];
@@ -324,6 +326,11 @@ int cli_compare_strategies(int argc, char **argv) {
     int64_t ntimes = stream_arg ? nframes : runs;
     double *times = calloc((size_t)ntimes + 1, sizeof *times);
     double *cos = stream_arg ? calloc((size_t)nframes + 1, sizeof *cos) : NULL;
+    if (stream_arg) {   /* best effort: without them there is no per-frame CSV */
+      S->frame_ms = calloc((size_t)nframes + 1, sizeof *S->frame_ms);
+      S->frame_cos = calloc((size_t)nframes + 1, sizeof *S->frame_cos);
+      if (!S->frame_ms || !S->frame_cos) { free(S->frame_ms); free(S->frame_cos); S->frame_ms = S->frame_cos = NULL; }
+    }
     outs = calloc((size_t)n_outputs + 1, sizeof *outs);
     S->rc = build_graph(model, S->spec, frame_sym, pin_names, pin_vals, npins, &g, &se);
     S->engine = use_jit ? "jit" : "interp";
@@ -371,6 +378,7 @@ int cli_compare_strategies(int argc, char **argv) {
       S->m.top1 += fm.top1 / (double)nframes;
       if (fm.max_abs > S->m.max_abs) S->m.max_abs = fm.max_abs;
       cos[f] = fm.cosine;
+      if (S->frame_ms) { S->frame_ms[f] = times[f]; S->frame_cos[f] = fm.cosine; }
       if (nframes >= 20 && (f % 10 == 9 || f + 1 == nframes))
         fprintf(stderr, "\rcompare: %s: frame %lld/%lld", S->spec, (long long)(f + 1), (long long)nframes);
     }
@@ -464,7 +472,24 @@ int cli_compare_strategies(int argc, char **argv) {
            "token gates' tokens updated per frame (after frame 0)\n");
     if (csv) fclose(csv);
     write_svg(svgp, st, ns);
-    printf("wrote %s and %s\n", csvp, svgp);
+    /* per frame: latency and cosine to the reference of every strategy (drift over the stream) */
+    char fp[1024];
+    snprintf(fp, sizeof fp, "%s.frames.csv", prefix);
+    FILE *fc = fopen(fp, "w");
+    if (fc) {
+      fprintf(fc, "frame");
+      for (int s = 0; s < ns; s++)
+        if (!st[s].rc && st[s].frame_ms) fprintf(fc, ",\"%s ms\",\"%s cosine\"", st[s].spec, st[s].spec);
+      fprintf(fc, "\n");
+      for (int64_t f = 0; f < nframes; f++) {
+        fprintf(fc, "%lld", (long long)f);
+        for (int s = 0; s < ns; s++)
+          if (!st[s].rc && st[s].frame_ms) fprintf(fc, ",%.3f,%.8f", st[s].frame_ms[f], st[s].frame_cos[f]);
+        fprintf(fc, "\n");
+      }
+      fclose(fc);
+    }
+    printf("wrote %s, %s and %s\n", csvp, fp, svgp);
   } else if (!rc) {
     printf("model: %s   reference: %s   runs: %d (+1 warm-up)   latency: %s\n", model, st[0].spec, runs,
            use_jit ? "LLVM JIT" : "reference interpreter");
@@ -510,6 +535,7 @@ int cli_compare_strategies(int argc, char **argv) {
   if (inputs && g0) for (int32_t i = 0; i < g0->n_inputs; i++) vt_tensor_free(&inputs[i]);
   free(inputs);
   vt_graph_free(g0);
+  for (int s = 0; s < ns; s++) { free(st[s].frame_ms); free(st[s].frame_cos); }
   free(st);
   if (rc) {
     fprintf(stderr, "vtopt: %s\n", e.msg);

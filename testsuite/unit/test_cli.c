@@ -163,6 +163,34 @@ static void test_compile_to_shared_library(void **state) {
 
 #define GLYPHVIT VT_SOURCE_DIR "/testsuite/models/trained/glyphvit"
 
+/* compare --stream: the 64 held-out images as frames of one stream; eventful with r >= N equals
+ * dense on every frame (PREFIX.frames.csv: per frame latency and cosine of each strategy) */
+static void test_compare_stream(void **state) {
+  (void)state;
+  assert_int_equal(sh(VTOPT " compare " GLYPHVIT ".onnx --passes none,eventful:r=100 --stream " GLYPHVIT
+                      ".in.pixel_values.npy --frames 12 --threads 2 --out %s/cs", tmpdir), 0);
+  assert_non_null(strstr(out, "eventful:r=100"));
+  char path[512], line[1024];
+  snprintf(path, sizeof path, "%s/cs.frames.csv", tmpdir);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  int lines = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (lines++ == 0) {
+      assert_non_null(strstr(line, "\"eventful:r=100 cosine\""));
+      continue;
+    }
+    double v[5];
+    int fr;
+    assert_int_equal(sscanf(line, "%d,%lf,%lf,%lf,%lf", &fr, &v[0], &v[1], &v[2], &v[3]), 5);
+    assert_int_equal(fr, lines - 2);
+    assert_true(v[0] > 0 && v[2] > 0);                   /* latencies */
+    assert_true(v[1] == 1.0 && v[3] > 0.99999);          /* dense vs itself; eventful r >= N */
+  }
+  fclose(f);
+  assert_int_equal(lines, 13);
+}
+
 /* compare: the trained ViT under none / tome on its 64 real held-out images */
 static void test_compare_strategies(void **state) {
   (void)state;
@@ -223,6 +251,7 @@ int main(void) {
       cmocka_unit_test(test_absent_features_say_so),
       cmocka_unit_test(test_compile_to_shared_library),
       cmocka_unit_test(test_compare_strategies),
+      cmocka_unit_test(test_compare_stream),
       cmocka_unit_test(test_inspect_and_onnx_output),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
