@@ -151,9 +151,9 @@ static void test_exact_r_all(void **st) {
   /* the fraction policy at 1 and the threshold policy at h < 0 also update everything */
   vt_interp_free(it);
   vt_graph_free(g);
-  const char *specs[3] = {"eventful:policy=fraction,fraction=1", "eventful:policy=threshold,h=-1",
-                          "eventful:r=100000,gate=before_ln"};
-  for (int s = 0; s < 3; s++) {
+  const char *specs[4] = {"eventful:policy=fraction,fraction=1", "eventful:policy=threshold,h=-1",
+                          "eventful:r=100000,gate=before_ln", "eventful:r=100000,attn=delta_exp,refresh=2"};
+  for (int s = 0; s < 4; s++) {
     g = load_model(specs[s]);
     it = vt_interp_new(g, 2, &e);
     for (int t = 0; t < T; t++) {
