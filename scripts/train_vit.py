@@ -10,14 +10,17 @@ merging exploits); glyph size, offsets and shifts scale with --img. The held-out
 so its accuracy measures generalisation, not memorisation.
 
 Everything is deterministic from --seed (data, initialisation, order) for a given thread
-count. Training sees a fixed pool of rendered images (--pool) with random shifts.
+count. Training sees a fixed pool of rendered images (--pool) with random shifts. Recipe: AdamW
+(weight decay 0.05), linear warm-up over the first 5% of --steps then cosine decay to 0, label
+smoothing 0.1, gradient-norm clipping at 1. SIGINT stops training early and still exports.
 Two held-out sets of --test-size images each: "ood" (fonts AND backgrounds never seen in
 training) and "indist" (fresh renders, never trained on, with the training fonts/backgrounds).
 
 The committed models (testsuite/models/trained/):
   glyphvit    defaults: img 48, patch 8 -> 36 tokens + CLS, dim 64, 4 blocks, 4 heads
-  glyphvit96  --name glyphvit96 --img 96 --stem conv --dim 96 --depth 6 --heads 3 --batch 32
-              --steps 900 --pool 28800 --ref-split indist: 144 tokens + CLS; a convolutional stem
+  glyphvit96  --name glyphvit96 --img 96 --stem conv --dim 64 --depth 6 --heads 2 --batch 32
+              --steps 3600 --pos sincos --pool 32000 --ref-split indist --ref-u8 (the exact command
+              is in testsuite/models/trained/README.md): 144 tokens + CLS; a convolutional stem
               (three 3x3 stride-2 convs with BatchNorm+ReLU, then a 1x1 conv: total stride 8, the
               "early convolutions" ViT_C of Xiao et al. 2021) in place of the 8x8 patchify conv,
               which trains to good accuracy in far fewer samples on a CPU budget.
@@ -42,6 +45,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -171,6 +175,17 @@ def to_input(x_u8):
     return np.ascontiguousarray(((x - MEAN) / STD).transpose(0, 3, 1, 2))
 
 
+def sincos_pos(side, dim):
+    """[1 + side*side, dim] position table: row 0 (CLS) zero; the token at (y, x) gets
+    sin/cos of y and of x at dim/4 frequencies 1/10000^(k/(dim/4)) each."""
+    q = dim // 4
+    omega = 1.0 / 10000 ** (np.arange(q, dtype=np.float64) / q)
+    yy, xx = np.meshgrid(np.arange(side), np.arange(side), indexing='ij')
+    ty, tx = yy.reshape(-1, 1) * omega, xx.reshape(-1, 1) * omega
+    table = np.concatenate([np.sin(tx), np.cos(tx), np.sin(ty), np.cos(ty)], 1)
+    return np.concatenate([np.zeros((1, dim)), table], 0).astype(np.float32)
+
+
 def conv_stem_vit(ViT, img, dim, depth, heads):
     """ViT whose patch embedding is a convolutional stem of total stride 8 (ViT_C): 3x3 stride-2
     convs 3->dim/4->dim/2->dim with BatchNorm+ReLU, then a 1x1 conv (the exporter folds each
@@ -199,6 +214,12 @@ def main():
     ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--init', choices=['torch', 'vit'], default='torch',
+                    help="torch: PyTorch's default Linear init; vit: the usual ViT init (Linear weights "
+                         "truncated normal std 0.02, biases 0)")
+    ap.add_argument('--pos', choices=['random', 'sincos'], default='random',
+                    help='initial position table: random (normal, std 0.02) or the fixed 2-D sine-cosine '
+                         'table of MoCo v3 / "Better plain ViT baselines" (CLS row 0); trained either way')
     ap.add_argument('--dim', type=int, default=64)
     ap.add_argument('--depth', type=int, default=4)
     ap.add_argument('--heads', type=int, default=4)
@@ -246,6 +267,14 @@ def main():
     else:
         model = ViT(img=IMG, patch=8, dim=a.dim, depth=a.depth, heads=a.heads, mlp_ratio=4.0, classes=10,
                     style='manual')
+    if a.init == 'vit':
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Linear):
+                torch.nn.init.trunc_normal_(mod.weight, std=0.02, a=-0.04, b=0.04)
+                torch.nn.init.zeros_(mod.bias)
+    if a.pos == 'sincos':
+        with torch.no_grad():
+            model.pos_embed.copy_(torch.from_numpy(sincos_pos(IMG // 8, a.dim))[None])
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.05, betas=(0.9, 0.99))
     warm = max(1, a.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -271,8 +300,16 @@ def main():
     g = torch.Generator().manual_seed(a.seed)
     order, pos = torch.randperm(a.pool, generator=g), 0
     ne = a.eval_size if a.eval_size > 0 else a.test_size
+    # SIGINT (Ctrl-C) ends training after the current step and still exports the model as it
+    # is (NAME.json then records steps_done < steps): a long run can be stopped at a plateau.
+    stop = []
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     model.train()
+    done = 0
     for step in range(a.steps):
+        if stop:
+            print(f'train_vit: interrupted after {step} steps; exporting', flush=True)
+            break
         if pos + a.batch > a.pool:
             order, pos = torch.randperm(a.pool, generator=g), 0
         idx = order[pos:pos + a.batch]
@@ -288,11 +325,13 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        done = step + 1
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             print(f'train_vit: step {step + 1}/{a.steps} loss {loss.item():.3f} '
                   f'held-out acc ood {evaluate(xt[:ne], yt[:ne]):.4f} indist {evaluate(xv[:ne], yv[:ne]):.4f} '
                   f'({time.time() - t_start:.0f} s)', flush=True)
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     acc_test, acc_val = evaluate(xt, yt), evaluate(xv, yv)
     os.makedirs(a.out, exist_ok=True)
     model.eval()
@@ -313,9 +352,9 @@ def main():
     info = {
         'task': 'digit 0-9 rendered in an installed font over a real photo / video frame crop',
         'input': [1, 3, IMG, IMG], 'patch': 8, 'tokens': (IMG // 8) ** 2 + 1,
-        'stem': a.stem, 'dim': a.dim, 'depth': a.depth, 'heads': a.heads, 'params': sum(p.numel() for p in model.parameters()),
-        'steps': a.steps, 'batch': a.batch, 'lr': a.lr, 'seed': a.seed, 'threads': a.threads,
-        'train_samples_seen': a.steps * a.batch, 'train_pool': a.pool,
+        'stem': a.stem, 'init': a.init, 'pos': a.pos, 'dim': a.dim, 'depth': a.depth, 'heads': a.heads, 'params': sum(p.numel() for p in model.parameters()),
+        'steps': a.steps, 'steps_done': done, 'batch': a.batch, 'lr': a.lr, 'seed': a.seed, 'threads': a.threads,
+        'train_samples_seen': done * a.batch, 'train_pool': a.pool,
         'heldout_accuracy': acc_test, 'heldout_desc': 'fonts and backgrounds never seen in training',
         'heldout_size': a.test_size, 'indist_accuracy': acc_val,
         'indist_desc': 'fresh renders with the training fonts and backgrounds',
