@@ -3,12 +3,15 @@
 # dense, no token rewrite), in the same run: both stay loaded in two server processes
 # (bench/vt_so_serve.c dlopens the .so through include/vtopt/model.h only; bench/ort_serve.mjs)
 # and single runs alternate between them (order flipped every round), so load from other jobs
-# on the machine hits both alike. Same thread count for both, warm-up, median of RUNS runs each.
+# on the machine hits both alike. GAP seconds (default 0.05) of idle time precede every run: ONNX
+# Runtime's pool threads spin-wait after a run (its default), and without the gap they would
+# still be spinning on the 2 cores during the next engine's run. Same thread count for both, warm-up, median of RUNS runs each.
 # Prints the compile time of each model to fast.so, per-model latencies and the ratio
 # ORT time / vtopt time (> 1: vtopt is faster).
 #
 # usage: bench/vit_vs_ort.sh [BUILD_DIR=build] [ZOO_DIR=BUILD_DIR/zoo] [THREADS=2] [RUNS=25] [WARMUP=3]
-# (env MODELS="vit_s16_op17 vit_b16_op17" picks the models; bench/setup.sh installs ORT)
+# (env MODELS="vit_s16_op17 vit_b16_op17" picks the models, GAP=0.05 the idle seconds before each
+# run; bench/setup.sh installs ORT)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(cd "${1:-$root/build}" && pwd)"
@@ -18,6 +21,7 @@ threads="${3:-2}"
 runs="${4:-25}"
 warmup="${5:-3}"
 models="${MODELS:-vit_s16_op17 vit_b16_op17}"
+gap="${GAP:-0.05}"
 work="$build/bench_vit"
 mkdir -p "$work"
 "$root/bench/setup.sh"
@@ -50,11 +54,11 @@ for m in $models; do
   : >"$work/$m.vt.txt"; : >"$work/$m.ort.txt"
   for ((i = 0; i < runs; i++)); do
     if ((i % 2)); then
-      echo run >&5; read -r t <&6; echo "$t" >>"$work/$m.ort.txt"
-      echo run >&3; read -r t <&4; echo "$t" >>"$work/$m.vt.txt"
+      sleep "$gap"; echo run >&5; read -r t <&6; echo "$t" >>"$work/$m.ort.txt"
+      sleep "$gap"; echo run >&3; read -r t <&4; echo "$t" >>"$work/$m.vt.txt"
     else
-      echo run >&3; read -r t <&4; echo "$t" >>"$work/$m.vt.txt"
-      echo run >&5; read -r t <&6; echo "$t" >>"$work/$m.ort.txt"
+      sleep "$gap"; echo run >&3; read -r t <&4; echo "$t" >>"$work/$m.vt.txt"
+      sleep "$gap"; echo run >&5; read -r t <&6; echo "$t" >>"$work/$m.ort.txt"
     fi
   done
   echo quit >&3; echo quit >&5
@@ -65,7 +69,7 @@ for m in $models; do
   ort_ms[$m]=$(median <"$work/$m.ort.txt")
 done
 echo
-echo "vtopt fast.so vs ONNX Runtime: batch 1, $threads threads each, warm-up $warmup, median of $runs interleaved runs"
+echo "vtopt fast.so vs ONNX Runtime: batch 1, $threads threads each, warm-up $warmup, median of $runs interleaved runs, ${gap} s idle before each"
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs)"
 echo
 echo "| model | vtopt fast.so (ms) | ONNX Runtime (ms) | ORT / vtopt | compile to .so (s) |"
