@@ -331,7 +331,7 @@ int32_t vt_jit_host_node(void *rt, int32_t ni) {
     vt_kctx kc = {.g = g, .node_idx = ni, .node = n, .n_in = n->n_in, .n_out = n->n_out, .in = in, .out = out,
                   .pool = r->pool, .err = r->err,
                   .state = (vt_ops[n->op].flags & VT_OPF_STATEFUL) ? &r->state[ni] : NULL,
-                  .knobs = &r->knobs, .out_cap = cap, .out_skip = skip};
+                  .knobs = &r->knobs, .sig = &r->sig, .out_cap = cap, .out_skip = skip};
     rc = vt_kernels[n->op](&kc);
     if (rc != VT_OK && r->err && r->err->code == VT_OK) vt_node_errorf(g, ni, r->err, "kernel failed");
   } else if (rc == VT_OK) {
@@ -365,6 +365,7 @@ static int check_tensor(const vt_graph *g, const vt_value *v, const vt_tensor *t
 int vt_cg_rt_run(vt_cg_rt *rt, const vt_tensor *inputs, vt_tensor *outputs, bool caller_outputs, vt_error *e) {
   const vt_graph *g = rt->g;
   int rc = VT_OK;
+  rt->sig.run++;
   if (!caller_outputs)
     for (int32_t i = 0; i < g->n_outputs; i++) memset(&outputs[i], 0, sizeof outputs[i]);
   for (int32_t i = 0; i < g->n_inputs; i++) {

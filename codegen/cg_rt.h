@@ -30,6 +30,7 @@ typedef struct vt_cg_rt {
   /* session */
   void **state;             /* per node: state block of a stateful op (vt_state), kept across runs */
   vt_knobs knobs;
+  vt_stream_sig sig;
   int64_t *dims;            /* per symbol: its value in this run (named run-time symbols) */
   int32_t *sym_def;         /* per symbol: the node that defines it at run time, or -1 */
   int64_t *cap;             /* per value: bytes of its buffer (its size at the dims' upper bounds) */

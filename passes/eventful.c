@@ -454,6 +454,7 @@ static int rewrite(ectx *c, const region *r, const vt_pass_params *p, int32_t *y
   if ((a = set_attr(g, gn, "h", VT_ATTR_FLOAT))) a->f = (float)vt_param_float(p, "h");
   if ((a = set_attr(g, gn, "fraction", VT_ATTR_FLOAT))) a->f = (float)vt_param_float(p, "fraction");
   if ((a = set_attr(g, gn, "refresh", VT_ATTR_INT))) a->i = vt_param_int(p, "refresh");
+  if ((a = set_attr(g, gn, "cut", VT_ATTR_FLOAT))) a->f = (float)vt_param_float(p, "cut");
   /* region nodes read the gated tokens */
   for (int32_t j = 0; j < r->n; j++) {
     vt_node *nd = &g->nodes[r->nodes[j]];
@@ -485,6 +486,7 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
     return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: gate must be after_ln or before_ln, got '%s'", gate);
   if (vt_param_int(p, "r") < 0) return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: r must be >= 0");
   if (vt_param_int(p, "refresh") < 0) return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: refresh must be >= 0");
+  if (!(vt_param_float(p, "cut") >= 0)) return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: cut must be >= 0");
   double f = vt_param_float(p, "fraction");
   if (!(f >= 0 && f <= 1)) return vt_errorf(e, VT_ERR_MODEL, "--pass: eventful: fraction must be in [0,1], got %g", f);
   bool before_ln = !strcmp(gate, "before_ln");

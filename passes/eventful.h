@@ -22,7 +22,7 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
    .run = vt_pass_eventful,                                                                                       \
    .exact = false,                                                                                                \
    .canonical = false,                                                                                            \
-   .n_params = 7,                                                                                                 \
+   .n_params = 8,                                                                                                 \
    .params = {{"r", VT_PARAM_INT, "384",                                                                          \
                "topr policy: tokens updated per gate and frame (paper, ViTDet 672^2 with 1764 tokens: 128..1024; " \
                "r >= N is exact); runtime knob eventful.r overrides it"},                                         \
@@ -42,6 +42,11 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
               {"refresh", VT_PARAM_INT, "0",                                                                      \
                "[I] keyframes: every refresh-th frame after a flush updates every token (a flush: the "            \
                "references and EventfulAttention's state are rebuilt, bounding the drift of long streams; "     \
-               "0 = never, the paper); runtime knob eventful.refresh"}}}
+               "0 = never, the paper); runtime knob eventful.refresh"},                                          \
+              {"cut", VT_PARAM_FLOAT, "0",                                                                        \
+               "[I] scene cuts: when a gate's error energy sum ||x - u||^2 exceeds cut x sum ||u||^2, it and every " \
+               "gate after it in that frame update all tokens (a flush), instead of following a frame that "    \
+               "changed nearly everywhere r tokens at a time (vitstream on cockatoo: ordinary frames stay below " \
+               "0.75 at the first gate, a cut gives 2.4: cut=1); 0 = off (the paper); runtime knob eventful.cut"}}}
 
 #endif

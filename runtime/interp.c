@@ -41,6 +41,7 @@ struct vt_interp {
   int32_t *last_use;    /* per value: index of the last node reading it, -1 if none */
   void **state;         /* per node: state of stateful ops (vt_state header), kept across runs */
   vt_knobs knobs;
+  vt_stream_sig sig;
 };
 
 /* ---------- knobs and state, shared with compiled sessions (codegen/cg_rt.c) ---------- */
@@ -49,6 +50,7 @@ static const struct { int op; const char *name; } knob_table[] = {
   {VT_OP_TokenGate, "eventful.r"},
   {VT_OP_TokenGate, "eventful.h"},
   {VT_OP_TokenGate, "eventful.fraction"},
+  {VT_OP_TokenGate, "eventful.cut"},
   {VT_OP_TokenGate, "eventful.refresh"},
 };
 
@@ -251,7 +253,7 @@ static int run_node(const vt_graph *g, int32_t ni, const vt_tensor *const *in, v
   vt_kctx kc = {.g = g, .node_idx = ni, .node = n, .n_in = n->n_in, .n_out = n->n_out,
                 .in = in, .out = out, .pool = pool, .err = e,
                 .state = it && (vt_ops[n->op].flags & VT_OPF_STATEFUL) ? &it->state[ni] : NULL,
-                .knobs = it ? &it->knobs : NULL};
+                .knobs = it ? &it->knobs : NULL, .sig = it ? &it->sig : NULL};
   rc = vt_kernels[n->op](&kc);
   if (rc != VT_OK) {
     if (e && e->code == VT_OK) vt_node_errorf(g, ni, e, "kernel failed");
@@ -314,6 +316,7 @@ int vt_interp_check_input(const vt_graph *g, int32_t i, const vt_tensor *t, vt_e
 int vt_interp_run(vt_interp *it, const vt_tensor *inputs, vt_tensor *outputs, vt_error *e) {
   const vt_graph *g = it->g;
   int rc = VT_OK;
+  it->sig.run++;
   vt_tensor *vals = calloc((size_t)g->n_values + 1, sizeof *vals);
   int64_t *bind = malloc(((size_t)g->n_syms + 1) * sizeof *bind);
   int32_t maxio = 1;

@@ -110,6 +110,7 @@ static evt_state *state_for(vt_kctx *k, int64_t n, int64_t d, bool gate) {
 typedef struct {
   const float *x, *u;
   float *norm;
+  float *unorm2;   /* NULL, or per token ||u||^2 (the cut test) */
   int64_t d;
 } norm_args;
 
@@ -127,11 +128,23 @@ EVT_CLONES static float sq_dist(const float *x, const float *u, int64_t d) {
   return s;
 }
 
+EVT_CLONES static float sq_norm(const float *u, int64_t d) {
+  float acc[8] = {0};
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8)
+    for (int l = 0; l < 8; l++) acc[l] += u[c + l] * u[c + l];
+  float s = 0;
+  for (; c < d; c++) s += u[c] * u[c];
+  for (int l = 0; l < 8; l++) s += acc[l];
+  return s;
+}
+
 static void norm_range(void *arg, int64_t begin, int64_t end) {
   norm_args *a = arg;
   for (int64_t i = begin; i < end; i++) {
     float v = sqrtf(sq_dist(a->x + i * a->d, a->u + i * a->d, a->d));
     a->norm[i] = v == v ? v : INFINITY;   /* NaN error: most changed */
+    if (a->unorm2) a->unorm2[i] = sq_norm(a->u + i * a->d, a->d);
   }
 }
 
@@ -209,13 +222,35 @@ int vt_kernel_TokenGate(vt_kctx *k) {
     s->full_next = 1;
     s->since = 0;
   }
+  double cut = vt_kctx_knob(k, "eventful.cut", (double)vt_attr_float(k->node, "cut", 0.0f));
+  if (!(cut >= 0)) return vt_kernel_fail(k, "cut %g must be >= 0", cut);
+  if (!s->full_next && k->sig && k->sig->cut_run == k->sig->run) {   /* an earlier gate of this run saw a cut */
+    keyframe = true;
+    s->full_next = 1;
+    s->since = 0;
+  }
   bool full = s->full_next;
+  if (!full) {
+    norm_args na = {.x = xd, .u = s->ref, .norm = s->norm, .unorm2 = cut > 0 ? s->sel : NULL, .d = d};
+    if (n * d < EVT_PAR_MIN) norm_range(&na, 0, n);
+    else vt_pool_for(k->pool, n, norm_range, &na);
+    if (cut > 0) {   /* a scene cut: the error energy is a large share of the reference's */
+      double e2 = 0, u2 = 0;
+      for (int64_t i = 0; i < n; i++) {
+        e2 += (double)s->norm[i] * s->norm[i];
+        u2 += s->sel[i];
+      }
+      if (e2 > cut * u2) {
+        full = keyframe = true;
+        s->full_next = 1;
+        s->since = 0;
+        if (k->sig) k->sig->cut_run = k->sig->run;
+      }
+    }
+  }
   if (full) {
     for (int64_t i = 0; i < n; i++) s->order[i] = i;
   } else {
-    norm_args na = {.x = xd, .u = s->ref, .norm = s->norm, .d = d};
-    if (n * d < EVT_PAR_MIN) norm_range(&na, 0, n);
-    else vt_pool_for(k->pool, n, norm_range, &na);
     const char *pol = vt_attr_str(k->node, "policy", "topr");
     if (!strcmp(pol, "threshold")) {
       double h = vt_kctx_knob(k, "eventful.h", vt_attr_float(k->node, "h", 0.0f));

@@ -27,6 +27,13 @@ struct vt_interp;
 /* Runtime knobs of one session (the interpreter's and compiled sessions'): name -> value, read by
  * kernels through vt_kctx_knob; unset knobs read as the kernel's default. */
 #define VT_MAX_KNOBS 64
+/* What one run's stateful kernels tell each other (a session = one stream). run: the session's
+ * run counter (incremented as each run starts, first run 1); cut_run: the run in which a token
+ * gate saw a scene cut (the gates after it in that run flush too), 0 for none. */
+typedef struct vt_stream_sig {
+  int64_t run, cut_run;
+} vt_stream_sig;
+
 typedef struct vt_knobs {
   int32_t n;
   struct { char name[64]; double value; } k[VT_MAX_KNOBS];
@@ -65,6 +72,7 @@ typedef struct vt_kctx {
    * its flush() when set (keeps the allocation, the next run recomputes everything), else free(). */
   void **state;
   const vt_knobs *knobs;   /* the session's knobs; NULL outside a session: knobs read as defaults */
+  struct vt_stream_sig *sig;   /* signals the session's stateful kernels share (NULL outside one) */
   /* Compiled sessions bind outputs to preallocated buffers (data set, owned false); out_cap[o]
    * is the size in bytes of output o's buffer, which may exceed the current shape when a dim is
    * bounded rather than known (e.g. a gate's token count). NULL in the interpreter. */

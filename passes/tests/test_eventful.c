@@ -439,6 +439,41 @@ static void test_refresh(void **st) {
   vt_tensor_free(&clip);
 }
 
+/* (4c) cut = c: a frame unrelated to the last (a scene cut) makes the first gate's error energy
+ * exceed c times its reference's; it and every gate after it flush, so that frame equals dense;
+ * smooth frames stay approximate, and a huge c never triggers */
+static void test_scene_cut(void **st) {
+  (void)st;
+  const int T = 7, CUT = 4;
+  vt_tensor clip;
+  make_frames(&clip, T, 0.5f);
+  int64_t per = vt_tensor_numel(&clip) / T;
+  float *d = clip.data;
+  for (int64_t i = 0; i < per; i++) d[CUT * per + i] = 2.0f * frand();   /* frame 4: new content */
+  for (int t = CUT + 1; t < T; t++)
+    for (int64_t i = 0; i < per; i++) d[t * per + i] = d[CUT * per + i] + 0.05f * (float)(t - CUT) * frand();
+  vt_tensor *ref = dense_outputs(&clip, T);
+  for (int on = 0; on < 2; on++) {
+    vt_graph *g = load_model(on ? "eventful:r=3,cut=1" : "eventful:r=3,cut=1e9");
+    vt_error e = {0};
+    vt_interp *it = vt_interp_new(g, 2, &e);
+    for (int t = 0; t < T; t++) {
+      vt_tensor f, out = {0};
+      frame_of(&clip, t, &f);
+      run1(it, &f, &out);
+      double r = rel_l2(&ref[t], &out);
+      bool exact = t == 0 || (on && t == CUT);
+      if (exact && !(r <= 1e-5)) fail_msg("cut %d frame %d: rel L2 %g > 1e-5", on, t, r);
+      if (!exact && !(r > 1e-4)) fail_msg("cut %d frame %d: rel L2 %g, expected an approximation", on, t, r);
+      vt_tensor_free(&out);
+    }
+    vt_interp_free(it);
+    vt_graph_free(g);
+  }
+  free_outputs(ref, T);
+  vt_tensor_free(&clip);
+}
+
 /* (5) a static sequence: dense after the first frame even with r small */
 static void test_static_sequence(void **st) {
   (void)st;
@@ -837,6 +872,7 @@ int main(void) {
       cmocka_unit_test(test_exact_r_all),
       cmocka_unit_test(test_flush_after_reset),
       cmocka_unit_test(test_refresh),
+      cmocka_unit_test(test_scene_cut),
       cmocka_unit_test(test_static_sequence),
       cmocka_unit_test(test_attention_vs_reference),
       cmocka_unit_test(test_attention_exp_ref),
