@@ -11,6 +11,7 @@
  * [B,S,H*D] forms need no transposes. */
 #include "attention.h"
 #include "gemm.h"
+#include "kernels_util.h"
 #include "runtime.h"
 
 #include <float.h>
@@ -110,16 +111,7 @@ static int run_core(vt_kctx *k, core_args *a) {
 /* Element strides of a mask of rank <= 4 broadcast over full[4]; 0 on broadcast dims. */
 static int mask_strides(vt_kctx *k, const vt_tensor *m, const int64_t full[4], int64_t st[4]) {
   if (m->rank < 1 || m->rank > 4) return vt_kernel_fail(k, "mask must have rank 1 to 4, got %d", m->rank);
-  int64_t s = 1;
-  for (int d = 3; d >= 0; d--) {
-    int md = d - (4 - m->rank);
-    int64_t sz = md >= 0 ? m->dims[md] : 1;
-    if (sz != 1 && sz != full[d])
-      return vt_kernel_fail(k, "mask dim %d is %lld; it must be 1 or %lld", md, (long long)sz, (long long)full[d]);
-    st[d] = sz == 1 ? 0 : s;
-    s *= sz;
-  }
-  return VT_OK;
+  return vt_bcast_strides(k, "mask", m, 4, full, st);
 }
 
 /* dst [B,H,T,D] rows P..P+L-1 of each head from src [B,L,H*D] (row stride `row`, batch stride

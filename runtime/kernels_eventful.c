@@ -8,6 +8,7 @@
  * recomputes everything), reallocated only when N or D change. vt_state.bytes counts every byte
  * a state holds (scratch included). float32. */
 #include "gemm.h"
+#include "kernels_util.h"
 #include "runtime.h"
 
 #include <math.h>
@@ -750,15 +751,8 @@ int vt_kernel_EventfulAttention(vt_kctx *k) {
     if (mask->dtype == VT_F32) J.mask = mask->data;
     else if (mask->dtype == VT_BOOL) J.bmask = mask->data;
     else return vt_kernel_fail(k, "mask must be f32 or bool, got %s", vt_dtype_name(mask->dtype));
-    int64_t stv = 1;
-    for (int d = 3; d >= 0; d--) {
-      int md = d - (4 - mask->rank);
-      int64_t sz = md >= 0 ? mask->dims[md] : 1;
-      if (sz != 1 && sz != full[d])
-        return vt_kernel_fail(k, "mask dim %d is %lld; it must be 1 or %lld", md, (long long)sz, (long long)full[d]);
-      J.mstr[d] = sz == 1 ? 0 : stv;
-      stv *= sz;
-    }
+    int rc = vt_bcast_strides(k, "mask", mask, 4, full, J.mstr);
+    if (rc) return rc;
   }
   if (kb) {
     if (kb->dtype != VT_F32 || kb->rank != 3 || kb->dims[0] != B || (kb->dims[1] != 1 && kb->dims[1] != H) ||

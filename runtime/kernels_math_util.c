@@ -157,3 +157,17 @@ void vt_ori(int32_t rank, const int64_t *dims, int32_t a0, int32_t a1, int64_t *
   *mid = m;
   *inner = in;
 }
+
+int vt_bcast_strides(vt_kctx *k, const char *what, const vt_tensor *t, int32_t rank, const int64_t *full,
+                     int64_t *st) {
+  int64_t s = 1;
+  for (int32_t d = rank - 1; d >= 0; d--) {
+    int32_t td = d - (rank - t->rank);
+    int64_t sz = td >= 0 ? t->dims[td] : 1;
+    if (sz != 1 && sz != full[d])
+      return vt_kernel_fail(k, "%s dim %d is %lld; it must be 1 or %lld", what, td, (long long)sz, (long long)full[d]);
+    st[d] = sz == 1 ? 0 : s;
+    s *= sz;
+  }
+  return VT_OK;
+}

@@ -5,6 +5,7 @@
  *   - dtype dispatch X-macros (VT_FOR_NATIVE_TYPES and friends);
  *   - float16/bfloat16 <-> float32 conversion of whole tensors (kernels compute f16/bf16 in f32);
  *   - the [outer, axis, inner] view of a shape around one axis or a run of axes (vt_ori);
+ *   - element strides of a tensor broadcast to a fixed shape (vt_bcast_strides: attention masks);
  *   - the parallelism threshold VT_PAR_MIN (elements below which kernels stay single-threaded).
  * Implementations live in runtime/kernels_math_util.c. */
 #ifndef VTOPT_KERNELS_UTIL_H
@@ -72,5 +73,11 @@ void vt_bcast_run(const vt_bcast *b, vt_pool *pool, vt_bcast_row_fn fn, void *ar
 /* Views dims as [outer, mid, inner] where mid = product of dims[a0, a1). */
 void vt_ori(int32_t rank, const int64_t *dims, int32_t a0, int32_t a1, int64_t *outer,
             int64_t *mid, int64_t *inner);
+
+/* Element strides st[rank] of t (rank <= rank, aligned from the right) broadcast numpy-style to
+ * full[rank]: 0 where t's dim is 1 or absent. Fails (naming `what` and t's dim) when a dim is
+ * neither 1 nor full's; the caller checks t's rank. */
+int vt_bcast_strides(vt_kctx *k, const char *what, const vt_tensor *t, int32_t rank, const int64_t *full,
+                     int64_t *st);
 
 #endif

@@ -1,6 +1,7 @@
 /* kernels_vtopt.c — reference kernels for vtopt's own ops (domain "ai.vtopt", rows in
  * ir/ops_vtopt.def): Attention, float32 (other dtypes are rejected with a clear error). */
 #include "gemm.h"
+#include "kernels_util.h"
 #include "runtime.h"
 
 #include <math.h>
@@ -105,15 +106,8 @@ int vt_kernel_Attention(vt_kctx *k) {
     if (mask->dtype == VT_F32) a.mask = mask->data;
     else if (mask->dtype == VT_BOOL) a.bmask = mask->data;
     else return vt_kernel_fail(k, "mask must be f32 or bool, got %s", vt_dtype_name(mask->dtype));
-    int64_t st = 1;
-    for (int d = 3; d >= 0; d--) {
-      int md = d - (4 - mask->rank);
-      int64_t sz = md >= 0 ? mask->dims[md] : 1;
-      if (sz != 1 && sz != full[d])
-        return vt_kernel_fail(k, "mask dim %d is %lld; it must be 1 or %lld", md, (long long)sz, (long long)full[d]);
-      a.mstr[d] = sz == 1 ? 0 : st;
-      st *= sz;
-    }
+    int rc = vt_bcast_strides(k, "mask", mask, 4, full, a.mstr);
+    if (rc) return rc;
   }
   if (kb) {
     if (kb->dtype != VT_F32) return vt_kernel_fail(k, "key_bias must be f32, got %s", vt_dtype_name(kb->dtype));
