@@ -115,37 +115,34 @@ typedef struct {
   int64_t d;
 } norm_args;
 
-EVT_CLONES static float sq_dist(const float *x, const float *u, int64_t d) {
-  float acc[8] = {0};
+/* ||x - u||^2; with u2, also *u2 = ||u||^2 from the same loads of u. */
+EVT_CLONES static float sq_dist(const float *x, const float *u, int64_t d, float *u2) {
+  float acc[8] = {0}, uacc[8] = {0};
   int64_t c = 0;
   for (; c + 8 <= d; c += 8)
     for (int l = 0; l < 8; l++) {
       float e = x[c + l] - u[c + l];
       acc[l] += e * e;
+      uacc[l] += u[c + l] * u[c + l];
     }
-  float s = 0;
-  for (; c < d; c++) s += (x[c] - u[c]) * (x[c] - u[c]);
-  for (int l = 0; l < 8; l++) s += acc[l];
-  return s;
-}
-
-EVT_CLONES static float sq_norm(const float *u, int64_t d) {
-  float acc[8] = {0};
-  int64_t c = 0;
-  for (; c + 8 <= d; c += 8)
-    for (int l = 0; l < 8; l++) acc[l] += u[c + l] * u[c + l];
-  float s = 0;
-  for (; c < d; c++) s += u[c] * u[c];
-  for (int l = 0; l < 8; l++) s += acc[l];
+  float s = 0, su = 0;
+  for (; c < d; c++) {
+    s += (x[c] - u[c]) * (x[c] - u[c]);
+    su += u[c] * u[c];
+  }
+  for (int l = 0; l < 8; l++) {
+    s += acc[l];
+    su += uacc[l];
+  }
+  if (u2) *u2 = su;
   return s;
 }
 
 static void norm_range(void *arg, int64_t begin, int64_t end) {
   norm_args *a = arg;
   for (int64_t i = begin; i < end; i++) {
-    float v = sqrtf(sq_dist(a->x + i * a->d, a->u + i * a->d, a->d));
+    float v = sqrtf(sq_dist(a->x + i * a->d, a->u + i * a->d, a->d, a->unorm2 ? a->unorm2 + i : NULL));
     a->norm[i] = v == v ? v : INFINITY;   /* NaN error: most changed */
-    if (a->unorm2) a->unorm2[i] = sq_norm(a->u + i * a->d, a->d);
   }
 }
 
@@ -700,8 +697,11 @@ static void attn_slice_exp(const attn_job *J, int64_t s, float *W) {
     float *T = AD;   /* AD is consumed: [M, Dv] */
     vt_sgemm(gp, 0, 0, M, Dv, N, 1.0f, EM, N, vr, Dv, 0.0f, T, Dv);
     for (int64_t j = 0; j < M; j++) memcpy(P + idx[j] * Dv, T + j * Dv, (size_t)Dv * sizeof(float));
-  } else {
-    for (int64_t i = 0; i < N; i++) S[i] = exp_row(row, N, (logits_row(J, b, h, i, Bq + i * N, row), c[i]));
+  } else {   /* M = 0: nothing refreshed; this run's row sums (mask and key bias are inputs) */
+    for (int64_t i = 0; i < N; i++) {
+      logits_row(J, b, h, i, Bq + i * N, row);
+      S[i] = exp_row(row, N, c[i]);
+    }
   }
   float *o = J->out + s * N * Dv;
   for (int64_t i = 0; i < N; i++) {
