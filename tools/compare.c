@@ -325,14 +325,15 @@ int cli_compare_strategies(int argc, char **argv) {
     vt_error se = {0};
     int64_t ntimes = stream_arg ? nframes : runs;
     double *times = calloc((size_t)ntimes + 1, sizeof *times);
-    double *cos = stream_arg ? calloc((size_t)nframes + 1, sizeof *cos) : NULL;
-    if (stream_arg) {   /* best effort: without them there is no per-frame CSV */
+    if (stream_arg) {
       S->frame_ms = calloc((size_t)nframes + 1, sizeof *S->frame_ms);
       S->frame_cos = calloc((size_t)nframes + 1, sizeof *S->frame_cos);
-      if (!S->frame_ms || !S->frame_cos) { free(S->frame_ms); free(S->frame_cos); S->frame_ms = S->frame_cos = NULL; }
     }
     outs = calloc((size_t)n_outputs + 1, sizeof *outs);
-    S->rc = build_graph(model, S->spec, frame_sym, pin_names, pin_vals, npins, &g, &se);
+    if (!times || !outs || (stream_arg && (!S->frame_ms || !S->frame_cos)))
+      S->rc = vt_errorf(&se, VT_ERR_MODEL, "out of memory");
+    else
+      S->rc = build_graph(model, S->spec, frame_sym, pin_names, pin_vals, npins, &g, &se);
     S->engine = use_jit ? "jit" : "interp";
     if (!S->rc) {
       S->flops = vt_graph_flops(g, &S->flops_partial);
@@ -377,16 +378,16 @@ int cli_compare_strategies(int argc, char **argv) {
       S->m.rel_l2 += fm.rel_l2 / (double)nframes;
       S->m.top1 += fm.top1 / (double)nframes;
       if (fm.max_abs > S->m.max_abs) S->m.max_abs = fm.max_abs;
-      cos[f] = fm.cosine;
-      if (S->frame_ms) { S->frame_ms[f] = times[f]; S->frame_cos[f] = fm.cosine; }
+      S->frame_ms[f] = times[f];
+      S->frame_cos[f] = fm.cosine;
       if (nframes >= 20 && (f % 10 == 9 || f + 1 == nframes))
         fprintf(stderr, "\rcompare: %s: frame %lld/%lld", S->spec, (long long)(f + 1), (long long)nframes);
     }
     if (stream_arg && !S->rc) {
       int64_t w = nframes >= 40 ? 20 : (nframes + 1) / 2;
       for (int64_t f = 0; f < w; f++) {
-        S->cos_first += cos[f] / (double)w;
-        S->cos_last += cos[nframes - 1 - f] / (double)w;
+        S->cos_first += S->frame_cos[f] / (double)w;
+        S->cos_last += S->frame_cos[nframes - 1 - f] / (double)w;
       }
       S->first_ms = times[0];
       if (nframes > 1) {   /* per-frame latency without the flush frame */
@@ -433,7 +434,6 @@ int cli_compare_strategies(int argc, char **argv) {
     free(outs);
     outs = NULL;
     free(times);
-    free(cos);
     vt_interp_free(it);
     vt_jit_free(jit);
     vt_graph_free(g);
@@ -479,12 +479,12 @@ int cli_compare_strategies(int argc, char **argv) {
     if (fc) {
       fprintf(fc, "frame");
       for (int s = 0; s < ns; s++)
-        if (!st[s].rc && st[s].frame_ms) fprintf(fc, ",\"%s ms\",\"%s cosine\"", st[s].spec, st[s].spec);
+        if (!st[s].rc) fprintf(fc, ",\"%s ms\",\"%s cosine\"", st[s].spec, st[s].spec);
       fprintf(fc, "\n");
       for (int64_t f = 0; f < nframes; f++) {
         fprintf(fc, "%lld", (long long)f);
         for (int s = 0; s < ns; s++)
-          if (!st[s].rc && st[s].frame_ms) fprintf(fc, ",%.3f,%.8f", st[s].frame_ms[f], st[s].frame_cos[f]);
+          if (!st[s].rc) fprintf(fc, ",%.3f,%.8f", st[s].frame_ms[f], st[s].frame_cos[f]);
         fprintf(fc, "\n");
       }
       fclose(fc);
