@@ -104,6 +104,16 @@ static void run1(vt_interp *it, const vt_tensor *in, vt_tensor *out) {
   if (vt_interp_run(it, in, out, &e) != VT_OK) fail_msg("run: %s", e.msg);
 }
 
+/* Runs frame t of clip in session it; the rel. L2 of its output to ref[t]. */
+static double run_frame(vt_interp *it, const vt_tensor *clip, int t, const vt_tensor *ref) {
+  vt_tensor f, out = {0};
+  frame_of(clip, t, &f);
+  run1(it, &f, &out);
+  double r = rel_l2(&ref[t], &out);
+  vt_tensor_free(&out);
+  return r;
+}
+
 /* dense outputs of every frame of clip (T frames) */
 static vt_tensor *dense_outputs(const vt_tensor *clip, int T) {
   vt_graph *g = load_model(NULL);
@@ -141,12 +151,8 @@ static void test_exact_r_all(void **st) {
   vt_error e = {0};
   vt_interp *it = vt_interp_new(g, 2, &e);
   for (int t = 0; t < T; t++) {
-    vt_tensor f, out = {0};
-    frame_of(&clip, t, &f);
-    run1(it, &f, &out);
-    double r = rel_l2(&ref[t], &out);
+    double r = run_frame(it, &clip, t, ref);
     if (!(r <= 1e-5)) fail_msg("frame %d: rel L2 %g > 1e-5", t, r);
-    vt_tensor_free(&out);
   }
   /* the fraction policy at 1 and the threshold policy at h < 0 also update everything */
   vt_interp_free(it);
@@ -157,12 +163,8 @@ static void test_exact_r_all(void **st) {
     g = load_model(specs[s]);
     it = vt_interp_new(g, 2, &e);
     for (int t = 0; t < T; t++) {
-      vt_tensor f, out = {0};
-      frame_of(&clip, t, &f);
-      run1(it, &f, &out);
-      double r = rel_l2(&ref[t], &out);
+      double r = run_frame(it, &clip, t, ref);
       if (!(r <= 1e-5)) fail_msg("%s frame %d: rel L2 %g > 1e-5", specs[s], t, r);
-      vt_tensor_free(&out);
     }
     vt_interp_free(it);
     vt_graph_free(g);
@@ -183,22 +185,14 @@ static void test_flush_after_reset(void **st) {
   vt_interp *it = vt_interp_new(g, 2, &e);
   double last = 0;
   for (int t = 0; t < T; t++) {
-    vt_tensor f, out = {0};
-    frame_of(&clip, t, &f);
-    run1(it, &f, &out);
-    double r = rel_l2(&ref[t], &out);
+    double r = run_frame(it, &clip, t, ref);
     if (t == 0 && !(r <= 1e-5)) fail_msg("first frame: rel L2 %g", r);
     last = r;
-    vt_tensor_free(&out);
   }
   assert_true(last > 1e-4);   /* r = 3 of 64 tokens on a moving quadrant: really approximate */
   assert_int_equal(vt_interp_reset(it), VT_OK);
-  vt_tensor f, out = {0};
-  frame_of(&clip, T - 1, &f);
-  run1(it, &f, &out);
-  double r = rel_l2(&ref[T - 1], &out);
+  double r = run_frame(it, &clip, T - 1, ref);
   if (!(r <= 1e-5)) fail_msg("after reset: rel L2 %g", r);
-  vt_tensor_free(&out);
   vt_interp_free(it);
   vt_graph_free(g);
   free_outputs(ref, T);
@@ -424,14 +418,10 @@ static void test_refresh(void **st) {
   vt_interp *it = vt_interp_new(g, 2, &e);
   for (int t = 0; t < T; t++) {
     if (t == 6) assert_int_equal(vt_interp_set_knob(it, "eventful.refresh", 0), VT_OK);   /* no keyframe at 6 */
-    vt_tensor f, out = {0};
-    frame_of(&clip, t, &f);
-    run1(it, &f, &out);
-    double r = rel_l2(&ref[t], &out);
+    double r = run_frame(it, &clip, t, ref);
     bool key = t == 0 || t == 3;
     if (key && !(r <= 1e-5)) fail_msg("keyframe %d: rel L2 %g > 1e-5", t, r);
     if (!key && !(r > 1e-4)) fail_msg("frame %d: rel L2 %g, expected an approximation", t, r);
-    vt_tensor_free(&out);
   }
   vt_interp_free(it);
   vt_graph_free(g);
@@ -458,14 +448,10 @@ static void test_scene_cut(void **st) {
     vt_error e = {0};
     vt_interp *it = vt_interp_new(g, 2, &e);
     for (int t = 0; t < T; t++) {
-      vt_tensor f, out = {0};
-      frame_of(&clip, t, &f);
-      run1(it, &f, &out);
-      double r = rel_l2(&ref[t], &out);
+      double r = run_frame(it, &clip, t, ref);
       bool exact = t == 0 || (on && t == CUT);
       if (exact && !(r <= 1e-5)) fail_msg("cut %d frame %d: rel L2 %g > 1e-5", on, t, r);
       if (!exact && !(r > 1e-4)) fail_msg("cut %d frame %d: rel L2 %g, expected an approximation", on, t, r);
-      vt_tensor_free(&out);
     }
     vt_interp_free(it);
     vt_graph_free(g);
