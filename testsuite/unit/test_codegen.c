@@ -727,6 +727,15 @@ static void test_math_range(void **state) {
   int32_t a2 = node(g, "Abs", 1, &w2);
   int32_t l2 = node(g, "Log", 1, &a2);
   assert_int_equal(vt_graph_add_output(g, l2), 0);
+  /* Erf near 0 (its odd-polynomial branch) and across the branch point |x| = 1 */
+  int32_t tiny = add_scalar(g, "tiny", 1e-3f);
+  int32_t w3 = node(g, "Mul", 2, (int32_t[]){x, tiny});
+  int32_t ef3 = node(g, "Erf", 1, &w3);
+  assert_int_equal(vt_graph_add_output(g, ef3), 0);
+  int32_t two = add_scalar(g, "two", 2.0f);
+  int32_t w4 = node(g, "Mul", 2, (int32_t[]){x, two});
+  int32_t ef4 = node(g, "Erf", 1, &w4);
+  assert_int_equal(vt_graph_add_output(g, ef4), 0);
   vt_jit_stats st;
   double err = compare(g, &st);
   fprintf(stderr, "  math range: rel L2 %.3g\n", err);
