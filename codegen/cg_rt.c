@@ -279,7 +279,7 @@ static int finish_output(vt_cg_rt *r, int32_t ni, int32_t o, vt_tensor *t, bool 
  * their buffers and the kernel is called directly, with the session's state slot and knobs; a
  * node with an absent (unnamed) output, whose shape the compiled graph does not know, goes
  * through vt_run_node (allocated outputs, copied in). */
-int32_t vt_jit_host_node(void *rt, int32_t ni) {
+int32_t vt_jit_host_node(void *rt, int32_t ni, const void *const *fns) {
   vt_cg_rt *r = rt;
   const vt_graph *g = r->g;
   const vt_node *n = &g->nodes[ni];
@@ -331,7 +331,7 @@ int32_t vt_jit_host_node(void *rt, int32_t ni) {
     vt_kctx kc = {.g = g, .node_idx = ni, .node = n, .n_in = n->n_in, .n_out = n->n_out, .in = in, .out = out,
                   .pool = r->pool, .err = r->err,
                   .state = (vt_ops[n->op].flags & VT_OPF_STATEFUL) ? &r->state[ni] : NULL,
-                  .knobs = &r->knobs, .sig = &r->sig, .out_cap = cap, .out_skip = skip};
+                  .knobs = &r->knobs, .sig = &r->sig, .out_cap = cap, .out_skip = skip, .fns = fns};
     rc = vt_kernels[n->op](&kc);
     if (rc != VT_OK && r->err && r->err->code == VT_OK) vt_node_errorf(g, ni, r->err, "kernel failed");
   } else if (rc == VT_OK) {

@@ -77,7 +77,9 @@ int vt_cg_rt_set_knob(vt_cg_rt *rt, const char *name, double value, vt_error *e)
 
 /* Called by generated code (names are part of the generated module's contract). */
 void vt_jit_host_par(void *rt, void (*fn)(void **bufs, int64_t begin, int64_t end), void **bufs, int64_t n);
-int32_t vt_jit_host_node(void *rt, int32_t node);
+/* Runs node's interpreter kernel on the session's buffers; fns: functions generated for the node
+ * (vt_kctx.fns), or NULL. */
+int32_t vt_jit_host_node(void *rt, int32_t node, const void *const *fns);
 /* Profiling entries call this before group gi (label: what it is) and with gi = -1 at the end. */
 void vt_jit_host_prof(void *rt, int32_t gi, const char *label);
 /* Prints the profile gathered so far (nothing when the entry was not compiled for it). */

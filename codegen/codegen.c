@@ -190,6 +190,8 @@ typedef struct cg {
   LLVMTypeRef ft_prof;
   LLVMTypeRef t_i64, t_i32, t_f32, t_ptr, t_void, t_i1;
   LLVMValueRef f_log;
+  LLVMValueRef f_gate_norm, f_gate_sel;   /* Eventful TokenGate loops (vt_kctx.fns) */
+  int n_gate_fns;                         /* TokenGates given generated loops */
   LLVMValueRef f_gemm, f_exp, f_erf, f_tanh, f_sigmoid, f_par, f_node, f_sqrt, f_fabs, f_softmax, f_ln;
   LLVMTypeRef ft_softmax, ft_ln, ft_perm;
   LLVMValueRef f_perm;
@@ -2182,6 +2184,47 @@ static void emit_prof(cg *c, LLVMValueRef rt, int gi) {
   LLVMBuildCall2(c->b, c->ft_prof, c->f_prof, a, 3, "");
 }
 
+/* The loops of TokenGate node ni specialised to its token count n and width d (constants), as
+ * the table its host kernel receives in vt_kctx.fns: {norm(x, u, norm, u2, i0, i1),
+ * select(norm, order, m)}. NULL (the kernel's own C loops) when its input's dims are not static. */
+static LLVMValueRef emit_gate_fns(cg *c, int32_t ni) {
+  const vt_node *n = &c->g->nodes[ni];
+  int64_t ntok = n->n_in > 0 ? val_tokens(c, n->in[0]) : -1;
+  if (ntok < 1) return NULL;
+  const vt_value *xv = &c->orig->values[n->in[0]];
+  int64_t d = xv->dims[xv->rank - 1];
+  LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+  char name[64];
+  LLVMValueRef fn[2];
+  LLVMTypeRef t_norm = LLVMFunctionType(c->t_void, (LLVMTypeRef[]){c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64}, 6, 0);
+  LLVMTypeRef t_sel = LLVMFunctionType(c->t_void, (LLVMTypeRef[]){c->t_ptr, c->t_ptr, c->t_i64}, 3, 0);
+  for (int k = 0; k < 2; k++) {
+    snprintf(name, sizeof name, k ? "vt_gate_select_%d" : "vt_gate_norm_%d", (int)ni);
+    fn[k] = LLVMAddFunction(c->mod, name, k ? t_sel : t_norm);
+    LLVMSetLinkage(fn[k], LLVMInternalLinkage);
+    add_fn_attr(c, fn[k], "nounwind");
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn[k], "entry"));
+    if (k == 0) {
+      LLVMValueRef a[7] = {LLVMGetParam(fn[0], 0), LLVMGetParam(fn[0], 1), LLVMGetParam(fn[0], 2), LLVMGetParam(fn[0], 3),
+                           ci64(c, d), LLVMGetParam(fn[0], 4), LLVMGetParam(fn[0], 5)};
+      LLVMBuildCall2(c->b, LLVMGlobalGetValueType(c->f_gate_norm), c->f_gate_norm, a, 7, "");
+    } else {
+      LLVMValueRef a[4] = {LLVMGetParam(fn[1], 0), LLVMGetParam(fn[1], 1), ci64(c, ntok), LLVMGetParam(fn[1], 2)};
+      LLVMBuildCall2(c->b, LLVMGlobalGetValueType(c->f_gate_sel), c->f_gate_sel, a, 4, "");
+    }
+    LLVMBuildRetVoid(c->b);
+  }
+  LLVMPositionBuilderAtEnd(c->b, saved);
+  LLVMValueRef init = LLVMConstArray2(c->t_ptr, fn, 2);
+  snprintf(name, sizeof name, "vt_gate_fns_%d", (int)ni);
+  LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  c->n_gate_fns++;
+  return gv;
+}
+
 static int emit_entry(cg *c, int nthreads) {
   LLVMTypeRef pt[2] = {c->t_ptr, c->t_ptr};
   LLVMValueRef f = LLVMAddFunction(c->mod, "vt_entry", LLVMFunctionType(c->t_i32, pt, 2, 0));
@@ -2268,8 +2311,10 @@ static int emit_entry(cg *c, int nthreads) {
       }
       break;
     case G_FALLBACK: {
-      LLVMValueRef a[2] = {rt, LLVMConstInt(c->t_i32, (unsigned long long)G->seed, 0)};
-      LLVMValueRef rc = LLVMBuildCall2(c->b, c->ft_node, c->f_node, a, 2, "");
+      LLVMValueRef fns = c->g->nodes[G->seed].op == VT_OP_TokenGate ? emit_gate_fns(c, G->seed) : NULL;
+      LLVMValueRef a[3] = {rt, LLVMConstInt(c->t_i32, (unsigned long long)G->seed, 0),
+                           fns ? fns : LLVMConstPointerNull(c->t_ptr)};
+      LLVMValueRef rc = LLVMBuildCall2(c->b, c->ft_node, c->f_node, a, 3, "");
       LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
       if (!fail) {
         fail = LLVMAppendBasicBlockInContext(c->ctx, f, "fail");
@@ -2363,6 +2408,10 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
     fprintf(f, "codegen: eventful fusion: %d of %d TokenGates gathered by their GEMM's prologue (xg not written), %d of %d "
                "TokenBuffers absorbed into their GEMM's scatter epilogue (no host node, no copy)\n",
             n_gather, n_gates, n_scatter, n_scatter + n_buffers);
+  if (n_gates)
+    fprintf(f, "codegen: %d of %d TokenGates run generated loops for their error norms and top-r selection "
+               "(specialised to their token count and width; the gate's control logic stays in its host kernel)\n",
+            c->n_gate_fns, n_gates);
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
     const vt_node *n = &g->nodes[G->seed];
@@ -2547,13 +2596,14 @@ static int build_module(cg *c, int nthreads) {
   c->ft_epi = LLVMFunctionType(c->t_void, ep, 7, 0);
   LLVMTypeRef pp[4] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64};
   c->ft_par = LLVMFunctionType(c->t_void, pp, 4, 0);
-  LLVMTypeRef np[2] = {c->t_ptr, c->t_i32};
-  c->ft_node = LLVMFunctionType(c->t_i32, np, 2, 0);
+  LLVMTypeRef np[3] = {c->t_ptr, c->t_i32, c->t_ptr};
+  c->ft_node = LLVMFunctionType(c->t_i32, np, 3, 0);
   struct { LLVMValueRef *f; const char *name; } lib[] = {
     {&c->f_gemm, "vt_cgk_gemm"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"}, {&c->f_log, "vt_cgm_log"},
     {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}, {&c->f_softmax, "vt_cgk_softmax_rows"},
     {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
-    {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"}};
+    {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
+    {&c->f_gate_sel, "vt_cgk_gate_select"}};
   for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
     *lib[i].f = LLVMGetNamedFunction(c->mod, lib[i].name);
     if (!*lib[i].f) return vt_errorf(c->e, VT_ERR_INTERNAL, "kernel library lacks %s", lib[i].name);

@@ -108,11 +108,16 @@ static evt_state *state_for(vt_kctx *k, int64_t n, int64_t d, bool gate) {
 }
 
 /* ---------- TokenGate ---------- */
+/* generated loops of compiled sessions (vt_kctx.fns) */
+typedef void (*gate_norm_fn)(const float *x, const float *u, float *norm, float *u2, int64_t i0, int64_t i1);
+typedef void (*gate_select_fn)(const float *norm, int64_t *order, int64_t m);
+
 typedef struct {
   const float *x, *u;
   float *norm;
   float *unorm2;   /* NULL, or per token ||u||^2 (the cut test) */
   int64_t d;
+  gate_norm_fn gen;   /* compiled sessions: the generated loop (vt_kctx.fns[0]), else NULL */
 } norm_args;
 
 /* ||x - u||^2; with u2, also *u2 = ||u||^2 from the same loads of u. */
@@ -140,6 +145,10 @@ EVT_CLONES static float sq_dist(const float *x, const float *u, int64_t d, float
 
 static void norm_range(void *arg, int64_t begin, int64_t end) {
   norm_args *a = arg;
+  if (a->gen) {
+    a->gen(a->x, a->u, a->norm, a->unorm2, begin, end);
+    return;
+  }
   for (int64_t i = begin; i < end; i++) {
     float v = sqrtf(sq_dist(a->x + i * a->d, a->u + i * a->d, a->d, a->unorm2 ? a->unorm2 + i : NULL));
     a->norm[i] = v == v ? v : INFINITY;   /* NaN error: most changed */
@@ -229,7 +238,8 @@ int vt_kernel_TokenGate(vt_kctx *k) {
   }
   bool full = s->full_next;
   if (!full) {
-    norm_args na = {.x = xd, .u = s->ref, .norm = s->norm, .unorm2 = cut > 0 ? s->sel : NULL, .d = d};
+    norm_args na = {.x = xd, .u = s->ref, .norm = s->norm, .unorm2 = cut > 0 ? s->sel : NULL, .d = d,
+                    .gen = k->fns ? (gate_norm_fn)(uintptr_t)k->fns[0] : NULL};
     if (n * d < EVT_PAR_MIN) norm_range(&na, 0, n);
     else vt_pool_for(k->pool, n, norm_range, &na);
     if (cut > 0) {   /* a scene cut: the error energy is a large share of the reference's */
@@ -266,7 +276,8 @@ int vt_kernel_TokenGate(vt_kctx *k) {
         m = r >= (double)n ? n : (int64_t)r;
       }
       if (m > n) m = n;
-      select_top(s, m);
+      if (k->fns && k->fns[1] && m > 0 && m < n) ((gate_select_fn)(uintptr_t)k->fns[1])(s->norm, s->order, m);
+      else select_top(s, m);
     }
   }
   int64_t od[2] = {m, d}, id[1] = {m};

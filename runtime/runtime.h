@@ -82,6 +82,12 @@ typedef struct vt_kctx {
    * only the output's dtype and shape (data stays NULL); one that ignores it may still write it.
    * 0 in the interpreter. */
   uint32_t out_skip;
+  /* Compiled sessions: functions the code generator specialised for this node (constant sizes,
+   * host CPU), which the kernel calls for its hot loops instead of its own C; NULL otherwise.
+   * TokenGate: fns[0] = void norm(const float *x, const float *u, float *norm, float *u2,
+   * int64_t i0, int64_t i1) (error norms of rows [i0, i1)), fns[1] = void select(const float
+   * *norm, int64_t *order, int64_t m) (the m < n largest, ties by index, ascending). */
+  const void *const *fns;
 } vt_kctx;
 
 typedef struct vt_state {

@@ -527,6 +527,69 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
   }
 }
 
+/* ---------- Eventful token gate (the hot loops of runtime/kernels_eventful.c's TokenGate) ---- */
+/* Error norms of rows [i0, i1) of x against the reference u ([n, d] each): norm[i] = ||x_i - u_i||
+ * (NaN -> +inf: most changed); with u2, u2[i] = ||u_i||^2 from the same loads. Same summation
+ * order as the runtime's kernel (8 lane sums, the tail, then the lanes in order), so compiled and
+ * interpreted sessions select the same tokens. */
+AI void vt_cgk_gate_norm(const float *x, const float *u, float *norm, float *u2, int64_t d, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; i++) {
+    const float *xr = x + i * d, *ur = u + i * d;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, uacc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t c = 0;
+    for (; c + 8 <= d; c += 8)
+      for (int l = 0; l < 8; l++) {
+        float e = xr[c + l] - ur[c + l];
+        acc[l] += e * e;
+        uacc[l] += ur[c + l] * ur[c + l];
+      }
+    float s = 0.0f, su = 0.0f;
+    for (; c < d; c++) {
+      s += (xr[c] - ur[c]) * (xr[c] - ur[c]);
+      su += ur[c] * ur[c];
+    }
+    for (int l = 0; l < 8; l++) {
+      s += acc[l];
+      su += uacc[l];
+    }
+    if (u2) u2[i] = su;
+    float v = __builtin_sqrtf(s);
+    norm[i] = v == v ? v : __builtin_inff();
+  }
+}
+
+/* The m (1 <= m < n) rows with the largest norms (ties: lower index first), ascending, into
+ * order. Norms are >= 0 or +inf, so their IEEE bits (sign cleared) order like the values: a radix
+ * select, one byte per pass from the top, finds the m-th largest key (4 passes of n, no worst
+ * case), then one pass in index order takes the keys above it and the first ties. */
+static inline AI uint32_t vt_cg_norm_key(const float *norm, int64_t i) {
+  uint32_t k;
+  __builtin_memcpy(&k, norm + i, 4);
+  return k & 0x7fffffffu;
+}
+
+AI void vt_cgk_gate_select(const float *norm, int64_t *order, int64_t n, int64_t m) {
+  uint32_t prefix = 0, pmask = 0;
+  int64_t need = m;   /* keys still to take among those matching prefix, from the top */
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    int64_t hist[256];
+    for (int b = 0; b < 256; b++) hist[b] = 0;
+    for (int64_t i = 0; i < n; i++) {
+      uint32_t k = vt_cg_norm_key(norm, i);
+      if ((k & pmask) == prefix) hist[(k >> shift) & 255u]++;
+    }
+    int b = 255;
+    while (b > 0 && hist[b] < need) need -= hist[b--];
+    prefix |= (uint32_t)b << shift;
+    pmask |= 255u << shift;
+  }
+  int64_t j = 0, ties = need;
+  for (int64_t i = 0; i < n && j < m; i++) {
+    uint32_t k = vt_cg_norm_key(norm, i);
+    if (k > prefix || (k == prefix && ties-- > 0)) order[j++] = i;
+  }
+}
+
 /* rows copies of `bytes` bytes: row r from src + r * sstride to dst + r * dstride (byte strides;
  * Split, Concat and Gather slices as [outer, axis, inner] views). */
 AI void vt_cgk_copy_rows(char *dst, const char *src, int64_t rows, int64_t bytes, int64_t dstride, int64_t sstride) {
