@@ -18,8 +18,8 @@ usage: /usr/bin/python3 scripts/make_clips.py [--out data/clips] [--size 224] [-
            4 photo pans at 224 (16 frames); all: + every photo, vtest.avi if present, 518 sizes.
   --only keeps the --size/--frames jobs whose base name (cockatoo, realshort, astronaut, ...)
   is listed (not the fixed 672/518 ones);
-  --stride N decodes every N-th video frame instead of the default (cockatoo 4, realshort 2;
-  cockatoo has 280 frames: --stride 2 gives 140). Examples: the Eventful fidelity clip
+  --stride N decodes every N-th video frame instead of the default (cockatoo 4, realshort 2, vtest 4;
+  cockatoo has 280 frames: --stride 2 gives 140; vtest.avi 795). Examples: the Eventful fidelity clip
   (>= 100 real video frames) and the vitstream benchmark clip (ViTDet at 672 px):
       scripts/make_clips.py --only cockatoo --size 64 --frames 140 --stride 2
       scripts/make_clips.py --only cockatoo --size 672 --frames 120 --stride 2
@@ -111,7 +111,7 @@ def jobs(set_name, size, frames, only=None, stride=None):
     j += [(os.path.splitext(p)[0], 'pan', p, size, frames, 0) for p in photos]
     if set_name == 'all':
         if os.path.exists(VIDEOS['vtest']):
-            j.append(('vtest', 'video', 'vtest', size, frames, 4))
+            j.append(('vtest', 'video', 'vtest', size, frames, stride or 4))
         if not only:
             j.append(('cockatoo', 'video', 'cockatoo', 518, 8, 4))
     if only:

@@ -3,7 +3,7 @@
 set -eu
 pkgs="cmake make gcc pkg-config libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
 llvm-19-dev clang-19 libclang-rt-19-dev libcmocka-dev python3-onnx python3-numpy python3-torch
-libopenblas0-pthread ffmpeg python3-imageio python3-skimage"
+libopenblas0-pthread ffmpeg python3-imageio python3-skimage opencv-doc"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

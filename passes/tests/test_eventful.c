@@ -792,6 +792,8 @@ static void test_selection_ties(void **st) {
  * gates see 81 padded tokens): per-frame cosine of the output to dense. Stated thresholds:
  *   pan_astronaut_64_t120 (120 frames, camera pan over a real photo): mean >= 0.98 and no drift
  *     (mean of the last 20 frames >= mean of the first 20 - 0.01); measured 0.9984, .9994/.9974;
+ *   vtest_64_t120 (120 real video frames, every 4th of opencv-doc's vtest.avi: a fixed camera,
+ *     people walking): mean >= 0.98 and no drift; measured 0.99830, .99861/.99950 (22% updated);
  *   cockatoo_64_t120 (70 real video frames, every 4th of cockatoo.mp4; large camera motion):
  *     mean >= 0.90; measured 0.917 (0.964 at the native frame rate, see README).
  * Clips come from scripts/make_clips.py (data/clips; VT_EVENTFUL_CLIP_DIR overrides); a missing
@@ -831,20 +833,21 @@ static void test_fidelity_clip(void **st) {
   (void)st;
   const char *dir = getenv("VT_EVENTFUL_CLIP_DIR");
   if (!dir || !*dir) dir = VT_SOURCE_DIR "/data/clips";
-  const char *clips[2] = {"pan_astronaut_64_t120.npy", "cockatoo_64_t120.npy"};
-  const double min_mean[2] = {0.98, 0.90};
+  const char *clips[3] = {"pan_astronaut_64_t120.npy", "vtest_64_t120.npy", "cockatoo_64_t120.npy"};
+  const double min_mean[3] = {0.98, 0.98, 0.90};
+  const bool no_drift[3] = {true, true, false};
   int ran = 0;
-  for (int c = 0; c < 2; c++) {
+  for (int c = 0; c < 3; c++) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, clips[c]);
     struct stat sb;
     if (stat(path, &sb) != 0) {
-      fprintf(stderr, "test_eventful: %s missing (scripts/make_clips.py --size 64 --frames 120)\n", path);
+      fprintf(stderr, "test_eventful: %s missing (scripts/make_clips.py --set all --size 64 --frames 120)\n", path);
       continue;
     }
     double first, last, mean = clip_fidelity(path, "eventful:r=16", &first, &last);
     if (!(mean >= min_mean[c])) fail_msg("%s: mean cosine %.5f < %.2f", clips[c], mean, min_mean[c]);
-    if (c == 0 && !(last >= first - 0.01)) fail_msg("%s: drift: last 20 %.5f, first 20 %.5f", clips[c], last, first);
+    if (no_drift[c] && !(last >= first - 0.01)) fail_msg("%s: drift: last 20 %.5f, first 20 %.5f", clips[c], last, first);
     ran++;
   }
   if (!ran) skip();
