@@ -8,6 +8,7 @@
  * recomputes everything), reallocated only when N or D change. vt_state.bytes counts every byte
  * a state holds (scratch included). float32. */
 #include "gemm.h"
+#include "kernels_relpos.h"
 #include "kernels_util.h"
 #include "runtime.h"
 
@@ -429,6 +430,7 @@ typedef struct {
   int64_t H, M;
   int64_t mstr[4];          /* mask strides over [B,H,Nq,Nk] (0: broadcast) */
   int64_t kbstr_b, kbstr_h;
+  vt_relpos rel;            /* bias_rows / bias_cols (rel.rows NULL: none) */
   float scale;
   int causal, dense, exp_ref;
   vt_pool *gemm_pool;       /* the pool for GEMMs when one worker runs (else NULL) */
@@ -491,6 +493,20 @@ EVT_CLONES static float row_logits(float *row, const float *b, const float *mask
   return r;
 }
 
+/* row[a * kw + c] += r[a] + cols[c] for the n keys of one row (the decomposed bias of
+ * kernels_relpos.h with contiguous cols, in vectors; same sums as vt_relpos_add). */
+EVT_CLONES static void row_relpos(float *row, const float *r, int64_t rs, const float *cols, int64_t kw, int64_t n) {
+  for (int64_t a = 0; a * kw < n; a++) {
+    float ra = r[a * rs], *x = row + a * kw;
+    int64_t m = n - a * kw < kw ? n - a * kw : kw, j = 0;
+    for (; j + 8 <= m; j += 8) {
+      v8f v = *(v8fu *)(x + j) + (ra + *(const v8fu *)(cols + j));
+      *(v8fu *)(x + j) = v;
+    }
+    for (; j < m; j++) x[j] += ra + cols[j];
+  }
+}
+
 EVT_CLONES static float row_max(const float *x, int64_t n) {
   float r = -INFINITY;
   for (int64_t j = 0; j < n; j++) r = x[j] > r ? x[j] : r;
@@ -516,8 +532,8 @@ EVT_CLONES static float row_exp_sum(float *x, int64_t n, float mx) {
   return r;
 }
 
-/* Logits of row i of slice (b, h): Bq's row + mask, key bias, causal, into row; returns the max
- * (-inf: no visible key). */
+/* Logits of row i of slice (b, h): Bq's row + mask, the decomposed bias, key bias, causal (in
+ * that order, as ai.vtopt.Attention), into row; returns the max (-inf: no visible key). */
 static float logits_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
   int64_t N = J->st->N;
   int64_t moff = b * J->mstr[0] + h * J->mstr[1] + i * J->mstr[2];
@@ -526,6 +542,15 @@ static float logits_row(const attn_job *J, int64_t b, int64_t h, int64_t i, cons
   if (J->bmask) {
     for (int64_t j = 0; j < N; j++)
       if (!J->bmask[moff + j * J->mstr[3]]) row[j] = -INFINITY;
+    more = true;
+  }
+  if (J->rel.rows) {
+    const vt_relpos *rp = &J->rel;
+    if (rp->cstr[3] == 1)
+      row_relpos(row, rp->rows + b * rp->rstr[0] + h * rp->rstr[1] + i * rp->rstr[2], rp->rstr[3],
+                 rp->cols + b * rp->cstr[0] + h * rp->cstr[1] + i * rp->cstr[2], rp->kw, N);
+    else
+      vt_relpos_add(rp, b, h, i, row, N);
     more = true;
   }
   if (J->kbias) {
@@ -730,6 +755,7 @@ int vt_kernel_EventfulAttention(vt_kctx *k) {
   const vt_tensor *q = k->in[0], *kt = k->in[1], *v = k->in[2];
   const vt_tensor *mask = k->n_in > 3 ? k->in[3] : NULL, *kb = k->n_in > 4 ? k->in[4] : NULL;
   const vt_tensor *idx = k->n_in > 5 ? k->in[5] : NULL;
+  const vt_tensor *brows = k->n_in > 6 ? k->in[6] : NULL, *bcols = k->n_in > 7 ? k->in[7] : NULL;
   if (!idx || idx->dtype != VT_I64 || idx->rank != 1) return vt_kernel_fail(k, "idx must be i64 [M]");
   if (q->dtype != VT_F32 || kt->dtype != VT_F32 || v->dtype != VT_F32)
     return vt_kernel_fail(k, "supports float32 only, got %s", vt_dtype_name(q->dtype));
@@ -762,6 +788,8 @@ int vt_kernel_EventfulAttention(vt_kctx *k) {
     J.kbstr_b = kb->dims[1] * N;
     J.kbstr_h = kb->dims[1] == 1 ? 0 : N;
   }
+  int rc = vt_relpos_init(k, brows, bcols, B, H, N, N, &J.rel);
+  if (rc) return rc;
   const int64_t *ix = J.idx;
   for (int64_t j = 0; j < J.M; j++)
     if (ix[j] < 0 || ix[j] >= N || (j > 0 && ix[j] <= ix[j - 1]))
