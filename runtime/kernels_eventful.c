@@ -493,23 +493,44 @@ EVT_CLONES static float row_logits(float *row, const float *b, const float *mask
   return r;
 }
 
-/* row[a * kw + c] += r[a] + cols[c] for the n keys of one row (the decomposed bias of
- * kernels_relpos.h with contiguous cols, in vectors; same sums as vt_relpos_add). */
-EVT_CLONES static void row_relpos(float *row, const float *r, int64_t rs, const float *cols, int64_t kw, int64_t n) {
+/* row = b (+ mask, stride 1) + the decomposed bias r[a] + cols[c] at key a * kw + c (cols
+ * contiguous; same sums as kernels_relpos.h), in one pass with vectors; returns the max. */
+EVT_CLONES static float row_logits_rel(float *row, const float *b, const float *mask, const float *r, int64_t rs,
+                                       const float *cols, int64_t kw, int64_t n) {
+  v8f m = (v8f){0} - INFINITY;
+  float mx = -INFINITY;
   for (int64_t a = 0; a * kw < n; a++) {
-    float ra = r[a * rs], *x = row + a * kw;
-    int64_t m = n - a * kw < kw ? n - a * kw : kw, j = 0;
-    for (; j + 8 <= m; j += 8) {
-      v8f v = *(v8fu *)(x + j) + (ra + *(const v8fu *)(cols + j));
-      *(v8fu *)(x + j) = v;
+    int64_t o = a * kw, len = n - o < kw ? n - o : kw, j = 0;
+    float ra = r[a * rs];
+    for (; j + 8 <= len; j += 8) {
+      v8f x = *(const v8fu *)(b + o + j);
+      if (mask) x += *(const v8fu *)(mask + o + j);
+      x += ra + *(const v8fu *)(cols + j);
+      *(v8fu *)(row + o + j) = x;
+      m = EVT_SEL(x > m, x, m);
     }
-    for (; j < m; j++) x[j] += ra + cols[j];
+    for (; j < len; j++) {
+      float x = b[o + j];
+      if (mask) x += mask[o + j];
+      x += ra + cols[j];
+      row[o + j] = x;
+      mx = x > mx ? x : mx;
+    }
   }
+  for (int l = 0; l < 8; l++) mx = m[l] > mx ? m[l] : mx;
+  return mx;
 }
 
 EVT_CLONES static float row_max(const float *x, int64_t n) {
+  v8f m = (v8f){0} - INFINITY;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    v8f v = *(const v8fu *)(x + j);
+    m = EVT_SEL(v > m, v, m);
+  }
   float r = -INFINITY;
-  for (int64_t j = 0; j < n; j++) r = x[j] > r ? x[j] : r;
+  for (int l = 0; l < 8; l++) r = m[l] > r ? m[l] : r;
+  for (; j < n; j++) r = x[j] > r ? x[j] : r;
   return r;
 }
 
@@ -537,21 +558,24 @@ EVT_CLONES static float row_exp_sum(float *x, int64_t n, float mx) {
 static float logits_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
   int64_t N = J->st->N;
   int64_t moff = b * J->mstr[0] + h * J->mstr[1] + i * J->mstr[2];
-  float mx = row_logits(row, brow, J->mask ? J->mask + moff : NULL, J->mstr[3], N);
+  const vt_relpos *rp = &J->rel;
+  float mx;
   bool more = false;
-  if (J->bmask) {
-    for (int64_t j = 0; j < N; j++)
-      if (!J->bmask[moff + j * J->mstr[3]]) row[j] = -INFINITY;
-    more = true;
-  }
-  if (J->rel.rows) {
-    const vt_relpos *rp = &J->rel;
-    if (rp->cstr[3] == 1)
-      row_relpos(row, rp->rows + b * rp->rstr[0] + h * rp->rstr[1] + i * rp->rstr[2], rp->rstr[3],
-                 rp->cols + b * rp->cstr[0] + h * rp->cstr[1] + i * rp->cstr[2], rp->kw, N);
-    else
+  if (rp->rows && rp->cstr[3] == 1 && !J->bmask && (!J->mask || J->mstr[3] == 1)) {   /* one vector pass */
+    mx = row_logits_rel(row, brow, J->mask ? J->mask + moff : NULL,
+                        rp->rows + b * rp->rstr[0] + h * rp->rstr[1] + i * rp->rstr[2], rp->rstr[3],
+                        rp->cols + b * rp->cstr[0] + h * rp->cstr[1] + i * rp->cstr[2], rp->kw, N);
+  } else {
+    mx = row_logits(row, brow, J->mask ? J->mask + moff : NULL, J->mstr[3], N);
+    if (J->bmask) {
+      for (int64_t j = 0; j < N; j++)
+        if (!J->bmask[moff + j * J->mstr[3]]) row[j] = -INFINITY;
+      more = true;
+    }
+    if (rp->rows) {
       vt_relpos_add(rp, b, h, i, row, N);
-    more = true;
+      more = true;
+    }
   }
   if (J->kbias) {
     const float *kb = J->kbias + b * J->kbstr_b + h * J->kbstr_h;
