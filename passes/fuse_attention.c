@@ -7,9 +7,10 @@
  * bias of SAM/ViTDet (scores reshaped to [BH,h,w,h,w], biases added, reshaped back): a bias
  * over the key rows ([..., kh, 1]) and one over the key columns ([..., 1, kw]) become the
  * Attention's bias_rows [..., Nq, kh] and bias_cols [..., Nq, kw] (reshaped, never summed to a
- * [BH,Nq,Nk] mask); other bias sets are summed and reshaped into the mask. Rank-4 scores are [B,H,Nq,Nk]; rank-3 scores ([B*H,Nq,Nk])
- * are reshaped to [B,H,..] when H is known from nn.MultiheadAttention's [N,B,C] -> [N,B*H,D]
- * reshape, else get a unit head axis (Unsqueeze/Squeeze). Projections,
+ * [BH,Nq,Nk] mask); other bias sets are summed and reshaped into the mask. Rank-4 scores are
+ * [B,H,Nq,Nk]; rank-3 scores ([B*H,Nq,Nk]) are reshaped to [B,H,..] when H is known from
+ * nn.MultiheadAttention's [N,B,C] -> [N,B*H,D] reshape, else get a unit head axis
+ * (Unsqueeze/Squeeze). Projections,
  * reshapes and residuals around the core stay as they are; afterwards the residual blocks around
  * each Attention are recognised (blocks.c) and counted as rule "residual-block". The rule is
  * rooted at Softmax: every Softmax is a candidate, and --explain says which step stopped the
@@ -470,10 +471,10 @@ static int fa_rewrite(vt_graph *g, int32_t root, void *recp, vt_error *e) {
   if (r.qs_user >= 0) g->nodes[r.qs_user].in[r.qs_slot] = r.qs_src;
   if (r.rp_n > 0) {
     (*r.conf->relpos)++;
-    if (r.conf->explain)
-      fprintf(r.conf->explain, "  fuse-attention: '%s': relative-position bias %s\n", base,
-              r.rp_rows >= 0 ? "kept decomposed (bias_rows, bias_cols)" : "materialised as a mask: ");
-    if (r.conf->explain && r.rp_rows < 0) fprintf(r.conf->explain, "    %s\n", r.rp_why);
+    if (r.conf->explain && r.rp_rows >= 0)
+      fprintf(r.conf->explain, "  fuse-attention: '%s': relative-position bias kept decomposed (bias_rows, bias_cols)\n", base);
+    else if (r.conf->explain)
+      fprintf(r.conf->explain, "  fuse-attention: '%s': relative-position bias materialised as a mask: %s\n", base, r.rp_why);
   }
   if (r.rp_rows >= 0) {   /* bias_rows / bias_cols = Reshape(bias, [scores dims but the last..., kh | kw]) */
     (*r.conf->decomposed)++;

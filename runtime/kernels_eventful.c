@@ -494,7 +494,8 @@ EVT_CLONES static float row_logits(float *row, const float *b, const float *mask
 }
 
 /* row = b (+ mask, stride 1) + the decomposed bias r[a] + cols[c] at key a * kw + c (cols
- * contiguous; same sums as kernels_relpos.h), in one pass with vectors; returns the max. */
+ * contiguous; same sums as kernels_relpos.h), in one pass with vectors; returns the max.
+ * row must not alias b or mask. */
 EVT_CLONES static float row_logits_rel(float *row, const float *b, const float *mask, const float *r, int64_t rs,
                                        const float *cols, int64_t kw, int64_t n) {
   v8f m = (v8f){0} - INFINITY;
@@ -502,7 +503,13 @@ EVT_CLONES static float row_logits_rel(float *row, const float *b, const float *
   for (int64_t a = 0; a * kw < n; a++) {
     int64_t o = a * kw, len = n - o < kw ? n - o : kw, j = 0;
     float ra = r[a * rs];
-    for (; j + 8 <= len; j += 8) {
+    /* vectors; a grid row of >= 8 keys ends with one more vector overlapping the previous one
+     * (row is written from b, mask and cols only, so recomputed lanes get the same values) */
+    for (int64_t last = 0; j + 8 <= len || (!last && len >= 8 && j < len); j += 8) {
+      if (j + 8 > len) {
+        j = len - 8;
+        last = 1;
+      }
       v8f x = *(const v8fu *)(b + o + j);
       if (mask) x += *(const v8fu *)(mask + o + j);
       x += ra + *(const v8fu *)(cols + j);
