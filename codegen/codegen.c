@@ -126,12 +126,14 @@ typedef struct cg_group {
   int64_t esize;               /* PERM: element size */
   int32_t *slots; int n_slots; /* values whose pointers a kernel body takes */
   int32_t *slot_blob;          /* per slot: the blob it reads (GEMM epilogue constants), or -1 */
-  /* ATTN: inputs Q, K, V, float mask, bool mask, key bias (value, or -1) and the blob of each
-   * constant one (-1: read from bufs); dims; mask strides blob (gblob); key-bias strides */
-  int32_t att_v[6], att_blob[6];
+  /* ATTN: inputs Q, K, V, float mask, bool mask, key bias, bias_rows, bias_cols (value, or -1)
+   * and the blob of each constant one (-1: read from bufs); dims; strides blob (gblob: 12 i64,
+   * the mask's, bias_rows' and bias_cols' element strides over [B,H,Nq,Nk|kh|kw]); key-bias
+   * strides; aKw: the key grid's width (0: no decomposed bias) */
+  int32_t att_v[8], att_blob[8];
   cg_copy *copies; int n_copies;   /* BLOCKS */
   int64_t conv[14];            /* CONV: C, H, W, OH, OW, kh, kw, sh, sw, dh, dw, ph, pw, rows per unit */
-  int64_t aH, aHkv, aNq, aNk, aDh, aDv, kb_b, kb_h;
+  int64_t aH, aHkv, aNq, aNk, aDh, aDv, kb_b, kb_h, aKw;
   float scale;
   int causal;
   char why[200];               /* FALLBACK: the reason */
@@ -211,7 +213,7 @@ typedef struct cg {
    * void core(ptr q, ptr k, ptr v, ptr out, ptr mask, ptr bmask, ptr kbias, i64 u0, i64 u1) */
   LLVMValueRef f_attn, f_copy_rows, f_conv;
   LLVMTypeRef ft_attn, ft_attn_core, ft_copy_rows, ft_conv;
-  struct attn_key { int64_t d[12]; float scale; int flags; } *attn_keys;
+  struct attn_key { int64_t d[21]; float scale; int flags; } *attn_keys;
   LLVMValueRef *attn_cores;
   int n_attn_cores;
   /* GEMM epilogues shared by groups of equal structure (epi_key) */
@@ -1007,8 +1009,8 @@ static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
              VT_CG_ATT_DMAX);
     return 0;
   }
-  int32_t vin[6] = {n->in[0], n->in[1], n->in[2], -1, -1, -1};
-  int64_t mstr[4] = {0, 0, 0, 0}, kb_b = 0, kb_h = 0;
+  int32_t vin[8] = {n->in[0], n->in[1], n->in[2], -1, -1, -1, -1, -1};
+  int64_t mstr[12] = {0}, kb_b = 0, kb_h = 0, kw = 0;
   if (n->n_in > 3 && n->in[3] >= 0) {
     const vt_value *M = &g->values[n->in[3]];
     if ((M->dtype != VT_F32 && M->dtype != VT_BOOL) || M->rank > 4) {
@@ -1036,18 +1038,44 @@ static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
     kb_b = KB->dims[1] * Nk;
     kb_h = KB->dims[1] == 1 ? 0 : Nk;
   }
-  int32_t blobs[6] = {-1, -1, -1, -1, -1, -1};
-  for (int k = 0; k < 6; k++)
+  bool has_r = n->n_in > 5 && n->in[5] >= 0, has_c = n->n_in > 6 && n->in[6] >= 0;
+  if (has_r != has_c) { snprintf(why, whyn, "only one of bias_rows and bias_cols is given"); return 0; }
+  if (has_r) {   /* decomposed bias: bias_rows [.., Nq, kh], bias_cols [.., Nq, kw], kh * kw = Nk */
+    const vt_value *R = &g->values[n->in[5]], *C = &g->values[n->in[6]];
+    if (R->dtype != VT_F32 || C->dtype != VT_F32 || R->rank < 1 || R->rank > 4 || C->rank < 1 || C->rank > 4) {
+      snprintf(why, whyn, "bias_rows / bias_cols are not float32 tensors of rank 1 to 4");
+      return 0;
+    }
+    int64_t kh = R->dims[R->rank - 1];
+    kw = C->dims[C->rank - 1];
+    if (kw <= 0 || kh * kw != Nk) { snprintf(why, whyn, "bias_rows / bias_cols do not span the %lld keys", (long long)Nk); return 0; }
+    const vt_value *T[2] = {R, C};
+    int64_t last[2] = {kh, kw};
+    for (int t = 0; t < 2; t++) {
+      int64_t full[4] = {B, H, Nq, last[t]}, st = 1;
+      for (int d = 3; d >= 0; d--) {
+        int md = d - (4 - T[t]->rank);
+        int64_t sz = md >= 0 ? T[t]->dims[md] : 1;
+        if (sz != 1 && sz != full[d]) { snprintf(why, whyn, "bias_rows / bias_cols do not broadcast to [B,H,Nq,k]"); return 0; }
+        mstr[4 + 4 * t + d] = sz == 1 ? 0 : st;
+        st *= sz;
+      }
+    }
+    vin[6] = n->in[5];
+    vin[7] = n->in[6];
+  }
+  int32_t blobs[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  for (int k = 0; k < 8; k++)
     if (vin[k] >= 0 && is_const(g, vin[k])) {
       const vt_tensor *t = g->values[vin[k]].cdata;
       if (t->dtype != g->values[vin[k]].dtype || !t->data) { snprintf(why, whyn, "unexpected constant input"); return 0; }
       blobs[k] = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
       if (blobs[k] < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
     }
-  int64_t *ms = malloc(4 * sizeof *ms);
+  int64_t *ms = malloc(sizeof mstr);
   if (!ms) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   memcpy(ms, mstr, sizeof mstr);
-  int mb = add_blob(c, ms, 4 * sizeof *ms, ms);
+  int mb = add_blob(c, ms, sizeof mstr, ms);
   if (mb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   cg_group *G = new_group(c, G_ATTN, ni);
   if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
@@ -1056,7 +1084,7 @@ static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
   G->out = n->out[0];
   G->total = val_numel(O);
   G->aH = H; G->aHkv = Hkv; G->aNq = Nq; G->aNk = Nk; G->aDh = Dh; G->aDv = Dv;
-  G->kb_b = kb_b; G->kb_h = kb_h;
+  G->kb_b = kb_b; G->kb_h = kb_h; G->aKw = kw;
   G->gblob = mb;
   float scale = vt_attr_float(n, "scale", 0.0f);
   G->scale = scale != 0.0f ? scale : (Dh > 0 ? 1.0f / sqrtf((float)Dh) : 1.0f);
@@ -2113,10 +2141,12 @@ static LLVMValueRef emit_attn_kernel(cg *c, int gi) {
   const int64_t *mstr = c->blobs[G->gblob].data;
   struct attn_key key;
   memset(&key, 0, sizeof key);
-  int64_t d[12] = {G->aH, G->aHkv, G->aNq, G->aNk, G->aDh, G->aDv, G->kb_b, G->kb_h, mstr[0], mstr[1], mstr[2], mstr[3]};
+  int64_t d[21] = {G->aH, G->aHkv, G->aNq, G->aNk, G->aDh, G->aDv, G->kb_b, G->kb_h, G->aKw};
+  memcpy(d + 9, mstr, 12 * sizeof *mstr);
   memcpy(key.d, d, sizeof d);
   key.scale = G->scale;
-  key.flags = G->causal | (G->att_v[3] >= 0) << 1 | (G->att_v[4] >= 0) << 2 | (G->att_v[5] >= 0) << 3;
+  key.flags = G->causal | (G->att_v[3] >= 0) << 1 | (G->att_v[4] >= 0) << 2 | (G->att_v[5] >= 0) << 3 |
+              (G->att_v[6] >= 0) << 4;
   LLVMValueRef core = NULL;
   for (int i = 0; i < c->n_attn_cores && !core; i++)
     if (!memcmp(&c->attn_keys[i], &key, sizeof key)) core = c->attn_cores[i];
@@ -2136,16 +2166,17 @@ static LLVMValueRef emit_attn_kernel(cg *c, int gi) {
     add_noalias_params(c, core, 3, 1);
     LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, core, "entry"));
-    LLVMValueRef P[9];
-    for (int i = 0; i < 9; i++) P[i] = LLVMGetParam(core, (unsigned)i);
+    LLVMValueRef P[11];
+    for (int i = 0; i < 11; i++) P[i] = LLVMGetParam(core, (unsigned)i);
     LLVMValueRef nul = LLVMConstPointerNull(c->t_ptr);
-    LLVMValueRef a[20] = {P[0], P[1], P[2], P[3],
+    LLVMValueRef a[23] = {P[0], P[1], P[2], P[3],
                           G->att_v[3] >= 0 ? P[4] : nul, G->att_v[4] >= 0 ? P[5] : nul,
                           c->blob_globals[G->gblob], G->att_v[5] >= 0 ? P[6] : nul,
-                          ci64(c, G->kb_b), ci64(c, G->kb_h), ci64(c, G->aH), ci64(c, G->aHkv), ci64(c, G->aNq),
-                          ci64(c, G->aNk), ci64(c, G->aDh), ci64(c, G->aDv), cf(c, G->scale),
-                          LLVMConstInt(c->t_i32, (unsigned long long)G->causal, 0), P[7], P[8]};
-    LLVMBuildCall2(c->b, c->ft_attn, c->f_attn, a, 20, "");
+                          ci64(c, G->kb_b), ci64(c, G->kb_h), G->att_v[6] >= 0 ? P[7] : nul,
+                          G->att_v[7] >= 0 ? P[8] : nul, ci64(c, G->aKw), ci64(c, G->aH), ci64(c, G->aHkv),
+                          ci64(c, G->aNq), ci64(c, G->aNk), ci64(c, G->aDh), ci64(c, G->aDv), cf(c, G->scale),
+                          LLVMConstInt(c->t_i32, (unsigned long long)G->causal, 0), P[9], P[10]};
+    LLVMBuildCall2(c->b, c->ft_attn, c->f_attn, a, 23, "");
     LLVMBuildRetVoid(c->b);
     if (saved) LLVMPositionBuilderAtEnd(c->b, saved);
     c->attn_keys[c->n_attn_cores] = key;
@@ -2153,10 +2184,11 @@ static LLVMValueRef emit_attn_kernel(cg *c, int gi) {
   }
   LLVMValueRef k = begin_kernel(c, gi);
   LLVMValueRef bufs = LLVMGetParam(k, 0);
-  LLVMValueRef a[9] = {attn_in(c, G, bufs, 0), attn_in(c, G, bufs, 1), attn_in(c, G, bufs, 2),
-                       load_buf(c, bufs, G->out), attn_in(c, G, bufs, 3), attn_in(c, G, bufs, 4),
-                       attn_in(c, G, bufs, 5), LLVMGetParam(k, 1), LLVMGetParam(k, 2)};
-  LLVMBuildCall2(c->b, c->ft_attn_core, core, a, 9, "");
+  LLVMValueRef a[11] = {attn_in(c, G, bufs, 0), attn_in(c, G, bufs, 1), attn_in(c, G, bufs, 2),
+                        load_buf(c, bufs, G->out), attn_in(c, G, bufs, 3), attn_in(c, G, bufs, 4),
+                        attn_in(c, G, bufs, 5), attn_in(c, G, bufs, 6), attn_in(c, G, bufs, 7),
+                        LLVMGetParam(k, 1), LLVMGetParam(k, 2)};
+  LLVMBuildCall2(c->b, c->ft_attn_core, core, a, 11, "");
   LLVMBuildRetVoid(c->b);
   return k;
 }
@@ -2443,10 +2475,10 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
               (long long)G->total, n->name);
       continue;
     case G_ATTN:
-      fprintf(f, "  [%d] attention H=%lld Hkv=%lld Nq=%lld Nk=%lld Dh=%lld Dv=%lld%s%s%s '%s'\n", gi, (long long)G->aH,
+      fprintf(f, "  [%d] attention H=%lld Hkv=%lld Nq=%lld Nk=%lld Dh=%lld Dv=%lld%s%s%s%s '%s'\n", gi, (long long)G->aH,
               (long long)G->aHkv, (long long)G->aNq, (long long)G->aNk, (long long)G->aDh, (long long)G->aDv,
               G->att_v[3] >= 0 || G->att_v[4] >= 0 ? " mask" : "", G->att_v[5] >= 0 ? " key_bias" : "",
-              G->causal ? " causal" : "", n->name);
+              G->att_v[6] >= 0 ? " rel-pos bias (decomposed)" : "", G->causal ? " causal" : "", n->name);
       continue;
     case G_ROW:
       fprintf(f, "  [%d] row %s %lldx%lld '%s'\n", gi, vt_ops[n->op].name, (long long)G->rows, (long long)G->cols,
@@ -2579,12 +2611,13 @@ static int build_module(cg *c, int nthreads) {
   c->ft_perm = LLVMFunctionType(c->t_void, tp, 8, 0);
   LLVMTypeRef rp[7] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_f32, c->t_i64, c->t_i64};
   c->ft_row_core = LLVMFunctionType(c->t_void, rp, 7, 0);
-  LLVMTypeRef ap[20] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr,
-                        c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
-                        c->t_f32, c->t_i32, c->t_i64, c->t_i64};
-  c->ft_attn = LLVMFunctionType(c->t_void, ap, 20, 0);
-  LLVMTypeRef acp[9] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64};
-  c->ft_attn_core = LLVMFunctionType(c->t_void, acp, 9, 0);
+  LLVMTypeRef ap[23] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr,
+                        c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
+                        c->t_i64, c->t_i64, c->t_i64, c->t_f32, c->t_i32, c->t_i64, c->t_i64};
+  c->ft_attn = LLVMFunctionType(c->t_void, ap, 23, 0);
+  LLVMTypeRef acp[11] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr,
+                         c->t_i64, c->t_i64};
+  c->ft_attn_core = LLVMFunctionType(c->t_void, acp, 11, 0);
   LLVMTypeRef crp[6] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64};
   c->ft_copy_rows = LLVMFunctionType(c->t_void, crp, 6, 0);
   LLVMTypeRef cvp[22];

@@ -71,7 +71,16 @@ int vt_infer_EventfulAttention(vt_infer_ctx *c) {
   for (int d = 0; d < 3; d++)
     if (!dims_may_equal(c->in[0].dims[d], c->in[1].dims[d]) || !dims_may_equal(c->in[0].dims[d], c->in[2].dims[d]))
       return vt_infer_fail(c, "Q, K and V must agree on [B,H,N] (self-attention over one token set, H == Hkv)");
-  vt_infer_ctx a = *c;   /* the rest is Attention's (Q, K, V, mask, key_bias) */
-  a.n_in = 5;
+  /* the rest is Attention's: Q, K, V, mask, key_bias, then bias_rows/bias_cols (slots 6, 7 here,
+   * 5, 6 there) */
+  vt_infer_in ins[7];
+  for (int i = 0; i < 7; i++) {
+    int src = i < 5 ? i : i + 1;
+    if (src < c->n_in) ins[i] = c->in[src];
+    else memset(&ins[i], 0, sizeof ins[i]);
+  }
+  vt_infer_ctx a = *c;
+  a.in = ins;
+  a.n_in = 7;
   return vt_infer_Attention(&a);
 }

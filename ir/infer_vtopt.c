@@ -14,7 +14,7 @@ static bool dims_may_equal(vt_dim a, vt_dim b) {
 static const char *ds(const vt_graph *g, vt_dim d, char *buf) { return vt_dim_str(g, d, buf, 96); }
 
 int vt_infer_Attention(vt_infer_ctx *c) {
-  static const char *names[5] = {"Q", "K", "V", "mask", "key_bias"};
+  static const char *names[3] = {"Q", "K", "V"};
   for (int i = 0; i < 3; i++) {
     if (!present(c, i)) return vt_infer_fail(c, "input %s is required", names[i]);
     if (c->in[i].rank != 4)
@@ -61,6 +61,31 @@ int vt_infer_Attention(vt_infer_ctx *c) {
         !(kb->dims[1] == 1 || dims_may_equal(kb->dims[1], q->dims[1])) || !dims_may_equal(kb->dims[2], k->dims[2]))
       return vt_infer_fail(c, "key_bias must be [B,1|H,Nk] = [%s,1|%s,%s]", ds(c->g, q->dims[0], b1),
                            ds(c->g, q->dims[1], b2), "Nk");
+  }
+  if (present(c, 5) != present(c, 6))
+    return vt_infer_fail(c, "bias_rows and bias_cols (the decomposed relative-position bias) come together; %s is missing",
+                         present(c, 5) ? "bias_cols" : "bias_rows");
+  if (present(c, 5)) {
+    /* bias_rows [..., Nq, kh], bias_cols [..., Nq, kw]: leading dims broadcast to [B,H,Nq],
+     * the last dims are the key grid (kh x kw = Nk) */
+    static const char *bn[2] = {"bias_rows", "bias_cols"};
+    vt_dim kd[2];
+    for (int t = 0; t < 2; t++) {
+      const vt_infer_in *r = &c->in[5 + t];
+      if (r->rank < 1 || r->rank > 4) return vt_infer_fail(c, "%s must have rank 1 to 4, got %d", bn[t], r->rank);
+      if (r->dtype != q->dtype) return vt_infer_fail(c, "%s must be %s, got %s", bn[t], vt_dtype_name(q->dtype), vt_dtype_name(r->dtype));
+      kd[t] = r->dims[r->rank - 1];
+      for (int32_t d = 0; d + 1 < r->rank; d++) {
+        vt_dim rd = r->dims[d], td = target[4 - r->rank + d];
+        if (vt_dim_is_const(rd) && rd == 1) continue;
+        if (!dims_may_equal(rd, td))
+          return vt_infer_fail(c, "%s dim %d is %s; it must be 1 or %s to broadcast to [B,H,Nq,%s]", bn[t], d,
+                               ds(c->g, rd, b1), ds(c->g, td, b2), t ? "kw" : "kh");
+      }
+    }
+    if (vt_dim_is_const(kd[0]) && vt_dim_is_const(kd[1]) && vt_dim_is_const(k->dims[2]) && kd[0] * kd[1] != k->dims[2])
+      return vt_infer_fail(c, "bias_rows [..., %lld] and bias_cols [..., %lld] span a %lld x %lld key grid, but K has %lld keys",
+                           (long long)kd[0], (long long)kd[1], (long long)kd[0], (long long)kd[1], (long long)k->dims[2]);
   }
   int64_t causal = vt_attr_int(c->node, "causal", 0);
   if (causal != 0 && causal != 1) return vt_infer_fail(c, "causal must be 0 or 1, got %lld", (long long)causal);

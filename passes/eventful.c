@@ -16,7 +16,8 @@
  * one QKV TokenBuffer through data-movement ops only (Reshape, Transpose, Squeeze, Unsqueeze,
  * Flatten, Split, Gather of one index, Identity) becomes ai.vtopt.EventfulAttention, which also
  * reads the QKV gate's idx and keeps B = q.k^T, A's reference columns and v's reference rows as
- * state (sparse B refresh, delta A.v: EventfulBlock of the paper). The pass proves that position
+ * state (sparse B refresh, delta A.v: EventfulBlock of the paper); its mask, key bias and decomposed
+ * relative-position bias (bias_rows/bias_cols) carry over as inputs, read whole every frame. The pass proves that position
  * n of every (b, h) slice of Q/K/V is gate token n by following each axis as a list of factors
  * of the buffer's token and channel axes through the movement chain (constant dims required:
  * pin the frame dim, e.g. --dim T=1). Windowed attention (a slice sees only some tokens) fails
@@ -559,14 +560,17 @@ int vt_pass_eventful(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt
       continue;
     }
     const vt_node *a = &g->nodes[i];
-    int32_t in[6] = {a->in[0], a->in[1], a->in[2], a->n_in > 3 ? a->in[3] : -1, a->n_in > 4 ? a->in[4] : -1, idx};
+    /* Attention's inputs, idx, then the decomposed bias (bias_rows, bias_cols) when it has one */
+    int32_t in[8] = {a->in[0], a->in[1], a->in[2], a->n_in > 3 ? a->in[3] : -1, a->n_in > 4 ? a->in[4] : -1, idx,
+                     a->n_in > 5 ? a->in[5] : -1, a->n_in > 6 ? a->in[6] : -1};
+    int n_in = in[6] >= 0 || in[7] >= 0 ? 8 : 6;
     float scale = vt_attr_float(a, "scale", 0.0f);
     int64_t causal = vt_attr_int(a, "causal", 0);
     int32_t out = a->out[0];
     const char *name = vt_rw_fresh_name(g, a->name, "evt_attention");
     if (!name) return vt_errorf(e, VT_ERR_MODEL, "%s: eventful: out of memory", g->path);
     vt_rw_detach_output(g, i, 0);
-    int32_t ea = vt_graph_add_node(g, name, VT_OP_EventfulAttention, 6, in, 1, &out);
+    int32_t ea = vt_graph_add_node(g, name, VT_OP_EventfulAttention, n_in, in, 1, &out);
     vt_attr *at;
     if (ea < 0 || !(at = set_attr(g, ea, "scale", VT_ATTR_FLOAT)))
       return vt_errorf(e, VT_ERR_MODEL, "%s: eventful: out of memory", g->path);

@@ -4,10 +4,13 @@
  * becomes one ai.vtopt.Attention node. Also folded: a pre-scaled q (scalar Mul/Div right before
  * Q.K^T or before q's head Reshape/Transpose), K^T arriving through a Transpose, HF repeat_kv
  * (Unsqueeze/Expand/Reshape of K and V: GQA read directly), and the decomposed relative-position
- * bias of SAM/ViTDet (scores reshaped to [BH,h,w,h,w], biases added, reshaped back: the biases'
- * sum, reshaped, becomes the mask). Rank-4 scores are [B,H,Nq,Nk]; rank-3 scores ([B*H,Nq,Nk])
- * are reshaped to [B,H,..] when H is known from nn.MultiheadAttention's [N,B,C] -> [N,B*H,D]
- * reshape, else get a unit head axis (Unsqueeze/Squeeze). Projections,
+ * bias of SAM/ViTDet (scores reshaped to [BH,h,w,h,w], biases added, reshaped back): a bias
+ * over the key rows ([..., kh, 1]) and one over the key columns ([..., 1, kw]) become the
+ * Attention's bias_rows [..., Nq, kh] and bias_cols [..., Nq, kw] (reshaped, never summed to a
+ * [BH,Nq,Nk] mask); other bias sets are summed and reshaped into the mask. Rank-4 scores are
+ * [B,H,Nq,Nk]; rank-3 scores ([B*H,Nq,Nk]) are reshaped to [B,H,..] when H is known from
+ * nn.MultiheadAttention's [N,B,C] -> [N,B*H,D] reshape, else get a unit head axis
+ * (Unsqueeze/Squeeze). Projections,
  * reshapes and residuals around the core stay as they are; afterwards the residual blocks around
  * each Attention are recognised (blocks.c) and counted as rule "residual-block". The rule is
  * rooted at Softmax: every Softmax is a candidate, and --explain says which step stopped the
@@ -31,10 +34,20 @@ typedef struct {
   /* decomposed relative-position bias: scores reshaped by R1, biases added, reshaped back by
    * R2: the mask becomes Reshape(sum of biases, R2's shape input) */
   int32_t rp_n, rp_bias[4], rp_shape;
+  /* the decomposed form (rp_rows >= 0): rows/cols biases and the target shape of their
+   * Reshape ([scores dims but the last..., kh | kw], 0 = copy, -1 = infer), rp_drank entries */
+  int32_t rp_rows, rp_cols, rp_drank;
+  int64_t rp_dshape[2][VT_MAX_RANK];
+  const struct fa_conf *conf;
+  char rp_why[200];        /* why the biases were summed into a mask (rp_rows < 0) */
   int64_t heads;           /* rank 3: heads folded into the batch dim (B*H), 1 if unknown */
 } fa_rec;
 
-typedef struct { bool fold_q_scale; } fa_conf;
+typedef struct fa_conf {
+  bool fold_q_scale;
+  FILE *explain;                 /* --explain: one line per relative-position bias fused */
+  int64_t *relpos, *decomposed;  /* counters: rel-pos biases fused / kept decomposed */
+} fa_conf;
 
 static const char *opname(const vt_graph *g, int32_t node) { return vt_ops[g->nodes[node].op].name; }
 
@@ -100,6 +113,68 @@ static bool reaches_r1(const vt_graph *g, int32_t v, int depth) {
   return false;
 }
 
+/* Can the two biases of a relative-position region stay decomposed? R1 (value r1) reshapes
+ * the scores s [..., Nk] to [..., kh, kw] (kh * kw = Nk: the last axis splits into the key grid,
+ * row-major); one bias must be [P..., kh, 1] (rows), the other [P..., 1, kw] (cols), P being R1's
+ * leading dims (no broadcasting there), so Reshape(bias, [s dims but the last..., kh | kw]) holds
+ * the same numbers per query row. Sets r->rp_rows/rp_cols/rp_dshape, or returns false (with the
+ * reason in why) and the biases are summed into a mask. */
+static bool relpos_decomposable(const vt_graph *g, int32_t s, int32_t r1, fa_rec *r, char *why, size_t whyn) {
+  const vt_value *sv = &g->values[s], *r1v = &g->values[r1];
+  int32_t n1 = r1v->rank, ns = sv->rank;
+  r->rp_rows = r->rp_cols = -1;
+  if (r->rp_n != 2) { snprintf(why, whyn, "%d biases (2 needed: one over key rows, one over key columns)", r->rp_n); return false; }
+  if (n1 < 3 || ns < 2) { snprintf(why, whyn, "the reshaped scores have rank %d", n1); return false; }
+  vt_dim kh = r1v->dims[n1 - 2], kw = r1v->dims[n1 - 1], nk = sv->dims[ns - 1];
+  if (!vt_dim_is_const(kh) || !vt_dim_is_const(kw) || !vt_dim_is_const(nk) || kh < 2 || kw < 2 || kh * kw != nk) {
+    snprintf(why, whyn, "the scores' last axis is not split into a constant key grid kh x kw (kh, kw >= 2)");
+    return false;
+  }
+  for (int32_t b = 0; b < 2; b++) {
+    const vt_value *bv = &g->values[r->rp_bias[b]];
+    if (bv->rank != n1) { snprintf(why, whyn, "bias '%s' has rank %d, not the reshaped scores' %d", bv->name, bv->rank, n1); return false; }
+    for (int32_t d = 0; d < n1 - 2; d++)
+      if (!same_dim(bv->dims[d], r1v->dims[d])) {
+        snprintf(why, whyn, "bias '%s' broadcasts over dim %d", bv->name, d);
+        return false;
+      }
+    vt_dim a = bv->dims[n1 - 2], c = bv->dims[n1 - 1];
+    if (a == kh && c == 1 && r->rp_rows < 0) r->rp_rows = r->rp_bias[b];
+    else if (a == 1 && c == kw && r->rp_cols < 0) r->rp_cols = r->rp_bias[b];
+    else {
+      snprintf(why, whyn, "bias '%s' is neither over the key rows [..., %lld, 1] nor the key columns [..., 1, %lld]", bv->name,
+               (long long)kh, (long long)kw);
+      r->rp_rows = r->rp_cols = -1;
+      return false;
+    }
+  }
+  if (r->rp_rows < 0 || r->rp_cols < 0) {
+    snprintf(why, whyn, "both biases are over the key %s", r->rp_rows < 0 ? "columns" : "rows");
+    r->rp_rows = r->rp_cols = -1;
+    return false;
+  }
+  /* [s dims but the last..., k]: constants as they are, a symbolic dim equal to R1's at the same
+   * index as 0 (Reshape copies it from the bias), at most one other as -1 */
+  bool infer = false;
+  for (int32_t d = 0; d < ns - 1; d++) {
+    vt_dim sd = sv->dims[d];
+    int64_t x;
+    if (vt_dim_is_const(sd) && sd > 0) x = sd;
+    else if (!vt_dim_is_const(sd) && d < n1 - 2 && same_dim(sd, r1v->dims[d])) x = 0;
+    else if (!infer && !(vt_dim_is_const(sd) && sd == 0)) { x = -1; infer = true; }
+    else {
+      snprintf(why, whyn, "the scores' dim %d cannot be named in a Reshape of the biases", d);
+      r->rp_rows = r->rp_cols = -1;
+      return false;
+    }
+    r->rp_dshape[0][d] = r->rp_dshape[1][d] = x;
+  }
+  r->rp_dshape[0][ns - 1] = kh;
+  r->rp_dshape[1][ns - 1] = kw;
+  r->rp_drank = ns;
+  return true;
+}
+
 /* Softmax input x comes from Reshape R2: match R2(Add(...Add(R1(s), b1)..., bn)) with R1 reshaping
  * the scores s and R2 restoring their shape; the biases must together cover R1's full shape.
  * On success *x is s. */
@@ -132,6 +207,11 @@ static bool match_relpos(const vt_graph *g, int32_t r2, fa_rec *r, vt_match_ctx 
       }
       if (vt_match_uses(m, s) != 1) return vt_match_fail(m, "relpos", "scores '%s' have other uses", g->values[s].name);
       r->rp_shape = n2->in[1];
+      char why[320];
+      if (!relpos_decomposable(g, s, y, r, why, sizeof why)) {
+        r->rp_rows = r->rp_cols = -1;
+        snprintf(r->rp_why, sizeof r->rp_why, "%s", why);
+      }
       *x = s;
       return true;
     }
@@ -182,6 +262,8 @@ static bool fa_match(const vt_graph *g, int32_t root, void *recp, vt_match_ctx *
   r->scale = 1.0;
   r->qs_user = -1;
   r->rp_shape = -1;
+  r->rp_rows = r->rp_cols = -1;
+  r->conf = conf;
   int32_t x = sm->in[0];
   const vt_value *sx = &g->values[x];
   if (sx->rank < 1) return vt_match_fail(m, "softmax", "input rank is unknown");
@@ -385,9 +467,26 @@ static int fa_rewrite(vt_graph *g, int32_t root, void *recp, vt_error *e) {
     memcpy(a->ints, perm, (size_t)rank * sizeof(int64_t));
   }
 
-  int32_t q = r.q, v = undo_repeat_kv(g, r.v), mask = r.mask;
+  int32_t q = r.q, v = undo_repeat_kv(g, r.v), mask = r.mask, rel[2] = {-1, -1};
   if (r.qs_user >= 0) g->nodes[r.qs_user].in[r.qs_slot] = r.qs_src;
-  if (r.rp_n > 0) {   /* mask = Reshape(b1 + ... + bn, shape of the scores) */
+  if (r.rp_n > 0) {
+    (*r.conf->relpos)++;
+    if (r.conf->explain && r.rp_rows >= 0)
+      fprintf(r.conf->explain, "  fuse-attention: '%s': relative-position bias kept decomposed (bias_rows, bias_cols)\n", base);
+    else if (r.conf->explain)
+      fprintf(r.conf->explain, "  fuse-attention: '%s': relative-position bias materialised as a mask: %s\n", base, r.rp_why);
+  }
+  if (r.rp_rows >= 0) {   /* bias_rows / bias_cols = Reshape(bias, [scores dims but the last..., kh | kw]) */
+    (*r.conf->decomposed)++;
+    int32_t src[2] = {r.rp_rows, r.rp_cols};
+    static const char *sfx[2] = {"Attention_bias_rows", "Attention_bias_cols"};
+    for (int t = 0; t < 2; t++) {
+      int32_t shape = vt_rw_const_i64(g, base, t ? "Attention_bias_cols_shape" : "Attention_bias_rows_shape", r.rp_dshape[t],
+                                      r.rp_drank);
+      rel[t] = shape < 0 ? -1 : vt_rw_node1(g, VT_OP_Reshape, base, sfx[t], 2, (int32_t[]){src[t], shape});
+      if (rel[t] < 0) return oom(g, e);
+    }
+  } else if (r.rp_n > 0) {   /* mask = Reshape(b1 + ... + bn, shape of the scores) */
     int32_t sum = r.rp_bias[0];
     for (int32_t b = 1; b < r.rp_n; b++) {
       sum = vt_rw_node1(g, VT_OP_Add, base, "Attention_bias_sum", 2, (int32_t[]){sum, r.rp_bias[b]});
@@ -411,7 +510,14 @@ static int fa_rewrite(vt_graph *g, int32_t root, void *recp, vt_error *e) {
         *xs[i] = vt_rw_node1(g, VT_OP_Reshape, base, sfx[i], 2, (int32_t[]){*xs[i], hshape});
       if (*xs[i] < 0) return oom(g, e);
     }
-    int32_t mask_rank = r.rp_n > 0 ? rank : mask >= 0 ? g->values[mask].rank : -1;
+    for (int t = 0; t < 2 && rel[t] >= 0; t++) {   /* [B*H,Nq,k] -> [B*H,1,Nq,k] (-> [B,H,Nq,k]) */
+      rel[t] = vt_rw_unsqueeze(g, rel[t], 1, base, t ? "Attention_bias_cols4" : "Attention_bias_rows4");
+      if (rel[t] >= 0 && hshape >= 0)
+        rel[t] = vt_rw_node1(g, VT_OP_Reshape, base, t ? "Attention_bias_cols4" : "Attention_bias_rows4", 2,
+                             (int32_t[]){rel[t], hshape});
+      if (rel[t] < 0) return oom(g, e);
+    }
+    int32_t mask_rank = r.rp_n > 0 && rel[0] < 0 ? rank : mask >= 0 ? g->values[mask].rank : -1;
     if (mask_rank == 3) {
       /* a mask over B*H keeps its per-head values; one shared by all ([1,N,N]) broadcasts */
       bool per_bh = r.rp_n > 0 || !(vt_dim_is_const(g->values[mask].dims[0]) && g->values[mask].dims[0] == 1);
@@ -423,16 +529,17 @@ static int fa_rewrite(vt_graph *g, int32_t root, void *recp, vt_error *e) {
   }
   int32_t out = g->nodes[r.av].out[0];
   vt_rw_detach_output(g, r.av, 0);
-  int32_t in[4] = {q, k, v, mask};
+  int32_t in[7] = {q, k, v, mask, -1, rel[0], rel[1]};
+  int n_in = rel[0] >= 0 ? 7 : mask >= 0 ? 4 : 3;
   int32_t att;
   if (rank == 4) {
     const char *name = vt_rw_fresh_name(g, base, "Attention");
     if (!name) return oom(g, e);
-    att = vt_graph_add_node(g, name, VT_OP_Attention, mask >= 0 ? 4 : 3, in, 1, &out);
+    att = vt_graph_add_node(g, name, VT_OP_Attention, n_in, in, 1, &out);
   } else {
     int32_t a4 = vt_rw_new_value(g, base, "Attention");
     if (a4 < 0) return oom(g, e);
-    att = vt_graph_add_node(g, g->values[a4].name, VT_OP_Attention, mask >= 0 ? 4 : 3, in, 1, &a4);
+    att = vt_graph_add_node(g, g->values[a4].name, VT_OP_Attention, n_in, in, 1, &a4);
     if (att < 0) return oom(g, e);
     int32_t flat = a4;
     if (hshape >= 0) {   /* [B,H,N,D] -> [B*H,1,N,D] */
@@ -453,7 +560,9 @@ static int fa_rewrite(vt_graph *g, int32_t root, void *recp, vt_error *e) {
 }
 
 int vt_pass_fuse_attention(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e) {
-  fa_conf conf = {.fold_q_scale = vt_param_int(p, "fold_q_scale") != 0};
+  int64_t relpos = 0, decomposed = 0;
+  fa_conf conf = {.fold_q_scale = vt_param_int(p, "fold_q_scale") != 0, .explain = st ? st->explain : NULL,
+                  .relpos = &relpos, .decomposed = &decomposed};
   vt_pattern rules[4] = {
       {.name = "attention-core", .root_op = VT_OP_Softmax, .match = fa_match, .rewrite = fa_rewrite,
        .rec_size = sizeof(fa_rec), .user = &conf},
@@ -462,6 +571,12 @@ int vt_pass_fuse_attention(vt_graph *g, const vt_pass_params *p, vt_pass_stats *
   int n_rules = 1 + vt_fuse_attention_op_rules(rules + 1, 3);
   int rc = vt_apply_patterns(g, rules, n_rules, st, e);
   if (rc || !st) return rc;
+  if (relpos > 0 && st->n_rules < VT_STATS_MAX_RULES) {   /* of the fused rel-pos biases, how many stayed decomposed */
+    st->rules[st->n_rules].name = "relpos-decomposed";
+    st->rules[st->n_rules].candidates = relpos;
+    st->rules[st->n_rules].matches = decomposed;
+    st->n_rules++;
+  }
   /* record the residual blocks around the fused attention (stats: rule "residual-block") */
   vt_block *b = NULL;
   int32_t nb = 0;

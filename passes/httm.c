@@ -73,6 +73,8 @@ int vt_pass_httm(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_err
                          "found above it; tokens_per_frame=P gives P)";
     else if ((n->n_in > 3 && n->in[3] >= 0) || (n->n_in > 4 && n->in[4] >= 0))
       why = "it has a mask or key bias (not supported by HeadwiseMergedAttention)";
+    else if ((n->n_in > 5 && n->in[5] >= 0) || (n->n_in > 6 && n->in[6] >= 0))
+      why = "it has a decomposed relative-position bias (bias_rows/bias_cols: not supported by HeadwiseMergedAttention)";
     else if (vt_attr_int(n, "causal", 0) != 0)
       why = "it is causal";
     else if (q->rank != 4 || k->rank != 4 || q->dims[1] != k->dims[1])

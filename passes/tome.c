@@ -277,12 +277,13 @@ static int add_key_bias(tctx *c, int32_t attn, int32_t sizes) {
     a->in[4] = kb;
     return VT_OK;
   }
-  int32_t *in = vt_arena_alloc(&g->arena, 5 * sizeof *in);
+  int32_t nin = a->n_in > 5 ? a->n_in : 5;   /* inputs after key_bias (bias_rows/bias_cols) stay */
+  int32_t *in = vt_arena_alloc(&g->arena, (size_t)nin * sizeof *in);
   if (!in) return oom(c);
-  for (int k = 0; k < 5; k++) in[k] = k < a->n_in ? a->in[k] : -1;
+  for (int k = 0; k < nin; k++) in[k] = k < a->n_in ? a->in[k] : -1;
   in[4] = kb;
   a->in = in;
-  a->n_in = 5;
+  a->n_in = nin;
   return VT_OK;
 }
 
@@ -510,6 +511,12 @@ int vt_pass_tome(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_err
                "attention %s queries over %s keys, batch %s; windowed, folded into the batch, or a KV cache?)", l, aname,
                xv->rank == 3 ? vt_dim_str(g, xv->dims[1], b1, 64) : "?", q->rank == 4 ? vt_dim_str(g, q->dims[2], b2, 64) : "?",
                kv->rank == 4 ? vt_dim_str(g, kv->dims[2], b3, 64) : "?", q->rank == 4 ? vt_dim_str(g, q->dims[0], b4, 64) : "?");
+      continue;
+    }
+    if ((an->n_in > 5 && an->in[5] >= 0) || (an->n_in > 6 && an->in[6] >= 0)) {
+      /* its keys are a kh x kw grid (bias_rows/bias_cols): merged tokens would leave the grid */
+      explainf(&c, "block %d (attention '%s'): it has a decomposed relative-position bias (bias_rows/bias_cols over a "
+               "key grid that merging would break)", l, aname);
       continue;
     }
     vt_dim n = xv->dims[1];

@@ -8,6 +8,7 @@
  * recomputes everything), reallocated only when N or D change. vt_state.bytes counts every byte
  * a state holds (scratch included). float32. */
 #include "gemm.h"
+#include "kernels_relpos.h"
 #include "kernels_util.h"
 #include "runtime.h"
 
@@ -440,6 +441,7 @@ typedef struct {
   int64_t H, M;
   int64_t mstr[4];          /* mask strides over [B,H,Nq,Nk] (0: broadcast) */
   int64_t kbstr_b, kbstr_h;
+  vt_relpos rel;            /* bias_rows / bias_cols (rel.rows NULL: none) */
   float scale;
   int causal, dense, exp_ref;
   vt_pool *gemm_pool;       /* the pool for GEMMs when one worker runs (else NULL) */
@@ -502,9 +504,51 @@ EVT_CLONES static float row_logits(float *row, const float *b, const float *mask
   return r;
 }
 
+/* row = b (+ mask, stride 1) + the decomposed bias r[a] + cols[c] at key a * kw + c (cols
+ * contiguous; same sums as kernels_relpos.h), in one pass with vectors; returns the max.
+ * row must not alias b or mask. */
+EVT_CLONES static float row_logits_rel(float *row, const float *b, const float *mask, const float *r, int64_t rs,
+                                       const float *cols, int64_t kw, int64_t n) {
+  v8f m = (v8f){0} - INFINITY;
+  float mx = -INFINITY;
+  for (int64_t a = 0; a * kw < n; a++) {
+    int64_t o = a * kw, len = n - o < kw ? n - o : kw, j = 0;
+    float ra = r[a * rs];
+    /* vectors; a grid row of >= 8 keys ends with one more vector overlapping the previous one
+     * (row is written from b, mask and cols only, so recomputed lanes get the same values) */
+    for (int64_t last = 0; j + 8 <= len || (!last && len >= 8 && j < len); j += 8) {
+      if (j + 8 > len) {
+        j = len - 8;
+        last = 1;
+      }
+      v8f x = *(const v8fu *)(b + o + j);
+      if (mask) x += *(const v8fu *)(mask + o + j);
+      x += ra + *(const v8fu *)(cols + j);
+      *(v8fu *)(row + o + j) = x;
+      m = EVT_SEL(x > m, x, m);
+    }
+    for (; j < len; j++) {
+      float x = b[o + j];
+      if (mask) x += mask[o + j];
+      x += ra + cols[j];
+      row[o + j] = x;
+      mx = x > mx ? x : mx;
+    }
+  }
+  for (int l = 0; l < 8; l++) mx = m[l] > mx ? m[l] : mx;
+  return mx;
+}
+
 EVT_CLONES static float row_max(const float *x, int64_t n) {
+  v8f m = (v8f){0} - INFINITY;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    v8f v = *(const v8fu *)(x + j);
+    m = EVT_SEL(v > m, v, m);
+  }
   float r = -INFINITY;
-  for (int64_t j = 0; j < n; j++) r = x[j] > r ? x[j] : r;
+  for (int l = 0; l < 8; l++) r = m[l] > r ? m[l] : r;
+  for (; j < n; j++) r = x[j] > r ? x[j] : r;
   return r;
 }
 
@@ -527,17 +571,29 @@ EVT_CLONES static float row_exp_sum(float *x, int64_t n, float mx) {
   return r;
 }
 
-/* Logits of row i of slice (b, h): Bq's row + mask, key bias, causal, into row; returns the max
- * (-inf: no visible key). */
+/* Logits of row i of slice (b, h): Bq's row + mask, the decomposed bias, key bias, causal (in
+ * that order, as ai.vtopt.Attention), into row; returns the max (-inf: no visible key). */
 static float logits_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
   int64_t N = J->st->N;
   int64_t moff = b * J->mstr[0] + h * J->mstr[1] + i * J->mstr[2];
-  float mx = row_logits(row, brow, J->mask ? J->mask + moff : NULL, J->mstr[3], N);
+  const vt_relpos *rp = &J->rel;
+  float mx;
   bool more = false;
-  if (J->bmask) {
-    for (int64_t j = 0; j < N; j++)
-      if (!J->bmask[moff + j * J->mstr[3]]) row[j] = -INFINITY;
-    more = true;
+  if (rp->rows && rp->cstr[3] == 1 && !J->bmask && (!J->mask || J->mstr[3] == 1)) {   /* one vector pass */
+    mx = row_logits_rel(row, brow, J->mask ? J->mask + moff : NULL,
+                        rp->rows + b * rp->rstr[0] + h * rp->rstr[1] + i * rp->rstr[2], rp->rstr[3],
+                        rp->cols + b * rp->cstr[0] + h * rp->cstr[1] + i * rp->cstr[2], rp->kw, N);
+  } else {
+    mx = row_logits(row, brow, J->mask ? J->mask + moff : NULL, J->mstr[3], N);
+    if (J->bmask) {
+      for (int64_t j = 0; j < N; j++)
+        if (!J->bmask[moff + j * J->mstr[3]]) row[j] = -INFINITY;
+      more = true;
+    }
+    if (rp->rows) {
+      vt_relpos_add(rp, b, h, i, row, N);
+      more = true;
+    }
   }
   if (J->kbias) {
     const float *kb = J->kbias + b * J->kbstr_b + h * J->kbstr_h;
@@ -741,6 +797,7 @@ int vt_kernel_EventfulAttention(vt_kctx *k) {
   const vt_tensor *q = k->in[0], *kt = k->in[1], *v = k->in[2];
   const vt_tensor *mask = k->n_in > 3 ? k->in[3] : NULL, *kb = k->n_in > 4 ? k->in[4] : NULL;
   const vt_tensor *idx = k->n_in > 5 ? k->in[5] : NULL;
+  const vt_tensor *brows = k->n_in > 6 ? k->in[6] : NULL, *bcols = k->n_in > 7 ? k->in[7] : NULL;
   if (!idx || idx->dtype != VT_I64 || idx->rank != 1) return vt_kernel_fail(k, "idx must be i64 [M]");
   if (q->dtype != VT_F32 || kt->dtype != VT_F32 || v->dtype != VT_F32)
     return vt_kernel_fail(k, "supports float32 only, got %s", vt_dtype_name(q->dtype));
@@ -773,6 +830,8 @@ int vt_kernel_EventfulAttention(vt_kctx *k) {
     J.kbstr_b = kb->dims[1] * N;
     J.kbstr_h = kb->dims[1] == 1 ? 0 : N;
   }
+  int rc = vt_relpos_init(k, brows, bcols, B, H, N, N, &J.rel);
+  if (rc) return rc;
   const int64_t *ix = J.idx;
   for (int64_t j = 0; j < J.M; j++)
     if (ix[j] < 0 || ix[j] >= N || (j > 0 && ix[j] <= ix[j - 1]))

@@ -1,6 +1,8 @@
 /* kernels_vtopt.c — reference kernels for vtopt's own ops (domain "ai.vtopt", rows in
- * ir/ops_vtopt.def): Attention, float32 (other dtypes are rejected with a clear error). */
+ * ir/ops_vtopt.def): Attention, float32 (other dtypes are rejected with a clear error), with
+ * the decomposed relative-position bias added per row on the fly (kernels_relpos.h). */
 #include "gemm.h"
+#include "kernels_relpos.h"
 #include "kernels_util.h"
 #include "runtime.h"
 
@@ -15,6 +17,7 @@ typedef struct {
   int64_t B, H, Hkv, Nq, Nk, Dh, Dv;
   int64_t mstr[4];                /* mask element strides over [B,H,Nq,Nk] (0: broadcast) */
   int64_t kbstr_b, kbstr_h;       /* key_bias strides over B and H */
+  vt_relpos rel;                  /* bias_rows / bias_cols (rel.rows NULL: none) */
   float scale;
   int causal;
   int failed;                     /* set when scratch allocation fails */
@@ -23,8 +26,8 @@ typedef struct {
 /* Rows of queries handled per GEMM pair (bounds the score scratch to QB x Nk floats). */
 #define QB 64
 
-/* One (b, h) at a time: S = scale * Q.K^T by blocks of QB query rows (GEMM), + mask + key
- * bias, causal and bool masks as -inf, max-subtracted softmax per row (double sum), then
+/* One (b, h) at a time: S = scale * Q.K^T by blocks of QB query rows (GEMM), + mask + the
+ * decomposed bias + key bias (in that order), causal and bool masks as -inf, max-subtracted softmax per row (double sum), then
  * O = P.V (GEMM). Rows with no visible key come out zero. */
 static void attn_range(void *arg, int64_t begin, int64_t end) {
   attn_args *a = arg;
@@ -51,11 +54,17 @@ static void attn_range(void *arg, int64_t begin, int64_t end) {
         int64_t last = a->causal ? i + (a->Nk - a->Nq) : a->Nk - 1;   /* last visible key */
         if (last > a->Nk - 1) last = a->Nk - 1;
         int64_t moff = b * a->mstr[0] + h * a->mstr[1] + i * a->mstr[2];
+        if (a->mask || a->bmask)
+          for (int64_t j = 0; j <= last; j++) {
+            float x = p[j];
+            if (a->mask) x += a->mask[moff + j * a->mstr[3]];
+            if (a->bmask && !a->bmask[moff + j * a->mstr[3]]) x = -INFINITY;
+            p[j] = x;
+          }
+        if (a->rel.rows) vt_relpos_add(&a->rel, b, h, i, p, last + 1);
         float mx = -INFINITY;
         for (int64_t j = 0; j <= last; j++) {
           float x = p[j];
-          if (a->mask) x += a->mask[moff + j * a->mstr[3]];
-          if (a->bmask && !a->bmask[moff + j * a->mstr[3]]) x = -INFINITY;
           if (kb) x += kb[j];
           p[j] = x;
           if (x > mx) mx = x;
@@ -84,6 +93,7 @@ int vt_kernel_Attention(vt_kctx *k) {
   const vt_tensor *q = k->in[0], *kt = k->in[1], *v = k->in[2];
   const vt_tensor *mask = k->n_in > 3 ? k->in[3] : NULL;
   const vt_tensor *kb = k->n_in > 4 ? k->in[4] : NULL;
+  const vt_tensor *brows = k->n_in > 5 ? k->in[5] : NULL, *bcols = k->n_in > 6 ? k->in[6] : NULL;
   vt_tensor *out = k->out[0];
   if (q->dtype != VT_F32 || kt->dtype != VT_F32 || v->dtype != VT_F32)
     return vt_kernel_fail(k, "supports float32 only, got %s", vt_dtype_name(q->dtype));
@@ -118,6 +128,8 @@ int vt_kernel_Attention(vt_kctx *k) {
     a.kbstr_b = kb->dims[1] * a.Nk;
     a.kbstr_h = kb->dims[1] == 1 ? 0 : a.Nk;
   }
+  int rc = vt_relpos_init(k, brows, bcols, a.B, a.H, a.Nq, a.Nk, &a.rel);
+  if (rc) return rc;
   float scale = vt_attr_float(k->node, "scale", 0.0f);
   a.scale = scale != 0.0f ? scale : (a.Dh > 0 ? 1.0f / sqrtf((float)a.Dh) : 1.0f);
   a.causal = (int)vt_attr_int(k->node, "causal", 0);

@@ -418,21 +418,27 @@ AI void vt_cgk_transpose(const char *src, char *dst, int64_t esize, int32_t rank
 
 /* ---------- fused attention -------------------------------------------------------------------- */
 /* ai.vtopt.Attention, one work unit = (b, h, block of at most VT_CG_ATT_QB query rows); units [u0, u1).
- * out = softmax(scale * Q.K^T + mask + key_bias [+ causal]) . V computed flash-style: keys in
- * blocks of KB with a running row max and sum (online softmax), so the score matrix is never
+ * out = softmax(scale * Q.K^T + mask + rel + key_bias [+ causal]) . V computed flash-style: keys
+ * in blocks of KB with a running row max and sum (online softmax), so the score matrix is never
  * materialised. Q [B,H,Nq,Dh], K [B,Hkv,Nk,Dh], V [B,Hkv,Nk,Dv], out [B,H,Nq,Dv]; head h reads
  * K/V head h / (H / Hkv). mask (float, additive) or bmask (bool, 0 = masked) at element strides
- * mstr over [B,H,Nq,Nk] (0 = broadcast), or NULL; kbias at kb_b * b + kb_h * h + j, or NULL.
+ * mstr[0..3] over [B,H,Nq,Nk] (0 = broadcast), or NULL; kbias at kb_b * b + kb_h * h + j, or NULL.
+ * rel, the decomposed relative-position bias (brow and bcol, or both NULL): keys form a grid of
+ * rows of kw, rel(i, j) = brow[j / kw] + bcol[j % kw] with brow/bcol at element strides
+ * mstr[4..7] / mstr[8..11] over [B,H,Nq,kh|kw]; built per (query row, key block) in a KB-float
+ * line, one contiguous run of bcol per key-grid row the block touches.
  * Rows that see no key come out zero (as the reference kernel). Dh, Dv <= VT_CG_ATT_DMAX
  * (codegen.c checks), so the scratch lives on the stack. */
 AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *out, const float *mask,
                          const uint8_t *bmask, const int64_t *mstr, const float *kbias, int64_t kb_b,
-                         int64_t kb_h, int64_t H, int64_t Hkv, int64_t Nq, int64_t Nk, int64_t Dh,
-                         int64_t Dv, float scale, int32_t causal, int64_t u0, int64_t u1) {
+                         int64_t kb_h, const float *brow, const float *bcol, int64_t kw, int64_t H, int64_t Hkv,
+                         int64_t Nq, int64_t Nk, int64_t Dh, int64_t Dv, float scale, int32_t causal, int64_t u0,
+                         int64_t u1) {
   float Kt[VT_CG_ATT_DMAX * VT_CG_ATT_KB];   /* K block transposed: [Dh][KB], zero-padded */
   float S[VT_CG_ATT_QB * VT_CG_ATT_KB];      /* scores, then probabilities */
   float O[VT_CG_ATT_QB * VT_CG_ATT_DMAX];    /* unnormalised output rows, stride Dv */
   float rmax[VT_CG_ATT_QB], rsum[VT_CG_ATT_QB];
+  float Rb[VT_CG_ATT_KB];                    /* one query row's rel over the key block */
   int64_t nqb = (Nq + VT_CG_ATT_QB - 1) / VT_CG_ATT_QB;
   /* balanced blocks (197 rows: 3 x 66, not 96 + 96 + 5), a multiple of the micro-tile height;
    * at most VT_CG_ATT_QB because that is a multiple of VT_CG_MR */
@@ -468,17 +474,31 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
           vt_cg_micro(Dh, q + r * Dh, Dh, 1, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, VT_CG_NR, 0);
       }
       int64_t kc8 = (kc + 7) / 8 * 8;   /* S rows padded with -inf to whole vectors (KB % 8 == 0) */
+      int64_t ga0 = brow ? j0 / kw : 0, gc0 = brow ? j0 - ga0 * kw : 0;   /* key grid cell of key j0 */
       for (int64_t r = 0; r < m; r++) {
         float *s = S + r * VT_CG_ATT_KB;
         int64_t i = i0 + r;
         int64_t lastj = causal ? i + (Nk - Nq) - j0 : kc - 1;   /* last visible key in the block */
         if (lastj > kc - 1) lastj = kc - 1;
         int64_t moff = b * mstr[0] + h * mstr[1] + i * mstr[2] + j0 * mstr[3];
+        if (brow) {   /* Rb[jj] = brow[a] + bcol[c] for key j0 + jj = a * kw + c, by runs of one a */
+          const float *br = brow + b * mstr[4] + h * mstr[5] + i * mstr[6];
+          const float *bc = bcol + b * mstr[8] + h * mstr[9] + i * mstr[10];
+          int64_t a = ga0, c0 = gc0;
+          for (int64_t jj = 0; jj < kc; a++) {
+            int64_t len = kw - c0 < kc - jj ? kw - c0 : kc - jj;
+            float ra = br[a * mstr[7]];
+            for (int64_t t = 0; t < len; t++) Rb[jj + t] = ra + bc[(c0 + t) * mstr[11]];
+            jj += len;
+            c0 = 0;
+          }
+        }
         /* no reductions in these loops, so they vectorize without reassociation */
         for (int64_t jj = 0; jj < kc; jj++) {
           float x = s[jj] * scale;
           if (mask) x += mask[moff + jj * mstr[3]];
           if (bmask) x = bmask[moff + jj * mstr[3]] ? x : -__builtin_inff();
+          if (brow) x += Rb[jj];
           if (kb) x += kb[j0 + jj];
           s[jj] = jj > lastj ? -__builtin_inff() : x;
         }

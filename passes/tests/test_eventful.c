@@ -7,7 +7,8 @@
  * (6) fidelity on real clips (data/clips from scripts/make_clips.py; skipped when absent): per-frame
  * cosine to dense at r = N/4 with stated thresholds (mean, drift first/last 20 frames);
  * (7) EventfulAttention against the paper's formulas in double precision (sparse and dense paths,
- * M = 0, reset; state allocated once); (8) top-r selection with many ties at N = 777. */
+ * M = 0, reset; state allocated once); (7c) with the decomposed relative-position bias against
+ * dense ai.vtopt.Attention; (8) top-r selection with many ties at N = 777. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,6 +149,12 @@ static void test_exact_r_all(void **st) {
   assert_int_equal(count_op(g, VT_OP_TokenBuffer), 9);
   assert_int_equal(count_op(g, VT_OP_EventfulAttention), 1);   /* block 2 is global */
   assert_int_equal(count_op(g, VT_OP_Attention), 2);           /* windowed blocks 0, 1 */
+  for (int32_t i = 0; i < g->n_nodes; i++) {   /* its rel-pos bias stays decomposed (bias_rows, bias_cols) */
+    const vt_node *n = &g->nodes[i];
+    if (n->op != VT_OP_EventfulAttention) continue;
+    assert_int_equal(n->n_in, 8);
+    assert_true(n->in[3] < 0 && n->in[6] >= 0 && n->in[7] >= 0);
+  }
   vt_error e = {0};
   vt_interp *it = vt_interp_new(g, 2, &e);
   for (int t = 0; t < T; t++) {
@@ -744,6 +751,93 @@ static void test_attention_exp_ref(void **st) {
   }
 }
 
+/* (7c) the decomposed relative-position bias: EventfulAttention(q, k, v, mask?, key_bias?, idx,
+ * bias_rows, bias_cols) against ai.vtopt.Attention of the same inputs in the same run, over
+ * frames where only the tokens idx change (their q/k/v rows and their bias rows, as when the
+ * biases come from q): exp_ref = 1 on every frame (sparse and dense paths, M = 0, a reset),
+ * exp_ref = 0 on the dense frames (flush, 2M >= N); rel L2 <= 1e-5. Keys form a kh x kw = 3 x 11
+ * grid (a vector and a tail per grid row); bias_rows broadcast over the heads. variant 0: the biases only (the kernel's one-pass
+ * row); 1: + a [B,H,N,N] mask and a key bias; 2: + a [1,1,N,1] mask (strided: the general
+ * path), causal. */
+static void test_attention_relpos(void **st) {
+  (void)st;
+  const int64_t B = 1, H = 2, N = 33, kh = 3, kw = 11, Dh = 6, Dv = 4, S = B * H;
+  for (int variant = 0; variant < 3; variant++)
+    for (int exp_ref = 0; exp_ref < 2; exp_ref++) {
+      vt_graph *g = vt_graph_new("");
+      vt_dim dq[4] = {B, H, N, Dh}, dv[4] = {B, H, N, Dv}, dr[4] = {B, 1, N, kh}, dc[4] = {B, H, N, kw};
+      vt_dim dm[4] = {B, H, N, N}, dm2[4] = {1, 1, N, 1}, dk[3] = {B, H, N};
+      vt_dim dmi[1] = {vt_dim_named(g, "M")};
+      int32_t q = vt_graph_add_value(g, "q", VT_F32, 4, dq), k = vt_graph_add_value(g, "k", VT_F32, 4, dq);
+      int32_t v = vt_graph_add_value(g, "v", VT_F32, 4, dv), rows = vt_graph_add_value(g, "rows", VT_F32, 4, dr);
+      int32_t cols = vt_graph_add_value(g, "cols", VT_F32, 4, dc), idx = vt_graph_add_value(g, "idx", VT_I64, 1, dmi);
+      int32_t mask = variant ? vt_graph_add_value(g, "mask", VT_F32, 4, variant == 1 ? dm : dm2) : -1;
+      int32_t kb = variant == 1 ? vt_graph_add_value(g, "kb", VT_F32, 3, dk) : -1;
+      int32_t gin[8] = {q, k, v, rows, cols, idx, mask, kb};
+      int n_gin = variant == 0 ? 6 : variant == 1 ? 8 : 7;
+      for (int i = 0; i < n_gin; i++) vt_graph_add_input(g, gin[i]);
+      int32_t y[2] = {vt_graph_add_value(g, "y_evt", VT_UNDEFINED, -1, NULL), vt_graph_add_value(g, "y_dense", VT_UNDEFINED, -1, NULL)};
+      int32_t n0 = vt_graph_add_node(g, "eattn", VT_OP_EventfulAttention, 8, (int32_t[]){q, k, v, mask, kb, idx, rows, cols}, 1, &y[0]);
+      int32_t n1 = vt_graph_add_node(g, "attn", VT_OP_Attention, 7, (int32_t[]){q, k, v, mask, kb, rows, cols}, 1, &y[1]);
+      vt_node_add_attr(g, n0, "scale", VT_ATTR_FLOAT)->f = 0.3f;
+      vt_node_add_attr(g, n0, "exp_ref", VT_ATTR_INT)->i = exp_ref;
+      vt_node_add_attr(g, n1, "scale", VT_ATTR_FLOAT)->f = 0.3f;
+      if (variant == 2) {
+        vt_node_add_attr(g, n0, "causal", VT_ATTR_INT)->i = 1;
+        vt_node_add_attr(g, n1, "causal", VT_ATTR_INT)->i = 1;
+      }
+      vt_graph_add_output(g, y[0]);
+      vt_graph_add_output(g, y[1]);
+      vt_error e = {0};
+      if (vt_graph_infer(g, &e) != VT_OK || vt_graph_verify(g, &e) != VT_OK) fail_msg("relpos graph: %s", e.msg);
+      vt_interp *it = vt_interp_new(g, 2, &e);
+      assert_non_null(it);
+      vt_tensor in[8] = {{0}};
+      int64_t aq[4] = {B, H, N, Dh}, av[4] = {B, H, N, Dv}, ar[4] = {B, 1, N, kh}, ac[4] = {B, H, N, kw};
+      int64_t am[4] = {B, H, N, N}, am2[4] = {1, 1, N, 1}, ak[3] = {B, H, N};
+      const int64_t *ad[8] = {aq, aq, av, ar, ac, NULL, variant == 1 ? am : am2, ak};
+      for (int i = 0; i < n_gin; i++) {
+        if (i == 5) continue;
+        assert_int_equal(vt_tensor_alloc(&in[i], VT_F32, i == 7 ? 3 : 4, ad[i], &e), VT_OK);
+        for (int64_t x = 0; x < vt_tensor_numel(&in[i]); x++) ((float *)in[i].data)[x] = (i < 2 ? 2.0f : 1.0f) * frand();
+      }
+      float *qd = in[0].data, *kd = in[1].data, *vd = in[2].data, *rd = in[3].data, *cd = in[4].data;
+      const int64_t ms[9] = {N, 3, 7, 0, 16, 17, N, 5, 2};   /* 16 (2M < N): sparse; 17: dense */
+      for (int f = 0; f < 9; f++) {
+        bool flush = f == 0 || f == 7;
+        if (f == 7) assert_int_equal(vt_interp_reset(it), VT_OK);
+        int64_t m = ms[f], ix[64], t = 0;
+        for (int64_t i = 0; i < N && t < m; i++)
+          if ((N - i) <= (m - t) || frand() > 0.3f) ix[t++] = i;
+        for (int64_t j = 0; j < m; j++) {
+          for (int64_t s2 = 0; s2 < S; s2++) {
+            int64_t r = s2 * N + ix[j];
+            for (int64_t c = 0; c < Dh; c++) { qd[r * Dh + c] += 0.5f * frand(); kd[r * Dh + c] += 0.5f * frand(); }
+            for (int64_t c = 0; c < Dv; c++) vd[r * Dv + c] += 0.5f * frand();
+            for (int64_t c = 0; c < kw; c++) cd[r * kw + c] = frand();
+          }
+          for (int64_t c = 0; c < kh; c++) rd[ix[j] * kh + c] = frand();
+        }
+        vt_tensor_free(&in[5]);
+        int64_t di[1] = {m};
+        assert_int_equal(vt_tensor_alloc(&in[5], VT_I64, 1, di, &e), VT_OK);
+        memcpy(in[5].data, ix, (size_t)m * sizeof(int64_t));
+        vt_tensor out[2] = {{0}};
+        run1(it, in, out);
+        double r = rel_l2(&out[1], &out[0]);
+        bool dense = flush || 2 * m >= N;
+        if ((exp_ref || dense) && !(r <= 1e-5))
+          fail_msg("variant %d exp_ref %d frame %d (M = %lld): rel L2 %g against dense Attention with the same biases",
+                   variant, exp_ref, f, (long long)m, r);
+        vt_tensor_free(&out[0]);
+        vt_tensor_free(&out[1]);
+      }
+      for (int i = 0; i < n_gin; i++) vt_tensor_free(&in[i]);
+      vt_interp_free(it);
+      vt_graph_free(g);
+    }
+}
+
 /* (8) top-r selection at a larger N with many tied norms, r changing: against the naive
  * repeated-maximum reference (the gate keeps the lower index on ties). */
 static void test_selection_ties(void **st) {
@@ -865,6 +959,7 @@ int main(void) {
       cmocka_unit_test(test_static_sequence),
       cmocka_unit_test(test_attention_vs_reference),
       cmocka_unit_test(test_attention_exp_ref),
+      cmocka_unit_test(test_attention_relpos),
       cmocka_unit_test(test_selection_ties),
       cmocka_unit_test(test_fidelity_clip),
   };

@@ -1,6 +1,8 @@
 /* test_passes.c — the pass manager and fuse-attention: the ai.vtopt.Attention kernel against a
  * double-precision reference (masks, causal, GQA, key bias); fusion of hand-built attention
- * cores (pre-scaled q, transposed K, rank 3) with interpreter equality; --explain for broken
+ * cores (pre-scaled q, transposed K, rank 3) with interpreter equality; the decomposed
+ * relative-position bias (kernel equal to its materialised mask, shape errors, the SAM/ViTDet core
+ * fused with bias_rows/bias_cols or, when it cannot be, a mask); --explain for broken
  * patterns; the exported attention ops (ONNX Attention, com.microsoft.Attention /
  * MultiHeadAttention) fused with interpreter equality, left alone with a reason, or rejected;
  * pipeline parser errors; and every tiny zoo model: fused outputs equal unfused ones
@@ -215,6 +217,202 @@ static void test_attention_infer_errors(void **st) {
   assert_int_not_equal(vt_graph_infer(g, &e), VT_OK);
   assert_non_null(strstr(e.msg, "not a multiple"));
   vt_graph_free(g);
+}
+
+/* ---------- the decomposed relative-position bias (bias_rows, bias_cols) ---------- */
+/* Attention with bias_rows [rd] and bias_cols [cd] (leading dims broadcast over [B,H,Nq]) against
+ * Attention with the [B,H,Nq,Nk] mask they stand for, built here as float(cols + rows), on the
+ * same q, k, v: equal bit for bit (the kernel adds rows[j / kw] + cols[j % kw] where the mask
+ * Add put the same sum). extra: 1 adds a [1,H,Nq,Nk] mask and a key bias to both (the mask and
+ * the decomposed bias are then summed in another order: rel L2 <= 1e-6), 2 makes both causal. */
+static void check_relpos_kernel(int64_t B, int64_t H, int64_t Nq, int64_t kh, int64_t kw, int64_t D, int rr,
+                                const int64_t *rd, int rc, const int64_t *cd, int extra) {
+  int64_t Nk = kh * kw;
+  vt_graph *g = vt_graph_new("relpos.onnx");
+  int64_t qd[4] = {B, H, Nq, D}, kd[4] = {B, H, Nk, D}, md[4] = {B, H, Nq, Nk}, m1[4] = {1, H, Nq, Nk}, bd[3] = {B, 1, Nk};
+  int32_t q = add_input(g, "q", 4, qd), k = add_input(g, "k", 4, kd), v = add_input(g, "v", 4, kd);
+  int32_t rows = add_input(g, "rows", rr, rd), cols = add_input(g, "cols", rc, cd), full = add_input(g, "full", 4, md);
+  int32_t m = extra == 1 ? add_input(g, "m", 4, m1) : -1, kb = extra == 1 ? add_input(g, "kb", 3, bd) : -1;
+  int32_t y1 = node1(g, VT_OP_Attention, "att_rel", 7, (int32_t[]){q, k, v, m, kb, rows, cols});
+  int32_t y2 = node1(g, VT_OP_Attention, "att_mask", 5, (int32_t[]){q, k, v, full, kb});
+  for (int i = 0; i < 2; i++) {
+    int32_t nd = g->values[i ? y2 : y1].producer;
+    vt_node_add_attr(g, nd, "scale", VT_ATTR_FLOAT)->f = 0.4f;
+    if (extra == 2) vt_node_add_attr(g, nd, "causal", VT_ATTR_INT)->i = 1;
+  }
+  vt_graph_add_output(g, y1);
+  vt_graph_add_output(g, y2);
+  prepare(g);
+  vt_tensor t[8] = {0};
+  fill(&t[0], VT_F32, 4, qd);
+  fill(&t[1], VT_F32, 4, kd);
+  fill(&t[2], VT_F32, 4, kd);
+  fill(&t[3], VT_F32, rr, rd);
+  fill(&t[4], VT_F32, rc, cd);
+  fill(&t[5], VT_F32, 4, md);
+  int nt = 6;
+  if (extra == 1) {
+    fill(&t[nt++], VT_F32, 4, m1);
+    fill(&t[nt++], VT_F32, 3, bd);
+  }
+  /* full = cols + rows (+ m when given, so both sides hold the same logits up to rounding) */
+  const float *R = t[3].data, *C = t[4].data, *M1 = extra == 1 ? t[6].data : NULL;
+  float *F = t[5].data;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t i = 0; i < Nq; i++)
+        for (int64_t j = 0; j < Nk; j++) {
+          int64_t ix[4] = {b, h, i, j / kw}, cx[4] = {b, h, i, j % kw}, ro = 0, co = 0;
+          for (int d = 0; d < rr; d++) ro = ro * rd[d] + (rd[d] == 1 ? 0 : ix[4 - rr + d]);
+          for (int d = 0; d < rc; d++) co = co * cd[d] + (cd[d] == 1 ? 0 : cx[4 - rc + d]);
+          float x = C[co] + R[ro];
+          if (M1) x = M1[(h * Nq + i) * Nk + j] + x;
+          F[((b * H + h) * Nq + i) * Nk + j] = x;
+        }
+  vt_tensor out[2] = {0};
+  run_graph(g, t, out);
+  if (extra == 1) {
+    double r = rel_l2(&out[1], &out[0]);
+    if (!(r <= 1e-6)) fail_msg("decomposed bias + mask + key bias: rel L2 %g against the summed mask", r);
+  } else {
+    assert_int_equal(vt_tensor_numel(&out[0]), B * H * Nq * D);
+    if (memcmp(out[0].data, out[1].data, vt_tensor_nbytes(&out[0])) != 0)
+      fail_msg("decomposed bias (kh %lld, kw %lld, Nq %lld) differs from its materialised mask (rel L2 %g)", (long long)kh,
+               (long long)kw, (long long)Nq, rel_l2(&out[1], &out[0]));
+  }
+  for (int i = 0; i < nt; i++) vt_tensor_free(&t[i]);
+  vt_tensor_free(&out[0]);
+  vt_tensor_free(&out[1]);
+  vt_graph_free(g);
+}
+
+static void test_attention_relpos(void **st) {
+  (void)st;
+  /* full [B,H,Nq,k] biases, kh = 3, kw = 5, Nq = 7 != Nk = 15 */
+  check_relpos_kernel(2, 3, 7, 3, 5, 4, 4, (int64_t[]){2, 3, 7, 3}, 4, (int64_t[]){2, 3, 7, 5}, 0);
+  /* broadcast leading dims: rows shared by the batch, cols by the heads; rank-2 cols [Nq, kw] */
+  check_relpos_kernel(2, 3, 7, 3, 5, 4, 4, (int64_t[]){1, 3, 7, 3}, 4, (int64_t[]){2, 1, 7, 5}, 0);
+  check_relpos_kernel(1, 2, 9, 4, 3, 8, 3, (int64_t[]){2, 9, 4}, 2, (int64_t[]){9, 3}, 0);
+  check_relpos_kernel(1, 2, 20, 5, 3, 4, 4, (int64_t[]){1, 2, 20, 5}, 4, (int64_t[]){1, 2, 20, 3}, 2);   /* causal */
+  check_relpos_kernel(2, 2, 6, 2, 7, 4, 4, (int64_t[]){2, 2, 6, 2}, 4, (int64_t[]){2, 2, 6, 7}, 1);     /* + mask, key bias */
+}
+
+/* Inconsistent bias_rows / bias_cols: shape inference fails naming the node and the input. */
+static void test_attention_relpos_errors(void **st) {
+  (void)st;
+  static const struct { int64_t rd[4], cd[4]; int rc; const char *want; } bad[] = {
+      {{1, 2, 7, 3}, {1, 2, 7, 4}, 2, "span a 3 x 4 key grid, but K has 15 keys"},
+      {{1, 2, 6, 3}, {1, 2, 7, 5}, 2, "bias_rows dim 2 is 6; it must be 1 or 7"},
+      {{1, 3, 7, 3}, {1, 2, 7, 5}, 2, "bias_rows dim 1 is 3; it must be 1 or 2"},
+      {{1, 2, 7, 3}, {0}, 1, "bias_rows and bias_cols (the decomposed relative-position bias) come together; bias_cols is missing"},
+  };
+  for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+    vt_graph *g = vt_graph_new("bad_relpos.onnx");
+    int64_t qd[4] = {1, 2, 7, 4}, kd[4] = {1, 2, 15, 4};
+    int32_t in[7] = {add_input(g, "q", 4, qd), add_input(g, "k", 4, kd), add_input(g, "v", 4, kd), -1, -1,
+                     add_input(g, "rows", 4, bad[c].rd), bad[c].rc == 2 ? add_input(g, "cols", 4, bad[c].cd) : -1};
+    node1(g, VT_OP_Attention, "bad_att", 7, in);
+    vt_error e = {0};
+    assert_int_not_equal(vt_graph_infer(g, &e), VT_OK);
+    if (!strstr(e.msg, "bad_att") || !strstr(e.msg, bad[c].want)) fail_msg("message '%s' lacks the node or '%s'", e.msg, bad[c].want);
+    vt_graph_free(g);
+  }
+}
+
+static int32_t add_i64(vt_graph *g, const char *name, int n, const int64_t *vals) {
+  int64_t *p = vt_arena_alloc(&g->arena, (size_t)n * sizeof *p);
+  memcpy(p, vals, (size_t)n * sizeof *p);
+  vt_tensor t = {.dtype = VT_I64, .rank = 1, .dims = {n}, .data = p};
+  return vt_graph_add_const(g, name, &t);
+}
+
+/* The SAM/ViTDet core: rank-3 scores [BH, Nq, Nk] (Nq = 2 x 4 query grid, Nk = 3 x 5 key grid)
+ * reshaped to [BH,2,4,3,5], + rows [BH,2,4,3,1], + cols (style 0: [BH,2,4,1,5]; style 1: a full
+ * [BH,2,4,3,5] bias, which cannot stay decomposed), reshaped back, Softmax, . V. Fused and
+ * unfused outputs agree; style 0 keeps bias_rows/bias_cols (no [BH,Nq,Nk] value is left in the
+ * graph), style 1 materialises the mask and says why. */
+static void run_relpos_core(int style) {
+  vt_graph *g = vt_graph_new("relpos_core.onnx");
+  vt_graph_set_opset(g, "", 17);
+  const int64_t BH = 6, qh = 2, qw = 4, kh = 3, kw = 5, D = 4, Nq = qh * qw, Nk = kh * kw;
+  int64_t q3[3] = {BH, Nq, D}, k3[3] = {BH, D, Nk}, v3[3] = {BH, Nk, D}, r5[5] = {BH, qh, qw, kh, 1},
+          c5[5] = {BH, qh, qw, style ? kh : 1, kw};
+  int32_t q = add_input(g, "q", 3, q3), kt = add_input(g, "kt", 3, k3), v = add_input(g, "v", 3, v3);
+  int32_t rows = add_input(g, "rel_h", 5, r5), cols = add_input(g, "rel_w", 5, c5);
+  int32_t s = node1(g, VT_OP_MatMul, "qk", 2, (int32_t[]){q, kt});
+  s = node1(g, VT_OP_Mul, "scale", 2, (int32_t[]){s, add_scalar(g, "c", 0.5f)});
+  s = node1(g, VT_OP_Reshape, "r1", 2, (int32_t[]){s, add_i64(g, "r1_shape", 5, (int64_t[]){BH, qh, qw, kh, kw})});
+  s = node1(g, VT_OP_Add, "add_h", 2, (int32_t[]){s, rows});
+  s = node1(g, VT_OP_Add, "add_w", 2, (int32_t[]){s, cols});
+  s = node1(g, VT_OP_Reshape, "r2", 2, (int32_t[]){s, add_i64(g, "r2_shape", 3, (int64_t[]){BH, Nq, Nk})});
+  int32_t p = node1(g, VT_OP_Softmax, "softmax", 1, &s);
+  vt_node_add_attr(g, g->values[p].producer, "axis", VT_ATTR_INT)->i = -1;
+  int32_t o = node1(g, VT_OP_MatMul, "av", 2, (int32_t[]){p, v});
+  vt_graph_add_output(g, o);
+  prepare(g);
+  vt_tensor in[5] = {0}, ref = {0}, got = {0};
+  for (int i = 0; i < 5; i++) {
+    const vt_value *iv = &g->values[g->inputs[i]];
+    int64_t d[5];
+    for (int k = 0; k < iv->rank; k++) d[k] = iv->dims[k];
+    fill(&in[i], VT_F32, iv->rank, d);
+  }
+  run_graph(g, in, &ref);
+  vt_pipeline pl;
+  vt_error e = {0};
+  assert_int_equal(vt_pipeline_parse("fuse-attention", &pl, &e), VT_OK);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  vt_pipeline_opts po = {.explain = true, .stats = true, .out = f};
+  int rc = vt_pipeline_run(&pl, g, &po, &e);
+  fclose(f);
+  if (rc) fail_msg("pipeline: %s", e.msg);
+  assert_int_equal(count_op(g, VT_OP_Attention), 1);
+  const vt_node *a = NULL;
+  for (int32_t i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == VT_OP_Attention) a = &g->nodes[i];
+  bool big = false;   /* a value with Nq x Nk elements per slice (a materialised mask) */
+  for (int32_t i = 0; i < g->n_nodes; i++)
+    for (int32_t k = 0; k < g->nodes[i].n_out; k++) {
+      const vt_value *ov = &g->values[g->nodes[i].out[k]];
+      int64_t n = 1;
+      for (int32_t d = 0; d < ov->rank; d++) n *= ov->dims[d];
+      big |= g->nodes[i].op != VT_OP_Attention && n >= BH * Nq * Nk;
+    }
+  if (style == 0) {
+    assert_int_equal(a->n_in, 7);
+    assert_true(a->in[3] < 0 && a->in[4] < 0 && a->in[5] >= 0 && a->in[6] >= 0);
+    const vt_value *R = &g->values[a->in[5]], *C = &g->values[a->in[6]];
+    assert_int_equal(R->rank, 4);
+    assert_int_equal(R->dims[2], Nq);
+    assert_int_equal(R->dims[3], kh);
+    assert_int_equal(C->dims[3], kw);
+    assert_false(big);
+    if (!strstr(buf, "relative-position bias kept decomposed") || !strstr(buf, "rule relpos-decomposed        matched 1 of 1"))
+      fail_msg("explain/stats lack the decomposed bias:\n%s", buf);
+  } else {
+    assert_true(a->n_in == 4 && a->in[3] >= 0);
+    assert_true(big);
+    if (!strstr(buf, "materialised as a mask") || !strstr(buf, "bias 'rel_w' is neither over the key rows") ||
+        !strstr(buf, "rule relpos-decomposed        matched 0 of 1"))
+      fail_msg("explain/stats lack the materialised mask's reason:\n%s", buf);
+  }
+  run_graph(g, in, &got);
+  double r = rel_l2(&ref, &got);
+  if (!(r <= 1e-6)) fail_msg("style %d: fused rel L2 %g", style, r);
+  free(buf);
+  for (int i = 0; i < 5; i++) vt_tensor_free(&in[i]);
+  vt_tensor_free(&ref);
+  vt_tensor_free(&got);
+  vt_pipeline_free(&pl);
+  vt_graph_free(g);
+}
+
+static void test_fuse_relpos(void **st) {
+  (void)st;
+  run_relpos_core(0);
+  run_relpos_core(1);
 }
 
 /* ---------- fusion of hand-built cores ---------- */
@@ -676,6 +874,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_attention_kernel), cmocka_unit_test(test_attention_bool_mask),
       cmocka_unit_test(test_attention_infer_errors),
+      cmocka_unit_test(test_attention_relpos),  cmocka_unit_test(test_attention_relpos_errors),
+      cmocka_unit_test(test_fuse_relpos),
       cmocka_unit_test(test_fuse_onnx_attention), cmocka_unit_test(test_fuse_ms_attention),
       cmocka_unit_test(test_exported_attention_errors),
       cmocka_unit_test(test_fuse_core),        cmocka_unit_test(test_explain),
