@@ -17,7 +17,9 @@
 # env:   RS="128 256 384 512"   the budgets r (tokens updated per gate and frame)
 #        MODEL=...              default: testsuite/models/out/vitstream_b16.onnx (else the lead's)
 #        CLIP=...               default: data/clips/cockatoo_672_t120.npy, made on demand by
-#                               scripts/make_clips.py --only cockatoo --size 672 --frames 120 --stride 2
+#                               scripts/make_clips.py --only cockatoo --size 672 --frames 120 --stride 2;
+#                               the fixed-camera clip: data/clips/vtest_672_t120.npy, made on demand by
+#                               scripts/make_clips.py --set all --only vtest --size 672 --frames 120
 #        EXTRA=...              more strategies after the r list, compare syntax (e.g.
 #                               "eventful:r=384,refresh=25,eventful:r=384,attn=delta_exp")
 #        JIT=0                  interpreter only
@@ -35,8 +37,12 @@ model="${MODEL:-$root/testsuite/models/out/vitstream_b16.onnx}"
 clip="${CLIP:-$root/data/clips/cockatoo_672_t120.npy}"
 if [ ! -f "$clip" ]; then
   echo "eventful_bench: making $clip" >&2
-  /usr/bin/python3 "$root/scripts/make_clips.py" --out "$(dirname "$clip")" --only cockatoo --size 672 \
-    --frames 120 --stride 2 >&2
+  case "$(basename "$clip")" in
+    vtest_672_t120.npy) /usr/bin/python3 "$root/scripts/make_clips.py" --out "$(dirname "$clip")" --set all \
+                          --only vtest --size 672 --frames 120 >&2 ;;
+    *) /usr/bin/python3 "$root/scripts/make_clips.py" --out "$(dirname "$clip")" --only cockatoo --size 672 \
+         --frames 120 --stride 2 >&2 ;;
+  esac
 fi
 work="$build/bench_eventful"
 mkdir -p "$work"
