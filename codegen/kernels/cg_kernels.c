@@ -115,6 +115,7 @@ static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, int64
  * every element is LayerNorm-ed on the way (row statistics mean/inv indexed from m0, scale lg and
  * bias lb indexed by column, lb NULL: no bias). With ridx (gather prologue), row m of A is row
  * ridx[m] of the matrix at A; a constant NULL ridx folds away after inlining. */
+#define VT_CG_PACK_AHEAD 2   /* rows of A prefetched ahead of the row being packed */
 static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int64_t m1, int64_t k0, int64_t kc,
                                    int64_t ks, float *Ap, int ln, const float *mean, const float *inv,
                                    const float *lg, const float *lb, const int64_t *ridx) {
@@ -126,6 +127,10 @@ static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int6
       continue;
     }
     const float *src = A + (ridx ? ridx[m] : m) * lda + k0;
+    if (m + VT_CG_PACK_AHEAD < m1) {   /* A often comes from another core's cache: start the row ahead */
+      const float *nx = A + (ridx ? ridx[m + VT_CG_PACK_AHEAD] : m + VT_CG_PACK_AHEAD) * lda + k0;
+      for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(nx + k, 0, 3);
+    }
     if (ln) {
       float mu = mean[m - m0], iv = inv[m - m0];
       const float *g = lg + k0;
