@@ -106,47 +106,42 @@ static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, int64
   }
 }
 
-/* Packs rows [m0, m1) x columns [k0, k0 + kc) of A into micro-panels of MR rows, k-major:
- * Ap[(t * kc + k) * MR + i] = A[m0 + t * MR + i][k0 + k]; rows at or past m1 are zero. With
- * ln, every element is LayerNorm-ed on the way (row statistics mean/inv indexed from m0, scale
- * lg and bias lb indexed by column, lb NULL: no bias). With ridx (gather prologue), row m of A is
- * row ridx[m] of the matrix at A; a constant NULL ridx folds away after inlining. */
+/* Packs rows [m0, m1) x columns [k0, k0 + kc) of A into micro-panels of MR rows, each row kept
+ * contiguous: Ap[(m - m0) * ks + k] = A[m][k0 + k] (row stride ks >= kc: the GEMM's K block, a
+ * constant after inlining, so the micro-kernel reads row i of a panel at a constant offset);
+ * rows from m1 up to the end of the last micro-panel are zero. Row-major packing is a plain
+ * (vectorised) copy per row instead of a 6-row transpose; it still gathers the row block into L2
+ * away from A's own stride (a large power-of-two row stride would alias in the cache). With ln,
+ * every element is LayerNorm-ed on the way (row statistics mean/inv indexed from m0, scale lg and
+ * bias lb indexed by column, lb NULL: no bias). With ridx (gather prologue), row m of A is row
+ * ridx[m] of the matrix at A; a constant NULL ridx folds away after inlining. */
+#define VT_CG_PACK_AHEAD 2   /* rows of A prefetched ahead of the row being packed */
 static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int64_t m1, int64_t k0, int64_t kc,
-                                   float *Ap, int ln, const float *mean, const float *inv, const float *lg,
-                                   const float *lb, const int64_t *ridx) {
-  for (int64_t t = m0; t < m1; t += VT_CG_MR) {
-    float *dst = Ap + (t - m0) * kc;
-    if (m1 - t >= VT_CG_MR && ridx) {   /* gathered rows: one pointer per row of the micro-panel */
-      const float *a[VT_CG_MR];
-      for (int i = 0; i < VT_CG_MR; i++) a[i] = A + ridx[t + i] * lda + k0;
-      if (ln) {
-        const float *mu = mean + (t - m0), *iv = inv + (t - m0);
-        for (int64_t k = 0; k < kc; k++)
-          for (int i = 0; i < VT_CG_MR; i++)
-            dst[k * VT_CG_MR + i] = VT_CG_LN(a[i][k], mu[i], iv[i], lg[k0 + k], lb ? lb[k0 + k] : 0.0f);
+                                   int64_t ks, float *Ap, int ln, const float *mean, const float *inv,
+                                   const float *lg, const float *lb, const int64_t *ridx) {
+  int64_t mend = m0 + (m1 - m0 + VT_CG_MR - 1) / VT_CG_MR * VT_CG_MR;
+  for (int64_t m = m0; m < mend; m++) {
+    float *dst = Ap + (m - m0) * ks;
+    if (m >= m1) {
+      for (int64_t k = 0; k < kc; k++) dst[k] = 0.0f;
+      continue;
+    }
+    const float *src = A + (ridx ? ridx[m] : m) * lda + k0;
+    if (m + VT_CG_PACK_AHEAD < m1) {   /* A often comes from another core's cache: start the row ahead */
+      const float *nx = A + (ridx ? ridx[m + VT_CG_PACK_AHEAD] : m + VT_CG_PACK_AHEAD) * lda + k0;
+      for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(nx + k, 0, 3);
+    }
+    if (ln) {
+      float mu = mean[m - m0], iv = inv[m - m0];
+      const float *g = lg + k0;
+      if (lb) {
+        const float *b = lb + k0;
+        for (int64_t k = 0; k < kc; k++) dst[k] = VT_CG_LN(src[k], mu, iv, g[k], b[k]);
       } else {
-        for (int64_t k = 0; k < kc; k++)
-          for (int i = 0; i < VT_CG_MR; i++) dst[k * VT_CG_MR + i] = a[i][k];
-      }
-    } else if (m1 - t >= VT_CG_MR) {
-      const float *a = A + t * lda + k0;
-      if (ln) {
-        const float *mu = mean + (t - m0), *iv = inv + (t - m0);
-        for (int64_t k = 0; k < kc; k++)
-          for (int i = 0; i < VT_CG_MR; i++)
-            dst[k * VT_CG_MR + i] = VT_CG_LN(a[i * lda + k], mu[i], iv[i], lg[k0 + k], lb ? lb[k0 + k] : 0.0f);
-      } else {
-        for (int64_t k = 0; k < kc; k++)
-          for (int i = 0; i < VT_CG_MR; i++) dst[k * VT_CG_MR + i] = a[i * lda + k];
+        for (int64_t k = 0; k < kc; k++) dst[k] = VT_CG_LN(src[k], mu, iv, g[k], 0.0f);
       }
     } else {
-      for (int64_t k = 0; k < kc; k++)
-        for (int64_t i = 0; i < VT_CG_MR; i++) {
-          int64_t r = t + i < m1 ? (ridx ? ridx[t + i] : t + i) : 0;
-          float x = t + i < m1 ? A[r * lda + k0 + k] : 0.0f;
-          if (ln && t + i < m1) x = VT_CG_LN(x, mean[t + i - m0], inv[t + i - m0], lg[k0 + k], lb ? lb[k0 + k] : 0.0f);
-          dst[k * VT_CG_MR + i] = x;
-        }
+      for (int64_t k = 0; k < kc; k++) dst[k] = src[k];
     }
   }
 }
@@ -194,7 +189,7 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
     for (int64_t k0 = 0; k0 < K; k0 += kcb) {
       int64_t kc = K - k0 < kcb ? K - k0 : kcb;
       int last = k0 + kc >= K;
-      vt_cg_pack_a(A, lda, m_lo, m_hi, k0, kc, Ap, ln, mean, inv, lg, lb, ridx);
+      vt_cg_pack_a(A, lda, m_lo, m_hi, k0, kc, kcb, Ap, ln, mean, inv, lg, lb, ridx);
       for (int64_t p = p0; p < p1; p++) {
         int64_t n0 = p * VT_CG_NR, nr = N - n0 < VT_CG_NR ? N - n0 : VT_CG_NR;
         const float *bp = Bp + p * K * VT_CG_NR + k0 * VT_CG_NR;
@@ -212,7 +207,10 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
               __builtin_prefetch(cn, 0, 3);
               __builtin_prefetch(cn + VT_CG_NR - 1, 0, 3);
             }
-          vt_cg_micro(kc, Ap + t * VT_CG_MR * kc, 1, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc, mr, nr, k0 > 0);
+          if (mr == VT_CG_MR && nr == VT_CG_NR)   /* full tile: constant row offsets, no clamps */
+            vt_cg_micro(kc, Ap + t * VT_CG_MR * kcb, kcb, 1, bp, VT_CG_NR, C + m * ldc + n0, ldc, VT_CG_MR, VT_CG_NR, k0 > 0);
+          else
+            vt_cg_micro(kc, Ap + t * VT_CG_MR * kcb, kcb, 1, bp, VT_CG_NR, C + m * ldc + n0, ldc, mr, nr, k0 > 0);
           if (last && epi) epi(bufs, C + m * ldc + n0, ldc, m, n0, mr, nr);
         }
       }
