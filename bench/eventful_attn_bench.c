@@ -3,7 +3,8 @@
  * decomposed relative-position bias bias_rows/bias_cols [1,12,N,42]) in an interpreter session:
  * frame 0 is the flush (dense), every later frame updates M tokens (random, ascending; their
  * q/k/v and bias rows change a little, as a gate's picks would). Prints the flush time and the
- * median / min time of the sparse frames in ms per frame; no pass/fail (a speed probe).
+ * median / min time of the sparse frames in ms per frame and the median CPU time (all threads)
+ * of a sparse frame; no pass/fail (a speed probe).
  * Run with `nice -n 10` on a shared machine and compare medians of alternated runs.
  * usage: vt_eventful_attn_bench [M=384] [frames=6] [threads=2] [exp_ref 0|1] [relpos 0|1] [N=1764] */
 #include "runtime.h"
@@ -12,12 +13,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static double now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+/* CPU time of the process (all threads, user + system): less noisy than wall time when other
+ * jobs share the cores */
+static double cpu_ms(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-3;
 }
 
 static int cmpd(const void *x, const void *y) {
@@ -69,7 +79,7 @@ int main(int argc, char **argv) {
     for (int64_t x = 0; x < vt_tensor_numel(&in[i]); x++) p[x] = (i < 2 ? 1.5f : 1.0f) * frand();
   }
   int64_t *ix = malloc((size_t)N * sizeof *ix);
-  double *t = calloc((size_t)frames, sizeof *t);
+  double *t = calloc((size_t)frames, sizeof *t), *cpu = calloc((size_t)frames, sizeof *cpu);
   for (int f = 0; f < frames; f++) {
     int64_t m = f == 0 ? N : M, c = 0;
     /* m of N tokens, ascending (selection sampling); their rows drift */
@@ -89,18 +99,21 @@ int main(int argc, char **argv) {
     if (vt_tensor_alloc(&in[3], VT_I64, 1, di, &e) != VT_OK) { fprintf(stderr, "%s\n", e.msg); return 2; }
     memcpy(in[3].data, ix, (size_t)c * sizeof *ix);
     vt_tensor out = {0};
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     if (vt_interp_run(it, in, &out, &e) != VT_OK) { fprintf(stderr, "%s\n", e.msg); return 2; }
     t[f] = now_ms() - t0;
+    cpu[f] = cpu_ms() - c0;
     vt_tensor_free(&out);
   }
   double flush = t[0];
   qsort(t + 1, (size_t)(frames - 1), sizeof *t, cmpd);
+  qsort(cpu + 1, (size_t)(frames - 1), sizeof *cpu, cmpd);
   printf("EventfulAttention N=%lld H=%lld D=%lld M=%lld exp_ref=%d relpos=%d threads=%d: flush %.1f ms, "
-         "sparse frame median %.1f ms (min %.1f) over %d frames\n",
+         "sparse frame median %.1f ms (min %.1f) over %d frames, CPU time median %.1f ms\n",
          (long long)N, (long long)H, (long long)D, (long long)M, exp_ref, rel, th, flush, t[1 + (frames - 1) / 2],
-         t[1], frames - 1);
+         t[1], frames - 1, cpu[1 + (frames - 1) / 2]);
   free(t);
+  free(cpu);
   free(ix);
   for (int i = 0; i < 6; i++) vt_tensor_free(&in[i]);
   vt_interp_free(it);
