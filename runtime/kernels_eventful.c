@@ -381,7 +381,7 @@ typedef struct {
   vt_state hdr;
   int64_t S, N, Dh, Dv, nw;
   /* per-worker scratch (offsets in floats, multiples of 16: 64-byte aligned):
-   * [G|T1 (or exp_ref's T [M,Dv]) | Kp [ceil(M/NR), Dh, NR] | V2p [npan, 2M, NR] | AD [2M, MR] |
+   * [Kall [ceil(N/NR), Dh, NR] (all of k packed; exp_ref's T [M,Dv] after) | Kp [ceil(M/NR), Dh, NR] | V2p [npan, 2M, NR] | AD [2M, MR] |
    *  tile [MR, NR] | row [N] | Qs [Dh, MR] | exp_ref: EM [M,N] (rows idx), S [N] (row sums)] */
   int64_t wfloats, off_kp, off_v2, off_ad, off_tile, off_row, off_qs, off_em, off_sum;
   int full_next;
@@ -411,7 +411,7 @@ static attn_state *attn_state_for(vt_kctx *k, int64_t S, int64_t N, int64_t Dh, 
   *k->state = NULL;
   int64_t mmax = N > 0 ? (N - 1) / 2 : 0;            /* largest M of the sparse path */
   int64_t npan = (Dv + EVT_NR - 1) / EVT_NR;
-  int64_t r1 = mmax * (Dh + N), r1b = mmax * Dv;      /* gathered q/k + row refresh T1 [M,N] | T [M,Dv] */
+  int64_t r1 = (N + EVT_NR - 1) / EVT_NR * EVT_NR * Dh, r1b = mmax * Dv;   /* Kall | T */
   int64_t at[9] = {r1 > r1b ? r1 : r1b, (mmax + EVT_NR - 1) / EVT_NR * Dh * EVT_NR, npan * 2 * mmax * EVT_NR,
                    2 * mmax * EVT_MR, EVT_MR * EVT_NR, N, Dh * EVT_MR, mmax * N, N};
   int64_t off[9], wf = 0;
@@ -570,10 +570,12 @@ EVT_CLONES static float row_max(const float *x, int64_t n) {
   return r;
 }
 
-/* x = exp(x - mx) in place; returns the sum. pf (NULL: none): n floats to prefetch meanwhile, one
+/* x = exp(x - mx) in place; returns the sum. The polynomial's multiply-adds are fused where the
+ * clone's ISA has FMA. pf (NULL: none): n floats to prefetch meanwhile, one
  * cache line per 16 elements (the next softmax row's logits: its column refresh is scattered into
  * it before it is read, and those stores would otherwise each miss). */
-EVT_CLONES static float row_exp_sum(float *x, int64_t n, float mx, const float *pf) {
+EVT_CLONES __attribute__((optimize("fp-contract=fast"))) static float row_exp_sum(float *x, int64_t n, float mx,
+                                                                                  const float *pf) {
   v8f s = {0};
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
@@ -667,33 +669,48 @@ static void pack_v2(float *V2p, const float *v, float *vr, const int64_t *idx, i
   for (int64_t j = 0; j < M; j++) memcpy(vr + idx[j] * Dv, v + idx[j] * Dv, (size_t)Dv * sizeof(float));
 }
 
-/* Kp [ceil(M/NR), Dh, NR] = k[idx]^T in the GEMM's column panels (zero-padded). */
-static void pack_cols(float *Kp, const float *k, const int64_t *idx, int64_t M, int64_t Dh) {
-  for (int64_t j0 = 0; j0 < M; j0 += EVT_NR) {
+/* Kp [ceil(n/NR), Dh, NR] = k[idx]^T (idx NULL: k[0..n)^T) in the GEMM's column panels
+ * (zero-padded). */
+static void pack_cols(float *Kp, const float *k, const int64_t *idx, int64_t n, int64_t Dh) {
+  for (int64_t j0 = 0; j0 < n; j0 += EVT_NR) {
     float *pan = Kp + j0 * Dh;
     for (int64_t c = 0; c < EVT_NR; c++) {
-      const float *kr = j0 + c < M ? k + idx[j0 + c] * Dh : NULL;
+      const float *kr = j0 + c < n ? k + (idx ? idx[j0 + c] : j0 + c) * Dh : NULL;
       for (int64_t d = 0; d < Dh; d++) pan[d * EVT_NR + c] = kr ? kr[d] : 0.0f;
     }
   }
 }
 
-/* The column refresh of Bq's rows [i0, i0 + R) (R <= MR): Bq[i, idx] = scale q[i].k[idx]^T, one
- * micro-kernel call per NR columns (the same sums and scaling as vt_sgemm's: bit-identical). Qs
- * [Dh, MR] is scratch for the packed q rows. */
-static void strip_cols(float *Bq, int64_t N, const float *q, int64_t Dh, int64_t i0, int64_t R, const float *Kp,
-                       const int64_t *idx, int64_t M, float scale, float *Qs, float *tile) {
-  for (int64_t r = 0; r < EVT_MR; r++)
-    for (int64_t d = 0; d < Dh; d++) Qs[d * EVT_MR + r] = r < R ? q[(i0 + r) * Dh + d] : 0.0f;
-  for (int64_t j0 = 0; j0 < M; j0 += EVT_NR) {
-    int64_t nc = M - j0 < EVT_NR ? M - j0 : EVT_NR;
+/* A refresh of R <= MR rows of Bq: Bq[i, col] = scale q[i].k[col]^T for the rows i = ri[r] (ri
+ * NULL: i0 + r) and the n columns col = ci[c] (ci NULL: c) packed in Kp, one micro-kernel call per
+ * NR columns (the same sums and scaling as vt_sgemm's: bit-identical). Qs [Dh, MR]: scratch for
+ * the packed q rows. */
+static void refresh_rows(float *Bq, int64_t N, const float *q, int64_t Dh, const int64_t *ri, int64_t i0, int64_t R,
+                         const float *Kp, const int64_t *ci, int64_t n, float scale, float *Qs, float *tile) {
+  for (int64_t r = 0; r < EVT_MR; r++) {
+    const float *qr = r < R ? q + (ri ? ri[r] : i0 + r) * Dh : NULL;
+    for (int64_t d = 0; d < Dh; d++) Qs[d * EVT_MR + r] = qr ? qr[d] : 0.0f;
+  }
+  for (int64_t j0 = 0; j0 < n; j0 += EVT_NR) {
+    int64_t nc = n - j0 < EVT_NR ? n - j0 : EVT_NR;
     vt_gemm_tile(Dh, Qs, Kp + j0 * Dh, tile);
     for (int64_t r = 0; r < R; r++) {
-      float *br = Bq + (i0 + r) * N;
+      float *br = Bq + (ri ? ri[r] : i0 + r) * N;
       const float *tr = tile + r * EVT_NR;
-      for (int64_t c = 0; c < nc; c++) br[idx[j0 + c]] = scale * tr[c];
+      if (ci)
+        for (int64_t c = 0; c < nc; c++) br[ci[j0 + c]] = scale * tr[c];
+      else
+        for (int64_t c = 0; c < nc; c++) br[j0 + c] = scale * tr[c];
     }
   }
+}
+
+/* Bq's rows idx, whole: scale q[idx].k^T (Kall: all of k packed). */
+static void refresh_idx_rows(float *Bq, int64_t N, const float *q, const float *k, int64_t Dh, const int64_t *idx,
+                             int64_t M, float scale, float *Kall, float *Qs, float *tile) {
+  pack_cols(Kall, k, NULL, N, Dh);
+  for (int64_t j0 = 0; j0 < M; j0 += EVT_MR)
+    refresh_rows(Bq, N, q, Dh, idx + j0, 0, M - j0 < EVT_MR ? M - j0 : EVT_MR, Kall, NULL, N, scale, Qs, tile);
 }
 
 /* P rows [i0, i0 + R) (R <= MR) += AD^T V2: the strip AD [2M, MR] (AD[k*MR + r]: row i0 + r) times
@@ -744,20 +761,17 @@ static void attn_slice(const attn_job *J, int64_t s, float *W) {
     transpose_square(ArT, N);
     memcpy(vr, v, (size_t)(N * Dv) * sizeof(float));
   } else if (M > 0) {
-    /* rows idx of Bq: gathered q[idx] [M,Dh] times k^T into T1 [M,N], copied to the rows */
-    float *G = W, *T1 = W + M * Dh;
-    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, q + idx[j] * Dh, (size_t)Dh * sizeof(float));
-    vt_sgemm(gp, 0, 1, M, N, Dh, J->scale, G, Dh, k, Dh, 0.0f, T1, N);
-    for (int64_t j = 0; j < M; j++) memcpy(Bq + idx[j] * N, T1 + j * N, (size_t)N * sizeof(float));
-    /* per strip of MR rows: the columns idx refreshed (q times the packed k[idx]^T), the full
-     * softmax per row, A[i,idx] and A[i,idx] - Aref[i,idx] into the strip AD, P's rows updated */
+    /* rows idx of Bq, then per strip of MR rows: the columns idx refreshed (q times the packed
+     * k[idx]^T), the full softmax per row, A[i,idx] and A[i,idx] - Aref[i,idx] into the strip
+     * AD, P's rows updated */
     float *AD = W + st->off_ad, *V2p = W + st->off_v2, *tile = W + st->off_tile, *Kp = W + st->off_kp;
     float *Qs = W + st->off_qs;
+    refresh_idx_rows(Bq, N, q, k, Dh, idx, M, J->scale, W, Qs, tile);
     pack_cols(Kp, k, idx, M, Dh);
     pack_v2(V2p, v, vr, idx, M, Dv, 1);
     for (int64_t i0 = 0; i0 < N; i0 += EVT_MR) {
       int64_t R = N - i0 < EVT_MR ? N - i0 : EVT_MR;
-      strip_cols(Bq, N, q, Dh, i0, R, Kp, idx, M, J->scale, Qs, tile);
+      refresh_rows(Bq, N, q, Dh, NULL, i0, R, Kp, idx, M, J->scale, Qs, tile);
       for (int64_t r = 0; r < EVT_MR; r++) {
         if (r >= R) {   /* the last strip's missing rows: zero (their products are not used) */
           for (int64_t j = 0; j < 2 * M; j++) AD[j * EVT_MR + r] = 0.0f;
@@ -766,8 +780,10 @@ static void attn_slice(const attn_job *J, int64_t s, float *W) {
         int64_t i = i0 + r;
         float *br = Bq + i * N;
         float inv = softmax_row(J, b, h, i, br, row, i + EVT_MR < N ? br + EVT_MR * N : NULL);
+        int pf = i + 16 < N;   /* Aref's next cache line of each column idx (16 rows on) */
         for (int64_t j = 0; j < M; j++) {
           float *at = ArT + idx[j] * N + i, x = row[idx[j]] * inv;
+          if (pf) __builtin_prefetch(at + 16, 1, 2);
           AD[j * EVT_MR + r] = x;
           AD[(M + j) * EVT_MR + r] = x - *at;
           *at = x;
@@ -799,11 +815,9 @@ static void attn_slice_exp(const attn_job *J, int64_t s, float *W) {
     transpose_square(ErT, N);
     memcpy(vr, v, (size_t)(N * Dv) * sizeof(float));
   } else if (M > 0) {
-    float *G = W, *T1 = W + M * Dh, *EM = W + st->off_em, *Kp = W + st->off_kp, *Qs = W + st->off_qs;
+    float *EM = W + st->off_em, *Kp = W + st->off_kp, *Qs = W + st->off_qs;
     float *AD = W + st->off_ad, *V2p = W + st->off_v2, *tile = W + st->off_tile;
-    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, q + idx[j] * Dh, (size_t)Dh * sizeof(float));
-    vt_sgemm(gp, 0, 1, M, N, Dh, J->scale, G, Dh, k, Dh, 0.0f, T1, N);
-    for (int64_t j = 0; j < M; j++) memcpy(Bq + idx[j] * N, T1 + j * N, (size_t)N * sizeof(float));
+    refresh_idx_rows(Bq, N, q, k, Dh, idx, M, J->scale, W, Qs, tile);
     /* V2p = [v[idx]; vref[idx]]; then vref[idx] = v[idx]; column refresh and the delta
      * product per strip as above */
     pack_cols(Kp, k, idx, M, Dh);
@@ -811,7 +825,7 @@ static void attn_slice_exp(const attn_job *J, int64_t s, float *W) {
     int64_t next = 0;   /* next entry of idx: rows are visited in order, idx is ascending */
     for (int64_t i0 = 0; i0 < N; i0 += EVT_MR) {
       int64_t R = N - i0 < EVT_MR ? N - i0 : EVT_MR;
-      strip_cols(Bq, N, q, Dh, i0, R, Kp, idx, M, J->scale, Qs, tile);
+      refresh_rows(Bq, N, q, Dh, NULL, i0, R, Kp, idx, M, J->scale, Qs, tile);
       for (int64_t r = 0; r < EVT_MR; r++) {
         int64_t i = i0 + r;
         if (r >= R || (next < M && idx[next] == i)) {   /* no row, or a row without a delta */
@@ -838,8 +852,10 @@ static void attn_slice_exp(const attn_job *J, int64_t s, float *W) {
           c[i] = mx;
         }
         S[i] = exp_row(row, N, c[i], i + EVT_MR < N ? br + EVT_MR * N : NULL);
+        int pf = i + 16 < N;   /* as above */
         for (int64_t j = 0; j < M; j++) {
           float *et = ErT + idx[j] * N + i, x = row[idx[j]];
+          if (pf) __builtin_prefetch(et + 16, 1, 2);
           AD[j * EVT_MR + r] = x;
           AD[(M + j) * EVT_MR + r] = -*et;
           *et = x;
@@ -848,7 +864,7 @@ static void attn_slice_exp(const attn_job *J, int64_t s, float *W) {
       strip_update(P, Dv, i0, R, 2 * M, AD, V2p, tile);
     }
     /* rows idx: P[idx] = E[idx,:].v (v with the rows idx just taken: vref == v everywhere now) */
-    float *T = W;   /* G and T1 are consumed: [M, Dv] */
+    float *T = W;   /* Kall is consumed: [M, Dv] */
     vt_sgemm(gp, 0, 0, M, Dv, N, 1.0f, EM, N, vr, Dv, 0.0f, T, Dv);
     for (int64_t j = 0; j < M; j++) memcpy(P + idx[j] * Dv, T + j * Dv, (size_t)Dv * sizeof(float));
   } else {   /* M = 0: nothing refreshed; this run's row sums (mask and key bias are inputs) */
