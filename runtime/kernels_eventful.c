@@ -713,6 +713,40 @@ static void refresh_idx_rows(float *Bq, int64_t N, const float *q, const float *
     refresh_rows(Bq, N, q, Dh, idx + j0, 0, M - j0 < EVT_MR ? M - j0 : EVT_MR, Kall, NULL, N, scale, Qs, tile);
 }
 
+/* The strip's kept columns against Aref: for the rows r < R not skipped (skip NULL: none), with
+ * x = AD[j, r] (A[i0 + r, idx[j]]) and a = Aref[i0 + r, idx[j]] (ArT's row idx[j], contiguous
+ * over r): AD[M + j, r] = x - a (neg: -a), Aref = x; AD[M + j, r] = 0 for the other rows. Then it
+ * prefetches the next strip's runs of ArT (pf). */
+EVT_CLONES static void strip_columns(float *ArT, float *AD, const int64_t *idx, int64_t M, int64_t N, int64_t i0,
+                                     int64_t R, const uint8_t *skip, int neg) {
+  int pf = i0 + 2 * EVT_MR <= N;
+  for (int64_t j = 0; j < M; j++) {
+    float *at = ArT + idx[j] * N + i0, *x = AD + j * EVT_MR, *d = AD + (M + j) * EVT_MR;
+    if (pf) __builtin_prefetch(at + 2 * EVT_MR - 1, 1, 2);
+    if (R == EVT_MR && !skip) {
+      if (neg)
+        for (int r = 0; r < EVT_MR; r++) {
+          d[r] = -at[r];
+          at[r] = x[r];
+        }
+      else
+        for (int r = 0; r < EVT_MR; r++) {
+          d[r] = x[r] - at[r];
+          at[r] = x[r];
+        }
+      continue;
+    }
+    for (int64_t r = 0; r < EVT_MR; r++) {
+      if (r >= R || (skip && skip[r])) {
+        d[r] = 0.0f;
+        continue;
+      }
+      d[r] = neg ? -at[r] : x[r] - at[r];
+      at[r] = x[r];
+    }
+  }
+}
+
 /* P rows [i0, i0 + R) (R <= MR) += AD^T V2: the strip AD [2M, MR] (AD[k*MR + r]: row i0 + r) times
  * the packed V2p, one micro-kernel call per NR-wide panel of Dv. */
 static void strip_update(float *P, int64_t Dv, int64_t i0, int64_t R, int64_t K, const float *AD, const float *V2p,
@@ -774,21 +808,15 @@ static void attn_slice(const attn_job *J, int64_t s, float *W) {
       refresh_rows(Bq, N, q, Dh, NULL, i0, R, Kp, idx, M, J->scale, Qs, tile);
       for (int64_t r = 0; r < EVT_MR; r++) {
         if (r >= R) {   /* the last strip's missing rows: zero (their products are not used) */
-          for (int64_t j = 0; j < 2 * M; j++) AD[j * EVT_MR + r] = 0.0f;
+          for (int64_t j = 0; j < M; j++) AD[j * EVT_MR + r] = 0.0f;
           continue;
         }
         int64_t i = i0 + r;
         float *br = Bq + i * N;
         float inv = softmax_row(J, b, h, i, br, row, i + EVT_MR < N ? br + EVT_MR * N : NULL);
-        int pf = i + 16 < N;   /* Aref's next cache line of each column idx (16 rows on) */
-        for (int64_t j = 0; j < M; j++) {
-          float *at = ArT + idx[j] * N + i, x = row[idx[j]] * inv;
-          if (pf) __builtin_prefetch(at + 16, 1, 2);
-          AD[j * EVT_MR + r] = x;
-          AD[(M + j) * EVT_MR + r] = x - *at;
-          *at = x;
-        }
+        for (int64_t j = 0; j < M; j++) AD[j * EVT_MR + r] = row[idx[j]] * inv;
       }
+      strip_columns(ArT, AD, idx, M, N, i0, R, NULL, 0);
       strip_update(P, Dv, i0, R, 2 * M, AD, V2p, tile);
     }
   }
@@ -826,11 +854,13 @@ static void attn_slice_exp(const attn_job *J, int64_t s, float *W) {
     for (int64_t i0 = 0; i0 < N; i0 += EVT_MR) {
       int64_t R = N - i0 < EVT_MR ? N - i0 : EVT_MR;
       refresh_rows(Bq, N, q, Dh, NULL, i0, R, Kp, idx, M, J->scale, Qs, tile);
+      uint8_t skip[EVT_MR] = {0};   /* the strip's rows idx: their column of ErT is written whole */
       for (int64_t r = 0; r < EVT_MR; r++) {
         int64_t i = i0 + r;
         if (r >= R || (next < M && idx[next] == i)) {   /* no row, or a row without a delta */
-          for (int64_t j = 0; j < 2 * M; j++) AD[j * EVT_MR + r] = 0.0f;
+          for (int64_t j = 0; j < M; j++) AD[j * EVT_MR + r] = 0.0f;
           if (r >= R) continue;
+          skip[r] = 1;
         }
         float *br = Bq + i * N;
         float mx = logits_row(J, b, h, i, br, row);
@@ -852,15 +882,9 @@ static void attn_slice_exp(const attn_job *J, int64_t s, float *W) {
           c[i] = mx;
         }
         S[i] = exp_row(row, N, c[i], i + EVT_MR < N ? br + EVT_MR * N : NULL);
-        int pf = i + 16 < N;   /* as above */
-        for (int64_t j = 0; j < M; j++) {
-          float *et = ErT + idx[j] * N + i, x = row[idx[j]];
-          if (pf) __builtin_prefetch(et + 16, 1, 2);
-          AD[j * EVT_MR + r] = x;
-          AD[(M + j) * EVT_MR + r] = -*et;
-          *et = x;
-        }
+        for (int64_t j = 0; j < M; j++) AD[j * EVT_MR + r] = row[idx[j]];
       }
+      strip_columns(ErT, AD, idx, M, N, i0, R, skip, 1);
       strip_update(P, Dv, i0, R, 2 * M, AD, V2p, tile);
     }
     /* rows idx: P[idx] = E[idx,:].v (v with the rows idx just taken: vref == v everywhere now) */
