@@ -377,6 +377,7 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
 #define EVT_REBASE 30.0f
 #define EVT_MR VT_GEMM_MR
 #define EVT_NR VT_GEMM_NR
+_Static_assert(EVT_NR == 16, "refresh_rows stores a panel row as two 8-float vectors");
 typedef struct {
   vt_state hdr;
   int64_t S, N, Dh, Dv, nw;
@@ -685,8 +686,9 @@ static void pack_cols(float *Kp, const float *k, const int64_t *idx, int64_t n, 
  * NULL: i0 + r) and the n columns col = ci[c] (ci NULL: c) packed in Kp, one micro-kernel call per
  * NR columns (the same sums and scaling as vt_sgemm's: bit-identical). Qs [Dh, MR]: scratch for
  * the packed q rows. */
-static void refresh_rows(float *Bq, int64_t N, const float *q, int64_t Dh, const int64_t *ri, int64_t i0, int64_t R,
-                         const float *Kp, const int64_t *ci, int64_t n, float scale, float *Qs, float *tile) {
+EVT_CLONES static void refresh_rows(float *Bq, int64_t N, const float *q, int64_t Dh, const int64_t *ri, int64_t i0,
+                                    int64_t R, const float *Kp, const int64_t *ci, int64_t n, float scale, float *Qs,
+                                    float *tile) {
   for (int64_t r = 0; r < EVT_MR; r++) {
     const float *qr = r < R ? q + (ri ? ri[r] : i0 + r) * Dh : NULL;
     for (int64_t d = 0; d < Dh; d++) Qs[d * EVT_MR + r] = qr ? qr[d] : 0.0f;
@@ -697,10 +699,14 @@ static void refresh_rows(float *Bq, int64_t N, const float *q, int64_t Dh, const
     for (int64_t r = 0; r < R; r++) {
       float *br = Bq + (ri ? ri[r] : i0 + r) * N;
       const float *tr = tile + r * EVT_NR;
-      if (ci)
+      if (ci) {
         for (int64_t c = 0; c < nc; c++) br[ci[j0 + c]] = scale * tr[c];
-      else
+      } else if (nc == EVT_NR) {   /* a whole panel: two vectors */
+        *(v8fu *)(br + j0) = scale * *(const v8f *)tr;
+        *(v8fu *)(br + j0 + 8) = scale * *(const v8f *)(tr + 8);
+      } else {
         for (int64_t c = 0; c < nc; c++) br[j0 + c] = scale * tr[c];
+      }
     }
   }
 }
