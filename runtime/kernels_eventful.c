@@ -377,7 +377,7 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
 #define EVT_REBASE 30.0f
 #define EVT_MR VT_GEMM_MR
 #define EVT_NR VT_GEMM_NR
-_Static_assert(EVT_NR == 16, "refresh_rows stores a panel row as two 8-float vectors");
+_Static_assert(EVT_NR == 16, "refresh_rows and strip_update move a panel row as two 8-float vectors");
 typedef struct {
   vt_state hdr;
   int64_t S, N, Dh, Dv, nw;
@@ -755,14 +755,19 @@ EVT_CLONES static void strip_columns(float *ArT, float *AD, const int64_t *idx, 
 
 /* P rows [i0, i0 + R) (R <= MR) += AD^T V2: the strip AD [2M, MR] (AD[k*MR + r]: row i0 + r) times
  * the packed V2p, one micro-kernel call per NR-wide panel of Dv. */
-static void strip_update(float *P, int64_t Dv, int64_t i0, int64_t R, int64_t K, const float *AD, const float *V2p,
-                         float *tile) {
+EVT_CLONES static void strip_update(float *P, int64_t Dv, int64_t i0, int64_t R, int64_t K, const float *AD,
+                                    const float *V2p, float *tile) {
   for (int64_t c0 = 0; c0 < Dv; c0 += EVT_NR) {
     int64_t nc = Dv - c0 < EVT_NR ? Dv - c0 : EVT_NR;
     vt_gemm_tile(K, AD, V2p + c0 / EVT_NR * K * EVT_NR, tile);
     for (int64_t r = 0; r < R; r++) {
       float *pr = P + (i0 + r) * Dv + c0;
       const float *tr = tile + r * EVT_NR;
+      if (nc == EVT_NR) {
+        *(v8fu *)pr += *(const v8f *)tr;
+        *(v8fu *)(pr + 8) += *(const v8f *)(tr + 8);
+        continue;
+      }
       for (int64_t c = 0; c < nc; c++) pr[c] += tr[c];
     }
   }
