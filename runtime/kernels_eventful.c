@@ -355,13 +355,14 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
  *   A = softmax(Bq + mask + key_bias) row by row (every row: N exps), only A[:,idx] kept
  *   P += A[:,idx].(v[idx] - vref[idx]) + (A[:,idx] - Aref[:,idx]).vref[idx]
  *        as one product [N, 2M] x [2M, Dv] (2 N M Dv MACs); Aref[:,idx] = A[:,idx]; vref[idx] = v[idx]
- * The product is fused into the row loop: V2 = [v[idx] - vref[idx]; vref[idx]] is packed once in
- * the GEMM's NR-wide column panels, each softmax row writes its [A[i,idx], A[i,idx] - Aref[i,idx]]
- * into an MR-high packed strip AD (2M x MR floats, in L1), and every MR rows the strip's P rows get
- * their update from the GEMM's micro-kernel (vt_gemm_tile): no [N, 2M] buffer, no packing pass.
- * Each softmax row gets its column refresh patched into Bq just before it is read (no separate
- * pass over Bq). Consecutive rows i read and write Aref[i, idx] in the same cache lines of ArT's
- * rows idx, so the state streamed per frame is M rows of ArT, not all of Aref.
+ * Rows go in strips of MR (the GEMM micro-kernel's height), every product through vt_gemm_tile on
+ * operands packed once per slice (k, k[idx], V2 = [v[idx] - vref[idx]; vref[idx]] in NR-wide
+ * panels), written straight where they belong (no [M,N], [N,M] or [N,2M] buffers): first Bq's rows
+ * idx; then per strip its columns idx (scattered into the strip's Bq rows, which the previous
+ * strip's exp passes prefetched), the full softmax of each row (one pass of logits with the max,
+ * one of exps with the sum), A[i,idx] into the packed strip AD [2M, MR] (in L1), Aref's columns
+ * idx against it once per strip (MR contiguous floats of ArT's row idx[j]: the state streamed per
+ * frame is M rows of ArT, not all of Aref), and P's MR rows += AD^T.V2.
  * When 2M >= N (the sparse update would cost at least the dense one), on a flush and when the
  * state is new, everything is recomputed densely (Bq, Aref = A, vref = v, P = A.v): r >= N is
  * exact. Slices are spread over the pool's threads; each worker has its own scratch.
@@ -373,7 +374,7 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
  * E[i,idx].v[idx] - Eref[i,idx].vref[idx] as above. The paper's normalised reference goes stale in
  * every column a row's new normaliser touches; this one is exact whenever only the rows and
  * columns idx changed (a row whose max moves more than EVT_REBASE from c_i is rescaled first, so
- * the exps neither overflow nor vanish). Same state size, same GEMM shapes. */
+ * the exps neither overflow nor vanish). Same state size, same strips and products. */
 #define EVT_REBASE 30.0f
 #define EVT_MR VT_GEMM_MR
 #define EVT_NR VT_GEMM_NR
@@ -382,8 +383,9 @@ typedef struct {
   vt_state hdr;
   int64_t S, N, Dh, Dv, nw;
   /* per-worker scratch (offsets in floats, multiples of 16: 64-byte aligned):
-   * [Kall [ceil(N/NR), Dh, NR] (all of k packed; exp_ref's T [M,Dv] after) | Kp [ceil(M/NR), Dh, NR] | V2p [npan, 2M, NR] | AD [2M, MR] |
-   *  tile [MR, NR] | row [N] | Qs [Dh, MR] | exp_ref: EM [M,N] (rows idx), S [N] (row sums)] */
+   * [Kall [ceil(N/NR), Dh, NR] (all of k packed; exp_ref's T [M,Dv] after) | Kp [ceil(M/NR), Dh, NR] |
+   *  V2p [npan, 2M, NR] | AD [2M, MR] | tile [MR, NR] | row [N] | Qs [Dh, MR] |
+   *  exp_ref: EM [M,N] (rows idx), S [N] (row sums)] */
   int64_t wfloats, off_kp, off_v2, off_ad, off_tile, off_row, off_qs, off_em, off_sum;
   int full_next;
   float *Bq, *ArT, *vref, *P;    /* [S,N,N], [S,N,N] (transposed), [S,N,Dv], [S,N,Dv] */
