@@ -354,10 +354,15 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
  *   Bq[idx,:] = scale q[idx].k^T, Bq[:,idx] = scale q.k[idx]^T           (2 N M Dh MACs)
  *   A = softmax(Bq + mask + key_bias) row by row (every row: N exps), only A[:,idx] kept
  *   P += A[:,idx].(v[idx] - vref[idx]) + (A[:,idx] - Aref[:,idx]).vref[idx]
- *        as one GEMM [N, 2M] x [2M, Dv] (2 N M Dv MACs); Aref[:,idx] = A[:,idx]; vref[idx] = v[idx]
- * Each softmax row gets its column refresh patched into Bq just before it is read (no separate
- * pass over Bq). Consecutive rows i read and write Aref[i, idx] in the same cache lines of ArT's
- * rows idx, so the state streamed per frame is M rows of ArT, not all of Aref.
+ *        as one product [N, 2M] x [2M, Dv] (2 N M Dv MACs); Aref[:,idx] = A[:,idx]; vref[idx] = v[idx]
+ * Rows go in strips of MR (the GEMM micro-kernel's height), every product through vt_gemm_tile on
+ * operands packed once per slice (k, k[idx], V2 = [v[idx] - vref[idx]; vref[idx]] in NR-wide
+ * panels), written straight where they belong (no [M,N], [N,M] or [N,2M] buffers): first Bq's rows
+ * idx; then per strip its columns idx (scattered into the strip's Bq rows, which the previous
+ * strip's exp passes prefetched), the full softmax of each row (one pass of logits with the max,
+ * one of exps with the sum), A[i,idx] into the packed strip AD [2M, MR] (in L1), Aref's columns
+ * idx against it once per strip (MR contiguous floats of ArT's row idx[j]: the state streamed per
+ * frame is M rows of ArT, not all of Aref), and P's MR rows += AD^T.V2.
  * When 2M >= N (the sparse update would cost at least the dense one), on a flush and when the
  * state is new, everything is recomputed densely (Bq, Aref = A, vref = v, P = A.v): r >= N is
  * exact. Slices are spread over the pool's threads; each worker has its own scratch.
@@ -369,17 +374,23 @@ int vt_kernel_TokenBuffer(vt_kctx *k) {
  * E[i,idx].v[idx] - Eref[i,idx].vref[idx] as above. The paper's normalised reference goes stale in
  * every column a row's new normaliser touches; this one is exact whenever only the rows and
  * columns idx changed (a row whose max moves more than EVT_REBASE from c_i is rescaled first, so
- * the exps neither overflow nor vanish). Same state size, same GEMM shapes. */
+ * the exps neither overflow nor vanish). Same state size, same strips and products. */
 #define EVT_REBASE 30.0f
+#define EVT_MR VT_GEMM_MR
+#define EVT_NR VT_GEMM_NR
+_Static_assert(EVT_NR == 16, "refresh_rows and strip_update move a panel row as two 8-float vectors");
 typedef struct {
   vt_state hdr;
   int64_t S, N, Dh, Dv, nw;
-  int64_t wfloats, off_t2, off_v2, off_row;   /* per-worker scratch: [AD or G|T1 | T2 | V2 | row] */
+  /* per-worker scratch (offsets in floats, multiples of 16: 64-byte aligned):
+   * [Kall [ceil(N/NR), Dh, NR] (all of k packed; exp_ref's T [M,Dv] after) | Kp [ceil(M/NR), Dh, NR] |
+   *  V2p [npan, 2M, NR] | AD [2M, MR] | tile [MR, NR] | row [N] | Qs [Dh, MR] |
+   *  exp_ref: EM [M,N] (rows idx), S [N] (row sums)] */
+  int64_t wfloats, off_kp, off_v2, off_ad, off_tile, off_row, off_qs, off_em, off_sum;
   int full_next;
   float *Bq, *ArT, *vref, *P;    /* [S,N,N], [S,N,N] (transposed), [S,N,Dv], [S,N,Dv] */
   float *c;                      /* [S,N]: exp_ref row offsets (-inf: the row saw no key) */
-  int64_t off_em, off_sum;       /* exp_ref scratch: EM [M,N] (rows idx), S [N] (row sums) */
-  float *scratch;                /* nw x wfloats */
+  float *scratch;                /* nw x wfloats, 64-byte aligned */
 } attn_state;
 
 static void attn_free(void *p) {
@@ -401,9 +412,16 @@ static attn_state *attn_state_for(vt_kctx *k, int64_t S, int64_t N, int64_t Dh, 
   if (s && s->S == S && s->N == N && s->Dh == Dh && s->Dv == Dv && s->nw == nw) return s;
   if (s) s->hdr.free(s);
   *k->state = NULL;
-  int64_t mmax = N > 0 ? (N - 1) / 2 : 0;           /* largest M of the sparse path */
-  int64_t r1 = N * 2 * mmax, r1b = mmax * (Dh + N);  /* AD [N,2M] | gathered q/k + row refresh T1 [M,N] */
-  int64_t wf = (r1 > r1b ? r1 : r1b) + N * mmax + 2 * mmax * Dv + N + mmax * N + N;
+  int64_t mmax = N > 0 ? (N - 1) / 2 : 0;            /* largest M of the sparse path */
+  int64_t npan = (Dv + EVT_NR - 1) / EVT_NR;
+  int64_t r1 = (N + EVT_NR - 1) / EVT_NR * EVT_NR * Dh, r1b = mmax * Dv;   /* Kall | T */
+  int64_t at[9] = {r1 > r1b ? r1 : r1b, (mmax + EVT_NR - 1) / EVT_NR * Dh * EVT_NR, npan * 2 * mmax * EVT_NR,
+                   2 * mmax * EVT_MR, EVT_MR * EVT_NR, N, Dh * EVT_MR, mmax * N, N};
+  int64_t off[9], wf = 0;
+  for (int r = 0; r < 9; r++) {
+    off[r] = wf;
+    wf += (at[r] + 15) / 16 * 16;
+  }
   double total = (double)S * N * (2.0 * N + 2.0 * Dv + 1.0) + (double)nw * wf;
   if (total * sizeof(float) > 1e15) return NULL;
   s = calloc(1, sizeof *s);
@@ -411,18 +429,21 @@ static attn_state *attn_state_for(vt_kctx *k, int64_t S, int64_t N, int64_t Dh, 
   s->hdr.free = attn_free;
   s->hdr.flush = attn_flush;
   s->S = S; s->N = N; s->Dh = Dh; s->Dv = Dv; s->nw = nw; s->wfloats = wf;
-  s->off_t2 = r1 > r1b ? r1 : r1b;
-  s->off_v2 = s->off_t2 + N * mmax;
-  s->off_row = s->off_v2 + 2 * mmax * Dv;
-  s->off_em = s->off_row + N;
-  s->off_sum = s->off_em + mmax * N;
+  s->off_kp = off[1];
+  s->off_v2 = off[2];
+  s->off_ad = off[3];
+  s->off_tile = off[4];
+  s->off_row = off[5];
+  s->off_qs = off[6];
+  s->off_em = off[7];
+  s->off_sum = off[8];
   s->full_next = 1;
   s->Bq = malloc((size_t)(S * N * N) * sizeof(float) + 1);
   s->ArT = malloc((size_t)(S * N * N) * sizeof(float) + 1);
   s->vref = malloc((size_t)(S * N * Dv) * sizeof(float) + 1);
   s->P = malloc((size_t)(S * N * Dv) * sizeof(float) + 1);
   s->c = malloc((size_t)(S * N) * sizeof(float) + 1);
-  s->scratch = malloc((size_t)(nw * wf) * sizeof(float) + 1);
+  s->scratch = aligned_alloc(64, (size_t)(nw * wf) * sizeof(float) + 64);
   s->hdr.bytes = sizeof *s + (size_t)total * sizeof(float);
   if (!s->Bq || !s->ArT || !s->vref || !s->P || !s->c || !s->scratch) {
     attn_free(s);
@@ -552,11 +573,16 @@ EVT_CLONES static float row_max(const float *x, int64_t n) {
   return r;
 }
 
-/* x = exp(x - mx) in place; returns the sum. */
-EVT_CLONES static float row_exp_sum(float *x, int64_t n, float mx) {
+/* x = exp(x - mx) in place; returns the sum. The polynomial's multiply-adds are fused where the
+ * clone's ISA has FMA. pf (NULL: none): n floats to prefetch meanwhile, one
+ * cache line per 16 elements (the next softmax row's logits: its column refresh is scattered into
+ * it before it is read, and those stores would otherwise each miss). */
+EVT_CLONES __attribute__((optimize("fp-contract=fast"))) static float row_exp_sum(float *x, int64_t n, float mx,
+                                                                                  const float *pf) {
   v8f s = {0};
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
+    if (pf && !(j & 15)) __builtin_prefetch(pf + j, 1, 3);
     v8f e, d = *(v8fu *)(x + j) - mx;
     EVT_EXP8(e, d);
     *(v8fu *)(x + j) = e;
@@ -607,21 +633,146 @@ static float logits_row(const attn_job *J, int64_t b, int64_t h, int64_t i, cons
   return more ? row_max(row, N) : mx;
 }
 
-/* row = exp(row - c) (c finite; -inf logits give 0), returns the sum; c = -inf: a zero row. */
-static float exp_row(float *row, int64_t n, float c) {
+/* row = exp(row - c) (c finite; -inf logits give 0), returns the sum; c = -inf: a zero row.
+ * pf: see row_exp_sum. */
+static float exp_row(float *row, int64_t n, float c, const float *pf) {
   if (c == -INFINITY) {
     memset(row, 0, (size_t)n * sizeof(float));
     return 0.0f;
   }
-  return row_exp_sum(row, n, c);
+  return row_exp_sum(row, n, c, pf);
 }
 
 /* Softmax row i of slice (b, h) from Bq's row into row: unnormalised exps; returns the factor
  * 1 / sum that normalises them (0 for a row with no visible key). */
-static float softmax_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row) {
+static float softmax_row(const attn_job *J, int64_t b, int64_t h, int64_t i, const float *brow, float *row,
+                         const float *pf) {
   float mx = logits_row(J, b, h, i, brow, row);
-  float sum = exp_row(row, J->st->N, mx);
+  float sum = exp_row(row, J->st->N, mx, pf);
   return sum > 0.0f ? 1.0f / sum : 0.0f;
+}
+
+/* V2p [npan, 2M, NR] = [v[idx] - vref[idx] (delta = 1) or v[idx] (delta = 0); vref[idx]] in the
+ * GEMM's column panels (NR columns of Dv each, zero-padded); then vref[idx] = v[idx]. */
+static void pack_v2(float *V2p, const float *v, float *vr, const int64_t *idx, int64_t M, int64_t Dv, int delta) {
+  for (int64_t c0 = 0; c0 < Dv; c0 += EVT_NR) {
+    int64_t nc = Dv - c0 < EVT_NR ? Dv - c0 : EVT_NR;
+    float *pan = V2p + c0 / EVT_NR * 2 * M * EVT_NR;
+    for (int64_t j = 0; j < M; j++) {
+      const float *vn = v + idx[j] * Dv + c0, *vo = vr + idx[j] * Dv + c0;
+      float *d = pan + j * EVT_NR, *o = pan + (M + j) * EVT_NR;
+      int64_t c = 0;
+      for (; c < nc; c++) {
+        d[c] = delta ? vn[c] - vo[c] : vn[c];
+        o[c] = vo[c];
+      }
+      for (; c < EVT_NR; c++) d[c] = o[c] = 0.0f;
+    }
+  }
+  for (int64_t j = 0; j < M; j++) memcpy(vr + idx[j] * Dv, v + idx[j] * Dv, (size_t)Dv * sizeof(float));
+}
+
+/* Kp [ceil(n/NR), Dh, NR] = k[idx]^T (idx NULL: k[0..n)^T) in the GEMM's column panels
+ * (zero-padded). */
+static void pack_cols(float *Kp, const float *k, const int64_t *idx, int64_t n, int64_t Dh) {
+  for (int64_t j0 = 0; j0 < n; j0 += EVT_NR) {
+    float *pan = Kp + j0 * Dh;
+    for (int64_t c = 0; c < EVT_NR; c++) {
+      const float *kr = j0 + c < n ? k + (idx ? idx[j0 + c] : j0 + c) * Dh : NULL;
+      for (int64_t d = 0; d < Dh; d++) pan[d * EVT_NR + c] = kr ? kr[d] : 0.0f;
+    }
+  }
+}
+
+/* A refresh of R <= MR rows of Bq: Bq[i, col] = scale q[i].k[col]^T for the rows i = ri[r] (ri
+ * NULL: i0 + r) and the n columns col = ci[c] (ci NULL: c) packed in Kp, one micro-kernel call per
+ * NR columns (the same sums and scaling as vt_sgemm's: bit-identical). Qs [Dh, MR]: scratch for
+ * the packed q rows. */
+EVT_CLONES static void refresh_rows(float *Bq, int64_t N, const float *q, int64_t Dh, const int64_t *ri, int64_t i0,
+                                    int64_t R, const float *Kp, const int64_t *ci, int64_t n, float scale, float *Qs,
+                                    float *tile) {
+  for (int64_t r = 0; r < EVT_MR; r++) {
+    const float *qr = r < R ? q + (ri ? ri[r] : i0 + r) * Dh : NULL;
+    for (int64_t d = 0; d < Dh; d++) Qs[d * EVT_MR + r] = qr ? qr[d] : 0.0f;
+  }
+  for (int64_t j0 = 0; j0 < n; j0 += EVT_NR) {
+    int64_t nc = n - j0 < EVT_NR ? n - j0 : EVT_NR;
+    vt_gemm_tile(Dh, Qs, Kp + j0 * Dh, tile);
+    for (int64_t r = 0; r < R; r++) {
+      float *br = Bq + (ri ? ri[r] : i0 + r) * N;
+      const float *tr = tile + r * EVT_NR;
+      if (ci) {
+        for (int64_t c = 0; c < nc; c++) br[ci[j0 + c]] = scale * tr[c];
+      } else if (nc == EVT_NR) {   /* a whole panel: two vectors */
+        *(v8fu *)(br + j0) = scale * *(const v8f *)tr;
+        *(v8fu *)(br + j0 + 8) = scale * *(const v8f *)(tr + 8);
+      } else {
+        for (int64_t c = 0; c < nc; c++) br[j0 + c] = scale * tr[c];
+      }
+    }
+  }
+}
+
+/* Bq's rows idx, whole: scale q[idx].k^T (Kall: all of k packed). */
+static void refresh_idx_rows(float *Bq, int64_t N, const float *q, const float *k, int64_t Dh, const int64_t *idx,
+                             int64_t M, float scale, float *Kall, float *Qs, float *tile) {
+  pack_cols(Kall, k, NULL, N, Dh);
+  for (int64_t j0 = 0; j0 < M; j0 += EVT_MR)
+    refresh_rows(Bq, N, q, Dh, idx + j0, 0, M - j0 < EVT_MR ? M - j0 : EVT_MR, Kall, NULL, N, scale, Qs, tile);
+}
+
+/* The strip's kept columns against Aref: for the rows r < R not skipped (skip NULL: none), with
+ * x = AD[j, r] (A[i0 + r, idx[j]]) and a = Aref[i0 + r, idx[j]] (ArT's row idx[j], contiguous
+ * over r): AD[M + j, r] = x - a (neg: -a), Aref = x; AD[M + j, r] = 0 for the other rows. Then it
+ * prefetches the next strip's runs of ArT (pf). */
+EVT_CLONES static void strip_columns(float *ArT, float *AD, const int64_t *idx, int64_t M, int64_t N, int64_t i0,
+                                     int64_t R, const uint8_t *skip, int neg) {
+  int pf = i0 + 2 * EVT_MR <= N;
+  for (int64_t j = 0; j < M; j++) {
+    float *at = ArT + idx[j] * N + i0, *x = AD + j * EVT_MR, *d = AD + (M + j) * EVT_MR;
+    if (pf) __builtin_prefetch(at + 2 * EVT_MR - 1, 1, 2);
+    if (R == EVT_MR && !skip) {
+      if (neg)
+        for (int r = 0; r < EVT_MR; r++) {
+          d[r] = -at[r];
+          at[r] = x[r];
+        }
+      else
+        for (int r = 0; r < EVT_MR; r++) {
+          d[r] = x[r] - at[r];
+          at[r] = x[r];
+        }
+      continue;
+    }
+    for (int64_t r = 0; r < EVT_MR; r++) {
+      if (r >= R || (skip && skip[r])) {
+        d[r] = 0.0f;
+        continue;
+      }
+      d[r] = neg ? -at[r] : x[r] - at[r];
+      at[r] = x[r];
+    }
+  }
+}
+
+/* P rows [i0, i0 + R) (R <= MR) += AD^T V2: the strip AD [2M, MR] (AD[k*MR + r]: row i0 + r) times
+ * the packed V2p, one micro-kernel call per NR-wide panel of Dv. */
+EVT_CLONES static void strip_update(float *P, int64_t Dv, int64_t i0, int64_t R, int64_t K, const float *AD,
+                                    const float *V2p, float *tile) {
+  for (int64_t c0 = 0; c0 < Dv; c0 += EVT_NR) {
+    int64_t nc = Dv - c0 < EVT_NR ? Dv - c0 : EVT_NR;
+    vt_gemm_tile(K, AD, V2p + c0 / EVT_NR * K * EVT_NR, tile);
+    for (int64_t r = 0; r < R; r++) {
+      float *pr = P + (i0 + r) * Dv + c0;
+      const float *tr = tile + r * EVT_NR;
+      if (nc == EVT_NR) {
+        *(v8fu *)pr += *(const v8f *)tr;
+        *(v8fu *)(pr + 8) += *(const v8f *)(tr + 8);
+        continue;
+      }
+      for (int64_t c = 0; c < nc; c++) pr[c] += tr[c];
+    }
+  }
 }
 
 /* a [n,n] = a^T in place, in 32 x 32 tiles (tile pairs swapped, diagonal tiles in place) */
@@ -650,47 +801,37 @@ static void attn_slice(const attn_job *J, int64_t s, float *W) {
   if (J->dense) {   /* A row-major in ArT's memory for P = A.v, then transposed in place */
     vt_sgemm(gp, 0, 1, N, N, Dh, J->scale, q, Dh, k, Dh, 0.0f, Bq, N);
     for (int64_t i = 0; i < N; i++) {
-      float *ar = ArT + i * N, inv = softmax_row(J, b, h, i, Bq + i * N, ar);
+      float *ar = ArT + i * N, inv = softmax_row(J, b, h, i, Bq + i * N, ar, NULL);
       for (int64_t j = 0; j < N; j++) ar[j] *= inv;
     }
     vt_sgemm(gp, 0, 0, N, Dv, N, 1.0f, ArT, N, v, Dv, 0.0f, P, Dv);
     transpose_square(ArT, N);
     memcpy(vr, v, (size_t)(N * Dv) * sizeof(float));
   } else if (M > 0) {
-    /* rows idx of Bq: gathered q[idx] [M,Dh] times k^T into T1 [M,N], copied to the rows */
-    float *G = W, *T1 = W + M * Dh, *T2 = W + st->off_t2;
-    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, q + idx[j] * Dh, (size_t)Dh * sizeof(float));
-    vt_sgemm(gp, 0, 1, M, N, Dh, J->scale, G, Dh, k, Dh, 0.0f, T1, N);
-    for (int64_t j = 0; j < M; j++) memcpy(Bq + idx[j] * N, T1 + j * N, (size_t)N * sizeof(float));
-    /* columns idx: q times gathered k[idx]^T into T2 [N,M], patched in per row block below */
-    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, k + idx[j] * Dh, (size_t)Dh * sizeof(float));
-    vt_sgemm(gp, 0, 1, N, M, Dh, J->scale, q, Dh, G, Dh, 0.0f, T2, M);
-    /* full softmax per row, the row's column refresh patched in just before it is read;
-     * A[:,idx] and A[:,idx] - Aref[:,idx] side by side: AD [N, 2M] */
-    float *AD = W, *V2 = W + st->off_v2;
-    for (int64_t i = 0; i < N; i++) {
-      float *br = Bq + i * N, *ad = AD + i * 2 * M;
-      const float *tr = T2 + i * M;
-      for (int64_t j = 0; j < M; j++) br[idx[j]] = tr[j];
-      float inv = softmax_row(J, b, h, i, br, row);
-      for (int64_t j = 0; j < M; j++) {
-        float *at = ArT + idx[j] * N + i, x = row[idx[j]] * inv;
-        ad[j] = x;
-        ad[M + j] = x - *at;
-        *at = x;
+    /* rows idx of Bq, then per strip of MR rows: the columns idx refreshed (q times the packed
+     * k[idx]^T), the full softmax per row, A[i,idx] and A[i,idx] - Aref[i,idx] into the strip
+     * AD, P's rows updated */
+    float *AD = W + st->off_ad, *V2p = W + st->off_v2, *tile = W + st->off_tile, *Kp = W + st->off_kp;
+    float *Qs = W + st->off_qs;
+    refresh_idx_rows(Bq, N, q, k, Dh, idx, M, J->scale, W, Qs, tile);
+    pack_cols(Kp, k, idx, M, Dh);
+    pack_v2(V2p, v, vr, idx, M, Dv, 1);
+    for (int64_t i0 = 0; i0 < N; i0 += EVT_MR) {
+      int64_t R = N - i0 < EVT_MR ? N - i0 : EVT_MR;
+      refresh_rows(Bq, N, q, Dh, NULL, i0, R, Kp, idx, M, J->scale, Qs, tile);
+      for (int64_t r = 0; r < EVT_MR; r++) {
+        if (r >= R) {   /* the last strip's missing rows: zero (their products are not used) */
+          for (int64_t j = 0; j < M; j++) AD[j * EVT_MR + r] = 0.0f;
+          continue;
+        }
+        int64_t i = i0 + r;
+        float *br = Bq + i * N;
+        float inv = softmax_row(J, b, h, i, br, row, i + EVT_MR < N ? br + EVT_MR * N : NULL);
+        for (int64_t j = 0; j < M; j++) AD[j * EVT_MR + r] = row[idx[j]] * inv;
       }
+      strip_columns(ArT, AD, idx, M, N, i0, R, NULL, 0);
+      strip_update(P, Dv, i0, R, 2 * M, AD, V2p, tile);
     }
-    /* V2 = [v[idx] - vref[idx]; vref[idx]]; then vref[idx] = v[idx] */
-    for (int64_t j = 0; j < M; j++) {
-      const float *vn = v + idx[j] * Dv;
-      float *vo = vr + idx[j] * Dv, *d = V2 + j * Dv, *o = V2 + (M + j) * Dv;
-      for (int64_t c = 0; c < Dv; c++) {
-        d[c] = vn[c] - vo[c];
-        o[c] = vo[c];
-        vo[c] = vn[c];
-      }
-    }
-    vt_sgemm(gp, 0, 0, N, Dv, 2 * M, 1.0f, AD, 2 * M, V2, Dv, 1.0f, P, Dv);
   }
   memcpy(J->out + s * N * Dv, P, (size_t)(N * Dv) * sizeof(float));
 }
@@ -709,65 +850,64 @@ static void attn_slice_exp(const attn_job *J, int64_t s, float *W) {
     for (int64_t i = 0; i < N; i++) {
       float *er = ErT + i * N;
       c[i] = logits_row(J, b, h, i, Bq + i * N, er);
-      S[i] = exp_row(er, N, c[i]);
+      S[i] = exp_row(er, N, c[i], NULL);
     }
     vt_sgemm(gp, 0, 0, N, Dv, N, 1.0f, ErT, N, v, Dv, 0.0f, P, Dv);
     transpose_square(ErT, N);
     memcpy(vr, v, (size_t)(N * Dv) * sizeof(float));
   } else if (M > 0) {
-    float *G = W, *T1 = W + M * Dh, *T2 = W + st->off_t2, *AD = W, *V2 = W + st->off_v2, *EM = W + st->off_em;
-    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, q + idx[j] * Dh, (size_t)Dh * sizeof(float));
-    vt_sgemm(gp, 0, 1, M, N, Dh, J->scale, G, Dh, k, Dh, 0.0f, T1, N);
-    for (int64_t j = 0; j < M; j++) memcpy(Bq + idx[j] * N, T1 + j * N, (size_t)N * sizeof(float));
-    for (int64_t j = 0; j < M; j++) memcpy(G + j * Dh, k + idx[j] * Dh, (size_t)Dh * sizeof(float));
-    vt_sgemm(gp, 0, 1, N, M, Dh, J->scale, q, Dh, G, Dh, 0.0f, T2, M);
+    float *EM = W + st->off_em, *Kp = W + st->off_kp, *Qs = W + st->off_qs;
+    float *AD = W + st->off_ad, *V2p = W + st->off_v2, *tile = W + st->off_tile;
+    refresh_idx_rows(Bq, N, q, k, Dh, idx, M, J->scale, W, Qs, tile);
+    /* V2p = [v[idx]; vref[idx]]; then vref[idx] = v[idx]; column refresh and the delta
+     * product per strip as above */
+    pack_cols(Kp, k, idx, M, Dh);
+    pack_v2(V2p, v, vr, idx, M, Dv, 0);
     int64_t next = 0;   /* next entry of idx: rows are visited in order, idx is ascending */
-    for (int64_t i = 0; i < N; i++) {
-      float *br = Bq + i * N, *ad = AD + i * 2 * M;
-      const float *tr = T2 + i * M;
-      for (int64_t j = 0; j < M; j++) br[idx[j]] = tr[j];
-      float mx = logits_row(J, b, h, i, br, row);
-      if (next < M && idx[next] == i) {   /* q_i changed: the whole row anew, P[i] by the GEMM below */
-        float *em = EM + next * N;
-        c[i] = mx;
-        S[i] = exp_row(row, N, mx);
-        memcpy(em, row, (size_t)N * sizeof(float));
-        for (int64_t j = 0; j < N; j++) ErT[j * N + i] = row[j];
-        memset(ad, 0, (size_t)(2 * M) * sizeof(float));
-        next++;
-        continue;
-      }
-      if (mx != -INFINITY && (c[i] == -INFINITY || fabsf(mx - c[i]) > EVT_REBASE)) {
-        if (c[i] != -INFINITY) {   /* rebase: the kept exps and P's row to the offset mx */
-          float f = evt_exp(c[i] - mx);
-          for (int64_t j = 0; j < N; j++) ErT[j * N + i] *= f;
-          for (int64_t d = 0; d < Dv; d++) P[i * Dv + d] *= f;
+    for (int64_t i0 = 0; i0 < N; i0 += EVT_MR) {
+      int64_t R = N - i0 < EVT_MR ? N - i0 : EVT_MR;
+      refresh_rows(Bq, N, q, Dh, NULL, i0, R, Kp, idx, M, J->scale, Qs, tile);
+      uint8_t skip[EVT_MR] = {0};   /* the strip's rows idx: their column of ErT is written whole */
+      for (int64_t r = 0; r < EVT_MR; r++) {
+        int64_t i = i0 + r;
+        if (r >= R || (next < M && idx[next] == i)) {   /* no row, or a row without a delta */
+          for (int64_t j = 0; j < M; j++) AD[j * EVT_MR + r] = 0.0f;
+          if (r >= R) continue;
+          skip[r] = 1;
         }
-        c[i] = mx;
+        float *br = Bq + i * N;
+        float mx = logits_row(J, b, h, i, br, row);
+        if (next < M && idx[next] == i) {   /* q_i changed: the whole row anew, P[i] by the GEMM below */
+          float *em = EM + next * N;
+          c[i] = mx;
+          S[i] = exp_row(row, N, mx, i + EVT_MR < N ? br + EVT_MR * N : NULL);
+          memcpy(em, row, (size_t)N * sizeof(float));
+          for (int64_t j = 0; j < N; j++) ErT[j * N + i] = row[j];
+          next++;
+          continue;
+        }
+        if (mx != -INFINITY && (c[i] == -INFINITY || fabsf(mx - c[i]) > EVT_REBASE)) {
+          if (c[i] != -INFINITY) {   /* rebase: the kept exps and P's row to the offset mx */
+            float f = evt_exp(c[i] - mx);
+            for (int64_t j = 0; j < N; j++) ErT[j * N + i] *= f;
+            for (int64_t d = 0; d < Dv; d++) P[i * Dv + d] *= f;
+          }
+          c[i] = mx;
+        }
+        S[i] = exp_row(row, N, c[i], i + EVT_MR < N ? br + EVT_MR * N : NULL);
+        for (int64_t j = 0; j < M; j++) AD[j * EVT_MR + r] = row[idx[j]];
       }
-      S[i] = exp_row(row, N, c[i]);
-      for (int64_t j = 0; j < M; j++) {
-        float *et = ErT + idx[j] * N + i, x = row[idx[j]];
-        ad[j] = x;
-        ad[M + j] = -*et;
-        *et = x;
-      }
+      strip_columns(ErT, AD, idx, M, N, i0, R, skip, 1);
+      strip_update(P, Dv, i0, R, 2 * M, AD, V2p, tile);
     }
-    /* V2 = [v[idx]; vref[idx]]; then vref[idx] = v[idx] */
-    for (int64_t j = 0; j < M; j++) {
-      memcpy(V2 + j * Dv, v + idx[j] * Dv, (size_t)Dv * sizeof(float));
-      memcpy(V2 + (M + j) * Dv, vr + idx[j] * Dv, (size_t)Dv * sizeof(float));
-      memcpy(vr + idx[j] * Dv, v + idx[j] * Dv, (size_t)Dv * sizeof(float));
-    }
-    vt_sgemm(gp, 0, 0, N, Dv, 2 * M, 1.0f, AD, 2 * M, V2, Dv, 1.0f, P, Dv);
     /* rows idx: P[idx] = E[idx,:].v (v with the rows idx just taken: vref == v everywhere now) */
-    float *T = AD;   /* AD is consumed: [M, Dv] */
+    float *T = W;   /* Kall is consumed: [M, Dv] */
     vt_sgemm(gp, 0, 0, M, Dv, N, 1.0f, EM, N, vr, Dv, 0.0f, T, Dv);
     for (int64_t j = 0; j < M; j++) memcpy(P + idx[j] * Dv, T + j * Dv, (size_t)Dv * sizeof(float));
   } else {   /* M = 0: nothing refreshed; this run's row sums (mask and key bias are inputs) */
     for (int64_t i = 0; i < N; i++) {
       logits_row(J, b, h, i, Bq + i * N, row);
-      S[i] = exp_row(row, N, c[i]);
+      S[i] = exp_row(row, N, c[i], NULL);
     }
   }
   float *o = J->out + s * N * Dv;

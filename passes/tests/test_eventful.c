@@ -8,7 +8,8 @@
  * cosine to dense at r = N/4 with stated thresholds (mean, drift first/last 20 frames);
  * (7) EventfulAttention against the paper's formulas in double precision (sparse and dense paths,
  * M = 0, reset; state allocated once); (7c) with the decomposed relative-position bias against
- * dense ai.vtopt.Attention; (8) top-r selection with many ties at N = 777. */
+ * dense ai.vtopt.Attention; (7d) at sizes with several and partial strips and panels; (8) top-r
+ * selection with many ties at N = 777. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -838,6 +839,77 @@ static void test_attention_relpos(void **st) {
     }
 }
 
+/* (7d) the kernel's strips and panels at sizes where they are several and partial: N = 75 rows
+ * (12 strips of 6 and a tail of 3), M up to 37 kept columns (3 panels of 16, the last partial),
+ * Dv = 20 (a full and a partial panel of P), a causal variant; exp_ref = 0 against the paper's
+ * formulas in double precision (rel L2 <= 2e-6), exp_ref = 1 against dense attention of the
+ * current inputs when only the rows idx change (rel L2 <= 1e-5). */
+static void test_attention_strips(void **st) {
+  (void)st;
+  const int64_t B = 1, H = 2, N = 75, Dh = 8, Dv = 20, S = B * H;
+  const int64_t ms[8] = {N, 37, 17, 33, 0, 36, 16, 1};
+  for (int variant = 0; variant < 4; variant++) {
+    int exp_ref = variant & 1, causal = variant >> 1;
+    vt_graph *g = attn_graph(B, H, N, Dh, Dv, 0.3f, causal);
+    for (int32_t i = 0; i < g->n_nodes; i++)
+      if (g->nodes[i].op == VT_OP_EventfulAttention) vt_node_add_attr(g, i, "exp_ref", VT_ATTR_INT)->i = exp_ref;
+    vt_error e = {0};
+    vt_interp *it = vt_interp_new(g, 2, &e);
+    assert_non_null(it);
+    vt_tensor in[6] = {{0}};
+    attn_inputs(in, B, H, N, Dh, Dv);
+    float *q = in[0].data, *k = in[1].data, *v = in[2].data, *mask = in[3].data, *kb = in[4].data;
+    for (int64_t i = 0; i < S * N * N; i++) mask[i] = 0.3f * frand();
+    for (int64_t i = 0; i < S * N; i++) kb[i] = 0.5f * frand();
+    attn_ref R = {.S = S, .N = N, .Dh = Dh, .Dv = Dv};
+    R.B = calloc((size_t)(S * N * N), sizeof(double));
+    R.A = calloc((size_t)(S * N * N), sizeof(double));
+    R.vr = calloc((size_t)(S * N * Dv), sizeof(double));
+    R.P = calloc((size_t)(S * N * Dv), sizeof(double));
+    double *dense = malloc((size_t)(S * N * Dv) * sizeof *dense);
+    for (int f = 0; f < 8; f++) {
+      int64_t m = ms[f], idx[75], t = 0;
+      for (int64_t i = 0; i < N && t < m; i++)
+        if ((N - i) <= (m - t) || frand() > 0.2f) idx[t++] = i;
+      assert_int_equal(t, m);
+      for (int64_t j = 0; j < m; j++)
+        for (int64_t s2 = 0; s2 < S; s2++) {
+          int64_t r = s2 * N + idx[j];
+          for (int64_t c = 0; c < Dh; c++) { q[r * Dh + c] += 0.5f * frand(); k[r * Dh + c] += 0.5f * frand(); }
+          for (int64_t c = 0; c < Dv; c++) v[r * Dv + c] += 0.5f * frand();
+          for (int64_t c = 0; c < N; c++) mask[r * N + c] = 0.3f * frand();   /* the mask row of a changed query */
+        }
+      vt_tensor_free(&in[5]);
+      int64_t di[1] = {m};
+      assert_int_equal(vt_tensor_alloc(&in[5], VT_I64, 1, di, &e), VT_OK);
+      memcpy(in[5].data, idx, (size_t)m * sizeof(int64_t));
+      const double *ref = R.P;
+      if (exp_ref) {
+        dense_attention_ref(q, k, v, mask, kb, S, N, Dh, Dv, 0.3, causal, dense);
+        ref = dense;
+      } else {
+        ref_attention(&R, q, k, v, mask, kb, idx, m, 0.3, causal, f == 0);
+      }
+      vt_tensor out = {0};
+      run1(it, in, &out);
+      const float *o = out.data;
+      double num = 0, den = 0;
+      for (int64_t i = 0; i < S * N * Dv; i++) {
+        num += (o[i] - ref[i]) * (o[i] - ref[i]);
+        den += ref[i] * ref[i];
+      }
+      double lim = exp_ref ? 1e-5 : 2e-6;
+      if (!(sqrt(num / den) <= lim))
+        fail_msg("exp_ref %d causal %d frame %d (M = %lld): rel L2 %g", exp_ref, causal, f, (long long)m, sqrt(num / den));
+      vt_tensor_free(&out);
+    }
+    for (int i = 0; i < 6; i++) vt_tensor_free(&in[i]);
+    free(R.B); free(R.A); free(R.vr); free(R.P); free(dense);
+    vt_interp_free(it);
+    vt_graph_free(g);
+  }
+}
+
 /* (8) top-r selection at a larger N with many tied norms, r changing: against the naive
  * repeated-maximum reference (the gate keeps the lower index on ties). */
 static void test_selection_ties(void **st) {
@@ -960,6 +1032,7 @@ int main(void) {
       cmocka_unit_test(test_attention_vs_reference),
       cmocka_unit_test(test_attention_exp_ref),
       cmocka_unit_test(test_attention_relpos),
+      cmocka_unit_test(test_attention_strips),
       cmocka_unit_test(test_selection_ties),
       cmocka_unit_test(test_fidelity_clip),
   };
