@@ -225,13 +225,10 @@ static inline float bits_to_f(uint32_t u) {
   return f;
 }
 
-/* exp(x): range reduction by ln2 and a degree-6 polynomial (rel. error ~2 ulp). The scale 2^n
- * is applied in two halves so results near FLT_MAX and in the denormal range come out right. */
-AI float vt_cgm_exp(float x) {
-  float xc = x > 88.8f ? 88.8f : x;
-  xc = xc < -104.0f ? -104.0f : xc;
-  float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
-  float r = xc - n * 0.693359375f;
+/* e^(x - n ln2) for |x - n ln2| <= ln2 / 2: ln2 subtracted in two parts, then a degree-6
+ * polynomial (rel. error ~2 ulp). The callers pick n and apply 2^n. */
+static inline AI float vt_cgm_exp_reduced(float x, float n) {
+  float r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -239,7 +236,16 @@ AI float vt_cgm_exp(float x) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  return p * r * r + r + 1.0f;
+}
+
+/* exp(x) = 2^n e^(x - n ln2). The scale 2^n is applied in two halves so results near FLT_MAX and
+ * in the denormal range come out right. */
+AI float vt_cgm_exp(float x) {
+  float xc = x > 88.8f ? 88.8f : x;
+  xc = xc < -104.0f ? -104.0f : xc;
+  float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
+  float p = vt_cgm_exp_reduced(xc, n);
   int32_t ni = (int32_t)n;
   int32_t n1 = ni / 2, n2 = ni - n1;
   float res = p * bits_to_f((uint32_t)(n1 + 127) << 23) * bits_to_f((uint32_t)(n2 + 127) << 23);
@@ -303,17 +309,8 @@ AI float vt_cgm_erf(float x) {
   q = q * z - 6.384870052835447e-1f;
   q = q * z - 1.126329325311802f;
   q = q * z - 6.463590257997796e-4f;
-  float n = __builtin_rintf(q * 1.44269504088896341f);   /* exp(q) = 2^n e^r, |r| <= ln2 / 2 */
-  float r = q - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  float erfc = p * bits_to_f((uint32_t)((int32_t)n + 127) << 23);
+  float n = __builtin_rintf(q * 1.44269504088896341f);   /* exp(q) = 2^n e^(q - n ln2) */
+  float erfc = vt_cgm_exp_reduced(q, n) * bits_to_f((uint32_t)((int32_t)n + 127) << 23);
   float res = z < 1.0f ? ps : 1.0f - erfc;
   res = x < 0.0f ? -res : res;
   return x != x ? x : res;
