@@ -54,6 +54,33 @@ static void run_graph(const vt_graph *g, const vt_tensor *in, vt_tensor *out) {
   vt_interp_free(it);
 }
 
+/* in[i] = random contents for graph input i, of its dtype and dims (f32 in [-1, 1); others zero). */
+static void fill_inputs(const vt_graph *g, vt_tensor *in) {
+  for (int i = 0; i < g->n_inputs; i++) {
+    const vt_value *v = &g->values[g->inputs[i]];
+    int64_t d[VT_MAX_RANK];
+    for (int k = 0; k < v->rank; k++) d[k] = v->dims[k];
+    fill(&in[i], v->dtype, v->rank, d);
+  }
+}
+
+/* Runs pipeline spec on g (NULL: the empty pipeline, canonicalisation only) with --explain and
+ * --stats; returns what they printed (the caller frees it). An error fails the test, named by what. */
+static char *run_explained(vt_graph *g, const char *spec, const char *what) {
+  vt_pipeline pl = {0};
+  vt_error e = {0};
+  if (spec) assert_int_equal(vt_pipeline_parse(spec, &pl, &e), VT_OK);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  vt_pipeline_opts o = {.explain = true, .stats = true, .out = f};
+  int rc = vt_pipeline_run(&pl, g, &o, &e);
+  fclose(f);
+  vt_pipeline_free(&pl);
+  if (rc) fail_msg("%s: %s", what, e.msg);
+  return buf;
+}
+
 static int32_t add_input(vt_graph *g, const char *name, int rank, const int64_t *dims) {
   vt_dim d[VT_MAX_RANK];
   for (int i = 0; i < rank; i++) d[i] = dims[i];
@@ -351,23 +378,9 @@ static void run_relpos_core(int style) {
   vt_graph_add_output(g, o);
   prepare(g);
   vt_tensor in[5] = {0}, ref = {0}, got = {0};
-  for (int i = 0; i < 5; i++) {
-    const vt_value *iv = &g->values[g->inputs[i]];
-    int64_t d[5];
-    for (int k = 0; k < iv->rank; k++) d[k] = iv->dims[k];
-    fill(&in[i], VT_F32, iv->rank, d);
-  }
+  fill_inputs(g, in);
   run_graph(g, in, &ref);
-  vt_pipeline pl;
-  vt_error e = {0};
-  assert_int_equal(vt_pipeline_parse("fuse-attention", &pl, &e), VT_OK);
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  vt_pipeline_opts po = {.explain = true, .stats = true, .out = f};
-  int rc = vt_pipeline_run(&pl, g, &po, &e);
-  fclose(f);
-  if (rc) fail_msg("pipeline: %s", e.msg);
+  char *buf = run_explained(g, "fuse-attention", "pipeline");
   assert_int_equal(count_op(g, VT_OP_Attention), 1);
   const vt_node *a = NULL;
   for (int32_t i = 0; i < g->n_nodes; i++)
@@ -405,7 +418,6 @@ static void run_relpos_core(int style) {
   for (int i = 0; i < 5; i++) vt_tensor_free(&in[i]);
   vt_tensor_free(&ref);
   vt_tensor_free(&got);
-  vt_pipeline_free(&pl);
   vt_graph_free(g);
 }
 
@@ -455,23 +467,9 @@ static void run_core(int style, int expect_fused, const char *expect_explain) {
   int rank;
   vt_graph *g = build_core(style, qd, &rank);
   vt_tensor in[4] = {0}, ref = {0}, got = {0};
-  for (int i = 0; i < g->n_inputs; i++) {
-    const vt_value *v = &g->values[g->inputs[i]];
-    int64_t d[4];
-    for (int k = 0; k < v->rank; k++) d[k] = v->dims[k];
-    fill(&in[i], VT_F32, v->rank, d);
-  }
+  fill_inputs(g, in);
   run_graph(g, in, &ref);
-  vt_pipeline pl;
-  vt_error e = {0};
-  assert_int_equal(vt_pipeline_parse("fuse-attention", &pl, &e), VT_OK);
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  vt_pipeline_opts o = {.explain = true, .stats = true, .out = f};
-  int rc = vt_pipeline_run(&pl, g, &o, &e);
-  fclose(f);
-  if (rc) fail_msg("pipeline: %s", e.msg);
+  char *buf = run_explained(g, "fuse-attention", "pipeline");
   assert_int_equal(count_op(g, VT_OP_Attention), expect_fused);
   assert_int_equal(count_op(g, VT_OP_Softmax), 1 - expect_fused);
   if (expect_explain && !strstr(buf, expect_explain)) fail_msg("explain output lacks '%s':\n%s", expect_explain, buf);
@@ -482,7 +480,6 @@ static void run_core(int style, int expect_fused, const char *expect_explain) {
   for (int i = 0; i < g->n_inputs; i++) vt_tensor_free(&in[i]);
   vt_tensor_free(&ref);
   vt_tensor_free(&got);
-  vt_pipeline_free(&pl);
   vt_graph_free(g);
 }
 
@@ -629,14 +626,7 @@ static void run_zoo(const zoo_case *zc) {
   }
   run_graph(g, in, ref);
   int sm0 = count_op(g, VT_OP_Softmax);
-  vt_pipeline pl = {0};
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  vt_pipeline_opts o = {.explain = true, .stats = true, .out = f};
-  int rc = vt_pipeline_run(&pl, g, &o, &e);
-  fclose(f);
-  if (rc) fail_msg("%s: %s", zc->model, e.msg);
+  char *buf = run_explained(g, NULL, zc->model);
   int fused = count_op(g, VT_OP_Attention);
   printf("%-20s attention fused %d / %d layers (softmax %d -> %d)\n%s", zc->model, fused, zc->layers, sm0,
          count_op(g, VT_OP_Softmax), buf);
@@ -705,27 +695,17 @@ static void run_zoo(const zoo_case *zc) {
 static void fuse_op_graph(vt_graph *g, int op, const char *stats_line, int fused, const char *explain) {
   prepare(g);
   vt_tensor in[8] = {{0}}, ref[4] = {{0}}, got[4] = {{0}};
+  fill_inputs(g, in);
   for (int i = 0; i < g->n_inputs; i++) {
     const vt_value *v = &g->values[g->inputs[i]];
-    int64_t d[VT_MAX_RANK];
-    for (int k = 0; k < v->rank; k++) d[k] = v->dims[k];
-    fill(&in[i], v->dtype, v->rank, d);
     if (v->dtype == VT_I32) {
       int32_t *m = in[i].data;
-      int64_t n = vt_tensor_numel(&in[i]), T = d[v->rank - 1];
+      int64_t n = vt_tensor_numel(&in[i]), T = v->dims[v->rank - 1];
       for (int64_t j = 0; j < n; j++) m[j] = v->rank == 1 ? (int32_t)(j == 0 ? 5 : 2) : (j >= n / 2 && j % T % 3 == 2) ? 0 : 1;
     }
   }
   run_graph(g, in, ref);
-  vt_pipeline pl = {0};
-  vt_error e = {0};
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  vt_pipeline_opts o = {.explain = true, .stats = true, .out = f};
-  int rc = vt_pipeline_run(&pl, g, &o, &e);
-  fclose(f);
-  if (rc) fail_msg("pipeline: %s", e.msg);
+  char *buf = run_explained(g, NULL, "pipeline");
   if (!strstr(buf, stats_line)) fail_msg("stats lack '%s':\n%s", stats_line, buf);
   if (explain && !strstr(buf, explain)) fail_msg("explain lacks '%s':\n%s", explain, buf);
   assert_int_equal(count_op(g, VT_OP_Attention), fused);
@@ -739,7 +719,6 @@ static void fuse_op_graph(vt_graph *g, int op, const char *stats_line, int fused
   }
   for (int i = 0; i < g->n_inputs; i++) vt_tensor_free(&in[i]);
   free(buf);
-  vt_pipeline_free(&pl);
   vt_graph_free(g);
 }
 
