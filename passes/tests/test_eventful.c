@@ -557,7 +557,10 @@ static void ref_attention(attn_ref *R, const float *q, const float *k, const flo
   free(a);
 }
 
-static vt_graph *attn_graph(int64_t B, int64_t H, int64_t N, int64_t Dh, int64_t Dv, float scale, int causal) {
+/* One EventfulAttention node over graph inputs q, k, v, mask, key_bias, idx (exp_ref: its
+ * unnormalised-exp reference, attn=delta_exp). */
+static vt_graph *attn_graph(int64_t B, int64_t H, int64_t N, int64_t Dh, int64_t Dv, float scale, int causal,
+                            int exp_ref) {
   vt_graph *g = vt_graph_new("");
   vt_dim dq[4] = {B, H, N, Dh}, dv[4] = {B, H, N, Dv}, dm[4] = {B, H, N, N}, dk[3] = {B, H, N};
   vt_dim dmi[1] = {vt_dim_named(g, "M")};
@@ -573,6 +576,7 @@ static vt_graph *attn_graph(int64_t B, int64_t H, int64_t N, int64_t Dh, int64_t
   int32_t n = vt_graph_add_node(g, "eattn", VT_OP_EventfulAttention, 6, in, 1, &y);
   vt_node_add_attr(g, n, "scale", VT_ATTR_FLOAT)->f = scale;
   vt_node_add_attr(g, n, "causal", VT_ATTR_INT)->i = causal;
+  if (exp_ref) vt_node_add_attr(g, n, "exp_ref", VT_ATTR_INT)->i = 1;
   vt_graph_add_output(g, y);
   vt_error e = {0};
   if (vt_graph_infer(g, &e) != VT_OK || vt_graph_verify(g, &e) != VT_OK) fail_msg("attention graph: %s", e.msg);
@@ -600,7 +604,7 @@ static void test_attention_vs_reference(void **st) {
   (void)st;
   const int64_t B = 2, H = 2, N = 23, Dh = 5, Dv = 3, S = B * H;
   for (int causal = 0; causal < 2; causal++) {
-    vt_graph *g = attn_graph(B, H, N, Dh, Dv, 0.3f, causal);
+    vt_graph *g = attn_graph(B, H, N, Dh, Dv, 0.3f, causal, 0);
     vt_error e = {0};
     vt_interp *it = vt_interp_new(g, 2, &e);
     assert_non_null(it);
@@ -698,9 +702,7 @@ static void test_attention_exp_ref(void **st) {
   (void)st;
   const int64_t B = 1, H = 3, N = 29, Dh = 6, Dv = 4, S = B * H;
   for (int causal = 0; causal < 2; causal++) {
-    vt_graph *g = attn_graph(B, H, N, Dh, Dv, 0.3f, causal);
-    for (int32_t i = 0; i < g->n_nodes; i++)
-      if (g->nodes[i].op == VT_OP_EventfulAttention) vt_node_add_attr(g, i, "exp_ref", VT_ATTR_INT)->i = 1;
+    vt_graph *g = attn_graph(B, H, N, Dh, Dv, 0.3f, causal, 1);
     vt_error e = {0};
     vt_interp *it = vt_interp_new(g, 2, &e);
     assert_non_null(it);
@@ -850,9 +852,7 @@ static void test_attention_strips(void **st) {
   const int64_t ms[8] = {N, 37, 17, 33, 0, 36, 16, 1};
   for (int variant = 0; variant < 4; variant++) {
     int exp_ref = variant & 1, causal = variant >> 1;
-    vt_graph *g = attn_graph(B, H, N, Dh, Dv, 0.3f, causal);
-    for (int32_t i = 0; i < g->n_nodes; i++)
-      if (g->nodes[i].op == VT_OP_EventfulAttention) vt_node_add_attr(g, i, "exp_ref", VT_ATTR_INT)->i = exp_ref;
+    vt_graph *g = attn_graph(B, H, N, Dh, Dv, 0.3f, causal, exp_ref);
     vt_error e = {0};
     vt_interp *it = vt_interp_new(g, 2, &e);
     assert_non_null(it);
