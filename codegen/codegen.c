@@ -985,6 +985,20 @@ static int try_perm(cg *c, int32_t ni, char *why, size_t whyn) {
   return add_perm_group(c, ni, arr, r, val_numel(X), es);
 }
 
+/* Element strides st[4] of v (rank <= 4, contiguous) read as the 4-d shape full by numpy
+ * broadcasting (0 along broadcast dims); false when v does not broadcast to full. */
+static bool bcast_strides4(const vt_value *v, const int64_t full[4], int64_t st[4]) {
+  int64_t s = 1;
+  for (int d = 3; d >= 0; d--) {
+    int md = d - (4 - v->rank);
+    int64_t sz = md >= 0 ? v->dims[md] : 1;
+    if (sz != 1 && sz != full[d]) return false;
+    st[d] = sz == 1 ? 0 : s;
+    s *= sz;
+  }
+  return true;
+}
+
 /* Tries an ATTN group for ai.vtopt.Attention at node ni: 1 made, 0 not applicable, <0 error. */
 static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
   const vt_graph *g = c->g;
@@ -1017,13 +1031,9 @@ static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
       snprintf(why, whyn, "mask is not a float32 or bool tensor of rank <= 4");
       return 0;
     }
-    int64_t full[4] = {B, H, Nq, Nk}, st = 1;
-    for (int d = 3; d >= 0; d--) {
-      int md = d - (4 - M->rank);
-      int64_t sz = md >= 0 ? M->dims[md] : 1;
-      if (sz != 1 && sz != full[d]) { snprintf(why, whyn, "mask does not broadcast to [B,H,Nq,Nk]"); return 0; }
-      mstr[d] = sz == 1 ? 0 : st;
-      st *= sz;
+    if (!bcast_strides4(M, (int64_t[]){B, H, Nq, Nk}, mstr)) {
+      snprintf(why, whyn, "mask does not broadcast to [B,H,Nq,Nk]");
+      return 0;
     }
     vin[M->dtype == VT_F32 ? 3 : 4] = n->in[3];
   }
@@ -1049,17 +1059,9 @@ static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
     int64_t kh = R->dims[R->rank - 1];
     kw = C->dims[C->rank - 1];
     if (kw <= 0 || kh * kw != Nk) { snprintf(why, whyn, "bias_rows / bias_cols do not span the %lld keys", (long long)Nk); return 0; }
-    const vt_value *T[2] = {R, C};
-    int64_t last[2] = {kh, kw};
-    for (int t = 0; t < 2; t++) {
-      int64_t full[4] = {B, H, Nq, last[t]}, st = 1;
-      for (int d = 3; d >= 0; d--) {
-        int md = d - (4 - T[t]->rank);
-        int64_t sz = md >= 0 ? T[t]->dims[md] : 1;
-        if (sz != 1 && sz != full[d]) { snprintf(why, whyn, "bias_rows / bias_cols do not broadcast to [B,H,Nq,k]"); return 0; }
-        mstr[4 + 4 * t + d] = sz == 1 ? 0 : st;
-        st *= sz;
-      }
+    if (!bcast_strides4(R, (int64_t[]){B, H, Nq, kh}, mstr + 4) || !bcast_strides4(C, (int64_t[]){B, H, Nq, kw}, mstr + 8)) {
+      snprintf(why, whyn, "bias_rows / bias_cols do not broadcast to [B,H,Nq,k]");
+      return 0;
     }
     vin[6] = n->in[5];
     vin[7] = n->in[6];
