@@ -68,7 +68,11 @@ extern const unsigned char vt_cg_kernels_bc[];
 extern const size_t vt_cg_kernels_bc_len;
 
 /* ---------- lowering data ------------------------------------------------------------------ */
-enum { G_GEMM, G_EW, G_COPY, G_FALLBACK, G_ROW, G_PERM, G_ATTN, G_BLOCKS, G_CONV };
+#define ATT_NSTR 24   /* i64 in an attention group's strides blob (see cg_group.att_v) */
+
+/* G_ABSORBED: a layout node (Transpose, Split, Gather, Reshape-like) whose data movement an
+ * attention kernel does itself by strided reads / writes (plan_attn_layout); it emits nothing */
+enum { G_GEMM, G_EW, G_COPY, G_FALLBACK, G_ROW, G_PERM, G_ATTN, G_BLOCKS, G_CONV, G_ABSORBED };
 enum { ROW_SOFTMAX, ROW_LAYERNORM };
 enum { A_STEP, A_PRIMARY, A_CONSTF, A_VAL };     /* argument sources */
 /* how an external operand is indexed: FULL [flat], LAST [col], SCALAR [0], ROW [row] (shape
@@ -129,8 +133,12 @@ typedef struct cg_group {
   /* ATTN: inputs Q, K, V, float mask, bool mask, key bias, bias_rows, bias_cols (value, or -1)
    * and the blob of each constant one (-1: read from bufs); dims; strides blob (gblob: 12 i64,
    * the mask's, bias_rows' and bias_cols' element strides over [B,H,Nq,Nk|kh|kw]); key-bias
-   * strides; aKw: the key grid's width (0: no decomposed bias) */
+   * strides; aKw: the key grid's width (0: no decomposed bias). The strides blob also holds the
+   * (b, h, n) element strides of Q, K, V and the output (ATT_NSTR i64 in all, cg_kernels.c), and
+   * att_off the element offsets of Q, K, V in their buffers (nonzero when plan_attn_layout points
+   * them into a packed QKV projection) */
   int32_t att_v[8], att_blob[8];
+  int64_t att_off[3];
   cg_copy *copies; int n_copies;   /* BLOCKS */
   int64_t conv[14];            /* CONV: C, H, W, OH, OW, kh, kw, sh, sw, dh, dw, ph, pw, rows per unit */
   int64_t aH, aHkv, aNq, aNk, aDh, aDv, kb_b, kb_h, aKw;
@@ -151,6 +159,7 @@ typedef struct cg_group {
   int32_t gidx, gate;
   int32_t sc_val, sc_out, sc_idx, sc_node;
   char note[160];              /* FALLBACK TokenGate / TokenBuffer: why it was not absorbed */
+  int into;                    /* ABSORBED: the attention group that took its node */
 } cg_group;
 
 typedef struct cg_blob { const void *data; size_t nbytes; void *owned; } cg_blob;
@@ -213,7 +222,7 @@ typedef struct cg {
    * void core(ptr q, ptr k, ptr v, ptr out, ptr mask, ptr bmask, ptr kbias, i64 u0, i64 u1) */
   LLVMValueRef f_attn, f_copy_rows, f_conv;
   LLVMTypeRef ft_attn, ft_attn_core, ft_copy_rows, ft_conv;
-  struct attn_key { int64_t d[21]; float scale; int flags; } *attn_keys;
+  struct attn_key { int64_t d[9 + ATT_NSTR]; float scale; int flags; } *attn_keys;
   LLVMValueRef *attn_cores;
   int n_attn_cores;
   /* GEMM epilogues shared by groups of equal structure (epi_key) */
@@ -951,6 +960,22 @@ static int add_perm_group(cg *c, int32_t ni, int64_t *arr, int32_t r, int64_t to
   return 1;
 }
 
+/* Transpose node n's permutation of rank r into perm (default: reversed axes); false when the
+ * attribute is not a permutation of r axes. */
+static bool read_perm(const vt_node *n, int32_t r, int64_t *perm) {
+  const int64_t *pa = NULL;
+  int32_t np = vt_attr_ints(n, "perm", &pa);
+  if (np >= 0 && np != r) return false;
+  bool seen[VT_MAX_RANK] = {false};
+  for (int32_t d = 0; d < r; d++) {
+    perm[d] = np >= 0 ? pa[d] : r - 1 - d;
+    if (perm[d] < 0) perm[d] += r;
+    if (perm[d] < 0 || perm[d] >= r || seen[perm[d]]) return false;
+    seen[perm[d]] = true;
+  }
+  return true;
+}
+
 /* Tries a PERM group for Transpose at node ni: 1 made, 0 not applicable, <0 error. */
 static int try_perm(cg *c, int32_t ni, char *why, size_t whyn) {
   const vt_graph *g = c->g;
@@ -964,16 +989,7 @@ static int try_perm(cg *c, int32_t ni, char *why, size_t whyn) {
   }
   int32_t r = X->rank;
   int64_t perm[VT_MAX_RANK];
-  const int64_t *pa = NULL;
-  int32_t np = vt_attr_ints(n, "perm", &pa);
-  if (np >= 0 && np != r) { snprintf(why, whyn, "perm has %d entries for rank %d", np, r); return 0; }
-  bool seen[VT_MAX_RANK] = {false};
-  for (int32_t d = 0; d < r; d++) {
-    perm[d] = np >= 0 ? pa[d] : r - 1 - d;
-    if (perm[d] < 0) perm[d] += r;
-    if (perm[d] < 0 || perm[d] >= r || seen[perm[d]]) { snprintf(why, whyn, "perm is not a permutation"); return 0; }
-    seen[perm[d]] = true;
-  }
+  if (!read_perm(n, r, perm)) { snprintf(why, whyn, "perm is not a permutation of the %d axes", r); return 0; }
   int64_t *arr = malloc(2 * VT_MAX_RANK * sizeof *arr);
   if (!arr) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   int64_t istride[VT_MAX_RANK], acc = 1;
@@ -1024,7 +1040,15 @@ static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
     return 0;
   }
   int32_t vin[8] = {n->in[0], n->in[1], n->in[2], -1, -1, -1, -1, -1};
-  int64_t mstr[12] = {0}, kb_b = 0, kb_h = 0, kw = 0;
+  int64_t mstr[ATT_NSTR] = {0}, kb_b = 0, kb_h = 0, kw = 0;
+  const vt_value *qkvo[4] = {Q, K, V, O};
+  for (int k = 0; k < 4; k++) {   /* contiguous [B, H, N, D] until plan_attn_layout finds better */
+    int64_t n = k == 3 ? Nq : qkvo[k]->dims[2], dd = k == 3 ? Dv : qkvo[k]->dims[3];
+    int64_t h = k == 3 ? H : qkvo[k]->dims[1];
+    mstr[12 + 3 * k + 2] = dd;
+    mstr[12 + 3 * k + 1] = n * dd;
+    mstr[12 + 3 * k] = h * n * dd;
+  }
   if (n->n_in > 3 && n->in[3] >= 0) {
     const vt_value *M = &g->values[n->in[3]];
     if ((M->dtype != VT_F32 && M->dtype != VT_BOOL) || M->rank > 4) {
@@ -1295,6 +1319,235 @@ static bool is_copy_op(int op) {
          op == VT_OP_Identity;
 }
 
+/* ---------- attention layout: Q/K/V read and the output written in place --------------------- */
+/* Exports split a packed QKV projection into heads with Reshape -> Transpose -> Split/Gather ->
+ * Squeeze, and merge the heads back with Transpose -> Reshape. Each of those is a strided view
+ * of one buffer, so the attention kernel reads Q, K, V in the projection's output and writes
+ * the merged [B, N, H * Dv] layout directly; the layout nodes become G_ABSORBED (no kernel, their
+ * values no buffer). */
+
+/* element (i_0, ..., i_{rank-1}) of a view at off + sum_d i_d * st[d] of its buffer */
+typedef struct { int32_t rank; int64_t off, dims[VT_MAX_RANK], st[VT_MAX_RANK]; } cg_sview;
+
+static void sview_contig(cg_sview *w, const vt_value *v) {
+  w->rank = v->rank;
+  w->off = 0;
+  int64_t acc = 1;
+  for (int32_t d = v->rank - 1; d >= 0; d--) {
+    w->dims[d] = v->dims[d];
+    w->st[d] = acc;
+    acc *= v->dims[d];
+  }
+}
+
+/* w reshaped to the dims of `to`: any shape when w is contiguous (dims of size 1 aside), else
+ * only dims of size 1 inserted or removed. */
+static bool sview_reshape(cg_sview *w, const vt_value *to) {
+  bool contig = true;
+  int64_t acc = 1;
+  for (int32_t d = w->rank - 1; d >= 0; d--) {
+    if (w->dims[d] != 1 && w->st[d] != acc) contig = false;
+    acc *= w->dims[d];
+  }
+  if (contig) {
+    int64_t off = w->off;
+    sview_contig(w, to);
+    w->off = off;
+    return true;
+  }
+  cg_sview r = {.rank = to->rank, .off = w->off};
+  int32_t s = 0;
+  for (int32_t d = 0; d < to->rank; d++) {
+    r.dims[d] = to->dims[d];
+    r.st[d] = 0;
+    if (to->dims[d] == 1) continue;
+    while (s < w->rank && w->dims[s] == 1) s++;
+    if (s >= w->rank || w->dims[s] != to->dims[d]) return false;
+    r.st[d] = w->st[s++];
+  }
+  while (s < w->rank && w->dims[s] == 1) s++;
+  if (s != w->rank) return false;
+  *w = r;
+  return true;
+}
+
+/* w after layout node ni, for its output oi; false when that output is not a view of w. */
+static bool sview_step(const cg *c, cg_sview *w, int32_t ni, int32_t oi) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  const vt_value *ov = &g->values[n->out[oi]];
+  if (is_copy_op(n->op)) {
+    if (!sview_reshape(w, ov)) return false;
+  } else if (n->op == VT_OP_Transpose) {
+    int64_t perm[VT_MAX_RANK];
+    if (!read_perm(n, w->rank, perm)) return false;
+    cg_sview t = *w;
+    for (int32_t d = 0; d < w->rank; d++) {
+      t.dims[d] = w->dims[perm[d]];
+      t.st[d] = w->st[perm[d]];
+    }
+    *w = t;
+  } else if (n->op == VT_OP_Split) {
+    int axis = norm_axis(vt_attr_int(n, "axis", 0), w->rank);
+    if (axis < 0 || ov->rank != w->rank) return false;
+    int64_t start = 0;
+    for (int32_t o = 0; o < oi; o++) {
+      if (n->out[o] < 0 || g->values[n->out[o]].rank != w->rank) return false;
+      start += g->values[n->out[o]].dims[axis];
+    }
+    w->off += start * w->st[axis];
+    w->dims[axis] = ov->dims[axis];
+  } else if (n->op == VT_OP_Gather) {   /* one constant index: a slice that drops (or keeps) the axis */
+    if (n->n_in != 2 || n->in[1] < 0 || !is_const(g, n->in[1])) return false;
+    const vt_tensor *it = g->values[n->in[1]].cdata;
+    int axis = norm_axis(vt_attr_int(n, "axis", 0), w->rank);
+    if (axis < 0 || vt_tensor_numel(it) != 1 || it->rank > 1 || (it->dtype != VT_I64 && it->dtype != VT_I32))
+      return false;
+    int64_t ix = it->dtype == VT_I64 ? *(const int64_t *)it->data : *(const int32_t *)it->data;
+    if (ix < 0) ix += w->dims[axis];
+    if (ix < 0 || ix >= w->dims[axis]) return false;
+    w->off += ix * w->st[axis];
+    if (it->rank == 0) {
+      for (int32_t d = axis; d + 1 < w->rank; d++) {
+        w->dims[d] = w->dims[d + 1];
+        w->st[d] = w->st[d + 1];
+      }
+      w->rank--;
+    } else {
+      w->dims[axis] = 1;
+    }
+  } else {
+    return false;
+  }
+  if (w->rank != ov->rank) return false;
+  for (int32_t d = 0; d < w->rank; d++)
+    if (w->dims[d] != ov->dims[d]) return false;
+  return true;
+}
+
+/* The layout nodes between value v (read by node user) and the buffer it views, walking back:
+ * nodes[i] and the index oidx[i] of the output taken; stops at a graph output, a run-time dim, a
+ * producer that is not a single-node layout group, and (strict) a value with another user.
+ * Returns the count; *root is the value the walk stopped at. */
+static int layout_chain(const cg *c, int32_t v, int32_t user, bool strict, int32_t *nodes, int32_t *oidx, int cap,
+                        int32_t *root) {
+  const vt_graph *g = c->g;
+  int n = 0;
+  while (n < cap) {
+    const vt_value *val = &g->values[v];
+    if (val->producer < 0 || c->is_out[v] || val_dynamic(c, v)) break;
+    bool only = true;
+    for (int32_t u = c->uoff[v]; u < c->uoff[v + 1] && strict; u++) only &= c->ulist[u] == user;
+    int32_t p = val->producer;
+    const vt_node *pn = &g->nodes[p];
+    int pg = c->node_group[p];
+    if (!only || pg < 0 || c->groups[pg].n_nodes != 1 || pn->n_in < 1 || pn->in[0] < 0) break;
+    int kind = c->groups[pg].kind;
+    if (!((pn->op == VT_OP_Transpose && kind == G_PERM) ||
+          ((pn->op == VT_OP_Split || pn->op == VT_OP_Gather) && kind == G_BLOCKS) ||
+          (is_copy_op(pn->op) && kind == G_COPY)))
+      break;
+    int32_t oi = 0;
+    while (oi < pn->n_out && pn->out[oi] != v) oi++;
+    nodes[n] = p;
+    oidx[n++] = oi;
+    user = p;
+    v = pn->in[0];
+  }
+  *root = v;
+  return n;
+}
+
+/* Moves layout node ni into attention group gi; its own group emits nothing from now on. */
+static int absorb_node(cg *c, int gi, int32_t ni) {
+  if (c->node_group[ni] == gi) return 0;   /* shared by two chains (a Split): taken already */
+  cg_group *H = &c->groups[c->node_group[ni]];
+  H->kind = G_ABSORBED;
+  H->n_nodes = 0;
+  H->into = gi;
+  return group_add_node(c, gi, ni);
+}
+
+/* Q, K, V: absorbed when every chain is a view and the layout nodes' outputs feed these chains
+ * only (a Split's three outputs, or the three Gathers of one value: Q, K and V). The chains
+ * first go back as far as layout nodes go; when some value on them has a reader elsewhere, again
+ * stopping at the first value read by anything else. The output: when its one reader is a
+ * Transpose that keeps the head dim last. */
+#define LAYOUT_CHAIN_MAX 16
+static int plan_attn_layout(cg *c) {
+  const vt_graph *g = c->g;
+  for (int gi = 0; gi < c->n_groups; gi++) {
+    cg_group *G = &c->groups[gi];
+    if (G->kind != G_ATTN || G->dref >= 0) continue;
+    int32_t an = G->seed;
+    int64_t *mstr = c->blobs[G->gblob].owned;
+    int32_t ch[3][LAYOUT_CHAIN_MAX], oi[3][LAYOUT_CHAIN_MAX], root[3];
+    int len[3] = {0, 0, 0};
+    bool ok = false;
+    for (int strict = 0; strict < 2 && !ok; strict++) {
+      ok = true;
+      for (int k = 0; k < 3 && ok; k++) {
+        ok = G->att_blob[k] < 0;
+        if (ok) len[k] = layout_chain(c, G->att_v[k], an, strict, ch[k], oi[k], LAYOUT_CHAIN_MAX, &root[k]);
+        ok = ok && !is_const(g, root[k]) && g->values[root[k]].dtype == VT_F32;
+      }
+      ok = ok && len[0] + len[1] + len[2] > 0;
+      for (int k = 0; k < 3 && ok; k++)
+        for (int i = 0; i < len[k] && ok; i++) {
+          const vt_node *n = &g->nodes[ch[k][i]];
+          for (int32_t o = 0; o < n->n_out && ok; o++) {
+            int32_t v = n->out[o];
+            if (v < 0) continue;
+            ok = !c->is_out[v];
+            for (int32_t u = c->uoff[v]; u < c->uoff[v + 1] && ok; u++) {
+              bool in_chain = c->ulist[u] == an;
+              for (int k2 = 0; k2 < 3; k2++)
+                for (int i2 = 0; i2 < len[k2]; i2++) in_chain |= c->ulist[u] == ch[k2][i2];
+              ok = in_chain;
+            }
+          }
+        }
+    }
+    cg_sview w[3];
+    for (int k = 0; k < 3 && ok; k++) {
+      sview_contig(&w[k], &g->values[root[k]]);
+      for (int i = len[k] - 1; i >= 0 && ok; i--) ok = sview_step(c, &w[k], ch[k][i], oi[k][i]);
+      ok = ok && w[k].rank == 4 && (w[k].st[3] == 1 || w[k].dims[3] == 1);
+    }
+    for (int k = 0; k < 3 && ok; k++) {
+      G->att_v[k] = root[k];
+      G->att_off[k] = w[k].off;
+      for (int d = 0; d < 3; d++) mstr[12 + 3 * k + d] = w[k].st[d];
+      for (int i = 0; i < len[k]; i++) {
+        const vt_node *n = &g->nodes[ch[k][i]];
+        for (int32_t o = 0; o < n->n_out; o++)
+          if (n->out[o] >= 0) c->nobuf[n->out[o]] = true;
+        if (absorb_node(c, gi, ch[k][i])) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+      }
+    }
+    int32_t O = G->out;
+    if (c->is_out[O] || c->uoff[O + 1] - c->uoff[O] != 1) continue;
+    int32_t tn = c->ulist[c->uoff[O]];
+    const vt_node *t = &g->nodes[tn];
+    int tg = c->node_group[tn];
+    int64_t perm[4];
+    if (t->op != VT_OP_Transpose || tg < 0 || c->groups[tg].kind != G_PERM || c->groups[tg].n_nodes != 1 ||
+        t->n_out < 1 || t->out[0] < 0 || val_dynamic(c, O) || val_dynamic(c, t->out[0]) ||
+        g->values[O].rank != 4 || !read_perm(t, 4, perm) || perm[3] != 3)
+      continue;
+    /* the transposed buffer is contiguous; its axis d is O's axis perm[d] */
+    int64_t acc = 1;
+    for (int d = 3; d >= 0; d--) {
+      if (perm[d] < 3) mstr[21 + perm[d]] = acc;
+      acc *= g->values[O].dims[perm[d]];
+    }
+    G->out = t->out[0];
+    c->nobuf[O] = true;
+    if (absorb_node(c, gi, tn)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  }
+  return VT_OK;
+}
+
 /* ---------- planning ----------------------------------------------------------------------- */
 static bool needs_buffer(const cg *c, int32_t v);
 
@@ -1480,6 +1733,7 @@ static int plan(cg *c) {
         if (c->node_group[c->ulist[u]] != gi) st->store = true;
     }
   }
+  if (plan_attn_layout(c)) return VT_ERR_MODEL;
   plan_aliases(c);
   return VT_OK;
 }
@@ -2133,7 +2387,12 @@ static LLVMValueRef emit_conv_kernel(cg *c, int gi) {
 static LLVMValueRef attn_in(cg *c, const cg_group *G, LLVMValueRef bufs, int k) {
   if (G->att_v[k] < 0) return LLVMConstPointerNull(c->t_ptr);
   if (G->att_blob[k] >= 0) return c->blob_globals[G->att_blob[k]];
-  return load_buf(c, bufs, G->att_v[k]);
+  LLVMValueRef p = load_buf(c, bufs, G->att_v[k]);
+  if (k < 3 && G->att_off[k]) {
+    LLVMValueRef o = ci64(c, G->att_off[k]);
+    p = LLVMBuildInBoundsGEP2(c->b, c->t_f32, p, &o, 1, "");
+  }
+  return p;
 }
 
 /* void k(ptr bufs, i64 u0, i64 u1) for an ATTN group; its core (the bitcode kernel inlined with
@@ -2143,8 +2402,8 @@ static LLVMValueRef emit_attn_kernel(cg *c, int gi) {
   const int64_t *mstr = c->blobs[G->gblob].data;
   struct attn_key key;
   memset(&key, 0, sizeof key);
-  int64_t d[21] = {G->aH, G->aHkv, G->aNq, G->aNk, G->aDh, G->aDv, G->kb_b, G->kb_h, G->aKw};
-  memcpy(d + 9, mstr, 12 * sizeof *mstr);
+  int64_t d[9 + ATT_NSTR] = {G->aH, G->aHkv, G->aNq, G->aNk, G->aDh, G->aDv, G->kb_b, G->kb_h, G->aKw};
+  memcpy(d + 9, mstr, ATT_NSTR * sizeof *mstr);
   memcpy(key.d, d, sizeof d);
   key.scale = G->scale;
   key.flags = G->causal | (G->att_v[3] >= 0) << 1 | (G->att_v[4] >= 0) << 2 | (G->att_v[5] >= 0) << 3 |
@@ -2200,7 +2459,7 @@ static LLVMValueRef emit_attn_kernel(cg *c, int gi) {
 /* The profile label of group gi: kind, first node (name, op) and its size. */
 static LLVMValueRef prof_label(cg *c, int gi) {
   static const char *const kinds[] = {"gemm", "elementwise", "copy", "host", "row", "transpose", "attention",
-                                      "blocks", "conv"};
+                                      "blocks", "conv", "absorbed"};
   const cg_group *G = &c->groups[gi];
   const vt_node *n = &c->g->nodes[G->seed];
   char buf[320];
@@ -2288,6 +2547,7 @@ static int emit_entry(cg *c, int nthreads) {
   LLVMValueRef fail_phi = NULL;
   for (int gi = 0; gi < c->n_groups; gi++) {
     cg_group *G = &c->groups[gi];
+    if (G->kind == G_ABSORBED) continue;
     emit_prof(c, rt, gi);
     switch (G->kind) {
     case G_GEMM:
@@ -2427,9 +2687,11 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
     }
   fprintf(f, "codegen: %d kernels: %d gemm, %d elementwise, %d row, %d attention, %d copy (%d views: no data "
              "moved), %d host (interpreter kernels: %d called in place on the arena, %d through vt_run_node); %d of %d "
-             "nodes in generated kernels; compile %.1f ms\n",
-          c->n_groups, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_attention, j->st.n_copy, j->st.n_view,
-          j->st.n_fallback, j->st.n_fallback - n_alloc, n_alloc, j->st.n_fused_nodes, g->n_nodes, j->st.compile_ms);
+             "nodes in generated kernels; %d layout nodes absorbed into attention kernels (strided reads / writes); "
+             "compile %.1f ms\n",
+          c->n_groups - j->st.n_absorbed, j->st.n_gemm, j->st.n_elementwise, j->st.n_row, j->st.n_attention,
+          j->st.n_copy, j->st.n_view, j->st.n_fallback, j->st.n_fallback - n_alloc, n_alloc, j->st.n_fused_nodes,
+          g->n_nodes, j->st.n_absorbed, j->st.compile_ms);
   int n_gather = 0, n_scatter = 0, n_gates = 0, n_buffers = 0;
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
@@ -2486,6 +2748,10 @@ static void print_stats(const cg *c, const vt_jit *j, FILE *f) {
       fprintf(f, "  [%d] row %s %lldx%lld '%s'\n", gi, vt_ops[n->op].name, (long long)G->rows, (long long)G->cols,
               n->name);
       continue;
+    case G_ABSORBED:
+      fprintf(f, "  [%d] absorbed %s '%s': attention [%d] reads / writes its layout in place\n", gi, vt_ops[n->op].name,
+              n->name, G->into);
+      continue;
     default: {
       bool direct = true;
       for (int32_t o = 0; o < n->n_out; o++) direct &= n->out[o] >= 0;
@@ -2508,6 +2774,7 @@ static void count_groups(const cg *c, vt_jit_stats *st) {
     else if (G->kind == G_COPY || G->kind == G_PERM || G->kind == G_BLOCKS) st->n_copy++;
     else if (G->kind == G_ROW) st->n_row++;
     else if (G->kind == G_ATTN) st->n_attention++;
+    else if (G->kind == G_ABSORBED) st->n_absorbed++;
     else st->n_fallback++;
     if (G->kind != G_FALLBACK) st->n_fused_nodes += G->n_nodes;
     if (G->kind == G_COPY && G->alias) st->n_view++;

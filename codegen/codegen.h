@@ -25,6 +25,9 @@ typedef struct vt_jit_stats {
   int n_copy;              /* generated copies (Reshape, Flatten, Squeeze, Unsqueeze, Identity) and
                               transposes */
   int n_view;              /* of those, Reshape-like ones that became views (no data moved) */
+  int n_absorbed;          /* layout nodes (Transpose, Split, Gather, Reshape-like) around attention
+                              whose data movement the attention kernel does by strided reads and
+                              writes: no kernel, no buffer */
   int n_fallback;          /* nodes run by the interpreter's kernels (host nodes) */
   int n_fused_nodes;       /* graph nodes covered by generated kernels */
   double compile_ms;       /* lowering + LLVM optimisation + JIT code generation (wall) */

@@ -422,6 +422,10 @@ AI void vt_cgk_transpose(const char *src, char *dst, int64_t esize, int32_t rank
  * rows of kw, rel(i, j) = brow[j / kw] + bcol[j % kw] with brow/bcol at element strides
  * mstr[4..7] / mstr[8..11] over [B,H,Nq,kh|kw]; built per (query row, key block) in a KB-float
  * line, one contiguous run of bcol per key-grid row the block touches.
+ * Q, K, V and out are strided views: element (b, h, n, d) of Q at b * mstr[12] + h * mstr[13] +
+ * n * mstr[14] + d (K: mstr[15..17], V: mstr[18..20], out: mstr[21..23]; the last dim is
+ * contiguous), so the kernel reads a packed QKV projection and writes the heads-merged
+ * [B, N, H * Dv] layout in place (codegen.c plan_attn_layout).
  * Rows that see no key come out zero (as the reference kernel). Dh, Dv <= VT_CG_ATT_DMAX
  * (codegen.c checks), so the scratch lives on the stack. */
 AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *out, const float *mask,
@@ -445,10 +449,11 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
     int64_t b = bh / H, h = bh % H, hk = h / group;
     if (i0 >= Nq) continue;
     int64_t m = Nq - i0 < qb ? Nq - i0 : qb;
-    const float *q = Q + (bh * Nq + i0) * Dh;
-    const float *k = K + (b * Hkv + hk) * Nk * Dh;
-    const float *v = V + (b * Hkv + hk) * Nk * Dv;
-    float *o = out + (bh * Nq + i0) * Dv;
+    int64_t qn = mstr[14], kn = mstr[17], vn = mstr[20], on = mstr[23];   /* row strides */
+    const float *q = Q + b * mstr[12] + h * mstr[13] + i0 * qn;
+    const float *k = K + b * mstr[15] + hk * mstr[16];
+    const float *v = V + b * mstr[18] + hk * mstr[19];
+    float *o = out + b * mstr[21] + h * mstr[22] + i0 * on;
     const float *kb = kbias ? kbias + b * kb_b + h * kb_h : 0;
     for (int64_t r = 0; r < m; r++) {
       rmax[r] = -__builtin_inff();
@@ -459,14 +464,14 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
       int64_t kc = Nk - j0 < VT_CG_ATT_KB ? Nk - j0 : VT_CG_ATT_KB;
       if (causal && j0 > i0 + m - 1 + (Nk - Nq)) break;   /* no row of the block sees these keys */
       for (int64_t d = 0; d < Dh; d++) {
-        for (int64_t jj = 0; jj < kc; jj++) Kt[d * VT_CG_ATT_KB + jj] = k[(j0 + jj) * Dh + d];
+        for (int64_t jj = 0; jj < kc; jj++) Kt[d * VT_CG_ATT_KB + jj] = k[(j0 + jj) * kn + d];
         for (int64_t jj = kc; jj < VT_CG_ATT_KB; jj++) Kt[d * VT_CG_ATT_KB + jj] = 0.0f;
       }
       int64_t kcp = (kc + 15) / 16 * 16;
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
         for (int64_t p = 0; p < kcp; p += 16)
-          vt_cg_micro(Dh, q + r * Dh, Dh, 1, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, VT_CG_NR, 0);
+          vt_cg_micro(Dh, q + r * qn, qn, 1, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, VT_CG_NR, 0);
       }
       int64_t kc8 = (kc + 7) / 8 * 8;   /* S rows padded with -inf to whole vectors (KB % 8 == 0) */
       int64_t ga0 = brow ? j0 / kw : 0, gc0 = brow ? j0 - ga0 * kw : 0;   /* key grid cell of key j0 */
@@ -526,18 +531,18 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
         for (int64_t d0 = 0; d0 < dv16; d0 += 16)
-          vt_cg_micro(kc, S + r * VT_CG_ATT_KB, VT_CG_ATT_KB, 1, v + j0 * Dv + d0, Dv, O + r * Dv + d0, Dv, mr, VT_CG_NR, 1);
+          vt_cg_micro(kc, S + r * VT_CG_ATT_KB, VT_CG_ATT_KB, 1, v + j0 * vn + d0, vn, O + r * Dv + d0, Dv, mr, VT_CG_NR, 1);
         for (int64_t rr = r; rr < r + mr; rr++)
           for (int64_t d = dv16; d < Dv; d++) {
             float acc = O[rr * Dv + d];
-            for (int64_t jj = 0; jj < kc; jj++) acc += S[rr * VT_CG_ATT_KB + jj] * v[(j0 + jj) * Dv + d];
+            for (int64_t jj = 0; jj < kc; jj++) acc += S[rr * VT_CG_ATT_KB + jj] * v[(j0 + jj) * vn + d];
             O[rr * Dv + d] = acc;
           }
       }
     }
     for (int64_t r = 0; r < m; r++) {
       float inv = rsum[r] > 0.0f ? 1.0f / rsum[r] : 0.0f;
-      for (int64_t d = 0; d < Dv; d++) o[r * Dv + d] = O[r * Dv + d] * inv;
+      for (int64_t d = 0; d < Dv; d++) o[r * on + d] = O[r * Dv + d] * inv;
     }
   }
 }

@@ -131,7 +131,7 @@ static double compare(vt_graph *g, vt_jit_stats *st) {
   vt_interp *it = vt_interp_new(g, 2, &e);
   assert_non_null(it);
   if (vt_interp_run(it, in, oi, &e)) fail_msg("interp: %s", e.msg);
-  vt_cg_options opt = {.opt_level = 3, .threads = 2};
+  vt_cg_options opt = {.opt_level = 3, .threads = 2, .stats = getenv("VT_TEST_STATS") ? stderr : NULL};
   vt_jit *j = vt_jit_compile(g, &opt, &e);
   if (!j) fail_msg("jit compile: %s", e.msg);
   double worst = 0;
@@ -710,6 +710,86 @@ static void test_attention(void **state) {
   attn_case(1, 1, 1, 49, 70, 7, 3, 0, 1, 0.0f);
 }
 
+/* Attention between exported layout nodes: x [B, N, C] -> MatMul -> Reshape [B, N, 3, H, Dh] ->
+ * Transpose (2, 0, 3, 1, 4) -> q, k, v (style 0: Split + Squeeze as timm exports it; 1: Gather
+ * with a scalar index) -> ai.vtopt.Attention -> Transpose (0, 2, 1, 3) -> Reshape [B, N, H * Dh]
+ * -> MatMul. The attention kernel reads Q, K, V in the projection's output and writes the merged
+ * layout, so every layout node is absorbed (no kernel). Style 2: as 0 with k also read by another
+ * node, so the input side stays as it was and only the output Transpose is absorbed. JIT against
+ * the interpreter. */
+static void attn_layout_case(int style, int64_t B, int64_t N, int64_t H, int64_t Dh) {
+  vt_graph *g = new_graph();
+  assert_int_equal(vt_graph_set_opset(g, "ai.vtopt", 1), 0);
+  int64_t C = H * Dh;
+  int32_t x = add_input(g, "x", 3, (int64_t[]){B, N, C});
+  int32_t qkv = node(g, "MatMul", 2, (int32_t[]){x, add_const(g, "wqkv", 2, (int64_t[]){C, 3 * C}, 0.3f)});
+  int32_t r = node(g, "Reshape", 2, (int32_t[]){qkv, add_shape(g, "s5", 5, (int64_t[]){B, N, 3, H, Dh})});
+  int32_t t = node(g, "Transpose", 1, &r);
+  vt_attr *at = vt_node_add_attr(g, g->n_nodes - 1, "perm", VT_ATTR_INTS);
+  at->n = 5;
+  at->ints = vt_arena_alloc(&g->arena, 5 * sizeof *at->ints);
+  assert_non_null(at->ints);
+  memcpy(at->ints, (int64_t[]){2, 0, 3, 1, 4}, 5 * sizeof *at->ints);
+  int32_t qkvh[3];
+  if (style == 1) {
+    for (int i = 0; i < 3; i++) {
+      char nm[16];
+      snprintf(nm, sizeof nm, "i%d", i);
+      int64_t *ix = malloc(sizeof *ix);
+      assert_non_null(ix);
+      *ix = i;
+      assert_int_equal(vt_graph_own(g, ix), 0);
+      vt_tensor it;
+      memset(&it, 0, sizeof it);
+      it.dtype = VT_I64;
+      it.data = ix;
+      int32_t iv = vt_graph_add_const(g, nm, &it);
+      qkvh[i] = node(g, "Gather", 2, (int32_t[]){t, iv});
+    }
+  } else {
+    int32_t parts[3];
+    for (int i = 0; i < 3; i++) {
+      char nm[16];
+      snprintf(nm, sizeof nm, "part%d", i);
+      parts[i] = vt_graph_add_value(g, nm, VT_UNDEFINED, -1, NULL);
+    }
+    assert_true(vt_graph_add_node(g, "split", vt_op_lookup("Split", ""), 1, &t, 3, parts) >= 0);
+    int32_t ax = add_shape(g, "ax0", 1, (int64_t[]){0});
+    for (int i = 0; i < 3; i++) qkvh[i] = node(g, "Squeeze", 2, (int32_t[]){parts[i], ax});
+  }
+  int32_t out = vt_graph_add_value(g, "attn_out", VT_UNDEFINED, -1, NULL);
+  assert_true(vt_graph_add_node(g, "attn", vt_op_lookup("Attention", "ai.vtopt"), 3, qkvh, 1, &out) >= 0);
+  int32_t o = node(g, "Transpose", 1, &out);
+  at = vt_node_add_attr(g, g->n_nodes - 1, "perm", VT_ATTR_INTS);
+  at->n = 4;
+  at->ints = vt_arena_alloc(&g->arena, 4 * sizeof *at->ints);
+  assert_non_null(at->ints);
+  memcpy(at->ints, (int64_t[]){0, 2, 1, 3}, 4 * sizeof *at->ints);
+  o = node(g, "Reshape", 2, (int32_t[]){o, add_shape(g, "s3", 3, (int64_t[]){B, N, C})});
+  int32_t y = node(g, "MatMul", 2, (int32_t[]){o, add_const(g, "wo", 2, (int64_t[]){C, C}, 0.3f)});
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  if (style == 2) assert_int_equal(vt_graph_add_output(g, node(g, "Neg", 1, &qkvh[1])), 0);
+  vt_jit_stats st;
+  double err = compare(g, &st);
+  fprintf(stderr, "  attention layout style %d B=%lld N=%lld H=%lld Dh=%lld: rel L2 %.3g, %d layout nodes absorbed\n",
+          style, (long long)B, (long long)N, (long long)H, (long long)Dh, err, st.n_absorbed);
+  assert_true(err <= 1e-5);
+  assert_int_equal(st.n_attention, 1);
+  assert_int_equal(st.n_fallback, 0);
+  /* Reshape, Transpose, Split + 3 Squeeze | 3 Gather, the output Transpose; style 2: the last only */
+  assert_int_equal(st.n_absorbed, style == 0 ? 7 : style == 1 ? 6 : 1);
+  vt_graph_free(g);
+}
+
+static void test_attention_layout(void **state) {
+  (void)state;
+  attn_layout_case(0, 1, 197, 6, 64);
+  attn_layout_case(0, 2, 7, 3, 5);
+  attn_layout_case(1, 2, 7, 3, 5);
+  attn_layout_case(1, 1, 1, 2, 16);
+  attn_layout_case(2, 1, 33, 2, 24);
+}
+
 /* ai.vtopt.Attention with the decomposed relative-position bias: y1 = Attention(q, k, v,
  * bias_rows [rd], bias_cols [cd]) and y2 = Attention(q, k, v, mask) with the mask built in the
  * graph as Reshape(Add(Unsqueeze(cols, -2), Unsqueeze(rows, -1)), [B,H,Nq,Nk]) (what
@@ -767,7 +847,7 @@ static void attn_relpos_case(int64_t B, int64_t H, int64_t Nq, int64_t kh, int64
     assert_int_equal(vt_tensor_alloc(&in[i], VT_F32, iv->rank, dims, &e), 0);
     for (int64_t x = 0; x < vt_tensor_numel(&in[i]); x++) ((float *)in[i].data)[x] = frand();
   }
-  vt_cg_options opt = {.opt_level = 3, .threads = 2};
+  vt_cg_options opt = {.opt_level = 3, .threads = 2, .stats = getenv("VT_TEST_STATS") ? stderr : NULL};
   vt_jit *j = vt_jit_compile(g, &opt, &e);
   if (!j) fail_msg("jit compile: %s", e.msg);
   if (vt_jit_run(j, in, out, &e)) fail_msg("jit run: %s", e.msg);
@@ -1023,6 +1103,7 @@ int main(void) {
     cmocka_unit_test(test_broadcast_strided), cmocka_unit_test(test_views),
     cmocka_unit_test(test_rows),         cmocka_unit_test(test_transpose),
     cmocka_unit_test(test_attention),    cmocka_unit_test(test_attention_relpos),
+    cmocka_unit_test(test_attention_layout),
     cmocka_unit_test(test_symbolic_refused),
     cmocka_unit_test(test_bad_inputs),   cmocka_unit_test(test_vit_tiny),
   };
