@@ -226,18 +226,21 @@ static inline float bits_to_f(uint32_t u) {
 }
 
 /* e^(x - n ln2) for |x - n ln2| <= ln2 / 2: ln2 subtracted in two parts, then a degree-6
- * polynomial (rel. error ~2 ulp). The callers pick n and apply 2^n. */
-static inline AI float vt_cgm_exp_reduced(float x, float n) {
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  return p * r * r + r + 1.0f;
-}
+ * polynomial (rel. error ~2 ulp). The callers pick n and apply 2^n. The polynomial is evaluated
+ * in Estrin's scheme (pairs, then r^2 and r^4), not Horner's: a third of the dependent latency,
+ * which is what bounds long elementwise epilogues (GELU's erf) and softmax. A macro so that the
+ * same code serves a float and a vt_v8 (vector-scalar arithmetic splats the constants). */
+#define VT_CGM_EXP_REDUCED(x, n)                                                                  \
+  ({                                                                                              \
+    __typeof__(x) r_ = (x) - (n) * 0.693359375f;                                                  \
+    r_ = r_ + (n) * 2.12194440e-4f;                                                               \
+    __typeof__(x) r2_ = r_ * r_, r4_ = r2_ * r2_;                                                 \
+    __typeof__(x) p_ = (5.0000001201e-1f + 1.6666665459e-1f * r_) +                               \
+                       r2_ * (4.1665795894e-2f + 8.3334519073e-3f * r_) +                         \
+                       r4_ * (1.3981999507e-3f + 1.9875691500e-4f * r_);                          \
+    p_ * r2_ + r_ + 1.0f;                                                                         \
+  })
+static inline AI float vt_cgm_exp_reduced(float x, float n) { return VT_CGM_EXP_REDUCED(x, n); }
 
 /* exp(x) = 2^n e^(x - n ln2). The scale 2^n is applied in two halves so results near FLT_MAX and
  * in the denormal range come out right. */
@@ -284,7 +287,7 @@ AI float vt_cgm_log(float x) {
   return x < 0.0f || x != x ? __builtin_nanf("") : r;
 }
 
-/* erf(x), |abs error| < 1.3e-7 over all floats, no division: for |x| < 1 an odd polynomial
+/* erf(x), |abs error| < 1.5e-7 over all floats, no division: for |x| < 1 an odd polynomial
  * (x times a degree-5 polynomial in x^2); for 1 <= |x| < 3.92, 1 - exp(q(|x|)) with q a degree-7
  * fit of log(erfc) (exp inlined: q is in [-17, 0], so no range checks); beyond, erf = +-1 to float
  * precision. Both branches are computed and selected, so loops over it vectorize. Coefficients:
@@ -301,19 +304,40 @@ AI float vt_cgm_erf(float x) {
   ps = ps * s - 3.761235646855143e-1f;
   ps = ps * s + 1.1283791287292615f;
   ps = ps * z;
-  float q = -1.3839420078640094e-5f;
-  q = q * z + 3.2638363808770975e-4f;
-  q = q * z - 3.497771776768879e-3f;
-  q = q * z + 2.284830479364684e-2f;
-  q = q * z - 1.0380616299965985e-1f;
-  q = q * z - 6.384870052835447e-1f;
-  q = q * z - 1.126329325311802f;
-  q = q * z - 6.463590257997796e-4f;
+  float z2 = s, z4 = s * s;   /* q in Estrin's scheme (see vt_cgm_exp_reduced) */
+  float q01 = -6.463590257997796e-4f - 1.126329325311802f * z;
+  float q23 = -6.384870052835447e-1f - 1.0380616299965985e-1f * z;
+  float q45 = 2.284830479364684e-2f - 3.497771776768879e-3f * z;
+  float q67 = 3.2638363808770975e-4f - 1.3839420078640094e-5f * z;
+  float q = (q01 + z2 * q23) + z4 * (q45 + z2 * q67);
   float n = __builtin_rintf(q * 1.44269504088896341f);   /* exp(q) = 2^n e^(q - n ln2) */
   float erfc = vt_cgm_exp_reduced(q, n) * bits_to_f((uint32_t)((int32_t)n + 127) << 23);
   float res = z < 1.0f ? ps : 1.0f - erfc;
   res = x < 0.0f ? -res : res;
   return x != x ? x : res;
+}
+
+/* p[0..8) = exp(p[0..8) - mx), the lanes' x - mx <= 0 (softmax), written with vector operations so that it
+ * needs no vectorizer (whole vectors, no scalar remainder loop): vt_cgm_exp's reduction and
+ * polynomial with one 2^n scale (n >= -126: the argument is clamped at -87.33, below which the
+ * result is 0 instead of a denormal), no overflow checks; NaN lanes kept. Elsewhere the same
+ * values as vt_cgm_exp. */
+typedef int32_t vt_i8 __attribute__((vector_size(32)));
+#define SPLAT8(x) ((vt_v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+static inline AI void vt_cgm_exp_nonpos8(float *pv, float mx) {   /* pointer, not vector args: generic ABI */
+  vt_v8 x;
+  LD8(x, pv);
+  x -= SPLAT8(mx);
+  vt_v8 lo = SPLAT8(-87.33f);
+  vt_i8 keep = x >= lo;   /* false below the clamp and for NaN */
+  vt_v8 xc = __builtin_elementwise_max(x, lo);
+  vt_v8 n = __builtin_elementwise_floor(xc * SPLAT8(1.44269504088896341f) + SPLAT8(0.5f));
+  vt_v8 p = VT_CGM_EXP_REDUCED(xc, n);
+  vt_i8 scale = (__builtin_convertvector(n, vt_i8) + 127) << 23;
+  vt_v8 res = p * (vt_v8)scale;
+  vt_i8 nan = x != x;
+  res = (vt_v8)(((vt_i8)res & keep) | ((vt_i8)x & nan));
+  ST8(pv, res);
 }
 
 AI float vt_cgm_tanh(float x) {
@@ -517,7 +541,7 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
         }
         float corr = vt_cgm_exp(rmax[r] - mx);
         rmax[r] = mx;
-        for (int64_t jj = 0; jj < kc8; jj++) s[jj] = vt_cgm_exp(s[jj] - mx);
+        for (int64_t jj = 0; jj < kc8; jj += 8) vt_cgm_exp_nonpos8(s + jj, mx);
         vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
         for (int64_t jj = 0; jj < kc8; jj += 8) {
           vt_v8 v;
