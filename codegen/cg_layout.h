@@ -29,6 +29,8 @@ static inline int64_t vt_cg_gemm_units(int64_t M, int64_t N) {
  * largest head dim (scratch on the stack) */
 #define VT_CG_ATT_QB 96   /* a multiple of VT_CG_MR */
 #define VT_CG_ATT_KB 64
+#define VT_CG_ATT_RESCALE 8.0f   /* online softmax: how far a block's max may exceed the running max
+                                  * before the running max moves (probabilities <= e^8) */
 #define VT_CG_ATT_DMAX 256
 /* Conv (vt_cgk_conv2d): stack scratch in floats for the im2col rows and their GEMM tile */
 #define VT_CG_CONV_SCRATCH 65536

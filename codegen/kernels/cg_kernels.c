@@ -317,14 +317,16 @@ AI float vt_cgm_erf(float x) {
   return x != x ? x : res;
 }
 
-/* p[0..8) = exp(p[0..8) - mx), the lanes' x - mx <= 0 (softmax), written with vector operations so that it
+/* p[0..8) = exp(p[0..8) - mx), adding the results to *sum; each lane's x - mx <= 88 (softmax
+ * against a running max: at most VT_CG_ATT_RESCALE). Written with vector operations so that it
  * needs no vectorizer (whole vectors, no scalar remainder loop): vt_cgm_exp's reduction and
  * polynomial with one 2^n scale (n >= -126: the argument is clamped at -87.33, below which the
  * result is 0 instead of a denormal), no overflow checks; NaN lanes kept. Elsewhere the same
- * values as vt_cgm_exp. */
+ * values as vt_cgm_exp. Pointer arguments, not vectors: the generic-x86 ABI. */
 typedef int32_t vt_i8 __attribute__((vector_size(32)));
 #define SPLAT8(x) ((vt_v8){(x), (x), (x), (x), (x), (x), (x), (x)})
-static inline AI void vt_cgm_exp_nonpos8(float *pv, float mx) {   /* pointer, not vector args: generic ABI */
+#define SPLAT8I(a, b, c, d, e, f, g, h) ((vt_i8){(a), (b), (c), (d), (e), (f), (g), (h)})
+static inline AI void vt_cgm_exp8(float *pv, float mx, vt_v8 *sum) {
   vt_v8 x;
   LD8(x, pv);
   x -= SPLAT8(mx);
@@ -338,6 +340,7 @@ static inline AI void vt_cgm_exp_nonpos8(float *pv, float mx) {   /* pointer, no
   vt_i8 nan = x != x;
   res = (vt_v8)(((vt_i8)res & keep) | ((vt_i8)x & nan));
   ST8(pv, res);
+  *sum += res;
 }
 
 AI float vt_cgm_tanh(float x) {
@@ -436,6 +439,27 @@ AI void vt_cgk_transpose(const char *src, char *dst, int64_t esize, int32_t rank
 }
 
 /* ---------- fused attention -------------------------------------------------------------------- */
+/* dst[i * dstride + j] = src[j * sstride + i] for an 8 x 8 block: unpack, shuffle, lane swap */
+static inline AI void vt_cg_transpose8(const float *src, int64_t sstride, float *dst, int64_t dstride) {
+  vt_v8 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) LD8(r[i], src + i * sstride);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int h = 0; h < 2; h++) {
+      u[i + 2 * h] = __builtin_shufflevector(t[i + h], t[i + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[i + 2 * h + 1] = __builtin_shufflevector(t[i + h], t[i + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int i = 0; i < 4; i++) {
+    vt_v8 lo = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    vt_v8 hi = __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    ST8(dst + i * dstride, lo);
+    ST8(dst + (i + 4) * dstride, hi);
+  }
+}
+
 /* ai.vtopt.Attention, one work unit = (b, h, block of at most VT_CG_ATT_QB query rows); units [u0, u1).
  * out = softmax(scale * Q.K^T + mask + rel + key_bias [+ causal]) . V computed flash-style: keys
  * in blocks of KB with a running row max and sum (online softmax), so the score matrix is never
@@ -487,8 +511,11 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
     for (int64_t j0 = 0; j0 < Nk; j0 += VT_CG_ATT_KB) {
       int64_t kc = Nk - j0 < VT_CG_ATT_KB ? Nk - j0 : VT_CG_ATT_KB;
       if (causal && j0 > i0 + m - 1 + (Nk - Nq)) break;   /* no row of the block sees these keys */
+      int64_t kc_8 = kc / 8 * 8, dh8 = Dh / 8 * 8;
+      for (int64_t jj = 0; jj < kc_8; jj += 8)
+        for (int64_t d = 0; d < dh8; d += 8) vt_cg_transpose8(k + (j0 + jj) * kn + d, kn, Kt + d * VT_CG_ATT_KB + jj, VT_CG_ATT_KB);
       for (int64_t d = 0; d < Dh; d++) {
-        for (int64_t jj = 0; jj < kc; jj++) Kt[d * VT_CG_ATT_KB + jj] = k[(j0 + jj) * kn + d];
+        for (int64_t jj = d < dh8 ? kc_8 : 0; jj < kc; jj++) Kt[d * VT_CG_ATT_KB + jj] = k[(j0 + jj) * kn + d];
         for (int64_t jj = kc; jj < VT_CG_ATT_KB; jj++) Kt[d * VT_CG_ATT_KB + jj] = 0.0f;
       }
       int64_t kcp = (kc + 15) / 16 * 16;
@@ -517,40 +544,53 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
             c0 = 0;
           }
         }
-        /* no reductions in these loops, so they vectorize without reassociation */
-        for (int64_t jj = 0; jj < kc; jj++) {
-          float x = s[jj] * scale;
-          if (mask) x += mask[moff + jj * mstr[3]];
-          if (bmask) x = bmask[moff + jj * mstr[3]] ? x : -__builtin_inff();
-          if (brow) x += Rb[jj];
-          if (kb) x += kb[j0 + jj];
-          s[jj] = jj > lastj ? -__builtin_inff() : x;
-        }
-        for (int64_t jj = kc; jj < kc8; jj++) s[jj] = -__builtin_inff();
-        vt_v8 mv = {rmax[r], rmax[r], rmax[r], rmax[r], rmax[r], rmax[r], rmax[r], rmax[r]};
-        for (int64_t jj = 0; jj < kc8; jj += 8) {
-          vt_v8 v;
-          LD8(v, s + jj);
-          mv = __builtin_elementwise_max(mv, v);
+        vt_v8 mv = SPLAT8(-__builtin_inff());   /* the block's max */
+        if (!mask && !bmask && !brow && !kb && !causal) {   /* plain logits: one vector pass */
+          for (int64_t jj = 0; jj < kc8; jj += 8) {
+            vt_v8 v;
+            LD8(v, s + jj);
+            vt_i8 in = (SPLAT8I(0, 1, 2, 3, 4, 5, 6, 7) + (int32_t)jj) < (int32_t)kc;
+            v = (vt_v8)(((vt_i8)(v * scale) & in) | ((vt_i8)SPLAT8(-__builtin_inff()) & ~in));
+            ST8(s + jj, v);
+            mv = __builtin_elementwise_max(mv, v);
+          }
+        } else {
+          /* no reductions in this loop, so it vectorizes without reassociation */
+          for (int64_t jj = 0; jj < kc; jj++) {
+            float x = s[jj] * scale;
+            if (mask) x += mask[moff + jj * mstr[3]];
+            if (bmask) x = bmask[moff + jj * mstr[3]] ? x : -__builtin_inff();
+            if (brow) x += Rb[jj];
+            if (kb) x += kb[j0 + jj];
+            s[jj] = jj > lastj ? -__builtin_inff() : x;
+          }
+          for (int64_t jj = kc; jj < kc8; jj++) s[jj] = -__builtin_inff();
+          for (int64_t jj = 0; jj < kc8; jj += 8) {
+            vt_v8 v;
+            LD8(v, s + jj);
+            mv = __builtin_elementwise_max(mv, v);
+          }
         }
         float mx = mv[0];
         for (int k = 1; k < 8; k++) mx = mv[k] > mx ? mv[k] : mx;
-        if (mx == -__builtin_inff()) {   /* nothing visible yet: the row stays empty */
+        if (mx == -__builtin_inff()) {   /* no visible key in this block: nothing to add */
           for (int64_t jj = 0; jj < kc8; jj++) s[jj] = 0.0f;
           continue;
         }
-        float corr = vt_cgm_exp(rmax[r] - mx);
-        rmax[r] = mx;
-        for (int64_t jj = 0; jj < kc8; jj += 8) vt_cgm_exp_nonpos8(s + jj, mx);
-        vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int64_t jj = 0; jj < kc8; jj += 8) {
-          vt_v8 v;
-          LD8(v, s + jj);
-          sv += v;
+        /* lazy rescaling: the running max moves (and O and the sum are rescaled) only when the
+         * block's max exceeds it by more than VT_CG_ATT_RESCALE, so probabilities stay <= e^8
+         * and most blocks after the first need no rescale at all */
+        if (!(mx <= rmax[r] + VT_CG_ATT_RESCALE)) {
+          if (rmax[r] != -__builtin_inff()) {   /* rows with no key yet hold zeros: nothing to scale */
+            float corr = vt_cgm_exp(rmax[r] - mx);
+            rsum[r] *= corr;
+            for (int64_t d = 0; d < Dv; d++) O[r * Dv + d] *= corr;
+          }
+          rmax[r] = mx;
         }
-        rsum[r] = rsum[r] * corr + HSUM8(sv);
-        if (corr != 1.0f)
-          for (int64_t d = 0; d < Dv; d++) O[r * Dv + d] *= corr;
+        vt_v8 sv = SPLAT8(0.0f);
+        for (int64_t jj = 0; jj < kc8; jj += 8) vt_cgm_exp8(s + jj, rmax[r], &sv);
+        rsum[r] += HSUM8(sv);
       }
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;

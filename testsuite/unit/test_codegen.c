@@ -708,6 +708,10 @@ static void test_attention(void **state) {
   attn_case(1, 2, 2, 197, 197, 64, 64, 3, 0, 0.0f);
   attn_case(1, 2, 1, 65, 130, 40, 24, 1, 0, 0.0f);      /* head dims not multiples of 16 */
   attn_case(1, 1, 1, 49, 70, 7, 3, 0, 1, 0.0f);
+  /* logits spread by tens: later key blocks raise the running max by more than the lazy
+   * rescaling threshold (VT_CG_ATT_RESCALE), so the rescale path runs, and some rows not */
+  attn_case(1, 2, 2, 197, 1025, 64, 64, 0, 0, 4.0f);
+  attn_case(1, 2, 2, 197, 197, 64, 64, 1, 1, 4.0f);
 }
 
 /* Attention between exported layout nodes: x [B, N, C] -> MatMul -> Reshape [B, N, 3, H, Dh] ->
