@@ -53,6 +53,7 @@
 #include <llvm-c/Analysis.h>
 #include <llvm-c/BitReader.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Linker.h>
@@ -1839,13 +1840,26 @@ static void loop_begin(cg *c, LLVMValueRef fn, LLVMValueRef lo, LLVMValueRef hi,
   l->iv = l->phi;
 }
 
-static void loop_end(cg *c, cg_loop *l) {
+/* Closes loop l; vec_width > 0 asks the loop vectorizer for that width (llvm.loop metadata on
+ * the latch: a self-referential node, made through a temporary). */
+static void loop_end_vw(cg *c, cg_loop *l, int vec_width) {
   LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->iv, LLVMConstInt(c->t_i64, 1, 0), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
   LLVMAddIncoming(l->phi, &next, &latch, 1);
-  LLVMBuildBr(c->b, l->hdr);
+  LLVMValueRef br = LLVMBuildBr(c->b, l->hdr);
+  if (vec_width > 0) {
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+    LLVMMetadataRef w[2] = {LLVMMDStringInContext2(c->ctx, "llvm.loop.vectorize.width", 25),
+                            LLVMValueAsMetadata(LLVMConstInt(c->t_i32, (unsigned long long)vec_width, 0))};
+    LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(c->ctx, w, 2)};
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(tmp, id);   /* also frees the temporary */
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
+  }
   LLVMPositionBuilderAtEnd(c->b, l->exit);
 }
+
+static void loop_end(cg *c, cg_loop *l) { loop_end_vw(c, l, 0); }
 
 static LLVMValueRef ci64(cg *c, int64_t x) { return LLVMConstInt(c->t_i64, (unsigned long long)x, 1); }
 static LLVMValueRef cf(cg *c, double x) { return LLVMConstReal(c->t_f32, x); }
@@ -2111,7 +2125,7 @@ static LLVMValueRef emit_body(cg *c, cg_group *G, int gi) {
       LLVMValueRef cptr = LLVMBuildInBoundsGEP2(c->b, c->t_f32, C, &cidx, 1, "");
       LLVMValueRef prim = LLVMBuildLoad2(c->b, c->t_f32, cptr, "");
       emit_elem(c, G, prim, row, col, flat, ptrs, cptr, res);
-      loop_end(c, &lj);
+      loop_end_vw(c, &lj, pass ? 0 : VT_CG_NR);
       loop_end(c, &li);
       LLVMBuildBr(c->b, done);
     }
