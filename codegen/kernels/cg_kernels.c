@@ -6,8 +6,9 @@
  * Invariants shared with codegen.c (keep in sync, see cg_layout.h):
  *  - packed B: panels of VT_CG_NR columns; panel p holds K rows of VT_CG_NR floats
  *    (B[k][p*NR + j], zero past N), panels stored one after another (K*NR floats each).
- *  - the epilogue callback receives a tile of C (row-major, stride ldc) that holds the final
- *    accumulated A*B values for rows [m0, m0+mr) and columns [n0, n0+nr).
+ *  - the epilogue callback receives a block of C (row-major, stride ldc; a row block's rows by
+ *    one panel's columns) that holds the final accumulated A*B values for rows [m0, m0+mr) and
+ *    columns [n0, n0+nr).
  * Everything here is branch-light straight C so the loop vectorizer can widen the math helpers. */
 #include <stdint.h>
 
@@ -147,7 +148,7 @@ static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int6
 }
 
 /* Work units [u0, u1) of C = A * B (M x N, B packed, see the top; units and row blocks as in
- * cg_layout.h), then the epilogue on every finished tile. K == 0 gives zeros. With ln, A is
+ * cg_layout.h), then the epilogue on every finished panel of a row block. K == 0 gives zeros. With ln, A is
  * replaced by LayerNorm(A) over its K columns (scale lg, bias lb or NULL, epsilon eps), computed
  * while packing: the LayerNorm's output never goes to memory. With ridx (gather prologue: an
  * Eventful gate's selected tokens), row m of A is row ridx[m] of the matrix at A (the gate's
@@ -211,8 +212,10 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
             vt_cg_micro(kc, Ap + t * VT_CG_MR * kcb, kcb, 1, bp, VT_CG_NR, C + m * ldc + n0, ldc, VT_CG_MR, VT_CG_NR, k0 > 0);
           else
             vt_cg_micro(kc, Ap + t * VT_CG_MR * kcb, kcb, 1, bp, VT_CG_NR, C + m * ldc + n0, ldc, mr, nr, k0 > 0);
-          if (last && epi) epi(bufs, C + m * ldc + n0, ldc, m, n0, mr, nr);
         }
+        /* the epilogue once per panel of the row block (its C columns still in cache): one call
+         * and one long loop instead of a call per micro-tile */
+        if (last && epi) epi(bufs, C + m_lo * ldc + n0, ldc, m_lo, n0, m_hi - m_lo, nr);
       }
     }
   }
