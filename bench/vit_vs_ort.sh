@@ -6,7 +6,8 @@
 # on the machine hits both alike. GAP seconds (default 0.05) of idle time precede every run: ONNX
 # Runtime's pool threads spin-wait after a run (its default), and without the gap they would
 # still be spinning on the 2 cores during the next engine's run. Same thread count for both, warm-up, median of RUNS runs each.
-# Prints the compile time of each model to fast.so, per-model latencies and the ratio
+# Prints the compile time of each model to fast.so, per-model latencies (median and best), how
+# many back-to-back pairs of runs vtopt won, and the ratio
 # ORT time / vtopt time (> 1: vtopt is faster).
 #
 # usage: bench/vit_vs_ort.sh [BUILD_DIR=build] [ZOO_DIR=BUILD_DIR/zoo] [THREADS=2] [RUNS=25] [WARMUP=3]
@@ -32,7 +33,7 @@ cc -std=c11 -O2 -Wall -Wextra -I"$root/include" "$root/bench/vt_so_serve.c" -o "
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
-declare -A compile_s vt_ms ort_ms
+declare -A compile_s vt_ms ort_ms vt_best ort_best wins
 for m in $models; do
   tag="${m//[^A-Za-z0-9_]/_}"
   t0=$(date +%s.%N)
@@ -67,14 +68,21 @@ for m in $models; do
   rm -f "$work/vt.in" "$work/vt.out" "$work/ort.in" "$work/ort.out"
   vt_ms[$m]=$(median <"$work/$m.vt.txt")
   ort_ms[$m]=$(median <"$work/$m.ort.txt")
+  vt_best[$m]=$(sort -g "$work/$m.vt.txt" | head -1)
+  ort_best[$m]=$(sort -g "$work/$m.ort.txt" | head -1)
+  wins[$m]=$(paste "$work/$m.vt.txt" "$work/$m.ort.txt" | awk '$1 < $2 {w++} END {printf "%d of %d", w, NR}')
 done
 echo
 echo "vtopt fast.so vs ONNX Runtime: batch 1, $threads threads each, warm-up $warmup, median of $runs interleaved runs, ${gap} s idle before each"
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs)"
 echo
-echo "| model | vtopt fast.so (ms) | ONNX Runtime (ms) | ORT / vtopt | compile to .so (s) |"
-echo "|---|---:|---:|---:|---:|"
+echo "| model | vtopt fast.so (ms) | ONNX Runtime (ms) | ORT / vtopt | best: vtopt / ORT (ms) | ORT / vtopt, best | vtopt faster in (pairs) | compile to .so (s) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for m in $models; do
-  printf '| %s | %.1f | %.1f | %.2f | %.1f |\n' "$m" "${vt_ms[$m]}" "${ort_ms[$m]}" \
-    "$(echo "${ort_ms[$m]} / ${vt_ms[$m]}" | bc -l)" "${compile_s[$m]}"
+  printf '| %s | %.1f | %.1f | %.2f | %.1f / %.1f | %.2f | %s | %.1f |\n' "$m" "${vt_ms[$m]}" "${ort_ms[$m]}" \
+    "$(echo "${ort_ms[$m]} / ${vt_ms[$m]}" | bc -l)" "${vt_best[$m]}" "${ort_best[$m]}" \
+    "$(echo "${ort_best[$m]} / ${vt_best[$m]}" | bc -l)" "${wins[$m]}" "${compile_s[$m]}"
 done
+echo
+echo "(median of each engine's runs; best = fastest run; pairs: run i of vtopt against run i of ONNX"
+echo "Runtime, taken back to back, so a slow spell of the VM hits both)"
