@@ -89,6 +89,16 @@ static int32_t node(vt_graph *g, const char *op, int nin, const int32_t *in) {
   return out;
 }
 
+/* An int-list attribute on the graph's last node (e.g. a Transpose's perm). */
+static void last_node_ints(vt_graph *g, const char *name, int n, const int64_t *v) {
+  vt_attr *at = vt_node_add_attr(g, g->n_nodes - 1, name, VT_ATTR_INTS);
+  assert_non_null(at);
+  at->n = n;
+  at->ints = vt_arena_alloc(&g->arena, (size_t)n * sizeof *at->ints);
+  assert_non_null(at->ints);
+  memcpy(at->ints, v, (size_t)n * sizeof *at->ints);
+}
+
 static vt_graph *new_graph(void) {
   vt_graph *g = vt_graph_new("");
   assert_non_null(g);
@@ -131,6 +141,7 @@ static double compare(vt_graph *g, vt_jit_stats *st) {
   vt_interp *it = vt_interp_new(g, 2, &e);
   assert_non_null(it);
   if (vt_interp_run(it, in, oi, &e)) fail_msg("interp: %s", e.msg);
+  /* VT_TEST_STATS=1: each compiled graph's --stats kernel list on stderr (for debugging a case) */
   vt_cg_options opt = {.opt_level = 3, .threads = 2, .stats = getenv("VT_TEST_STATS") ? stderr : NULL};
   vt_jit *j = vt_jit_compile(g, &opt, &e);
   if (!j) fail_msg("jit compile: %s", e.msg);
@@ -610,13 +621,7 @@ static void perm_case(int rank, const int64_t *dims, const int64_t *perm, int vi
     vt_node_add_attr(g, g->n_nodes - 1, "to", VT_ATTR_INT)->i = VT_I64;
   }
   t = node(g, "Transpose", 1, &t);
-  if (perm) {
-    vt_attr *at = vt_node_add_attr(g, g->n_nodes - 1, "perm", VT_ATTR_INTS);
-    at->n = rank;
-    at->ints = vt_arena_alloc(&g->arena, (size_t)rank * sizeof *at->ints);
-    assert_non_null(at->ints);
-    memcpy(at->ints, perm, (size_t)rank * sizeof *at->ints);
-  }
+  if (perm) last_node_ints(g, "perm", rank, perm);
   if (via_i64) {
     t = node(g, "Cast", 1, &t);
     vt_node_add_attr(g, g->n_nodes - 1, "to", VT_ATTR_INT)->i = VT_F32;
@@ -729,11 +734,7 @@ static void attn_layout_case(int style, int64_t B, int64_t N, int64_t H, int64_t
   int32_t qkv = node(g, "MatMul", 2, (int32_t[]){x, add_const(g, "wqkv", 2, (int64_t[]){C, 3 * C}, 0.3f)});
   int32_t r = node(g, "Reshape", 2, (int32_t[]){qkv, add_shape(g, "s5", 5, (int64_t[]){B, N, 3, H, Dh})});
   int32_t t = node(g, "Transpose", 1, &r);
-  vt_attr *at = vt_node_add_attr(g, g->n_nodes - 1, "perm", VT_ATTR_INTS);
-  at->n = 5;
-  at->ints = vt_arena_alloc(&g->arena, 5 * sizeof *at->ints);
-  assert_non_null(at->ints);
-  memcpy(at->ints, (int64_t[]){2, 0, 3, 1, 4}, 5 * sizeof *at->ints);
+  last_node_ints(g, "perm", 5, (int64_t[]){2, 0, 3, 1, 4});
   int32_t qkvh[3];
   if (style == 1) {
     for (int i = 0; i < 3; i++) {
@@ -764,11 +765,7 @@ static void attn_layout_case(int style, int64_t B, int64_t N, int64_t H, int64_t
   int32_t out = vt_graph_add_value(g, "attn_out", VT_UNDEFINED, -1, NULL);
   assert_true(vt_graph_add_node(g, "attn", vt_op_lookup("Attention", "ai.vtopt"), 3, qkvh, 1, &out) >= 0);
   int32_t o = node(g, "Transpose", 1, &out);
-  at = vt_node_add_attr(g, g->n_nodes - 1, "perm", VT_ATTR_INTS);
-  at->n = 4;
-  at->ints = vt_arena_alloc(&g->arena, 4 * sizeof *at->ints);
-  assert_non_null(at->ints);
-  memcpy(at->ints, (int64_t[]){0, 2, 1, 3}, 4 * sizeof *at->ints);
+  last_node_ints(g, "perm", 4, (int64_t[]){0, 2, 1, 3});
   o = node(g, "Reshape", 2, (int32_t[]){o, add_shape(g, "s3", 3, (int64_t[]){B, N, C})});
   int32_t y = node(g, "MatMul", 2, (int32_t[]){o, add_const(g, "wo", 2, (int64_t[]){C, C}, 0.3f)});
   assert_int_equal(vt_graph_add_output(g, y), 0);
@@ -851,6 +848,7 @@ static void attn_relpos_case(int64_t B, int64_t H, int64_t Nq, int64_t kh, int64
     assert_int_equal(vt_tensor_alloc(&in[i], VT_F32, iv->rank, dims, &e), 0);
     for (int64_t x = 0; x < vt_tensor_numel(&in[i]); x++) ((float *)in[i].data)[x] = frand();
   }
+  /* VT_TEST_STATS=1: each compiled graph's --stats kernel list on stderr (for debugging a case) */
   vt_cg_options opt = {.opt_level = 3, .threads = 2, .stats = getenv("VT_TEST_STATS") ? stderr : NULL};
   vt_jit *j = vt_jit_compile(g, &opt, &e);
   if (!j) fail_msg("jit compile: %s", e.msg);
