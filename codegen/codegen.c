@@ -74,7 +74,7 @@ extern const size_t vt_cg_kernels_bc_len;
 /* G_ABSORBED: a layout node (Transpose, Split, Gather, Reshape-like) whose data movement an
  * attention kernel does itself by strided reads / writes (plan_attn_layout); it emits nothing */
 enum { G_GEMM, G_EW, G_COPY, G_FALLBACK, G_ROW, G_PERM, G_ATTN, G_BLOCKS, G_CONV, G_ABSORBED };
-enum { ROW_SOFTMAX, ROW_LAYERNORM };
+enum { ROW_SOFTMAX, ROW_LAYERNORM, ROW_MEAN, ROW_SUM, ROW_MAX, ROW_MIN };   /* ROW_MEAN..: vt_cgk_reduce_rows op + ROW_MEAN */
 enum { A_STEP, A_PRIMARY, A_CONSTF, A_VAL };     /* argument sources */
 /* how an external operand is indexed: FULL [flat], LAST [col], SCALAR [0], ROW [row] (shape
  * [..., 1]), TAIL [(row % period) * cols + col] (it matches the group's trailing dims, e.g. a
@@ -124,7 +124,7 @@ typedef struct cg_group {
   int32_t src;                 /* GEMM: A; COPY: source */
   int64_t M, N, K;
   int32_t wblob;               /* GEMM: packed B blob */
-  int row_op;                  /* ROW: ROW_SOFTMAX / ROW_LAYERNORM */
+  int row_op;                  /* ROW: ROW_SOFTMAX / ROW_LAYERNORM / ROW_MEAN..ROW_MIN (reductions) */
   float eps;                   /* ROW, GEMM with ln: LayerNormalization epsilon */
   int32_t gblob, bblob;        /* ROW, GEMM with ln: scale and bias blobs (-1: no bias); PERM: odims, istr */
   bool ln;                     /* GEMM: LayerNorm prologue (A = LayerNorm(src) over K, computed while packing) */
@@ -204,8 +204,8 @@ typedef struct cg {
   LLVMValueRef f_log;
   LLVMValueRef f_gate_norm, f_gate_sel;   /* Eventful TokenGate loops (vt_kctx.fns) */
   int n_gate_fns;                         /* TokenGates given generated loops */
-  LLVMValueRef f_gemm, f_exp, f_erf, f_tanh, f_sigmoid, f_par, f_node, f_sqrt, f_fabs, f_softmax, f_ln;
-  LLVMTypeRef ft_softmax, ft_ln, ft_perm;
+  LLVMValueRef f_gemm, f_exp, f_erf, f_tanh, f_sigmoid, f_par, f_node, f_sqrt, f_fabs, f_softmax, f_ln, f_reduce;
+  LLVMTypeRef ft_softmax, ft_ln, ft_perm, ft_reduce;
   LLVMValueRef f_perm;
   LLVMTypeRef ft_gemm, ft_f1, ft_par, ft_node, ft_kern, ft_epi;
   LLVMValueRef *blob_globals;
@@ -1122,6 +1122,65 @@ static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
   return 1;
 }
 
+/* Tries a ROW group for ReduceMean/Sum/Max/Min of float32 whose reduced axes are the trailing
+ * ones (dims of size 1 aside), given by a constant axes input or the axes attribute: one output
+ * per row of the input. 1 made, 0 not applicable (why says so), <0 error. */
+static int try_reduce(cg *c, int32_t ni, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  if (n->n_in < 1 || n->in[0] < 0 || n->n_out < 1 || n->out[0] < 0) return 0;
+  const vt_value *X = &g->values[n->in[0]], *Y = &g->values[n->out[0]];
+  if (X->dtype != VT_F32 || Y->dtype != VT_F32 || X->rank < 1) {
+    snprintf(why, whyn, "only float32 inputs of rank >= 1 are generated");
+    return 0;
+  }
+  int64_t ax[VT_MAX_RANK];
+  int64_t na = 0;
+  if (n->n_in > 1 && n->in[1] >= 0) {
+    const vt_tensor *t = is_const(g, n->in[1]) ? g->values[n->in[1]].cdata : NULL;
+    if (!t || (t->dtype != VT_I64 && t->dtype != VT_I32) || vt_tensor_numel(t) > VT_MAX_RANK) {
+      snprintf(why, whyn, "axes are not a constant int64/int32 list");
+      return 0;
+    }
+    na = vt_tensor_numel(t);
+    for (int64_t i = 0; i < na; i++)
+      ax[i] = t->dtype == VT_I64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
+  } else {
+    const int64_t *v = NULL;
+    int32_t k = vt_attr_ints(n, "axes", &v);
+    if (k > VT_MAX_RANK) { snprintf(why, whyn, "too many axes"); return 0; }
+    for (int32_t i = 0; i < k; i++) ax[i] = v[i];
+    na = k < 0 ? 0 : k;
+  }
+  if (na == 0 && vt_attr_int(n, "noop_with_empty_axes", 0)) { snprintf(why, whyn, "a no-op reduction"); return 0; }
+  bool red[VT_MAX_RANK];
+  for (int32_t d = 0; d < X->rank; d++) red[d] = na == 0;
+  for (int64_t i = 0; i < na; i++) {
+    int64_t a = ax[i] < 0 ? ax[i] + X->rank : ax[i];
+    if (a < 0 || a >= X->rank) { snprintf(why, whyn, "axis out of range"); return 0; }
+    red[a] = true;
+  }
+  int32_t first = X->rank;   /* the trailing run of reduced (or size-1) dims */
+  while (first > 0 && (red[first - 1] || X->dims[first - 1] == 1)) first--;
+  for (int32_t d = 0; d < first; d++)
+    if (red[d] && X->dims[d] != 1) { snprintf(why, whyn, "the reduced axes are not the trailing ones"); return 0; }
+  int64_t cols = 1;
+  for (int32_t d = first; d < X->rank; d++) cols *= X->dims[d];
+  if (cols <= 0 || val_numel(Y) * cols != val_numel(X)) { snprintf(why, whyn, "empty or inconsistent reduction"); return 0; }
+  cg_group *G = new_group(c, G_ROW, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->row_op = n->op == VT_OP_ReduceMean ? ROW_MEAN : n->op == VT_OP_ReduceSum ? ROW_SUM
+              : n->op == VT_OP_ReduceMax ? ROW_MAX : ROW_MIN;
+  G->src = n->in[0];
+  G->out = n->out[0];
+  G->total = val_numel(X);
+  G->cols = cols;
+  G->rows = G->total / cols;
+  G->gblob = G->bblob = -1;
+  if (group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
 /* [outer, axis, inner] view of value v around axis (inner in elements). */
 static void axis_view(const vt_value *v, int32_t axis, int64_t *outer, int64_t *inner) {
   *outer = *inner = 1;
@@ -1661,6 +1720,11 @@ static int plan(cg *c) {
       if (r == 1) continue;
     } else if (n->op == VT_OP_Transpose) {
       int r = try_perm(c, ni, why, sizeof why);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+    } else if (n->op == VT_OP_ReduceMean || n->op == VT_OP_ReduceSum || n->op == VT_OP_ReduceMax ||
+               n->op == VT_OP_ReduceMin) {
+      int r = try_reduce(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
     } else if (n->op == VT_OP_Softmax || n->op == VT_OP_LayerNormalization) {
@@ -2338,8 +2402,8 @@ static LLVMValueRef emit_row_kernel(cg *c, int gi) {
     void *nc = realloc(c->row_cores, ((size_t)c->n_row_cores + 1) * sizeof *c->row_cores);
     if (!nc) { vt_errorf(c->e, VT_ERR_MODEL, "out of memory"); return NULL; }
     c->row_cores = nc;
-    snprintf(name, sizeof name, "vt_row_%s_%lld%s", G->row_op == ROW_SOFTMAX ? "softmax" : "layernorm",
-             (long long)G->cols, has_b ? "_b" : "");
+    static const char *const row_names[] = {"softmax", "layernorm", "mean", "sum", "max", "min"};
+    snprintf(name, sizeof name, "vt_row_%s_%lld%s", row_names[G->row_op], (long long)G->cols, has_b ? "_b" : "");
     core = LLVMAddFunction(c->mod, name, c->ft_row_core);
     LLVMSetLinkage(core, LLVMInternalLinkage);
     add_fn_attr(c, core, "noinline");
@@ -2351,6 +2415,10 @@ static LLVMValueRef emit_row_kernel(cg *c, int gi) {
     if (G->row_op == ROW_SOFTMAX) {
       LLVMValueRef a[5] = {P[0], P[3], ci64(c, G->cols), P[5], P[6]};
       LLVMBuildCall2(c->b, c->ft_softmax, c->f_softmax, a, 5, "");
+    } else if (G->row_op >= ROW_MEAN) {
+      LLVMValueRef a[6] = {P[0], P[3], ci64(c, G->cols), LLVMConstInt(c->t_i32, (unsigned long long)(G->row_op - ROW_MEAN), 0),
+                           P[5], P[6]};
+      LLVMBuildCall2(c->b, c->ft_reduce, c->f_reduce, a, 6, "");
     } else {
       LLVMValueRef a[9] = {P[0], P[1], P[2], LLVMConstInt(c->t_i32, (unsigned long long)has_b, 0), P[3],
                            ci64(c, G->cols), P[4], P[5], P[6]};
@@ -2895,6 +2963,8 @@ static int build_module(cg *c, int nthreads) {
   c->ft_softmax = LLVMFunctionType(c->t_void, sp, 5, 0);
   LLVMTypeRef lp[9] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_i64, c->t_f32, c->t_i64, c->t_i64};
   c->ft_ln = LLVMFunctionType(c->t_void, lp, 9, 0);
+  LLVMTypeRef rdp[6] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i32, c->t_i64, c->t_i64};
+  c->ft_reduce = LLVMFunctionType(c->t_void, rdp, 6, 0);
   LLVMTypeRef tp[8] = {c->t_ptr, c->t_ptr, c->t_i64, c->t_i32, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64};
   c->ft_perm = LLVMFunctionType(c->t_void, tp, 8, 0);
   LLVMTypeRef rp[7] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr, c->t_f32, c->t_i64, c->t_i64};
@@ -2922,7 +2992,7 @@ static int build_module(cg *c, int nthreads) {
   struct { LLVMValueRef *f; const char *name; } lib[] = {
     {&c->f_gemm, "vt_cgk_gemm"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"}, {&c->f_log, "vt_cgm_log"},
     {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}, {&c->f_softmax, "vt_cgk_softmax_rows"},
-    {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
+    {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_reduce, "vt_cgk_reduce_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
     {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
     {&c->f_gate_sel, "vt_cgk_gate_select"}};
   for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {

@@ -408,6 +408,44 @@ AI void vt_cgk_layernorm_rows(const float *x, const float *g, const float *b, in
   }
 }
 
+/* ReduceMean (op 0), ReduceSum (1), ReduceMax (2), ReduceMin (3) of rows [r0, r1) of x [rows x
+ * cols] into y[r]. Sums: 8 float lanes, then the lanes, then the tail (the interpreter sums in
+ * double: the results agree to float rounding). Max / min: a NaN anywhere in the row gives NaN,
+ * as in the interpreter. cols >= 1. */
+AI void vt_cgk_reduce_rows(const float *x, float *y, int64_t cols, int32_t op, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float *xr = x + r * cols;
+    int64_t j = 0;
+    if (op <= 1) {
+      vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (; j + 8 <= cols; j += 8) {
+        vt_v8 v;
+        LD8(v, xr + j);
+        sv += v;
+      }
+      float s = HSUM8(sv);
+      for (; j < cols; j++) s += xr[j];
+      y[r] = op == 0 ? s / (float)cols : s;
+      continue;
+    }
+    int nan = 0;   /* NaNs first (an OR over the row); the max / min below skip them */
+    for (int64_t k = 0; k < cols; k++) nan |= xr[k] != xr[k];
+    float m = xr[0];
+    if (cols >= 8) {
+      vt_v8 mv;
+      LD8(mv, xr);
+      for (j = 8; j + 8 <= cols; j += 8) {
+        vt_v8 v;
+        LD8(v, xr + j);
+        mv = op == 2 ? __builtin_elementwise_max(mv, v) : __builtin_elementwise_min(mv, v);
+      }
+      for (int l = 0; l < 8; l++) m = op == 2 ? (mv[l] > m ? mv[l] : m) : (mv[l] < m ? mv[l] : m);
+    }
+    for (; j < cols; j++) m = op == 2 ? (xr[j] > m ? xr[j] : m) : (xr[j] < m ? xr[j] : m);
+    y[r] = nan ? __builtin_nanf("") : m;
+  }
+}
+
 /* ---------- layout ----------------------------------------------------------------------------- */
 /* Transpose as a strided copy: output rows [r0, r1) (all output dims but the last flattened) of
  * a rank-`rank` output with dims odims, reading the input at strides istr[d] (the input stride of

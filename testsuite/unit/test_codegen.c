@@ -106,6 +106,10 @@ static vt_graph *new_graph(void) {
   return g;
 }
 
+/* set by a test whose graph makes NaNs on purpose: NaN in both outputs at one place counts as
+ * equal (and is counted in nan_matched); otherwise any NaN fails the comparison */
+static int nan_equal, nan_matched;
+
 static double rel_l2(const vt_tensor *a, const vt_tensor *b) {
   int64_t n = vt_tensor_numel(a);
   assert_int_equal(n, vt_tensor_numel(b));
@@ -113,6 +117,10 @@ static double rel_l2(const vt_tensor *a, const vt_tensor *b) {
   for (int64_t i = 0; i < n; i++) {
     double x = ((const float *)a->data)[i], y = ((const float *)b->data)[i];
     if (isinf(x) && x == y) continue;
+    if (nan_equal && isnan(x) && isnan(y)) {
+      nan_matched++;
+      continue;
+    }
     if (!isfinite(x - y)) {
       fprintf(stderr, "  element %lld: jit %g, interpreter %g\n", (long long)i, x, y);
       return INFINITY;
@@ -486,6 +494,74 @@ static void test_ln_gemm(void **state) {
   ln_gemm_case(197, 384, 1025, 1, 0);
   ln_gemm_case(500, 1025, 20, 1, 0);   /* 3 row blocks, 5 K blocks */
   ln_gemm_case(197, 384, 64, 1, 1);    /* the LayerNorm's output is also a graph output */
+}
+
+/* ReduceMean/Sum/Max/Min over trailing axes as generated row kernels, against the interpreter:
+ * axes as an input (opset 18) or an attribute (opset 13), keepdims 0/1, odd widths; nan: row 0's
+ * element 1 becomes NaN (Sqrt of a negative), so max/min must give NaN for that row only;
+ * axes [0]: not the trailing axes, so the node stays a host kernel. */
+static void reduce_case(const char *op, int rank, const int64_t *dims, int naxes, const int64_t *axes, int opset,
+                        int keep, int nan, int generated) {
+  vt_graph *g = vt_graph_new("");
+  assert_non_null(g);
+  assert_int_equal(vt_graph_set_opset(g, "", opset), 0);
+  int32_t x = add_input(g, "x", rank, dims);
+  if (nan) {   /* x * m with m = 1 except one -1, then Sqrt(x^2 * m): NaN at that element */
+    int64_t n = 1;
+    for (int d = 0; d < rank; d++) n *= dims[d];
+    float *mp = malloc((size_t)n * sizeof *mp);
+    assert_non_null(mp);
+    for (int64_t i = 0; i < n; i++) mp[i] = i == 1 ? -1.0f : 1.0f;
+    assert_int_equal(vt_graph_own(g, mp), 0);
+    vt_tensor mt;
+    memset(&mt, 0, sizeof mt);
+    mt.dtype = VT_F32;
+    mt.rank = rank;
+    for (int d = 0; d < rank; d++) mt.dims[d] = dims[d];
+    mt.data = mp;
+    int32_t m = vt_graph_add_const(g, "m", &mt);
+    int32_t sq = node(g, "Mul", 2, (int32_t[]){x, x});
+    x = node(g, "Sqrt", 1, (int32_t[]){node(g, "Mul", 2, (int32_t[]){sq, m})});
+  }
+  int32_t y;
+  bool as_input = opset >= 18 || !strcmp(op, "ReduceSum");
+  if (as_input) {
+    y = node(g, op, 2, (int32_t[]){x, add_shape(g, "axes", naxes, axes)});
+  } else {
+    y = node(g, op, 1, &x);
+    last_node_ints(g, "axes", naxes, axes);
+  }
+  vt_node_add_attr(g, g->n_nodes - 1, "keepdims", VT_ATTR_INT)->i = keep;
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  vt_jit_stats st;
+  nan_equal = nan;
+  nan_matched = 0;
+  double err = compare(g, &st);
+  nan_equal = 0;
+  fprintf(stderr, "  %s rank %d last dim %lld axes %d (first %lld) opset %d keep %d nan %d: rel L2 %.3g\n", op, rank,
+          (long long)dims[rank - 1], naxes, (long long)axes[0], opset, keep, nan, err);
+  assert_true(err <= 1e-5);
+  if (nan) assert_true(nan_matched >= 2);   /* row 0 is NaN in both, in both of compare()'s runs */
+  assert_int_equal(st.n_row, generated ? 1 : 0);
+  assert_int_equal(st.n_fallback, generated ? 0 : 1);
+  vt_graph_free(g);
+}
+
+static void test_reductions(void **state) {
+  (void)state;
+  static const int64_t d1[2] = {7, 1}, d2[2] = {197, 384}, d3[3] = {2, 7, 1025}, d4[3] = {3, 5, 13};
+  static const int64_t last[1] = {-1}, two[2] = {1, 2}, first[1] = {0};
+  const char *ops[4] = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"};
+  for (int o = 0; o < 4; o++) {
+    reduce_case(ops[o], 2, d1, 1, last, 18, 1, 0, 1);
+    reduce_case(ops[o], 2, d2, 1, last, 13, 1, 0, 1);
+    reduce_case(ops[o], 3, d3, 1, last, 18, 0, 0, 1);
+    reduce_case(ops[o], 3, d4, 2, two, 13, 0, 0, 1);
+    reduce_case(ops[o], 3, d4, 2, two, 18, 1, 0, 1);
+    reduce_case(ops[o], 3, d4, 1, first, 18, 1, 0, 0);
+  }
+  reduce_case("ReduceMax", 2, d2, 1, last, 18, 1, 1, 1);
+  reduce_case("ReduceMin", 3, d4, 2, two, 13, 0, 1, 1);
 }
 
 /* ---------- Eventful fusion ------------------------------------------------------------------- */
@@ -1104,6 +1180,7 @@ int main(void) {
     cmocka_unit_test(test_math_range),   cmocka_unit_test(test_broadcast_tail),
     cmocka_unit_test(test_broadcast_strided), cmocka_unit_test(test_views),
     cmocka_unit_test(test_rows),         cmocka_unit_test(test_transpose),
+    cmocka_unit_test(test_reductions),
     cmocka_unit_test(test_attention),    cmocka_unit_test(test_attention_relpos),
     cmocka_unit_test(test_attention_layout),
     cmocka_unit_test(test_symbolic_refused),
