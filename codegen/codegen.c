@@ -1122,6 +1122,35 @@ static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
   return 1;
 }
 
+/* The per-axis start and step of Slice node n (opset >= 10: starts, ends, axes, steps inputs, all
+ * constant; positive steps) over x's dims: start[d] (normalised, clamped) and step[d] (1 where
+ * the axis is not sliced); the output's dims say how many elements each axis keeps. False when
+ * it is not such a Slice. */
+static bool slice_params(const vt_graph *g, const vt_node *n, const vt_value *x, int64_t *start, int64_t *step) {
+  for (int32_t d = 0; d < x->rank; d++) { start[d] = 0; step[d] = 1; }
+  if (n->n_in < 3 || n->in[1] < 0 || n->in[2] < 0) return false;
+  const vt_tensor *t[4] = {NULL, NULL, NULL, NULL};
+  for (int k = 1; k < 5 && k < n->n_in; k++) {
+    if (n->in[k] < 0) continue;
+    if (!is_const(g, n->in[k])) return false;
+    t[k - 1] = g->values[n->in[k]].cdata;
+    if (t[k - 1]->dtype != VT_I64 && t[k - 1]->dtype != VT_I32) return false;
+  }
+  int64_t na = vt_tensor_numel(t[0]);
+  if (na > VT_MAX_RANK || (t[2] && vt_tensor_numel(t[2]) != na) || (t[3] && vt_tensor_numel(t[3]) != na)) return false;
+  for (int64_t i = 0; i < na; i++) {
+    int64_t a = t[2] ? vt_tensor_get_i64(t[2], i) : i, s0 = vt_tensor_get_i64(t[0], i);
+    int64_t st = t[3] ? vt_tensor_get_i64(t[3], i) : 1;
+    if (a < 0) a += x->rank;
+    if (a < 0 || a >= x->rank || st <= 0) return false;
+    int64_t dim = x->dims[a];
+    if (s0 < 0) s0 += dim;
+    start[a] = s0 < 0 ? 0 : s0 > dim ? dim : s0;
+    step[a] = st;
+  }
+  return true;
+}
+
 /* Tries a ROW group for ReduceMean/Sum/Max/Min of float32 whose reduced axes are the trailing
  * ones (dims of size 1 aside), given by a constant axes input or the axes attribute: one output
  * per row of the input. 1 made, 0 not applicable (why says so), <0 error. */
@@ -1238,6 +1267,25 @@ static int try_blocks(cg *c, int32_t ni, char *why, size_t whyn) {
       start += len;
     }
     if (start != ov->dims[axis]) { snprintf(why, whyn, "the inputs do not fill the axis"); return 0; }
+  } else if (n->op == VT_OP_Slice) {   /* one sliced axis, step 1: rows of a contiguous run */
+    const vt_value *ov = &g->values[n->out[0]];
+    int64_t st0[VT_MAX_RANK], stp[VT_MAX_RANK];
+    if (!slice_params(g, n, xv, st0, stp) || ov->rank != xv->rank) {
+      snprintf(why, whyn, "starts/ends/axes/steps are not constant with positive steps");
+      return 0;
+    }
+    int axis = -1;
+    for (int32_t d = 0; d < xv->rank; d++)
+      if (ov->dims[d] != xv->dims[d] || st0[d] != 0) {
+        if (axis >= 0 || stp[d] != 1) { snprintf(why, whyn, "slices more than one axis, or with a step"); return 0; }
+        axis = d;
+      }
+    if (axis < 0) axis = 0;   /* the whole tensor */
+    int64_t outer, inner;
+    axis_view(xv, axis, &outer, &inner);
+    int64_t len = ov->dims[axis];
+    cp[ncp++] = (cg_copy){X, n->out[0], -1, st0[axis] * inner * es, 0, outer, len * inner * es,
+                          xv->dims[axis] * inner * es, len * inner * es};
   } else {   /* Gather */
     if (n->n_in != 2 || !is_const(g, n->in[1])) { snprintf(why, whyn, "indices are not constant"); return 0; }
     const vt_tensor *it = g->values[n->in[1]].cdata;
@@ -1400,33 +1448,52 @@ static void sview_contig(cg_sview *w, const vt_value *v) {
   }
 }
 
-/* w reshaped to the dims of `to`: any shape when w is contiguous (dims of size 1 aside), else
- * only dims of size 1 inserted or removed. */
+/* w reshaped to the dims of `to` without moving data (numpy's no-copy reshape): dims of size 1
+ * come and go freely; a group of old dims may be re-split into new dims when the group is
+ * contiguous within itself (st[k] == st[k + 1] * dims[k + 1]). False when that is not possible. */
 static bool sview_reshape(cg_sview *w, const vt_value *to) {
-  bool contig = true;
-  int64_t acc = 1;
-  for (int32_t d = w->rank - 1; d >= 0; d--) {
-    if (w->dims[d] != 1 && w->st[d] != acc) contig = false;
-    acc *= w->dims[d];
-  }
-  if (contig) {
-    int64_t off = w->off;
-    sview_contig(w, to);
-    w->off = off;
-    return true;
-  }
+  int64_t od[VT_MAX_RANK], os[VT_MAX_RANK];
+  int on = 0;
+  for (int32_t d = 0; d < w->rank; d++)
+    if (w->dims[d] != 1) {
+      od[on] = w->dims[d];
+      os[on++] = w->st[d];
+    }
   cg_sview r = {.rank = to->rank, .off = w->off};
-  int32_t s = 0;
   for (int32_t d = 0; d < to->rank; d++) {
     r.dims[d] = to->dims[d];
     r.st[d] = 0;
-    if (to->dims[d] == 1) continue;
-    while (s < w->rank && w->dims[s] == 1) s++;
-    if (s >= w->rank || w->dims[s] != to->dims[d]) return false;
-    r.st[d] = w->st[s++];
+    if (to->dims[d] <= 0) return false;
   }
-  while (s < w->rank && w->dims[s] == 1) s++;
-  if (s != w->rank) return false;
+  int i = 0;
+  int32_t j = 0;
+  while (i < on) {
+    while (j < to->rank && to->dims[j] == 1) j++;
+    if (j >= to->rank) return false;
+    int i0 = i;
+    int32_t j0 = j;
+    int64_t op = od[i], np = to->dims[j];
+    while (op != np) {
+      if (np < op) {
+        if (++j >= to->rank) return false;
+        np *= to->dims[j];
+      } else {
+        if (++i >= on) return false;
+        op *= od[i];
+      }
+    }
+    for (int k = i0; k < i; k++)   /* the old group must be one strided run */
+      if (os[k] != os[k + 1] * od[k + 1]) return false;
+    int64_t acc = os[i];
+    for (int32_t k = j; k >= j0; k--) {
+      r.st[k] = to->dims[k] == 1 ? 0 : acc;
+      acc *= to->dims[k];
+    }
+    i++;
+    j++;
+  }
+  for (; j < to->rank; j++)
+    if (to->dims[j] != 1) return false;
   *w = r;
   return true;
 }
@@ -1457,6 +1524,14 @@ static bool sview_step(const cg *c, cg_sview *w, int32_t ni, int32_t oi) {
     }
     w->off += start * w->st[axis];
     w->dims[axis] = ov->dims[axis];
+  } else if (n->op == VT_OP_Slice) {
+    int64_t st0[VT_MAX_RANK], stp[VT_MAX_RANK];
+    if (ov->rank != w->rank || !slice_params(g, n, &g->values[n->in[0]], st0, stp)) return false;
+    for (int32_t d = 0; d < w->rank; d++) {
+      w->off += st0[d] * w->st[d];
+      w->st[d] *= stp[d];
+      w->dims[d] = ov->dims[d];
+    }
   } else if (n->op == VT_OP_Gather) {   /* one constant index: a slice that drops (or keeps) the axis */
     if (n->n_in != 2 || n->in[1] < 0 || !is_const(g, n->in[1])) return false;
     const vt_tensor *it = g->values[n->in[1]].cdata;
@@ -1504,7 +1579,7 @@ static int layout_chain(const cg *c, int32_t v, int32_t user, bool strict, int32
     if (!only || pg < 0 || c->groups[pg].n_nodes != 1 || pn->n_in < 1 || pn->in[0] < 0) break;
     int kind = c->groups[pg].kind;
     if (!((pn->op == VT_OP_Transpose && kind == G_PERM) ||
-          ((pn->op == VT_OP_Split || pn->op == VT_OP_Gather) && kind == G_BLOCKS) ||
+          ((pn->op == VT_OP_Split || pn->op == VT_OP_Gather || pn->op == VT_OP_Slice) && kind == G_BLOCKS) ||
           (is_copy_op(pn->op) && kind == G_COPY)))
       break;
     int32_t oi = 0;
@@ -1529,10 +1604,11 @@ static int absorb_node(cg *c, int gi, int32_t ni) {
 }
 
 /* Q, K, V: absorbed when every chain is a view and the layout nodes' outputs feed these chains
- * only (a Split's three outputs, or the three Gathers of one value: Q, K and V). The chains
- * first go back as far as layout nodes go; when some value on them has a reader elsewhere, again
- * stopping at the first value read by anything else. The output: when its one reader is a
- * Transpose that keeps the head dim last. */
+ * only (a Split's three outputs, or the three Gathers / Slices of one value: Q, K and V). The
+ * chains first go back as far as layout nodes go; when some value on them has a reader
+ * elsewhere, again stopping at the first value read by anything else. The output: when its one
+ * reader, through Reshape-like views, is a Transpose after which the head dim is still
+ * contiguous. */
 #define LAYOUT_CHAIN_MAX 16
 static int plan_attn_layout(cg *c) {
   const vt_graph *g = c->g;
@@ -1585,24 +1661,45 @@ static int plan_attn_layout(cg *c) {
         if (absorb_node(c, gi, ch[k][i])) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
       }
     }
-    int32_t O = G->out;
-    if (c->is_out[O] || c->uoff[O + 1] - c->uoff[O] != 1) continue;
-    int32_t tn = c->ulist[c->uoff[O]];
-    const vt_node *t = &g->nodes[tn];
-    int tg = c->node_group[tn];
-    int64_t perm[4];
-    if (t->op != VT_OP_Transpose || tg < 0 || c->groups[tg].kind != G_PERM || c->groups[tg].n_nodes != 1 ||
-        t->n_out < 1 || t->out[0] < 0 || val_dynamic(c, O) || val_dynamic(c, t->out[0]) ||
-        g->values[O].rank != 4 || !read_perm(t, 4, perm) || perm[3] != 3)
-      continue;
-    /* the transposed buffer is contiguous; its axis d is O's axis perm[d] */
-    int64_t acc = 1;
-    for (int d = 3; d >= 0; d--) {
-      if (perm[d] < 3) mstr[21 + perm[d]] = acc;
-      acc *= g->values[O].dims[perm[d]];
+    /* output: O's one reader, through Reshape-like views, is a Transpose; its (contiguous)
+     * output is viewed back through the inverse permutation and the views to O's dims */
+    int32_t O = G->out, on[LAYOUT_CHAIN_MAX], v = O, tn = -1;
+    int n_on = 0;
+    while (n_on < LAYOUT_CHAIN_MAX && !c->is_out[v] && !val_dynamic(c, v) && c->uoff[v + 1] - c->uoff[v] == 1) {
+      int32_t un = c->ulist[c->uoff[v]];
+      const vt_node *u = &g->nodes[un];
+      int ug = c->node_group[un];
+      if (ug < 0 || c->groups[ug].n_nodes != 1 || u->n_out < 1 || u->out[0] < 0 || u->in[0] != v) break;
+      if (u->op == VT_OP_Transpose && c->groups[ug].kind == G_PERM) { tn = un; break; }
+      if (!is_copy_op(u->op) || c->groups[ug].kind != G_COPY) break;
+      on[n_on++] = un;
+      v = u->out[0];
     }
+    if (tn < 0 || val_dynamic(c, g->nodes[tn].out[0])) continue;
+    const vt_node *t = &g->nodes[tn];
+    const vt_value *F = &g->values[t->out[0]];
+    int64_t perm[VT_MAX_RANK];
+    if (!read_perm(t, F->rank, perm)) continue;
+    cg_sview fw, ow;
+    sview_contig(&fw, F);
+    ow = fw;
+    for (int32_t d = 0; d < F->rank; d++) {   /* the transpose's input: its axis perm[d] is F's axis d */
+      ow.dims[perm[d]] = fw.dims[d];
+      ow.st[perm[d]] = fw.st[d];
+    }
+    bool okv = true;
+    for (int i = n_on - 1; i >= 0 && okv; i--) okv = sview_reshape(&ow, &g->values[g->nodes[on[i]].in[0]]);
+    if (!okv || ow.rank != 4 || !(ow.st[3] == 1 || ow.dims[3] == 1)) continue;
+    for (int d = 0; d < 4; d++)
+      if (ow.dims[d] != g->values[O].dims[d]) okv = false;
+    if (!okv) continue;
+    for (int d = 0; d < 3; d++) mstr[21 + d] = ow.st[d];
     G->out = t->out[0];
     c->nobuf[O] = true;
+    for (int i = 0; i < n_on; i++) {
+      c->nobuf[g->nodes[on[i]].out[0]] = true;
+      if (absorb_node(c, gi, on[i])) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    }
     if (absorb_node(c, gi, tn)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   }
   return VT_OK;
@@ -1678,7 +1775,8 @@ static int plan(cg *c) {
       const vt_value *ov = &g->values[n->out[0]];
       dyn_ok = ov->rank >= 1 && const_width(c, n->out[0], ov->dims[ov->rank - 1]);
     }
-    bool has_gen = n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather || n->op == VT_OP_Conv ||
+    bool has_gen = n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather || n->op == VT_OP_Slice ||
+                   n->op == VT_OP_Conv ||
                    n->op == VT_OP_Expand || n->op == VT_OP_Attention || n->op == VT_OP_Transpose;
     char note[160] = "";
     if (n->op == VT_OP_TokenBuffer) {   /* absorbed into its GEMM's epilogue when that is sound */
@@ -1702,7 +1800,7 @@ static int plan(cg *c) {
       int r = try_gemm(c, ni, -1, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
-    } else if (n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather) {
+    } else if (n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather || n->op == VT_OP_Slice) {
       int r = try_blocks(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;

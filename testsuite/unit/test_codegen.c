@@ -496,6 +496,37 @@ static void test_ln_gemm(void **state) {
   ln_gemm_case(197, 384, 64, 1, 1);    /* the LayerNorm's output is also a graph output */
 }
 
+/* Slice with constant starts/ends/axes/steps as a generated row-strided copy: one sliced axis
+ * (negative start, an end past the dim, the whole tensor); two sliced axes or a step stay host
+ * kernels. */
+static void slice_case(int naxes, const int64_t *starts, const int64_t *ends, const int64_t *axes, int64_t step,
+                       int generated) {
+  vt_graph *g = new_graph();
+  int64_t xd[3] = {3, 7, 5};
+  int32_t x = add_input(g, "x", 3, xd);
+  int64_t steps[3] = {step, step, step};
+  int32_t y = node(g, "Slice", 5, (int32_t[]){x, add_shape(g, "starts", naxes, starts), add_shape(g, "ends", naxes, ends),
+                                            add_shape(g, "axes", naxes, axes), add_shape(g, "steps", naxes, steps)});
+  assert_int_equal(vt_graph_add_output(g, node(g, "Neg", 1, &y)), 0);
+  vt_jit_stats st;
+  double err = compare(g, &st);
+  fprintf(stderr, "  slice %d axes (first %lld: %lld..%lld) step %lld: rel L2 %.3g\n", naxes, (long long)axes[0],
+          (long long)starts[0], (long long)ends[0], (long long)step, err);
+  assert_true(err == 0);
+  assert_int_equal(st.n_fallback, generated ? 0 : 1);
+  vt_graph_free(g);
+}
+
+static void test_slice(void **state) {
+  (void)state;
+  slice_case(1, (int64_t[]){2}, (int64_t[]){6}, (int64_t[]){1}, 1, 1);
+  slice_case(1, (int64_t[]){-3}, (int64_t[]){100}, (int64_t[]){-1}, 1, 1);
+  slice_case(1, (int64_t[]){1}, (int64_t[]){2}, (int64_t[]){0}, 1, 1);
+  slice_case(1, (int64_t[]){0}, (int64_t[]){3}, (int64_t[]){0}, 1, 1);   /* the whole tensor */
+  slice_case(2, (int64_t[]){1, 2}, (int64_t[]){3, 6}, (int64_t[]){0, 1}, 1, 0);
+  slice_case(1, (int64_t[]){0}, (int64_t[]){7}, (int64_t[]){1}, 2, 0);
+}
+
 /* ReduceMean/Sum/Max/Min over trailing axes as generated row kernels, against the interpreter:
  * axes as an input (opset 18) or an attribute (opset 13), keepdims 0/1, odd widths; nan: row 0's
  * element 1 becomes NaN (Sqrt of a negative), so max/min must give NaN for that row only;
@@ -795,6 +826,48 @@ static void test_attention(void **state) {
   attn_case(1, 2, 2, 197, 197, 64, 64, 1, 1, 4.0f);
 }
 
+/* Style 3 (as nn.MultiheadAttention exports it): x -> MatMul -> three Slices of the last axis ->
+ * Reshape [B, N, H, Dh] -> Transpose (0, 2, 1, 3) each -> Attention -> Reshape [B * H, N, Dh] ->
+ * Transpose (1, 0, 2) -> Reshape [N, B, C] -> MatMul: the Slices are strided views, and the
+ * output is reached through a view before its Transpose (11 nodes absorbed). */
+static void attn_layout_slices(int64_t B, int64_t N, int64_t H, int64_t Dh) {
+  vt_graph *g = new_graph();
+  assert_int_equal(vt_graph_set_opset(g, "ai.vtopt", 1), 0);
+  int64_t C = H * Dh;
+  int32_t x = add_input(g, "x", 3, (int64_t[]){B, N, C});
+  int32_t qkv = node(g, "MatMul", 2, (int32_t[]){x, add_const(g, "wqkv", 2, (int64_t[]){C, 3 * C}, 0.3f)});
+  int32_t heads[3];
+  for (int i = 0; i < 3; i++) {
+    char nm[3][16];
+    for (int k = 0; k < 3; k++) snprintf(nm[k], sizeof nm[k], "sl%d_%d", i, k);
+    int32_t sl = node(g, "Slice", 4, (int32_t[]){qkv, add_shape(g, nm[0], 1, (int64_t[]){i * C}),
+                                                 add_shape(g, nm[1], 1, (int64_t[]){(i + 1) * C}),
+                                                 add_shape(g, nm[2], 1, (int64_t[]){-1})});
+    char rn[16];
+    snprintf(rn, sizeof rn, "r4_%d", i);
+    int32_t r = node(g, "Reshape", 2, (int32_t[]){sl, add_shape(g, rn, 4, (int64_t[]){B, N, H, Dh})});
+    heads[i] = node(g, "Transpose", 1, &r);
+    last_node_ints(g, "perm", 4, (int64_t[]){0, 2, 1, 3});
+  }
+  int32_t out = vt_graph_add_value(g, "attn_out", VT_UNDEFINED, -1, NULL);
+  assert_true(vt_graph_add_node(g, "attn", vt_op_lookup("Attention", "ai.vtopt"), 3, heads, 1, &out) >= 0);
+  int32_t o = node(g, "Reshape", 2, (int32_t[]){out, add_shape(g, "s3a", 3, (int64_t[]){B * H, N, Dh})});
+  o = node(g, "Transpose", 1, &o);
+  last_node_ints(g, "perm", 3, (int64_t[]){1, 0, 2});
+  o = node(g, "Reshape", 2, (int32_t[]){o, add_shape(g, "s3b", 3, (int64_t[]){N, B, C})});
+  int32_t y = node(g, "MatMul", 2, (int32_t[]){o, add_const(g, "wo", 2, (int64_t[]){C, C}, 0.3f)});
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  vt_jit_stats st;
+  double err = compare(g, &st);
+  fprintf(stderr, "  attention layout slices B=%lld N=%lld H=%lld Dh=%lld: rel L2 %.3g, %d layout nodes absorbed\n",
+          (long long)B, (long long)N, (long long)H, (long long)Dh, err, st.n_absorbed);
+  assert_true(err <= 1e-5);
+  assert_int_equal(st.n_attention, 1);
+  assert_int_equal(st.n_fallback, 0);
+  assert_int_equal(st.n_absorbed, 11);
+  vt_graph_free(g);
+}
+
 /* Attention between exported layout nodes: x [B, N, C] -> MatMul -> Reshape [B, N, 3, H, Dh] ->
  * Transpose (2, 0, 3, 1, 4) -> q, k, v (style 0: Split + Squeeze as timm exports it; 1: Gather
  * with a scalar index) -> ai.vtopt.Attention -> Transpose (0, 2, 1, 3) -> Reshape [B, N, H * Dh]
@@ -865,6 +938,8 @@ static void test_attention_layout(void **state) {
   attn_layout_case(1, 2, 7, 3, 5);
   attn_layout_case(1, 1, 1, 2, 16);
   attn_layout_case(2, 1, 33, 2, 24);
+  attn_layout_slices(1, 197, 6, 64);
+  attn_layout_slices(2, 7, 3, 5);
 }
 
 /* ai.vtopt.Attention with the decomposed relative-position bias: y1 = Attention(q, k, v,
@@ -1180,7 +1255,7 @@ int main(void) {
     cmocka_unit_test(test_math_range),   cmocka_unit_test(test_broadcast_tail),
     cmocka_unit_test(test_broadcast_strided), cmocka_unit_test(test_views),
     cmocka_unit_test(test_rows),         cmocka_unit_test(test_transpose),
-    cmocka_unit_test(test_reductions),
+    cmocka_unit_test(test_reductions),   cmocka_unit_test(test_slice),
     cmocka_unit_test(test_attention),    cmocka_unit_test(test_attention_relpos),
     cmocka_unit_test(test_attention_layout),
     cmocka_unit_test(test_symbolic_refused),
