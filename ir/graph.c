@@ -330,6 +330,19 @@ void vt_graph_remove_dead(vt_graph *g) {
 
 int vt_graph_fold_known(vt_graph *g, vt_error *e) {
   int folded = 0;
+  /* Identity of a constant (exporters write one per deduplicated initializer: twelve layers'
+   * equal biases become one initializer and eleven Identity nodes) is that constant */
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    vt_node *n = &g->nodes[i];
+    if (n->op != VT_OP_Identity || n->n_in < 1 || n->in[0] < 0 || n->n_out < 1 || n->out[0] < 0) continue;
+    vt_value *x = &g->values[n->in[0]], *y = &g->values[n->out[0]];
+    if (!(x->flags & VT_VAL_CONST) || !x->cdata || (y->flags & VT_VAL_OUTPUT) || y->dtype != x->dtype) continue;
+    y->cdata = x->cdata;
+    y->flags |= VT_VAL_CONST;
+    y->producer = -1;
+    n->out[0] = -1;
+    folded++;
+  }
   for (int32_t v = 0; v < g->n_values; v++) {
     vt_value *val = &g->values[v];
     if (val->producer < 0 || val->nknown <= 0 || !val->known) continue;

@@ -311,8 +311,9 @@ int vt_infer_axis(vt_infer_ctx *c, int64_t axis, int32_t rank, int64_t *out);
 /* Runs shape inference over the whole graph in order; fills every value's type and known
  * contents. Returns VT_OK or an error naming the node. */
 int vt_graph_infer(vt_graph *g, vt_error *e);
-/* Replaces values whose contents became fully constant known ints (Shape chains) by constants,
- * and drops nodes left without users. Returns the number of values folded, -1 on error. */
+/* Replaces values whose contents became fully constant known ints (Shape chains), and outputs of
+ * Identity nodes of constants, by constants, and drops nodes left without users. Returns the
+ * number of values folded, -1 on error. */
 int vt_graph_fold_known(vt_graph *g, vt_error *e);
 /* The usual sequence after loading: pin named dims (names[i] := vals[i] in graph inputs), infer
  * shapes, fold shape arithmetic, verify. A pin naming no symbol is an error. */

@@ -250,6 +250,36 @@ static void test_symbolic_reshape_chain(void **state) {
   vt_graph_free(g);
 }
 
+/* Identity of a constant folds to the constant (the exporter's deduplicated initializers); an
+ * Identity that is a graph output stays a node. */
+static void test_identity_of_const_folds(void **state) {
+  (void)state;
+  vt_graph *g = vt_graph_new("ident.onnx");
+  assert_int_equal(vt_graph_set_opset(g, "", 17), 0);
+  vt_dim d[1] = {4};
+  int32_t x = vt_graph_add_value(g, "x", VT_F32, 1, d);
+  vt_graph_add_input(g, x);
+  static float bias[4] = {1, 2, 3, 4};
+  vt_tensor tb = {.dtype = VT_F32, .rank = 1, .dims = {4}, .data = bias};
+  int32_t cb = vt_graph_add_const(g, "bias", &tb);
+  int32_t b1 = vt_graph_add_value(g, "bias_1", VT_UNDEFINED, -1, NULL);
+  vt_graph_add_node(g, "ident", op("Identity"), 1, &cb, 1, &b1);
+  int32_t y = vt_graph_add_value(g, "y", VT_UNDEFINED, -1, NULL);
+  vt_graph_add_node(g, "add", op("Add"), 2, (int32_t[]){x, b1}, 1, &y);
+  vt_graph_add_output(g, y);
+  int32_t b2 = vt_graph_add_value(g, "bias_out", VT_UNDEFINED, -1, NULL);
+  vt_graph_add_node(g, "ident_out", op("Identity"), 1, &cb, 1, &b2);
+  vt_graph_add_output(g, b2);
+  vt_error e = {0};
+  assert_int_equal(vt_graph_prepare(g, NULL, NULL, 0, &e), VT_OK);
+  assert_int_equal(g->n_nodes, 2);   /* Add and the output's Identity */
+  const vt_value *bv = &g->values[b1];
+  assert_true((bv->flags & VT_VAL_CONST) && bv->cdata && bv->producer < 0);
+  assert_ptr_equal(bv->cdata->data, bias);
+  assert_true(g->values[b2].producer >= 0);
+  vt_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dims_fold_and_hashcons),
@@ -259,6 +289,7 @@ int main(void) {
       cmocka_unit_test(test_pin_dims),
       cmocka_unit_test(test_interp_runs_and_checks_inputs),
       cmocka_unit_test(test_symbolic_reshape_chain),
+      cmocka_unit_test(test_identity_of_const_folds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
