@@ -620,8 +620,10 @@ static void set_group_shape(cg_group *G, const vt_value *v) {
 static float *pack_b(const float *B, int64_t K, int64_t N, int transB, float alpha, size_t *nbytes) {
   int64_t npan = (N + VT_CG_NR - 1) / VT_CG_NR;
   size_t n = (size_t)npan * (size_t)K * VT_CG_NR;
-  float *p = calloc(n ? n : 1, sizeof *p);
+  size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
+  float *p = aligned_alloc(64, bytes);   /* a panel row is one cache line: no split loads */
   if (!p) return NULL;
+  memset(p, 0, bytes);
   for (int64_t pn = 0; pn < npan; pn++)
     for (int64_t k = 0; k < K; k++)
       for (int64_t j = 0; j < VT_CG_NR; j++) {
