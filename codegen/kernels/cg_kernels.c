@@ -29,9 +29,9 @@ typedef void (*vt_cg_epi_fn)(void **bufs, float *c, int64_t ldc, int64_t m0, int
 
 #define HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
 
-/* LayerNorm of one row: mean and 1 / sqrt(var + eps) (vector sums, then the tail), and the
- * normalised value of one element. */
-static inline AI void vt_cg_ln_stats(const float *xr, int64_t cols, float eps, float *mean_out, float *inv_out) {
+/* Sum of a row: 8 lane sums, the lanes in a fixed order, then the tail (one summation order for
+ * LayerNorm, Softmax and the Reduce kernels). */
+static inline AI float vt_cg_row_sum(const float *xr, int64_t cols) {
   vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t j = 0;
   for (; j + 8 <= cols; j += 8) {
@@ -41,6 +41,14 @@ static inline AI void vt_cg_ln_stats(const float *xr, int64_t cols, float eps, f
   }
   float s = HSUM8(sv);
   for (; j < cols; j++) s += xr[j];
+  return s;
+}
+
+/* LayerNorm of one row: mean and 1 / sqrt(var + eps) (vector sums, then the tail), and the
+ * normalised value of one element. */
+static inline AI void vt_cg_ln_stats(const float *xr, int64_t cols, float eps, float *mean_out, float *inv_out) {
+  float s = vt_cg_row_sum(xr, cols);
+  int64_t j;
   float mean = cols ? s / (float)cols : 0.0f;
   vt_v8 qv = {0, 0, 0, 0, 0, 0, 0, 0};
   vt_v8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
@@ -381,15 +389,7 @@ AI void vt_cgk_softmax_rows(const float *x, float *y, int64_t cols, int64_t r0, 
     }
     for (; j < cols; j++) m = xr[j] > m ? xr[j] : m;
     for (j = 0; j < cols; j++) yr[j] = vt_cgm_exp(xr[j] - m);
-    vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (j = 0; j + 8 <= cols; j += 8) {
-      vt_v8 v;
-      LD8(v, yr + j);
-      sv += v;
-    }
-    float s = HSUM8(sv);
-    for (; j < cols; j++) s += yr[j];
-    float inv = 1.0f / s;
+    float inv = 1.0f / vt_cg_row_sum(yr, cols);
     for (j = 0; j < cols; j++) yr[j] *= inv;
   }
 }
@@ -417,14 +417,7 @@ AI void vt_cgk_reduce_rows(const float *x, float *y, int64_t cols, int32_t op, i
     const float *xr = x + r * cols;
     int64_t j = 0;
     if (op <= 1) {
-      vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (; j + 8 <= cols; j += 8) {
-        vt_v8 v;
-        LD8(v, xr + j);
-        sv += v;
-      }
-      float s = HSUM8(sv);
-      for (; j < cols; j++) s += xr[j];
+      float s = vt_cg_row_sum(xr, cols);
       y[r] = op == 0 ? s / (float)cols : s;
       continue;
     }
