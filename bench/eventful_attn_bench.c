@@ -13,33 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
-/* CPU time of the process (all threads, user + system): less noisy than wall time when other
- * jobs share the cores */
-static double cpu_ms(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-3;
-}
-
-static int cmpd(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return a < b ? -1 : a > b;
-}
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static float frand(void) {
-  rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-  return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv) {
   int64_t M = argc > 1 ? atoll(argv[1]) : 384;
@@ -106,8 +82,8 @@ int main(int argc, char **argv) {
     vt_tensor_free(&out);
   }
   double flush = t[0];
-  qsort(t + 1, (size_t)(frames - 1), sizeof *t, cmpd);
-  qsort(cpu + 1, (size_t)(frames - 1), sizeof *cpu, cmpd);
+  qsort(t + 1, (size_t)(frames - 1), sizeof *t, cmp_double);
+  qsort(cpu + 1, (size_t)(frames - 1), sizeof *cpu, cmp_double);
   printf("EventfulAttention N=%lld H=%lld D=%lld M=%lld exp_ref=%d relpos=%d threads=%d: flush %.1f ms, "
          "sparse frame median %.1f ms (min %.1f) over %d frames, CPU time median %.1f ms\n",
          (long long)N, (long long)H, (long long)D, (long long)M, exp_ref, rel, th, flush, t[1 + (frames - 1) / 2],

@@ -15,24 +15,7 @@
 
 #include "codegen.h"
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* CPU time of the whole process (all threads): on a shared machine it leaves out the time the
- * threads sat preempted, so flop / (CPU time / threads) tracks the kernel itself */
-static double cpu_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "bench_util.h"   /* now_ms; cpu_ms: flop / (CPU time / threads) tracks the kernel itself */
 
 #define PEAK_ITERS 2000000L   /* ~1 ms per trial: short trials, many of them, so the best one
                                   * ran without preemption on a shared machine */

@@ -17,22 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
-static int cmpd(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return a < b ? -1 : a > b;
-}
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static float frand(void) {
-  rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-  return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -88,7 +73,7 @@ int main(int argc, char **argv) {
       if (vt_run_node(g, which ? n2 : n1, ins, outs, pool, &e) != VT_OK) { fprintf(stderr, "%s\n", e.msg); return 2; }
       t[r] = now_ms() - t0;
     }
-    qsort(t, (size_t)runs, sizeof *t, cmpd);
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
     printf("%s T=%lld N=%lld: median %.1f ms (min %.1f) over %d runs, %d threads\n", which ? "dense Attention" : "HeadwiseMergedAttention",
            (long long)T, (long long)N, t[runs / 2], t[0], runs, th);
     free(t);

@@ -14,6 +14,8 @@
 
 #include "vtopt/model.h"
 
+#include "bench_util.h"
+
 typedef int (*create_fn)(int, vtopt_session **);
 typedef int (*run_fn)(vtopt_session *, const vtopt_tensor *, vtopt_tensor *);
 typedef const char *(*err_fn)(const vtopt_session *);
@@ -55,11 +57,6 @@ static long read_npy_f32(const char *path, float **data, int64_t *dims, int *ran
   return n;
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 int main(int argc, char **argv) {
   if (argc != 7) {
