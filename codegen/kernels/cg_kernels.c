@@ -370,24 +370,31 @@ AI float vt_cgm_sigmoid(float x) { return 1.0f / (1.0f + vt_cgm_exp(-x)); }
 
 /* ---------- row kernels (reductions along the last axis) ------------------------------------- */
 
+/* Max (want_max) or min of a row, NaNs skipped; -inf / +inf for an empty or all-NaN row. */
+static inline AI float vt_cg_row_extreme(const float *xr, int64_t cols, int want_max) {
+  float m = want_max ? -__builtin_inff() : __builtin_inff();
+  int64_t j = 0;
+  if (cols >= 8) {
+    vt_v8 mv;
+    LD8(mv, xr);
+    for (j = 8; j + 8 <= cols; j += 8) {
+      vt_v8 v;
+      LD8(v, xr + j);
+      mv = want_max ? __builtin_elementwise_max(mv, v) : __builtin_elementwise_min(mv, v);
+    }
+    for (int l = 0; l < 8; l++) m = want_max ? (mv[l] > m ? mv[l] : m) : (mv[l] < m ? mv[l] : m);
+  }
+  for (; j < cols; j++) m = want_max ? (xr[j] > m ? xr[j] : m) : (xr[j] < m ? xr[j] : m);
+  return m;
+}
+
 /* Softmax of rows [r0, r1) of x [rows x cols] into y. */
 AI void vt_cgk_softmax_rows(const float *x, float *y, int64_t cols, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = x + r * cols;
     float *yr = y + r * cols;
-    float m = -__builtin_inff();
-    int64_t j = 0;
-    if (cols >= 8) {
-      vt_v8 mv;
-      LD8(mv, xr);
-      for (j = 8; j + 8 <= cols; j += 8) {
-        vt_v8 v;
-        LD8(v, xr + j);
-        mv = __builtin_elementwise_max(mv, v);
-      }
-      for (int k = 0; k < 8; k++) m = mv[k] > m ? mv[k] : m;
-    }
-    for (; j < cols; j++) m = xr[j] > m ? xr[j] : m;
+    float m = vt_cg_row_extreme(xr, cols, 1);
+    int64_t j;
     for (j = 0; j < cols; j++) yr[j] = vt_cgm_exp(xr[j] - m);
     float inv = 1.0f / vt_cg_row_sum(yr, cols);
     for (j = 0; j < cols; j++) yr[j] *= inv;
@@ -415,27 +422,14 @@ AI void vt_cgk_layernorm_rows(const float *x, const float *g, const float *b, in
 AI void vt_cgk_reduce_rows(const float *x, float *y, int64_t cols, int32_t op, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = x + r * cols;
-    int64_t j = 0;
     if (op <= 1) {
       float s = vt_cg_row_sum(xr, cols);
       y[r] = op == 0 ? s / (float)cols : s;
       continue;
     }
-    int nan = 0;   /* NaNs first (an OR over the row); the max / min below skip them */
+    int nan = 0;   /* NaNs first (an OR over the row); the max / min skips them */
     for (int64_t k = 0; k < cols; k++) nan |= xr[k] != xr[k];
-    float m = xr[0];
-    if (cols >= 8) {
-      vt_v8 mv;
-      LD8(mv, xr);
-      for (j = 8; j + 8 <= cols; j += 8) {
-        vt_v8 v;
-        LD8(v, xr + j);
-        mv = op == 2 ? __builtin_elementwise_max(mv, v) : __builtin_elementwise_min(mv, v);
-      }
-      for (int l = 0; l < 8; l++) m = op == 2 ? (mv[l] > m ? mv[l] : m) : (mv[l] < m ? mv[l] : m);
-    }
-    for (; j < cols; j++) m = op == 2 ? (xr[j] > m ? xr[j] : m) : (xr[j] < m ? xr[j] : m);
-    y[r] = nan ? __builtin_nanf("") : m;
+    y[r] = nan ? __builtin_nanf("") : vt_cg_row_extreme(xr, cols, op == 2);
   }
 }
 
