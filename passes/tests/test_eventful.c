@@ -584,7 +584,7 @@ static vt_graph *attn_graph(int64_t B, int64_t H, int64_t N, int64_t Dh, int64_t
 }
 
 /* EventfulAttention's inputs q, k [B,H,N,Dh] in [-2, 2], v [B,H,N,Dv] in [-1, 1], mask [B,H,N,N]
- * and key bias [B,H,N] (zero; the tests fill them); in[5] (idx) is left to the caller. */
+ * in [-0.3, 0.3] and key bias [B,H,N] in [-0.5, 0.5]; in[5] (idx) is left to the caller. */
 static void attn_inputs(vt_tensor *in, int64_t B, int64_t H, int64_t N, int64_t Dh, int64_t Dv) {
   vt_error e = {0};
   int64_t dq[4] = {B, H, N, Dh}, dv[4] = {B, H, N, Dv}, dm[4] = {B, H, N, N}, dk[3] = {B, H, N};
@@ -593,9 +593,11 @@ static void attn_inputs(vt_tensor *in, int64_t B, int64_t H, int64_t N, int64_t 
   assert_int_equal(vt_tensor_alloc(&in[2], VT_F32, 4, dv, &e), VT_OK);
   assert_int_equal(vt_tensor_alloc(&in[3], VT_F32, 4, dm, &e), VT_OK);
   assert_int_equal(vt_tensor_alloc(&in[4], VT_F32, 3, dk, &e), VT_OK);
-  float *q = in[0].data, *k = in[1].data, *v = in[2].data;
+  float *q = in[0].data, *k = in[1].data, *v = in[2].data, *mask = in[3].data, *kb = in[4].data;
   for (int64_t i = 0; i < B * H * N * Dh; i++) { q[i] = 2 * frand(); k[i] = 2 * frand(); }
   for (int64_t i = 0; i < B * H * N * Dv; i++) v[i] = frand();
+  for (int64_t i = 0; i < B * H * N * N; i++) mask[i] = 0.3f * frand();
+  for (int64_t i = 0; i < B * H * N; i++) kb[i] = 0.5f * frand();
 }
 
 /* (7) EventfulAttention over frames with changing q/k/v rows, mask and key bias: sparse path
@@ -611,7 +613,6 @@ static void test_attention_vs_reference(void **st) {
     vt_tensor in[6] = {{0}};
     attn_inputs(in, B, H, N, Dh, Dv);
     float *q = in[0].data, *k = in[1].data, *v = in[2].data, *mask = in[3].data, *kb = in[4].data;
-    for (int64_t i = 0; i < S * N; i++) kb[i] = 0.5f * frand();
     attn_ref R = {.S = S, .N = N, .Dh = Dh, .Dv = Dv};
     R.B = calloc((size_t)(S * N * N), sizeof(double));
     R.A = calloc((size_t)(S * N * N), sizeof(double));
@@ -709,8 +710,6 @@ static void test_attention_exp_ref(void **st) {
     vt_tensor in[6] = {{0}};
     attn_inputs(in, B, H, N, Dh, Dv);
     float *q = in[0].data, *k = in[1].data, *v = in[2].data, *mask = in[3].data, *kb = in[4].data;
-    for (int64_t i = 0; i < S * N * N; i++) mask[i] = 0.3f * frand();
-    for (int64_t i = 0; i < S * N; i++) kb[i] = 0.5f * frand();
     double *ref = malloc((size_t)(S * N * Dv) * sizeof *ref);
     const int64_t ms[9] = {N, 3, 7, 0, 14, 15, 5, 2, 6};   /* 14 (2M < N): sparse; 15: dense */
     for (int f = 0; f < 9; f++) {
@@ -859,8 +858,6 @@ static void test_attention_strips(void **st) {
     vt_tensor in[6] = {{0}};
     attn_inputs(in, B, H, N, Dh, Dv);
     float *q = in[0].data, *k = in[1].data, *v = in[2].data, *mask = in[3].data, *kb = in[4].data;
-    for (int64_t i = 0; i < S * N * N; i++) mask[i] = 0.3f * frand();
-    for (int64_t i = 0; i < S * N; i++) kb[i] = 0.5f * frand();
     attn_ref R = {.S = S, .N = N, .Dh = Dh, .Dv = Dv};
     R.B = calloc((size_t)(S * N * N), sizeof(double));
     R.A = calloc((size_t)(S * N * N), sizeof(double));
