@@ -1174,8 +1174,7 @@ static int try_reduce(cg *c, int32_t ni, char *why, size_t whyn) {
       return 0;
     }
     na = vt_tensor_numel(t);
-    for (int64_t i = 0; i < na; i++)
-      ax[i] = t->dtype == VT_I64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
+    for (int64_t i = 0; i < na; i++) ax[i] = vt_tensor_get_i64(t, i);
   } else {
     const int64_t *v = NULL;
     int32_t k = vt_attr_ints(n, "axes", &v);
@@ -1540,7 +1539,7 @@ static bool sview_step(const cg *c, cg_sview *w, int32_t ni, int32_t oi) {
     int axis = norm_axis(vt_attr_int(n, "axis", 0), w->rank);
     if (axis < 0 || vt_tensor_numel(it) != 1 || it->rank > 1 || (it->dtype != VT_I64 && it->dtype != VT_I32))
       return false;
-    int64_t ix = it->dtype == VT_I64 ? *(const int64_t *)it->data : *(const int32_t *)it->data;
+    int64_t ix = vt_tensor_get_i64(it, 0);
     if (ix < 0) ix += w->dims[axis];
     if (ix < 0 || ix >= w->dims[axis]) return false;
     w->off += ix * w->st[axis];
@@ -1605,104 +1604,122 @@ static int absorb_node(cg *c, int gi, int32_t ni) {
   return group_add_node(c, gi, ni);
 }
 
+#define LAYOUT_CHAIN_MAX 16   /* layout nodes followed per attention operand */
+/* Do the layout nodes of chains ch[k][0..len[k]) write only values that these chains or the
+ * attention node an read (and no graph output)? */
+static bool chains_closed(const cg *c, int32_t an, int32_t ch[3][LAYOUT_CHAIN_MAX], const int len[3]) {
+  const vt_graph *g = c->g;
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < len[k]; i++) {
+      const vt_node *n = &g->nodes[ch[k][i]];
+      for (int32_t o = 0; o < n->n_out; o++) {
+        int32_t v = n->out[o];
+        if (v < 0) continue;
+        if (c->is_out[v]) return false;
+        for (int32_t u = c->uoff[v]; u < c->uoff[v + 1]; u++) {
+          bool in_chain = c->ulist[u] == an;
+          for (int k2 = 0; k2 < 3; k2++)
+            for (int i2 = 0; i2 < len[k2]; i2++) in_chain |= c->ulist[u] == ch[k2][i2];
+          if (!in_chain) return false;
+        }
+      }
+    }
+  return true;
+}
+
+/* Q, K, V of attention group gi read in place (see plan_attn_layout). */
+static int absorb_attn_inputs(cg *c, int gi) {
+  const vt_graph *g = c->g;
+  cg_group *G = &c->groups[gi];
+  int64_t *mstr = c->blobs[G->gblob].owned;
+  int32_t ch[3][LAYOUT_CHAIN_MAX], oi[3][LAYOUT_CHAIN_MAX], root[3];
+  int len[3] = {0, 0, 0};
+  bool ok = false;
+  for (int strict = 0; strict < 2 && !ok; strict++) {
+    ok = true;
+    for (int k = 0; k < 3 && ok; k++) {
+      ok = G->att_blob[k] < 0;
+      if (ok) len[k] = layout_chain(c, G->att_v[k], G->seed, strict, ch[k], oi[k], LAYOUT_CHAIN_MAX, &root[k]);
+      ok = ok && !is_const(g, root[k]) && g->values[root[k]].dtype == VT_F32;
+    }
+    ok = ok && len[0] + len[1] + len[2] > 0 && chains_closed(c, G->seed, ch, len);
+  }
+  cg_sview w[3];
+  for (int k = 0; k < 3 && ok; k++) {
+    sview_contig(&w[k], &g->values[root[k]]);
+    for (int i = len[k] - 1; i >= 0 && ok; i--) ok = sview_step(c, &w[k], ch[k][i], oi[k][i]);
+    ok = ok && w[k].rank == 4 && (w[k].st[3] == 1 || w[k].dims[3] == 1);
+  }
+  for (int k = 0; k < 3 && ok; k++) {
+    G->att_v[k] = root[k];
+    G->att_off[k] = w[k].off;
+    for (int d = 0; d < 3; d++) mstr[12 + 3 * k + d] = w[k].st[d];
+    for (int i = 0; i < len[k]; i++) {
+      const vt_node *n = &g->nodes[ch[k][i]];
+      for (int32_t o = 0; o < n->n_out; o++)
+        if (n->out[o] >= 0) c->nobuf[n->out[o]] = true;
+      if (absorb_node(c, gi, ch[k][i])) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    }
+  }
+  return VT_OK;
+}
+
+/* The output of attention group gi written in place: O's one reader, through Reshape-like
+ * views, is a Transpose; its (contiguous) output is viewed back through the inverse
+ * permutation and the views to O's dims. */
+static int absorb_attn_output(cg *c, int gi) {
+  const vt_graph *g = c->g;
+  cg_group *G = &c->groups[gi];
+  int32_t O = G->out, on[LAYOUT_CHAIN_MAX], v = O, tn = -1;
+  int n_on = 0;
+  while (n_on < LAYOUT_CHAIN_MAX && !c->is_out[v] && !val_dynamic(c, v) && c->uoff[v + 1] - c->uoff[v] == 1) {
+    int32_t un = c->ulist[c->uoff[v]];
+    const vt_node *u = &g->nodes[un];
+    int ug = c->node_group[un];
+    if (ug < 0 || c->groups[ug].n_nodes != 1 || u->n_out < 1 || u->out[0] < 0 || u->in[0] != v) break;
+    if (u->op == VT_OP_Transpose && c->groups[ug].kind == G_PERM) { tn = un; break; }
+    if (!is_copy_op(u->op) || c->groups[ug].kind != G_COPY) break;
+    on[n_on++] = un;
+    v = u->out[0];
+  }
+  if (tn < 0 || val_dynamic(c, g->nodes[tn].out[0])) return VT_OK;
+  const vt_node *t = &g->nodes[tn];
+  const vt_value *F = &g->values[t->out[0]];
+  int64_t perm[VT_MAX_RANK];
+  if (!read_perm(t, F->rank, perm)) return VT_OK;
+  cg_sview fw, ow;
+  sview_contig(&fw, F);
+  ow = fw;
+  for (int32_t d = 0; d < F->rank; d++) {   /* the transpose's input: its axis perm[d] is F's axis d */
+    ow.dims[perm[d]] = fw.dims[d];
+    ow.st[perm[d]] = fw.st[d];
+  }
+  bool ok = true;
+  for (int i = n_on - 1; i >= 0 && ok; i--) ok = sview_reshape(&ow, &g->values[g->nodes[on[i]].in[0]]);
+  ok = ok && ow.rank == 4 && (ow.st[3] == 1 || ow.dims[3] == 1);
+  for (int d = 0; d < 4 && ok; d++) ok = ow.dims[d] == g->values[O].dims[d];
+  if (!ok) return VT_OK;
+  int64_t *mstr = c->blobs[G->gblob].owned;
+  for (int d = 0; d < 3; d++) mstr[21 + d] = ow.st[d];
+  G->out = t->out[0];
+  c->nobuf[O] = true;
+  for (int i = 0; i < n_on; i++) {
+    c->nobuf[g->nodes[on[i]].out[0]] = true;
+    if (absorb_node(c, gi, on[i])) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  }
+  return absorb_node(c, gi, tn) ? vt_errorf(c->e, VT_ERR_MODEL, "out of memory") : VT_OK;
+}
+
 /* Q, K, V: absorbed when every chain is a view and the layout nodes' outputs feed these chains
  * only (a Split's three outputs, or the three Gathers / Slices of one value: Q, K and V). The
  * chains first go back as far as layout nodes go; when some value on them has a reader
  * elsewhere, again stopping at the first value read by anything else. The output: when its one
  * reader, through Reshape-like views, is a Transpose after which the head dim is still
  * contiguous. */
-#define LAYOUT_CHAIN_MAX 16
 static int plan_attn_layout(cg *c) {
-  const vt_graph *g = c->g;
   for (int gi = 0; gi < c->n_groups; gi++) {
-    cg_group *G = &c->groups[gi];
-    if (G->kind != G_ATTN || G->dref >= 0) continue;
-    int32_t an = G->seed;
-    int64_t *mstr = c->blobs[G->gblob].owned;
-    int32_t ch[3][LAYOUT_CHAIN_MAX], oi[3][LAYOUT_CHAIN_MAX], root[3];
-    int len[3] = {0, 0, 0};
-    bool ok = false;
-    for (int strict = 0; strict < 2 && !ok; strict++) {
-      ok = true;
-      for (int k = 0; k < 3 && ok; k++) {
-        ok = G->att_blob[k] < 0;
-        if (ok) len[k] = layout_chain(c, G->att_v[k], an, strict, ch[k], oi[k], LAYOUT_CHAIN_MAX, &root[k]);
-        ok = ok && !is_const(g, root[k]) && g->values[root[k]].dtype == VT_F32;
-      }
-      ok = ok && len[0] + len[1] + len[2] > 0;
-      for (int k = 0; k < 3 && ok; k++)
-        for (int i = 0; i < len[k] && ok; i++) {
-          const vt_node *n = &g->nodes[ch[k][i]];
-          for (int32_t o = 0; o < n->n_out && ok; o++) {
-            int32_t v = n->out[o];
-            if (v < 0) continue;
-            ok = !c->is_out[v];
-            for (int32_t u = c->uoff[v]; u < c->uoff[v + 1] && ok; u++) {
-              bool in_chain = c->ulist[u] == an;
-              for (int k2 = 0; k2 < 3; k2++)
-                for (int i2 = 0; i2 < len[k2]; i2++) in_chain |= c->ulist[u] == ch[k2][i2];
-              ok = in_chain;
-            }
-          }
-        }
-    }
-    cg_sview w[3];
-    for (int k = 0; k < 3 && ok; k++) {
-      sview_contig(&w[k], &g->values[root[k]]);
-      for (int i = len[k] - 1; i >= 0 && ok; i--) ok = sview_step(c, &w[k], ch[k][i], oi[k][i]);
-      ok = ok && w[k].rank == 4 && (w[k].st[3] == 1 || w[k].dims[3] == 1);
-    }
-    for (int k = 0; k < 3 && ok; k++) {
-      G->att_v[k] = root[k];
-      G->att_off[k] = w[k].off;
-      for (int d = 0; d < 3; d++) mstr[12 + 3 * k + d] = w[k].st[d];
-      for (int i = 0; i < len[k]; i++) {
-        const vt_node *n = &g->nodes[ch[k][i]];
-        for (int32_t o = 0; o < n->n_out; o++)
-          if (n->out[o] >= 0) c->nobuf[n->out[o]] = true;
-        if (absorb_node(c, gi, ch[k][i])) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-      }
-    }
-    /* output: O's one reader, through Reshape-like views, is a Transpose; its (contiguous)
-     * output is viewed back through the inverse permutation and the views to O's dims */
-    int32_t O = G->out, on[LAYOUT_CHAIN_MAX], v = O, tn = -1;
-    int n_on = 0;
-    while (n_on < LAYOUT_CHAIN_MAX && !c->is_out[v] && !val_dynamic(c, v) && c->uoff[v + 1] - c->uoff[v] == 1) {
-      int32_t un = c->ulist[c->uoff[v]];
-      const vt_node *u = &g->nodes[un];
-      int ug = c->node_group[un];
-      if (ug < 0 || c->groups[ug].n_nodes != 1 || u->n_out < 1 || u->out[0] < 0 || u->in[0] != v) break;
-      if (u->op == VT_OP_Transpose && c->groups[ug].kind == G_PERM) { tn = un; break; }
-      if (!is_copy_op(u->op) || c->groups[ug].kind != G_COPY) break;
-      on[n_on++] = un;
-      v = u->out[0];
-    }
-    if (tn < 0 || val_dynamic(c, g->nodes[tn].out[0])) continue;
-    const vt_node *t = &g->nodes[tn];
-    const vt_value *F = &g->values[t->out[0]];
-    int64_t perm[VT_MAX_RANK];
-    if (!read_perm(t, F->rank, perm)) continue;
-    cg_sview fw, ow;
-    sview_contig(&fw, F);
-    ow = fw;
-    for (int32_t d = 0; d < F->rank; d++) {   /* the transpose's input: its axis perm[d] is F's axis d */
-      ow.dims[perm[d]] = fw.dims[d];
-      ow.st[perm[d]] = fw.st[d];
-    }
-    bool okv = true;
-    for (int i = n_on - 1; i >= 0 && okv; i--) okv = sview_reshape(&ow, &g->values[g->nodes[on[i]].in[0]]);
-    if (!okv || ow.rank != 4 || !(ow.st[3] == 1 || ow.dims[3] == 1)) continue;
-    for (int d = 0; d < 4; d++)
-      if (ow.dims[d] != g->values[O].dims[d]) okv = false;
-    if (!okv) continue;
-    for (int d = 0; d < 3; d++) mstr[21 + d] = ow.st[d];
-    G->out = t->out[0];
-    c->nobuf[O] = true;
-    for (int i = 0; i < n_on; i++) {
-      c->nobuf[g->nodes[on[i]].out[0]] = true;
-      if (absorb_node(c, gi, on[i])) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-    }
-    if (absorb_node(c, gi, tn)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+    if (c->groups[gi].kind != G_ATTN || c->groups[gi].dref >= 0) continue;
+    if (absorb_attn_inputs(c, gi) || absorb_attn_output(c, gi)) return VT_ERR_MODEL;
   }
   return VT_OK;
 }
