@@ -1,5 +1,5 @@
 /* cg_layout.h — constants shared by the bitcode kernels (kernels/cg_kernels.c) and the code
- * generator (codegen.c): the GEMM micro-tile and K blocking, i.e. the packed-B layout. */
+ * generator (cg_lower.c, cg_emit_cpu.c): the GEMM micro-tile and K blocking, i.e. the packed-B layout. */
 #ifndef VTOPT_CG_LAYOUT_H
 #define VTOPT_CG_LAYOUT_H
 

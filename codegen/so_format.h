@@ -1,4 +1,4 @@
-/* so_format.h — the model description a fast.so carries (written by codegen.c, read by
+/* so_format.h — the model description a fast.so carries (written by cg_so.c, read by
  * so_support.c; both are built from one tree, so it is not a stable file format). All integers
  * little-endian, strings as i64 length + bytes:
  *   i32 magic; str path; i32 n; n x (str domain, i64 version)
@@ -21,7 +21,7 @@
 #define VT_SO_MAGIC 0x32475456   /* "VTG2" */
 
 /* The generated module's constant descriptor; its layout is built with the IR builder in
- * codegen.c (emit_so_abi): keep both in sync. */
+ * cg_so.c (emit_so_abi): keep both in sync. */
 typedef struct vt_so_desc {
   const uint8_t *graph;
   int64_t graph_len;

@@ -25,7 +25,7 @@ struct cli_so {
 
 _Static_assert(sizeof(vtopt_tensor) == sizeof(vt_tensor), "vtopt_tensor is vt_tensor");
 
-/* ---------- the signature JSON (written by codegen.c: json_values) ---------- */
+/* ---------- the signature JSON (written by codegen/cg_so.c: json_values) ---------- */
 typedef struct { const char *p; bool bad; } js;
 
 static void ws(js *j) { while (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r') j->p++; }

@@ -3,7 +3,7 @@
  * The generated glue calls these with constant sizes and constant pointers to pre-packed weights;
  * after inlining (always_inline) LLVM specialises them for the model and the host CPU.
  *
- * Invariants shared with codegen.c (keep in sync, see cg_layout.h):
+ * Invariants shared with the code generator (cg_lower.c, cg_emit_cpu.c; keep in sync, see cg_layout.h):
  *  - packed B: panels of VT_CG_NR columns; panel p holds K rows of VT_CG_NR floats
  *    (B[k][p*NR + j], zero past N), panels stored one after another (K*NR floats each).
  *  - the epilogue callback receives a block of C (row-major, stride ldc; a row block's rows by
@@ -501,9 +501,9 @@ static inline AI void vt_cg_transpose8(const float *src, int64_t sstride, float 
  * Q, K, V and out are strided views: element (b, h, n, d) of Q at b * mstr[12] + h * mstr[13] +
  * n * mstr[14] + d (K: mstr[15..17], V: mstr[18..20], out: mstr[21..23]; the last dim is
  * contiguous), so the kernel reads a packed QKV projection and writes the heads-merged
- * [B, N, H * Dv] layout in place (codegen.c plan_attn_layout).
+ * [B, N, H * Dv] layout in place (cg_views.c cg_plan_attn_layout).
  * Rows that see no key come out zero (as the reference kernel). Dh, Dv <= VT_CG_ATT_DMAX
- * (codegen.c checks), so the scratch lives on the stack. */
+ * (cg_lower.c try_attn checks), so the scratch lives on the stack. */
 AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *out, const float *mask,
                          const uint8_t *bmask, const int64_t *mstr, const float *kbias, int64_t kb_b,
                          int64_t kb_h, const float *brow, const float *bcol, int64_t kw, int64_t H, int64_t Hkv,
@@ -711,7 +711,7 @@ AI void vt_cgk_copy_rows(char *dst, const char *src, int64_t rows, int64_t bytes
 /* Conv 2-D (group 1) as im2col + GEMM with B = the weights packed at compile time ([K =
  * C*kh*kw] x Cout panels, see the top). Work unit = a block of rb output pixels (rows of the
  * im2col matrix over all batches, M = Nb*OH*OW); units [u0, u1). A (rb x K) and the tile of C
- * (rb x Cout) live on the stack: rb * (K + Cout) <= VT_CG_CONV_SCRATCH (codegen.c picks rb).
+ * (rb x Cout) live on the stack: rb * (K + Cout) <= VT_CG_CONV_SCRATCH (cg_lower.c try_conv picks rb).
  * y [Nb, Cout, OH, OW] = C^T + bias (bias may be NULL). */
 AI void vt_cgk_conv2d(const float *x, const float *Bp, const float *bias, float *y, int64_t M, int64_t C,
                       int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
