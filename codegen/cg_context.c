@@ -34,7 +34,6 @@ bool cg_val_dynamic(const cg *c, int32_t v) {
   return v >= 0 && !cg_is_const(c->orig, v) && !cg_val_static(&c->orig->values[v]);
 }
 
-
 /* The planning view: orig with every symbolic dim replaced by its upper bound (left symbolic
  * when it has none; cg_plan() then refuses the value). */
 int cg_make_view(cg *c) {

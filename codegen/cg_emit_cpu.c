@@ -840,7 +840,6 @@ static int emit_entry(cg *c, int nthreads) {
   return VT_OK;
 }
 
-
 int cg_build_module(cg *c, int nthreads) {
   c->b = LLVMCreateBuilderInContext(c->ctx);
   c->t_i64 = LLVMInt64TypeInContext(c->ctx);

@@ -73,7 +73,6 @@
 #include "cg_layout.h"
 #include "cg_rt.h"
 
-
 extern const unsigned char vt_cg_kernels_bc[];
 extern const size_t vt_cg_kernels_bc_len;
 

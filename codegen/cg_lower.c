@@ -22,7 +22,6 @@ static int add_blob(cg *c, const void *data, size_t nbytes, void *owned) {
   return c->n_blobs++;
 }
 
-
 /* Does node ni read or write a value with a run-time dim? */
 static bool node_dynamic(const cg *c, int32_t ni) {
   const vt_node *n = &c->orig->nodes[ni];

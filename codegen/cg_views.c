@@ -299,8 +299,6 @@ int cg_plan_attn_layout(cg *c) {
   return VT_OK;
 }
 
-
-
 /* Reshape-like copies (COPY groups) whose source lives in the arena become views: the output
  * shares the source's buffer (same bytes, same order), so nothing is copied. Not for graph
  * outputs (the caller's memory) or sources that are graph inputs, outputs or constants. Chains
