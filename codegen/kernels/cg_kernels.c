@@ -16,10 +16,23 @@
 
 #define AI __attribute__((always_inline))
 
+#ifndef VT_CG_ISA
+#error "compile the kernel library with -DVT_CG_ISA=<VT_CG_ISA_AVX2|VT_CG_ISA_AVX512> (codegen/CMakeLists.txt)"
+#endif
 _Static_assert(VT_CG_ATT_QB % VT_CG_MR == 0, "attention query blocks are whole micro-tiles");
-_Static_assert(VT_CG_ATT_KB % 16 == 0, "attention key blocks are whole panels");
+_Static_assert(VT_CG_ATT_KB % VT_CG_NR == 0, "attention key blocks are whole panels");
+_Static_assert(VT_CG_NR == 2 * VT_CG_VW, "a micro-tile row is two vectors");
 
 typedef float vt_v8 __attribute__((vector_size(32)));
+/* one vector of the library's ISA (8 floats for AVX2, 16 for AVX-512): the GEMM micro-kernel */
+typedef float vt_vf __attribute__((vector_size(VT_CG_VW * 4)));
+#define LDV(dst, p) __builtin_memcpy(&(dst), (p), sizeof(vt_vf))
+#define STV(p, v) __builtin_memcpy((p), &(v), sizeof(vt_vf))
+#if VT_CG_VW == 16
+#define SPLATV(x) ((vt_vf){(x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x)})
+#else
+#define SPLATV(x) ((vt_vf){(x), (x), (x), (x), (x), (x), (x), (x)})
+#endif
 typedef void (*vt_cg_epi_fn)(void **bufs, float *c, int64_t ldc, int64_t m0, int64_t n0, int64_t mr,
                              int64_t nr);
 
@@ -70,22 +83,23 @@ static inline AI void vt_cg_ln_stats(const float *xr, int64_t cols, float eps, f
  * floats per row: VT_CG_NR for a packed panel, the matrix's row stride when read in place). Rows
  * past mr read row mr-1 of A (valid memory) and their results are dropped, so the inner loop has
  * no row guards. Always inlined, so constant strides and nr fold away. */
-static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, int64_t ka, const float *B, int64_t ldb,
-                                  float *C, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+static inline AI void vt_cg_micro_rows(int64_t kc, const float *A, int64_t lda, int64_t ka, int64_t a_rows,
+                                       const float *B, int64_t ldb, float *C, int64_t ldc, int64_t mr, int64_t nr,
+                                       int accumulate) {
   const float *a[VT_CG_MR];
-  for (int i = 0; i < VT_CG_MR; i++) a[i] = A + (i < mr ? i : mr - 1) * lda;
-  vt_v8 c0[VT_CG_MR], c1[VT_CG_MR];
+  for (int i = 0; i < VT_CG_MR; i++) a[i] = A + (i < a_rows ? i : a_rows - 1) * lda;
+  vt_vf c0[VT_CG_MR], c1[VT_CG_MR];
   for (int i = 0; i < VT_CG_MR; i++) {
-    c0[i] = (vt_v8){0, 0, 0, 0, 0, 0, 0, 0};
+    c0[i] = (vt_vf){0};
     c1[i] = c0[i];
   }
   for (int64_t k = 0; k < kc; k++) {
-    vt_v8 b0, b1;
-    LD8(b0, B + k * ldb);
-    LD8(b1, B + k * ldb + 8);
+    vt_vf b0, b1;
+    LDV(b0, B + k * ldb);
+    LDV(b1, B + k * ldb + VT_CG_VW);
     for (int i = 0; i < VT_CG_MR; i++) {
       float s = a[i][k * ka];
-      vt_v8 av = {s, s, s, s, s, s, s, s};
+      vt_vf av = SPLATV(s);
       c0[i] += av * b0;
       c1[i] += av * b1;
     }
@@ -95,24 +109,30 @@ static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, int64
       if (i >= mr) break;
       float *cp = C + i * ldc;
       if (accumulate) {
-        vt_v8 o0, o1;
-        LD8(o0, cp);
-        LD8(o1, cp + 8);
+        vt_vf o0, o1;
+        LDV(o0, cp);
+        LDV(o1, cp + VT_CG_VW);
         c0[i] += o0;
         c1[i] += o1;
       }
-      ST8(cp, c0[i]);
-      ST8(cp + 8, c1[i]);
+      STV(cp, c0[i]);
+      STV(cp + VT_CG_VW, c1[i]);
     }
   } else {
     float tmp[VT_CG_MR][VT_CG_NR];
     for (int i = 0; i < VT_CG_MR; i++) {
-      ST8(tmp[i], c0[i]);
-      ST8(tmp[i] + 8, c1[i]);
+      STV(tmp[i], c0[i]);
+      STV(tmp[i] + VT_CG_VW, c1[i]);
     }
     for (int64_t i = 0; i < mr; i++)
       for (int64_t j = 0; j < nr; j++) C[i * ldc + j] = (accumulate ? C[i * ldc + j] : 0.0f) + tmp[i][j];
   }
+}
+
+/* The same with A's first mr rows readable (rows past them read row mr - 1). */
+static inline AI void vt_cg_micro(int64_t kc, const float *A, int64_t lda, int64_t ka, const float *B, int64_t ldb,
+                                  float *C, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+  vt_cg_micro_rows(kc, A, lda, ka, mr, B, ldb, C, ldc, mr, nr, accumulate);
 }
 
 /* Packs rows [m0, m1) x columns [k0, k0 + kc) of A into micro-panels of MR rows, each row kept
@@ -130,9 +150,15 @@ static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int6
                                    const float *lg, const float *lb, const int64_t *ridx) {
   int64_t mend = m0 + (m1 - m0 + VT_CG_MR - 1) / VT_CG_MR * VT_CG_MR;
   for (int64_t m = m0; m < mend; m++) {
+#if VT_CG_APACK_KMAJOR
+    int64_t ds = VT_CG_MR;   /* element k of this row at dst[k * MR] */
+    float *dst = Ap + (m - m0) / VT_CG_MR * VT_CG_MR * ks + (m - m0) % VT_CG_MR;
+#else
+    int64_t ds = 1;
     float *dst = Ap + (m - m0) * ks;
+#endif
     if (m >= m1) {
-      for (int64_t k = 0; k < kc; k++) dst[k] = 0.0f;
+      for (int64_t k = 0; k < kc; k++) dst[k * ds] = 0.0f;
       continue;
     }
     const float *src = A + (ridx ? ridx[m] : m) * lda + k0;
@@ -145,15 +171,23 @@ static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int6
       const float *g = lg + k0;
       if (lb) {
         const float *b = lb + k0;
-        for (int64_t k = 0; k < kc; k++) dst[k] = VT_CG_LN(src[k], mu, iv, g[k], b[k]);
+        for (int64_t k = 0; k < kc; k++) dst[k * ds] = VT_CG_LN(src[k], mu, iv, g[k], b[k]);
       } else {
-        for (int64_t k = 0; k < kc; k++) dst[k] = VT_CG_LN(src[k], mu, iv, g[k], 0.0f);
+        for (int64_t k = 0; k < kc; k++) dst[k * ds] = VT_CG_LN(src[k], mu, iv, g[k], 0.0f);
       }
     } else {
-      for (int64_t k = 0; k < kc; k++) dst[k] = src[k];
+      for (int64_t k = 0; k < kc; k++) dst[k * ds] = src[k];
     }
   }
 }
+
+#if VT_CG_APACK_KMAJOR
+#define AP_LDA 1
+#define AP_KA VT_CG_MR
+#else
+#define AP_LDA kcb
+#define AP_KA 1
+#endif
 
 /* Work units [u0, u1) of C = A * B (M x N, B packed, see the top; units and row blocks as in
  * cg_layout.h), then the epilogue on every finished panel of a row block. K == 0 gives zeros. With ln, A is
@@ -170,7 +204,7 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
                     const float *lg, const float *lb, float eps, const int64_t *ridx) {
   int64_t npan = (N + VT_CG_NR - 1) / VT_CG_NR;
   if (npan == 0 || M <= 0) return;
-  int64_t mc = vt_cg_gemm_mc(M);
+  int64_t mc = vt_cg_gemm_mc_p(M, VT_CG_MC, VT_CG_MR);
   int64_t nkb = (K + VT_CG_KC - 1) / VT_CG_KC;
   int64_t kcb = nkb ? (K + nkb - 1) / nkb : 1;
   float Ap[mc * kcb];
@@ -209,17 +243,22 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
         for (int64_t t = 0; t < ntiles; t++) {
           int64_t m = m_lo + t * VT_CG_MR;
           int64_t mr = m_hi - m < VT_CG_MR ? m_hi - m : VT_CG_MR;
-          for (int64_t r = t * per; r < (t + 1) * per && r < nrows; r++) __builtin_prefetch(nb + r * VT_CG_NR, 0, 3);
+          for (int64_t r = t * per; r < (t + 1) * per && r < nrows; r++)
+            for (int l = 0; l < VT_CG_NR; l += 16) __builtin_prefetch(nb + r * VT_CG_NR + l, 0, 3);   /* its cache lines */
           if (k0 > 0 && t + 1 < ntiles)
             for (int i = 0; i < VT_CG_MR; i++) {
               const float *cn = C + (m + VT_CG_MR + i) * ldc + n0;
-              __builtin_prefetch(cn, 0, 3);
+              for (int l = 0; l < VT_CG_NR; l += 16) __builtin_prefetch(cn + l, 0, 3);
               __builtin_prefetch(cn + VT_CG_NR - 1, 0, 3);
             }
-          if (mr == VT_CG_MR && nr == VT_CG_NR)   /* full tile: constant row offsets, no clamps */
-            vt_cg_micro(kc, Ap + t * VT_CG_MR * kcb, kcb, 1, bp, VT_CG_NR, C + m * ldc + n0, ldc, VT_CG_MR, VT_CG_NR, k0 > 0);
+          /* packed micro-panels always hold MR rows (zeros past the last row): the loads use
+           * constant row offsets, only the stores stop at mr */
+          if (nr == VT_CG_NR)
+            vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, AP_LDA, AP_KA, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
+                             mr, VT_CG_NR, k0 > 0);
           else
-            vt_cg_micro(kc, Ap + t * VT_CG_MR * kcb, kcb, 1, bp, VT_CG_NR, C + m * ldc + n0, ldc, mr, nr, k0 > 0);
+            vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, AP_LDA, AP_KA, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
+                             mr, nr, k0 > 0);
         }
         /* the epilogue once per panel of the row block (its C columns still in cache): one call
          * and one long loop instead of a call per micro-tile */
@@ -519,7 +558,7 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
    * at most VT_CG_ATT_QB because that is a multiple of VT_CG_MR */
   int64_t qb = nqb ? ((Nq + nqb - 1) / nqb + VT_CG_MR - 1) / VT_CG_MR * VT_CG_MR : 0;
   int64_t group = H / Hkv;
-  int64_t dv16 = Dv / 16 * 16;
+  int64_t dvn = Dv / VT_CG_NR * VT_CG_NR;   /* V columns in whole panels (read in place) */
   for (int64_t u = u0; u < u1; u++) {
     int64_t bh = u / nqb, i0 = (u % nqb) * qb;
     int64_t b = bh / H, h = bh % H, hk = h / group;
@@ -546,10 +585,10 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
         for (int64_t jj = d < dh8 ? kc_8 : 0; jj < kc; jj++) Kt[d * VT_CG_ATT_KB + jj] = k[(j0 + jj) * kn + d];
         for (int64_t jj = kc; jj < VT_CG_ATT_KB; jj++) Kt[d * VT_CG_ATT_KB + jj] = 0.0f;
       }
-      int64_t kcp = (kc + 15) / 16 * 16;
+      int64_t kcp = (kc + VT_CG_NR - 1) / VT_CG_NR * VT_CG_NR;
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
-        for (int64_t p = 0; p < kcp; p += 16)
+        for (int64_t p = 0; p < kcp; p += VT_CG_NR)
           vt_cg_micro(Dh, q + r * qn, qn, 1, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, VT_CG_NR, 0);
       }
       int64_t kc8 = (kc + 7) / 8 * 8;   /* S rows padded with -inf to whole vectors (KB % 8 == 0) */
@@ -622,10 +661,10 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
       }
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
-        for (int64_t d0 = 0; d0 < dv16; d0 += 16)
+        for (int64_t d0 = 0; d0 < dvn; d0 += VT_CG_NR)
           vt_cg_micro(kc, S + r * VT_CG_ATT_KB, VT_CG_ATT_KB, 1, v + j0 * vn + d0, vn, O + r * Dv + d0, Dv, mr, VT_CG_NR, 1);
         for (int64_t rr = r; rr < r + mr; rr++)
-          for (int64_t d = dv16; d < Dv; d++) {
+          for (int64_t d = dvn; d < Dv; d++) {
             float acc = O[rr * Dv + d];
             for (int64_t jj = 0; jj < kc; jj++) acc += S[rr * VT_CG_ATT_KB + jj] * v[(j0 + jj) * vn + d];
             O[rr * Dv + d] = acc;
@@ -741,7 +780,7 @@ AI void vt_cgk_conv2d(const float *x, const float *Bp, const float *bias, float 
           }
         }
     }
-    vt_cgk_gemm(A, K, Bp, T, Cout, rows, Cout, K, 0, vt_cg_gemm_units(rows, Cout), 0, 0, 0, 0, 0, 0.0f, 0);
+    vt_cgk_gemm(A, K, Bp, T, Cout, rows, Cout, K, 0, vt_cg_gemm_units_p(rows, Cout, VT_CG_MC, VT_CG_NR), 0, 0, 0, 0, 0, 0.0f, 0);
     for (int64_t r = 0; r < rows; r++) {
       int64_t m = m0 + r, nb = m / P, p = m % P;
       float *yb = y + nb * Cout * P + p;
