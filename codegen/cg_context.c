@@ -56,6 +56,7 @@ int cg_make_view(cg *c) {
 
 void cg_free(cg *c) {
   if (c->b) LLVMDisposeBuilder(c->b);
+  cg_target_free(&c->tgt);
   free(c->view_values);
   free(c->sym_def);
   free(c->uoff);

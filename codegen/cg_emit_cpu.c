@@ -296,7 +296,7 @@ static LLVMValueRef emit_body(cg *c, cg_group *G, int gi) {
     LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, f, "full");
     LLVMBasicBlockRef edge = LLVMAppendBasicBlockInContext(c->ctx, f, "edge");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, f, "done");
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nr, cg_ci64(c, VT_CG_NR), ""), full, edge);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nr, cg_ci64(c, c->tgt.isa->nr), ""), full, edge);
     for (int pass = 0; pass < 2; pass++) {
       LLVMPositionBuilderAtEnd(c->b, pass ? edge : full);
       cg_loop li, lj;
@@ -304,14 +304,14 @@ static LLVMValueRef emit_body(cg *c, cg_group *G, int gi) {
       LLVMValueRef row = LLVMBuildNSWAdd(c->b, m0, li.iv, "");
       LLVMValueRef crow = LLVMBuildNSWMul(c->b, li.iv, ldc, "");
       LLVMValueRef frow = LLVMBuildNSWMul(c->b, row, cg_ci64(c, G->N), "");
-      loop_begin(c, f, cg_ci64(c, 0), pass ? nr : cg_ci64(c, VT_CG_NR), &lj);
+      loop_begin(c, f, cg_ci64(c, 0), pass ? nr : cg_ci64(c, c->tgt.isa->nr), &lj);
       LLVMValueRef col = LLVMBuildNSWAdd(c->b, n0, lj.iv, "");
       LLVMValueRef flat = LLVMBuildNSWAdd(c->b, frow, col, "");
       LLVMValueRef cidx = LLVMBuildNSWAdd(c->b, crow, lj.iv, "");
       LLVMValueRef cptr = LLVMBuildInBoundsGEP2(c->b, c->t_f32, C, &cidx, 1, "");
       LLVMValueRef prim = LLVMBuildLoad2(c->b, c->t_f32, cptr, "");
       emit_elem(c, G, prim, row, col, flat, ptrs, cptr, res);
-      loop_end_vw(c, &lj, pass ? 0 : VT_CG_NR);
+      loop_end_vw(c, &lj, pass ? 0 : c->tgt.isa->nr);
       loop_end(c, &li);
       LLVMBuildBr(c->b, done);
     }
@@ -766,7 +766,7 @@ static int emit_entry(cg *c, int nthreads) {
     case G_CONV:
     case G_PERM: {
       if (!kern[gi]) break;
-      int64_t units = G->kind == G_GEMM ? vt_cg_gemm_units(G->M, G->N) : G->rows;
+      int64_t units = G->kind == G_GEMM ? vt_cg_gemm_units_p(G->M, G->N, c->tgt.isa->mc, c->tgt.isa->nr) : G->rows;
       double work = G->kind == G_GEMM || G->kind == G_CONV ? 2.0 * (double)G->M * (double)G->N * (double)G->K
                     : G->kind == G_ATTN ? (double)G->total / (double)(G->aDv ? G->aDv : 1) * (double)G->aNk *
                                           (double)(G->aDh + G->aDv) * 2.0
@@ -776,9 +776,9 @@ static int emit_entry(cg *c, int nthreads) {
       LLVMValueRef nunits = cg_ci64(c, units);
       if (G->dref >= 0 && G->kind == G_GEMM)   /* run-time rows (static fields: the bound); as vt_cg_gemm_units */
         nunits = LLVMBuildMul(c->b,
-                              LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, emit_rows(c, bufs, G, G->N), cg_ci64(c, VT_CG_MC - 1), ""),
-                                            cg_ci64(c, VT_CG_MC), ""),
-                              cg_ci64(c, (G->N + VT_CG_NR - 1) / VT_CG_NR), "");
+                              LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, emit_rows(c, bufs, G, G->N), cg_ci64(c, c->tgt.isa->mc - 1), ""),
+                                            cg_ci64(c, c->tgt.isa->mc), ""),
+                              cg_ci64(c, (G->N + c->tgt.isa->nr - 1) / c->tgt.isa->nr), "");
       else if (G->dref >= 0)
         nunits = emit_rows(c, bufs, G, G->cols);
       if (nthreads > 1 && units > 1 && work >= 2097152.0) {   /* below ~25 us a pool wake-up costs more */

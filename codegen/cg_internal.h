@@ -73,8 +73,8 @@
 #include "cg_layout.h"
 #include "cg_rt.h"
 
-extern const unsigned char vt_cg_kernels_bc[];
-extern const size_t vt_cg_kernels_bc_len;
+extern const unsigned char vt_cg_kernels_avx2_bc[], vt_cg_kernels_avx512_bc[];   /* one per ISA */
+extern const size_t vt_cg_kernels_avx2_bc_len, vt_cg_kernels_avx512_bc_len;
 
 /* ---------- lowering data ------------------------------------------------------------------ */
 #define ATT_NSTR 24   /* i64 in an attention group's strides blob (see cg_group.att_v) */
@@ -178,6 +178,16 @@ typedef struct cg_blob { const void *data; size_t nbytes; void *owned; } cg_blob
 #define VT_CG_EXTERN_BLOB 4096
 static inline bool cg_blob_extern(const cg_blob *b) { return b->nbytes >= VT_CG_EXTERN_BLOB; }
 
+/* The resolved target (cg_target.c): CPU name and LLVM feature string (malloc'd), the kernel
+ * library variant, and the features a fast.so records and checks at create. */
+typedef struct cg_target {
+  char *cpu, *features;
+  bool host;
+  int isa_id;                       /* VT_CG_ISA_* */
+  const vt_cg_isa_params *isa;      /* micro-tile, vector width, blocking (cg_layout.h) */
+  char required[1024];
+} cg_target;
+
 typedef struct cg {
   /* g: the graph planned and emitted, a view of orig in which every run-time dim is replaced by
    * its upper bound (buffers, tiles and constants are laid out for the bound); orig: the graph as
@@ -215,6 +225,7 @@ typedef struct cg {
   LLVMTypeRef ft_gemm, ft_f1, ft_par, ft_node, ft_kern, ft_epi;
   LLVMValueRef *blob_globals;
   bool pic;                    /* building a fast.so (PIC): big blobs are hidden symbols of the .so */
+  cg_target tgt;               /* resolved before lowering: packing and tiles depend on its ISA */
   /* one specialised GEMM core per distinct (M, N, K, LayerNorm prologue with / without bias, eps):
    * kernels of the same shape share it */
   struct { int64_t M, N, K; int ln, gather; float eps; LLVMValueRef fn; } *cores;
@@ -268,11 +279,12 @@ int64_t cg_plan_arena(const cg *c, int64_t *off);
 LLVMValueRef cg_ci64(cg *c, int64_t x);
 int cg_build_module(cg *c, int nthreads);
 
-/* cg_target.c: the CPU code is built for (today the host's; strings freed with
- * LLVMDisposeMessage), its target machine, and that target stamped on a module's functions */
-int cg_target_cpu(const vt_cg_options *opt, char **cpu, char **features, vt_error *e);
-LLVMTargetMachineRef cg_target_machine(const vt_cg_options *opt, int opt_level, LLVMRelocMode reloc, vt_error *e);
-int cg_target_functions(LLVMModuleRef m, LLVMContextRef ctx, const vt_cg_options *opt, vt_error *e);
+/* cg_target.c: the CPU code is built for (options, VTOPT_CPU, or the host), its ISA, its target
+ * machine, and that target stamped on a module's functions */
+int cg_target_resolve(const vt_cg_options *opt, cg_target *t, vt_error *e);
+void cg_target_free(cg_target *t);
+LLVMTargetMachineRef cg_target_machine(const cg_target *t, int opt_level, LLVMRelocMode reloc, vt_error *e);
+void cg_target_functions(LLVMModuleRef m, LLVMContextRef ctx, const cg_target *t);
 
 /* cg_module.c */
 char *cg_llvm_err(LLVMErrorRef err);

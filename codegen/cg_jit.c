@@ -30,7 +30,8 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
   LLVMOrcLLJITRef J = NULL;
   int64_t *off = NULL;
   if (!j) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); return NULL; }
-  if (vt_cg_rt_init(&j->rt, g, opt->threads, e)) { free(j); return NULL; }
+  if (cg_target_resolve(opt, &c.tgt, e)) { free(j); return NULL; }
+  if (vt_cg_rt_init(&j->rt, g, opt->threads, e)) { cg_target_free(&c.tgt); free(j); return NULL; }
   if (cg_make_view(&c) || cg_build_users(&c) || cg_plan(&c)) goto fail;
   cg_count_groups(&c, &j->st);
   /* buffers */

@@ -336,20 +336,21 @@ static void set_group_shape(cg_group *G, const vt_value *v) {
 }
 
 /* Packs B (K x N, or N x K when transB) times alpha into panels of NR columns. */
-static float *pack_b(const float *B, int64_t K, int64_t N, int transB, float alpha, size_t *nbytes) {
-  int64_t npan = (N + VT_CG_NR - 1) / VT_CG_NR;
-  size_t n = (size_t)npan * (size_t)K * VT_CG_NR;
+static float *pack_b(const cg *c, const float *B, int64_t K, int64_t N, int transB, float alpha, size_t *nbytes) {
+  const int64_t nr = c->tgt.isa->nr;
+  int64_t npan = (N + nr - 1) / nr;
+  size_t n = (size_t)npan * (size_t)K * nr;
   size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
   float *p = aligned_alloc(64, bytes);   /* a panel row is one cache line: no split loads */
   if (!p) return NULL;
   memset(p, 0, bytes);
   for (int64_t pn = 0; pn < npan; pn++)
     for (int64_t k = 0; k < K; k++)
-      for (int64_t j = 0; j < VT_CG_NR; j++) {
-        int64_t col = pn * VT_CG_NR + j;
+      for (int64_t j = 0; j < nr; j++) {
+        int64_t col = pn * nr + j;
         if (col >= N) continue;
         float x = transB ? B[col * K + k] : B[k * N + col];
-        p[(pn * K + k) * VT_CG_NR + j] = alpha * x;
+        p[(pn * K + k) * nr + j] = alpha * x;
       }
   *nbytes = n * sizeof *p;
   return p;
@@ -502,7 +503,7 @@ static int try_gemm(cg *c, int32_t ni, int32_t ln, char *why, size_t whyn) {
     if (r <= 0) return r;
   }
   size_t nb = 0;
-  float *packed = pack_b((const float *)B->cdata->data, K, N, transB, alpha, &nb);
+  float *packed = pack_b(c, (const float *)B->cdata->data, K, N, transB, alpha, &nb);
   if (!packed) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory packing weights");
   int wb = add_blob(c, packed, nb, packed);
   if (wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
@@ -1079,8 +1080,8 @@ static int try_conv(cg *c, int32_t ni, char *why, size_t whyn) {
   }
   if (st[0] < 1 || st[1] < 1 || dl[0] < 1 || dl[1] < 1) { snprintf(why, whyn, "bad strides / dilations"); return 0; }
   int64_t K = C * kh * kw;
-  int64_t rb = VT_CG_CONV_SCRATCH / (K + Cout) / VT_CG_MR * VT_CG_MR;
-  if (rb < VT_CG_MR) { snprintf(why, whyn, "C*kh*kw + Cout = %lld is too large for the generated kernel", (long long)(K + Cout)); return 0; }
+  int64_t rb = VT_CG_CONV_SCRATCH / (K + Cout) / c->tgt.isa->mr * c->tgt.isa->mr;
+  if (rb < c->tgt.isa->mr) { snprintf(why, whyn, "C*kh*kw + Cout = %lld is too large for the generated kernel", (long long)(K + Cout)); return 0; }
   int32_t bb = -1;
   if (n->n_in > 2 && n->in[2] >= 0) {
     const vt_value *Bv = &g->values[n->in[2]];
@@ -1092,7 +1093,7 @@ static int try_conv(cg *c, int32_t ni, char *why, size_t whyn) {
     if (bb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   }
   size_t nb = 0;   /* W is [Cout][K]: B = W^T, i.e. transB */
-  float *packed = pack_b((const float *)Wv->cdata->data, K, Cout, 1, 1.0f, &nb);
+  float *packed = pack_b(c, (const float *)Wv->cdata->data, K, Cout, 1, 1.0f, &nb);
   if (!packed) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory packing weights");
   int wb = add_blob(c, packed, nb, packed);
   if (wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");

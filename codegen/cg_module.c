@@ -29,7 +29,7 @@ int cg_llvm_module(cg *c, const vt_cg_options *opt, int olv, int nthreads, LLVMR
   *tsc = LLVMOrcCreateNewThreadSafeContext();
   c->ctx = LLVMOrcThreadSafeContextGetContext(*tsc);
   c->mod = LLVMModuleCreateWithNameInContext(g->name && *g->name ? g->name : "vt_model", c->ctx);
-  *tm = cg_target_machine(opt, olv, reloc, e);
+  *tm = cg_target_machine(&c->tgt, olv, reloc, e);
   if (!*tm) return VT_ERR_INTERNAL;
   LLVMTargetMachineRef tmr = *tm;
   {
@@ -37,8 +37,12 @@ int cg_llvm_module(cg *c, const vt_cg_options *opt, int olv, int nthreads, LLVMR
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tmr);
     LLVMSetTarget(c->mod, triple);
     LLVMSetModuleDataLayout(c->mod, td);
-    LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRange((const char *)vt_cg_kernels_bc,
-                                                                  vt_cg_kernels_bc_len, "vt_cg_kernels", 0);
+    LLVMMemoryBufferRef mb =   /* the kernel library built for the target's ISA (cg_layout.h) */
+        c->tgt.isa_id == VT_CG_ISA_AVX512
+            ? LLVMCreateMemoryBufferWithMemoryRange((const char *)vt_cg_kernels_avx512_bc, vt_cg_kernels_avx512_bc_len,
+                                                    "vt_cg_kernels_avx512", 0)
+            : LLVMCreateMemoryBufferWithMemoryRange((const char *)vt_cg_kernels_avx2_bc, vt_cg_kernels_avx2_bc_len,
+                                                    "vt_cg_kernels_avx2", 0);
     LLVMModuleRef lib = NULL;
     bool bad = LLVMParseBitcodeInContext2(c->ctx, mb, &lib);
     LLVMDisposeMemoryBuffer(mb);
@@ -78,7 +82,7 @@ int cg_llvm_module(cg *c, const vt_cg_options *opt, int olv, int nthreads, LLVMR
     }
     free(libnames);
     if (rc) return rc;
-    if (cg_target_functions(c->mod, c->ctx, opt, e)) return VT_ERR_INTERNAL;
+    cg_target_functions(c->mod, c->ctx, &c->tgt);
   }
   {
     char *msg = NULL;

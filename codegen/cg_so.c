@@ -186,9 +186,13 @@ static int emit_so_abi(cg *c, void *arg) {
   LLVMValueRef gd = const_bytes_global(c, "vt_so_data", x->data.p ? x->data.p : (const uint8_t *)"", x->data.n, 64);
   LLVMValueRef go = const_bytes_global(c, "vt_so_offsets", x->off, (size_t)g->n_values * sizeof(int64_t), 8);
   LLVMValueRef gs = const_bytes_global(c, "vt_so_signature", x->sig.p, x->sig.n, 1);
-  LLVMValueRef fields[7] = {gg, cg_ci64(c, (int64_t)x->graph.n), gd, go, cg_ci64(c, g->n_values), cg_ci64(c, x->arena_size),
-                            entry};
-  LLVMValueRef init = LLVMConstStructInContext(c->ctx, fields, 7, 0);
+  char cpu[160];
+  snprintf(cpu, sizeof cpu, "%s (%s)", c->tgt.cpu, c->tgt.isa->name);
+  LLVMValueRef gc = const_bytes_global(c, "vt_so_cpu", cpu, strlen(cpu) + 1, 1);
+  LLVMValueRef gf = const_bytes_global(c, "vt_so_features", c->tgt.required, strlen(c->tgt.required) + 1, 1);
+  LLVMValueRef fields[9] = {gg, cg_ci64(c, (int64_t)x->graph.n), gd, go, cg_ci64(c, g->n_values), cg_ci64(c, x->arena_size),
+                            entry, gc, gf};
+  LLVMValueRef init = LLVMConstStructInContext(c->ctx, fields, 9, 0);
   LLVMValueRef desc = LLVMAddGlobal(c->mod, LLVMTypeOf(init), "vt_so_desc");
   LLVMSetInitializer(desc, init);
   LLVMSetGlobalConstant(desc, 1);
@@ -381,7 +385,8 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
   snprintf(map, sizeof map, "%s.tmp.map", path);
   snprintf(bin, sizeof bin, "%s.tmp.w.o", path);
   c.pic = true;
-  int rc = cg_make_view(&c);
+  int rc = cg_target_resolve(opt, &c.tgt, e);
+  if (!rc) rc = cg_make_view(&c);
   if (!rc) rc = cg_build_users(&c);
   if (!rc) rc = cg_plan(&c);
   if (!rc) {
@@ -397,6 +402,13 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
     json_values(&x.sig, g, g->inputs, g->n_inputs);
     w_bytes(&x.sig, ",\"outputs\":", 11);
     json_values(&x.sig, g, g->outputs, g->n_outputs);
+    w_bytes(&x.sig, ",\"target\":{\"cpu\":", 17);
+    json_str(&x.sig, c.tgt.cpu);
+    w_bytes(&x.sig, ",\"isa\":", 7);
+    json_str(&x.sig, c.tgt.isa->name);
+    w_bytes(&x.sig, ",\"features\":", 12);
+    json_str(&x.sig, c.tgt.required);
+    w_bytes(&x.sig, "}", 1);
     w_bytes(&x.sig, ",\"passes\":[]}", 14);   /* includes the NUL */
     if (x.sig.oom) rc = vt_errorf(e, VT_ERR_MODEL, "out of memory");
   }

@@ -15,7 +15,23 @@ typedef struct vt_cg_options {
   int threads;             /* <= 0: VTOPT_NUM_THREADS or the online CPUs */
   const char *dump_llvm;   /* write the optimised module's IR here, or NULL */
   FILE *stats;             /* kernel list and fallbacks with reasons, or NULL */
+  const char *cpu;         /* LLVM CPU name to build for (x86-64-v3, skylake-avx512, znver4, ...);
+                              NULL: VTOPT_CPU, else the host ("host" too) */
+  const char *cpu_features;   /* LLVM feature overrides "+a,-b"; NULL: VTOPT_CPU_FEATURES */
 } vt_cg_options;
+
+/* The target a compilation with these options builds for: CPU name, the kernel library's ISA
+ * ("avx2", "avx512") and micro-tile, and the CPU features a fast.so checks when a session is
+ * created (comma separated). Errors (unknown CPU or feature names, a CPU without AVX2 + FMA):
+ * VT_ERR_MODEL with e set. */
+typedef struct vt_cg_target_info {
+  char cpu[64];
+  char isa[16];
+  char features[1024];
+  int host;                /* built for the machine it runs on */
+  int mr, nr;              /* GEMM micro-tile rows x columns */
+} vt_cg_target_info;
+int vt_cg_target(const vt_cg_options *opt, vt_cg_target_info *info, vt_error *e);
 
 typedef struct vt_jit_stats {
   int n_gemm;              /* generated GEMM kernels (each with its fused epilogue) */

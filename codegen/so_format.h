@@ -30,6 +30,9 @@ typedef struct vt_so_desc {
   int64_t n_values;
   int64_t arena_size;
   vt_cg_entry_fn entry;
+  const char *cpu;           /* the CPU the code was built for (LLVM name) and its ISA, "znver4 (avx512)" */
+  const char *features;      /* CPU features the code may use, comma separated (cg_cpu.c names):
+                              * vt_so_create refuses a CPU that lacks one */
 } vt_so_desc;
 
 typedef struct vt_so_session vt_so_session;

@@ -11,6 +11,7 @@
 #include "cg_rt.h"
 #include "so_format.h"
 #include "vtopt/model.h"
+#include "cg_cpu.h"
 
 /* the ABI's tensor is the runtime's tensor */
 _Static_assert(sizeof(vtopt_tensor) == sizeof(vt_tensor), "vtopt_tensor layout");
@@ -196,6 +197,11 @@ static vt_graph *load_graph(const vt_so_desc *d, vt_error *e) {
 
 int vt_so_create(const vt_so_desc *d, int threads, vt_so_session **out) {
   vt_error_clear(&create_err);
+  char missing[512];
+  if (vt_cpu_missing(d->features, missing, sizeof missing))   /* before any generated code runs */
+    return vt_errorf(&create_err, VT_ERR_MODEL,
+                     "this library was built for %s and uses CPU features this CPU lacks: %s (rebuild it here, or "
+                     "with --cpu x86-64-v3 for a portable library)", d->cpu, missing);
   *out = NULL;
   vt_so_session *s = calloc(1, sizeof *s);
   if (!s) return vt_errorf(&create_err, VT_ERR_MODEL, "out of memory creating a session");

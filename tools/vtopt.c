@@ -30,6 +30,8 @@ static const char *usage =
     "  vtopt compare MODEL.onnx --passes none,tome:r=8,... [--input [NAME=]FILE.npy] [--runs N]\n"
     "                                          run each strategy; table of latency, FLOPs, tokens\n"
     "                                          and fidelity against the first (see compare --help)\n"
+    "  vtopt target [--cpu NAME] [--cpu-features LIST]\n"
+    "                                          the CPU, ISA and features code is built for\n"
     "  vtopt compare-outputs REF.npy GOT.npy [--max-rel-l2 X] [--min-cosine X]\n"
     "                                          agreement metrics; exit 1 if a threshold fails\n"
     "\n"
@@ -39,6 +41,11 @@ static const char *usage =
     "                         dims are pinned from the inputs; unsupported ops run interpreter kernels\n"
     "  -O0 .. -O3             JIT / .so optimisation level (default -O3)\n"
     "  --dump-llvm FILE       write the optimised LLVM module (text IR)\n"
+    "  --cpu NAME             with --jit / -o FILE.so: build for this LLVM CPU (host, x86-64-v3 for a\n"
+    "                         portable AVX2 library, x86-64-v4, skylake-avx512, znver4, ...; default:\n"
+    "                         VTOPT_CPU, else the host); the ISA (AVX-512 or AVX2 kernels) follows it\n"
+    "  --cpu-features LIST    LLVM feature overrides, e.g. -avx512f or +avx512f,+avx512vl (default:\n"
+    "                         VTOPT_CPU_FEATURES); a fast.so refuses to start on a CPU lacking one\n"
     "  --input NAME=FILE.npy  feed graph input NAME from a .npy file (repeatable)\n"
     "  --random-inputs        fill inputs not given by --input deterministically: floats ~ N(0,1),\n"
     "                         integers uniform in [0, 10), bools uniform\n"
@@ -80,7 +87,7 @@ typedef struct opts {
   const char *model;
   bool run, random_inputs, print_ir, quiet, ir_text, jit;
   int opt_level;
-  const char *dump_llvm, *tag;
+  const char *dump_llvm, *tag, *cpu, *cpu_features;
   uint64_t seed;
   int threads, runs;
   const char *output_dir, *out_file;
@@ -139,6 +146,8 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
     else if (!strcmp(a, "--jit")) o->jit = true;
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) o->opt_level = a[2] - '0';
     else if (!strcmp(a, "--dump-llvm")) { NEED_ARG(); o->dump_llvm = next; }
+    else if (!strcmp(a, "--cpu")) { NEED_ARG(); o->cpu = next; }
+    else if (!strcmp(a, "--cpu-features")) { NEED_ARG(); o->cpu_features = next; }
     else if (!strcmp(a, "--tag")) { NEED_ARG(); o->tag = next; }
     else if (!strcmp(a, "--random-inputs")) o->random_inputs = true;
     else if (!strcmp(a, "--print-ir")) o->print_ir = true;
@@ -388,7 +397,7 @@ static int session_new(const opts *o, vt_graph *g, const vt_tensor *inputs, sess
   int rc = np ? vt_graph_prepare(g, pn, pv, np, e) : VT_OK;
   if (rc) return rc;
   vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
-                        .stats = o->popts.stats ? stdout : NULL};
+                        .stats = o->popts.stats ? stdout : NULL, .cpu = o->cpu, .cpu_features = o->cpu_features};
   s->jit = vt_jit_compile(g, &copt, e);
   return s->jit ? VT_OK : (e->code ? e->code : VT_ERR_MODEL);
 }
@@ -715,7 +724,7 @@ static int cmd_main(opts *o) {
       tag[n] = 0;
     }
     vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
-                          .stats = o->popts.stats ? stdout : NULL};
+                          .stats = o->popts.stats ? stdout : NULL, .cpu = o->cpu, .cpu_features = o->cpu_features};
     rc = vt_cg_emit_so(g, &copt, o->out_file, tag, &e);
     if (rc == VT_OK && !o->quiet) printf("wrote %s (symbols %s_*)\n", o->out_file, tag);
   } else if (rc == VT_OK && o->out_file) {
@@ -793,8 +802,37 @@ static int cmd_compare(int argc, char **argv) {
   return bad;
 }
 
+/* vtopt target: what --cpu / --cpu-features (or VTOPT_CPU, or the host) resolve to */
+static int cmd_target(int argc, char **argv) {
+  vt_cg_options copt = {.opt_level = 3};
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--cpu") && i + 1 < argc) copt.cpu = argv[++i];
+    else if (!strcmp(argv[i], "--cpu-features") && i + 1 < argc) copt.cpu_features = argv[++i];
+    else return cli_usage_error("target: unknown argument '%s' (usage: vtopt target [--cpu NAME] [--cpu-features LIST])", argv[i]);
+  }
+  vt_cg_target_info t;
+  vt_error e = {0};
+  if (vt_cg_target(&copt, &t, &e)) return fail(&e);
+  char model[256] = "?";
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  char line[512];
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+      snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+      model[strcspn(model, "\n")] = 0;
+      break;
+    }
+  if (f) fclose(f);
+  printf("machine    %s\n", model);
+  printf("cpu        %s%s\n", t.cpu, t.host ? " (host)" : "");
+  printf("isa        %s (GEMM micro-tile %d x %d)\n", t.isa, t.mr, t.nr);
+  printf("features   %s\n", t.features);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) { fputs(usage, stderr); return 2; }
+  if (!strcmp(argv[1], "target")) return cmd_target(argc, argv);
   opts o = {.runs = 1, .opt_level = 3};
   const char *cmd = argv[1];
   if (!strcmp(cmd, "compare-outputs")) return cmd_compare(argc, argv);
