@@ -253,7 +253,10 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
             }
           /* packed micro-panels always hold MR rows (zeros past the last row): the loads use
            * constant row offsets, only the stores stop at mr */
-          if (nr == VT_CG_NR)
+          if (mr == VT_CG_MR && nr == VT_CG_NR)   /* full tile: stores straight from the registers */
+            vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, AP_LDA, AP_KA, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
+                             VT_CG_MR, VT_CG_NR, k0 > 0);
+          else if (nr == VT_CG_NR)
             vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, AP_LDA, AP_KA, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
                              mr, VT_CG_NR, k0 > 0);
           else
