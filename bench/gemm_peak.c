@@ -150,6 +150,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "vt_gemm_peak_bench: needs AVX2+FMA\n");
     return 2;
   }
+  vt_cg_target_info tgt;
+  vt_error te = {0};
+  if (vt_cg_target(NULL, &tgt, &te)) { fprintf(stderr, "%s\n", te.msg); return 2; }
+  printf("GEMM kernels built for %s: %s, micro-tile %d x %d (VTOPT_CPU picks another CPU)\n", tgt.cpu, tgt.isa, tgt.mr,
+         tgt.nr);
   printf("FMA peak loop: %s float32\n", wide ? "AVX-512" : "AVX2");
   printf("| threads | shape MxKxN | FMA peak GFLOP/s | GEMM median GFLOP/s | %% of peak | GEMM best GFLOP/s | %% of peak "
          "| by CPU time GFLOP/s | %% of peak |\n");

@@ -12,7 +12,8 @@
 #
 # usage: bench/vit_vs_ort.sh [BUILD_DIR=build] [ZOO_DIR=BUILD_DIR/zoo] [THREADS=2] [RUNS=25] [WARMUP=3]
 # (env MODELS="vit_s16_op17 vit_b16_op17" picks the models, GAP=0.05 the idle seconds before each
-# run; bench/setup.sh installs ORT)
+# run, CPU=x86-64-v3 compiles vtopt for that CPU instead of the host (e.g. the AVX2 build on an
+# AVX-512 machine); bench/setup.sh installs ORT)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(cd "${1:-$root/build}" && pwd)"
@@ -23,6 +24,7 @@ runs="${4:-25}"
 warmup="${5:-3}"
 models="${MODELS:-vit_s16_op17 vit_b16_op17}"
 gap="${GAP:-0.05}"
+cpu="${CPU:-host}"
 work="$build/bench_vit"
 mkdir -p "$work"
 "$root/bench/setup.sh"
@@ -37,7 +39,7 @@ declare -A compile_s vt_ms ort_ms vt_best ort_best wins
 for m in $models; do
   tag="${m//[^A-Za-z0-9_]/_}"
   t0=$(date +%s.%N)
-  "$build/vtopt" "$zoo/$m.onnx" --dim batch=1 -q -o "$work/$m.so" --tag "$tag"
+  "$build/vtopt" "$zoo/$m.onnx" --dim batch=1 -q -o "$work/$m.so" --tag "$tag" --cpu "$cpu"
   t1=$(date +%s.%N)
   compile_s[$m]=$(echo "$t1 - $t0" | bc -l)
   printf '%s: compiled to %s in %.2f s\n' "$m" "$work/$m.so" "${compile_s[$m]}" >&2
@@ -75,6 +77,7 @@ done
 echo
 echo "vtopt fast.so vs ONNX Runtime: batch 1, $threads threads each, warm-up $warmup, median of $runs interleaved runs, ${gap} s idle before each"
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs)"
+"$build/vtopt" target --cpu "$cpu" | sed 's/^/  /'   # the machine, and the CPU / ISA vtopt built for
 echo
 echo "| model | vtopt fast.so (ms) | ONNX Runtime (ms) | ORT / vtopt | best: vtopt / ORT (ms) | ORT / vtopt, best | vtopt faster in (pairs) | compile to .so (s) |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
