@@ -104,19 +104,30 @@ static inline AI void vt_cg_micro_rows(int64_t kc, const float *A, int64_t lda, 
       c1[i] += av * b1;
     }
   }
-  if (nr == VT_CG_NR) {
-    for (int i = 0; i < VT_CG_MR; i++) {
-      if (i >= mr) break;
-      float *cp = C + i * ldc;
-      if (accumulate) {
-        vt_vf o0, o1;
-        LDV(o0, cp);
-        LDV(o1, cp + VT_CG_VW);
-        c0[i] += o0;
-        c1[i] += o1;
+  if (nr == VT_CG_NR) {   /* unrolled: the accumulators go from registers to C, never to the stack */
+    if (accumulate) {
+#pragma clang loop unroll(full)
+      for (int i = 0; i < VT_CG_MR; i++) {
+        if (i < mr) {
+          float *cp = C + i * ldc;
+          vt_vf o0, o1;
+          LDV(o0, cp);
+          LDV(o1, cp + VT_CG_VW);
+          o0 += c0[i];
+          o1 += c1[i];
+          STV(cp, o0);
+          STV(cp + VT_CG_VW, o1);
+        }
       }
-      STV(cp, c0[i]);
-      STV(cp + VT_CG_VW, c1[i]);
+    } else {
+#pragma clang loop unroll(full)
+      for (int i = 0; i < VT_CG_MR; i++) {
+        if (i < mr) {
+          float *cp = C + i * ldc;
+          STV(cp, c0[i]);
+          STV(cp + VT_CG_VW, c1[i]);
+        }
+      }
     }
   } else {
     float tmp[VT_CG_MR][VT_CG_NR];
