@@ -33,6 +33,21 @@ typedef float vt_vf __attribute__((vector_size(VT_CG_VW * 4)));
 #else
 #define SPLATV(x) ((vt_vf){(x), (x), (x), (x), (x), (x), (x), (x)})
 #endif
+typedef int32_t vt_if __attribute__((vector_size(VT_CG_VW * 4)));   /* lane masks, exponent bits */
+#define HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
+/* the lanes of a vector in a fixed order: halves added down to 8 lanes, then pairwise */
+#if VT_CG_VW == 16
+#define HSUMV(v)                                                                                     \
+  ({                                                                                               \
+    vt_v8 h_ = __builtin_shufflevector((v), (v), 0, 1, 2, 3, 4, 5, 6, 7) +                          \
+               __builtin_shufflevector((v), (v), 8, 9, 10, 11, 12, 13, 14, 15);                     \
+    HSUM8(h_);                                                                                     \
+  })
+#define IOTAV ((vt_if){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+#else
+#define HSUMV(v) HSUM8(v)
+#define IOTAV ((vt_if){0, 1, 2, 3, 4, 5, 6, 7})
+#endif
 typedef void (*vt_cg_epi_fn)(void **bufs, float *c, int64_t ldc, int64_t m0, int64_t n0, int64_t mr,
                              int64_t nr);
 
@@ -40,19 +55,18 @@ typedef void (*vt_cg_epi_fn)(void **bufs, float *c, int64_t ldc, int64_t m0, int
 #define LD8(dst, p) __builtin_memcpy(&(dst), (p), sizeof(vt_v8))
 #define ST8(p, v) __builtin_memcpy((p), &(v), sizeof(vt_v8))
 
-#define HSUM8(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
 
-/* Sum of a row: 8 lane sums, the lanes in a fixed order, then the tail (one summation order for
+/* Sum of a row: VW lane sums (a vector of the library's ISA), the lanes in a fixed order, then the tail (one summation order for
  * LayerNorm, Softmax and the Reduce kernels). */
 static inline AI float vt_cg_row_sum(const float *xr, int64_t cols) {
-  vt_v8 sv = {0, 0, 0, 0, 0, 0, 0, 0};
+  vt_vf sv = SPLATV(0.0f);
   int64_t j = 0;
-  for (; j + 8 <= cols; j += 8) {
-    vt_v8 v;
-    LD8(v, xr + j);
+  for (; j + VT_CG_VW <= cols; j += VT_CG_VW) {
+    vt_vf v;
+    LDV(v, xr + j);
     sv += v;
   }
-  float s = HSUM8(sv);
+  float s = HSUMV(sv);
   for (; j < cols; j++) s += xr[j];
   return s;
 }
@@ -63,15 +77,15 @@ static inline AI void vt_cg_ln_stats(const float *xr, int64_t cols, float eps, f
   float s = vt_cg_row_sum(xr, cols);
   int64_t j;
   float mean = cols ? s / (float)cols : 0.0f;
-  vt_v8 qv = {0, 0, 0, 0, 0, 0, 0, 0};
-  vt_v8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
-  for (j = 0; j + 8 <= cols; j += 8) {
-    vt_v8 v;
-    LD8(v, xr + j);
+  vt_vf qv = SPLATV(0.0f);
+  vt_vf mv = SPLATV(mean);
+  for (j = 0; j + VT_CG_VW <= cols; j += VT_CG_VW) {
+    vt_vf v;
+    LDV(v, xr + j);
     v -= mv;
     qv += v * v;
   }
-  float q = HSUM8(qv);
+  float q = HSUMV(qv);
   for (; j < cols; j++) q += (xr[j] - mean) * (xr[j] - mean);
   *mean_out = mean;
   *inv_out = 1.0f / __builtin_sqrtf((cols ? q / (float)cols : 0.0f) + eps);
@@ -381,29 +395,26 @@ AI float vt_cgm_erf(float x) {
   return x != x ? x : res;
 }
 
-/* p[0..8) = exp(p[0..8) - mx), adding the results to *sum; each lane's x - mx <= 88 (softmax
+/* p[0..VW) = exp(p[0..VW) - mx), adding the results to *sum; each lane's x - mx <= 88 (softmax
  * against a running max: at most VT_CG_ATT_RESCALE). Written with vector operations so that it
  * needs no vectorizer (whole vectors, no scalar remainder loop): vt_cgm_exp's reduction and
  * polynomial with one 2^n scale (n >= -126: the argument is clamped at -87.33, below which the
  * result is 0 instead of a denormal), no overflow checks; NaN lanes kept. Elsewhere the same
  * values as vt_cgm_exp. Pointer arguments, not vectors: the generic-x86 ABI. */
-typedef int32_t vt_i8 __attribute__((vector_size(32)));
-#define SPLAT8(x) ((vt_v8){(x), (x), (x), (x), (x), (x), (x), (x)})
-#define SPLAT8I(a, b, c, d, e, f, g, h) ((vt_i8){(a), (b), (c), (d), (e), (f), (g), (h)})
-static inline AI void vt_cgm_exp8(float *pv, float mx, vt_v8 *sum) {
-  vt_v8 x;
-  LD8(x, pv);
-  x -= SPLAT8(mx);
-  vt_v8 lo = SPLAT8(-87.33f);
-  vt_i8 keep = x >= lo;   /* false below the clamp and for NaN */
-  vt_v8 xc = __builtin_elementwise_max(x, lo);
-  vt_v8 n = __builtin_elementwise_floor(xc * SPLAT8(1.44269504088896341f) + SPLAT8(0.5f));
-  vt_v8 p = VT_CGM_EXP_REDUCED(xc, n);
-  vt_i8 scale = (__builtin_convertvector(n, vt_i8) + 127) << 23;
-  vt_v8 res = p * (vt_v8)scale;
-  vt_i8 nan = x != x;
-  res = (vt_v8)(((vt_i8)res & keep) | ((vt_i8)x & nan));
-  ST8(pv, res);
+static inline AI void vt_cgm_expv(float *pv, float mx, vt_vf *sum) {
+  vt_vf x;
+  LDV(x, pv);
+  x -= SPLATV(mx);
+  vt_vf lo = SPLATV(-87.33f);
+  vt_if keep = x >= lo;   /* false below the clamp and for NaN */
+  vt_vf xc = __builtin_elementwise_max(x, lo);
+  vt_vf n = __builtin_elementwise_floor(xc * SPLATV(1.44269504088896341f) + SPLATV(0.5f));
+  vt_vf p = VT_CGM_EXP_REDUCED(xc, n);
+  vt_if scale = (__builtin_convertvector(n, vt_if) + 127) << 23;
+  vt_vf res = p * (vt_vf)scale;
+  vt_if nan = x != x;
+  res = (vt_vf)(((vt_if)res & keep) | ((vt_if)x & nan));
+  STV(pv, res);
   *sum += res;
 }
 
@@ -427,15 +438,15 @@ AI float vt_cgm_sigmoid(float x) { return 1.0f / (1.0f + vt_cgm_exp(-x)); }
 static inline AI float vt_cg_row_extreme(const float *xr, int64_t cols, int want_max) {
   float m = want_max ? -__builtin_inff() : __builtin_inff();
   int64_t j = 0;
-  if (cols >= 8) {
-    vt_v8 mv;
-    LD8(mv, xr);
-    for (j = 8; j + 8 <= cols; j += 8) {
-      vt_v8 v;
-      LD8(v, xr + j);
+  if (cols >= VT_CG_VW) {
+    vt_vf mv;
+    LDV(mv, xr);
+    for (j = VT_CG_VW; j + VT_CG_VW <= cols; j += VT_CG_VW) {
+      vt_vf v;
+      LDV(v, xr + j);
       mv = want_max ? __builtin_elementwise_max(mv, v) : __builtin_elementwise_min(mv, v);
     }
-    for (int l = 0; l < 8; l++) m = want_max ? (mv[l] > m ? mv[l] : m) : (mv[l] < m ? mv[l] : m);
+    for (int l = 0; l < VT_CG_VW; l++) m = want_max ? (mv[l] > m ? mv[l] : m) : (mv[l] < m ? mv[l] : m);
   }
   for (; j < cols; j++) m = want_max ? (xr[j] > m ? xr[j] : m) : (xr[j] < m ? xr[j] : m);
   return m;
@@ -605,7 +616,7 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
         for (int64_t p = 0; p < kcp; p += VT_CG_NR)
           vt_cg_micro(Dh, q + r * qn, qn, 1, Kt + p, VT_CG_ATT_KB, S + r * VT_CG_ATT_KB + p, VT_CG_ATT_KB, mr, VT_CG_NR, 0);
       }
-      int64_t kc8 = (kc + 7) / 8 * 8;   /* S rows padded with -inf to whole vectors (KB % 8 == 0) */
+      int64_t kcv = (kc + VT_CG_VW - 1) / VT_CG_VW * VT_CG_VW;   /* S rows padded with -inf to whole vectors */
       int64_t ga0 = brow ? j0 / kw : 0, gc0 = brow ? j0 - ga0 * kw : 0;   /* key grid cell of key j0 */
       for (int64_t r = 0; r < m; r++) {
         float *s = S + r * VT_CG_ATT_KB;
@@ -625,14 +636,14 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
             c0 = 0;
           }
         }
-        vt_v8 mv = SPLAT8(-__builtin_inff());   /* the block's max */
+        vt_vf mv = SPLATV(-__builtin_inff());   /* the block's max */
         if (!mask && !bmask && !brow && !kb && !causal) {   /* plain logits: one vector pass */
-          for (int64_t jj = 0; jj < kc8; jj += 8) {
-            vt_v8 v;
-            LD8(v, s + jj);
-            vt_i8 in = (SPLAT8I(0, 1, 2, 3, 4, 5, 6, 7) + (int32_t)jj) < (int32_t)kc;
-            v = (vt_v8)(((vt_i8)(v * scale) & in) | ((vt_i8)SPLAT8(-__builtin_inff()) & ~in));
-            ST8(s + jj, v);
+          for (int64_t jj = 0; jj < kcv; jj += VT_CG_VW) {
+            vt_vf v;
+            LDV(v, s + jj);
+            vt_if in = (IOTAV + (int32_t)jj) < (int32_t)kc;
+            v = (vt_vf)(((vt_if)(v * scale) & in) | ((vt_if)SPLATV(-__builtin_inff()) & ~in));
+            STV(s + jj, v);
             mv = __builtin_elementwise_max(mv, v);
           }
         } else {
@@ -645,17 +656,17 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
             if (kb) x += kb[j0 + jj];
             s[jj] = jj > lastj ? -__builtin_inff() : x;
           }
-          for (int64_t jj = kc; jj < kc8; jj++) s[jj] = -__builtin_inff();
-          for (int64_t jj = 0; jj < kc8; jj += 8) {
-            vt_v8 v;
-            LD8(v, s + jj);
+          for (int64_t jj = kc; jj < kcv; jj++) s[jj] = -__builtin_inff();
+          for (int64_t jj = 0; jj < kcv; jj += VT_CG_VW) {
+            vt_vf v;
+            LDV(v, s + jj);
             mv = __builtin_elementwise_max(mv, v);
           }
         }
         float mx = mv[0];
-        for (int k = 1; k < 8; k++) mx = mv[k] > mx ? mv[k] : mx;
+        for (int k = 1; k < VT_CG_VW; k++) mx = mv[k] > mx ? mv[k] : mx;
         if (mx == -__builtin_inff()) {   /* no visible key in this block: nothing to add */
-          for (int64_t jj = 0; jj < kc8; jj++) s[jj] = 0.0f;
+          for (int64_t jj = 0; jj < kcv; jj++) s[jj] = 0.0f;
           continue;
         }
         /* lazy rescaling: the running max moves (and O and the sum are rescaled) only when the
@@ -669,9 +680,9 @@ AI void vt_cgk_attention(const float *Q, const float *K, const float *V, float *
           }
           rmax[r] = mx;
         }
-        vt_v8 sv = SPLAT8(0.0f);
-        for (int64_t jj = 0; jj < kc8; jj += 8) vt_cgm_exp8(s + jj, rmax[r], &sv);
-        rsum[r] += HSUM8(sv);
+        vt_vf sv = SPLATV(0.0f);
+        for (int64_t jj = 0; jj < kcv; jj += VT_CG_VW) vt_cgm_expv(s + jj, rmax[r], &sv);
+        rsum[r] += HSUMV(sv);
       }
       for (int64_t r = 0; r < m; r += VT_CG_MR) {
         int64_t mr = m - r < VT_CG_MR ? m - r : VT_CG_MR;
