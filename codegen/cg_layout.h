@@ -14,27 +14,20 @@
 #define VT_CG_ISA_COUNT 2
 
 /* Per ISA: VW floats per vector; a micro-tile is MR rows x NR = 2 vectors of columns held in
- * MR * 2 accumulator registers (AVX2: 12 of 16; AVX-512: 24 of 32); KC the largest K block (a
+ * MR * 2 accumulator registers (AVX2: 12 of 16; AVX-512: 16 of 32); KC the largest K block (a
  * packed-B panel block, KC x NR floats, stays in L1: 16 KB / 24 KB); MC the largest row block
- * (its packed A block, MC x KC floats, stays in L2). Tiles chosen by measurement
- * (bench/gemm_peak.c; README). */
+ * (its packed A block, MC x KC floats, stays in L2). AVX-512's tile by measurement on the ViT-B
+ * shapes (bench/gemm_peak.c, 2026-12-08, Intel Xeon with AVX-512, 2 threads, medians of 30):
+ * 8 x 32 / KC 192 gave 72-77% of the FMA peak, 12 x 32 / KC 192 67-71%, 12 x 32 / KC 384
+ * 65-78%; one thread 61-69% for all of 8 or 12 rows and KC 128..768. */
 #define VT_CG256_VW 8
 #define VT_CG256_MR 6
 #define VT_CG256_NR 16
 #define VT_CG256_KC 256
 #define VT_CG256_MC 198
-#ifndef VT_CG512_MR
-#define VT_CG512_MR 12
-#endif
-#ifndef VT_CG512_KC
+#define VT_CG512_MR 8
 #define VT_CG512_KC 192
-#endif
-#ifndef VT_CG512_MC
-#define VT_CG512_MC 204
-#endif
-#ifndef VT_CG_APACK_KMAJOR_512
-#define VT_CG_APACK_KMAJOR_512 0
-#endif
+#define VT_CG512_MC 200
 #define VT_CG512_VW 16
 #define VT_CG512_NR 32
 
@@ -51,14 +44,12 @@ typedef struct vt_cg_isa_params {
 #define VT_CG_NR VT_CG512_NR
 #define VT_CG_KC VT_CG512_KC
 #define VT_CG_MC VT_CG512_MC
-#define VT_CG_APACK_KMAJOR VT_CG_APACK_KMAJOR_512
 #else
 #define VT_CG_VW VT_CG256_VW
 #define VT_CG_MR VT_CG256_MR
 #define VT_CG_NR VT_CG256_NR
 #define VT_CG_KC VT_CG256_KC
 #define VT_CG_MC VT_CG256_MC
-#define VT_CG_APACK_KMAJOR 0
 #endif
 #else
 static const vt_cg_isa_params vt_cg_isa_table[VT_CG_ISA_COUNT] = {

@@ -175,15 +175,9 @@ static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int6
                                    const float *lg, const float *lb, const int64_t *ridx) {
   int64_t mend = m0 + (m1 - m0 + VT_CG_MR - 1) / VT_CG_MR * VT_CG_MR;
   for (int64_t m = m0; m < mend; m++) {
-#if VT_CG_APACK_KMAJOR
-    int64_t ds = VT_CG_MR;   /* element k of this row at dst[k * MR] */
-    float *dst = Ap + (m - m0) / VT_CG_MR * VT_CG_MR * ks + (m - m0) % VT_CG_MR;
-#else
-    int64_t ds = 1;
     float *dst = Ap + (m - m0) * ks;
-#endif
     if (m >= m1) {
-      for (int64_t k = 0; k < kc; k++) dst[k * ds] = 0.0f;
+      for (int64_t k = 0; k < kc; k++) dst[k] = 0.0f;
       continue;
     }
     const float *src = A + (ridx ? ridx[m] : m) * lda + k0;
@@ -196,23 +190,15 @@ static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int6
       const float *g = lg + k0;
       if (lb) {
         const float *b = lb + k0;
-        for (int64_t k = 0; k < kc; k++) dst[k * ds] = VT_CG_LN(src[k], mu, iv, g[k], b[k]);
+        for (int64_t k = 0; k < kc; k++) dst[k] = VT_CG_LN(src[k], mu, iv, g[k], b[k]);
       } else {
-        for (int64_t k = 0; k < kc; k++) dst[k * ds] = VT_CG_LN(src[k], mu, iv, g[k], 0.0f);
+        for (int64_t k = 0; k < kc; k++) dst[k] = VT_CG_LN(src[k], mu, iv, g[k], 0.0f);
       }
     } else {
-      for (int64_t k = 0; k < kc; k++) dst[k * ds] = src[k];
+      for (int64_t k = 0; k < kc; k++) dst[k] = src[k];
     }
   }
 }
-
-#if VT_CG_APACK_KMAJOR
-#define AP_LDA 1
-#define AP_KA VT_CG_MR
-#else
-#define AP_LDA kcb
-#define AP_KA 1
-#endif
 
 /* Work units [u0, u1) of C = A * B (M x N, B packed, see the top; units and row blocks as in
  * cg_layout.h), then the epilogue on every finished panel of a row block. K == 0 gives zeros. With ln, A is
@@ -279,13 +265,13 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
           /* packed micro-panels always hold MR rows (zeros past the last row): the loads use
            * constant row offsets, only the stores stop at mr */
           if (mr == VT_CG_MR && nr == VT_CG_NR)   /* full tile: stores straight from the registers */
-            vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, AP_LDA, AP_KA, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
+            vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, kcb, 1, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
                              VT_CG_MR, VT_CG_NR, k0 > 0);
           else if (nr == VT_CG_NR)
-            vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, AP_LDA, AP_KA, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
+            vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, kcb, 1, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
                              mr, VT_CG_NR, k0 > 0);
           else
-            vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, AP_LDA, AP_KA, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
+            vt_cg_micro_rows(kc, Ap + t * VT_CG_MR * kcb, kcb, 1, VT_CG_MR, bp, VT_CG_NR, C + m * ldc + n0, ldc,
                              mr, nr, k0 > 0);
         }
         /* the epilogue once per panel of the row block (its C columns still in cache): one call
