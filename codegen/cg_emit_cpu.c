@@ -363,12 +363,13 @@ static LLVMValueRef gemm_core(cg *c, const cg_group *G) {
   LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
   LLVMValueRef nul = LLVMConstPointerNull(c->t_ptr);
-  LLVMValueRef ga[17] = {LLVMGetParam(f, 0), cg_ci64(c, G->K), LLVMGetParam(f, 1), LLVMGetParam(f, 2),
+  LLVMValueRef ga[18] = {LLVMGetParam(f, 0), cg_ci64(c, G->K), LLVMGetParam(f, 1), LLVMGetParam(f, 2),
                          cg_ci64(c, G->N), dyn ? LLVMGetParam(f, 10) : cg_ci64(c, G->M), cg_ci64(c, G->N), cg_ci64(c, G->K),
                          LLVMGetParam(f, 3), LLVMGetParam(f, 4), LLVMGetParam(f, 5), LLVMGetParam(f, 6),
                          LLVMConstInt(c->t_i32, (unsigned long long)(ln != 0), 0), ln ? LLVMGetParam(f, 7) : nul,
-                         ln == 2 ? LLVMGetParam(f, 8) : nul, cf(c, eps), gather ? LLVMGetParam(f, 9) : nul};
-  LLVMBuildCall2(c->b, c->ft_gemm, c->f_gemm, ga, 17, "");
+                         ln == 2 ? LLVMGetParam(f, 8) : nul, cf(c, eps), gather ? LLVMGetParam(f, 9) : nul,
+                         cg_ci64(c, c->tgt.kc)};
+  LLVMBuildCall2(c->b, c->ft_gemm, c->f_gemm, ga, 18, "");
   LLVMBuildRetVoid(c->b);
   if (saved) LLVMPositionBuilderAtEnd(c->b, saved);
   c->cores[c->n_cores].M = cm;
@@ -849,9 +850,9 @@ int cg_build_module(cg *c, int nthreads) {
   c->t_ptr = LLVMPointerTypeInContext(c->ctx, 0);
   c->t_void = LLVMVoidTypeInContext(c->ctx);
   c->ft_f1 = LLVMFunctionType(c->t_f32, &c->t_f32, 1, 0);
-  LLVMTypeRef gp[17] = {c->t_ptr, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
-                        c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_ptr, c->t_f32, c->t_ptr};
-  c->ft_gemm = LLVMFunctionType(c->t_void, gp, 17, 0);
+  LLVMTypeRef gp[18] = {c->t_ptr, c->t_i64, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
+                        c->t_i64, c->t_ptr, c->t_ptr, c->t_i32, c->t_ptr, c->t_ptr, c->t_f32, c->t_ptr, c->t_i64};
+  c->ft_gemm = LLVMFunctionType(c->t_void, gp, 18, 0);   /* vt_cgk_gemm_kc */
   LLVMTypeRef cp[11] = {c->t_ptr, c->t_ptr, c->t_ptr, c->t_i64, c->t_i64, c->t_ptr, c->t_ptr, c->t_ptr, c->t_ptr,
                         c->t_ptr, c->t_i64};
   c->ft_core = LLVMFunctionType(c->t_void, cp, 10, 0);
@@ -887,7 +888,7 @@ int cg_build_module(cg *c, int nthreads) {
   LLVMTypeRef np[3] = {c->t_ptr, c->t_i32, c->t_ptr};
   c->ft_node = LLVMFunctionType(c->t_i32, np, 3, 0);
   struct { LLVMValueRef *f; const char *name; } lib[] = {
-    {&c->f_gemm, "vt_cgk_gemm"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"}, {&c->f_log, "vt_cgm_log"},
+    {&c->f_gemm, "vt_cgk_gemm_kc"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"}, {&c->f_log, "vt_cgm_log"},
     {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}, {&c->f_softmax, "vt_cgk_softmax_rows"},
     {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_reduce, "vt_cgk_reduce_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
     {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},

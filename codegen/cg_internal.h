@@ -185,6 +185,9 @@ typedef struct cg_target {
   bool host;
   int isa_id;                       /* VT_CG_ISA_* */
   const vt_cg_isa_params *isa;      /* micro-tile, vector width, blocking (cg_layout.h) */
+  int64_t kc;                       /* GEMM K block: a packed-B panel block (kc x NR floats) fills half
+                                       the L1 data cache of the host; the ISA's default otherwise */
+  int64_t l1d;                      /* the host's L1 data cache in bytes (0: unknown / not the host) */
   char required[1024];
 } cg_target;
 

@@ -30,6 +30,8 @@ typedef struct vt_cg_target_info {
   char features[1024];
   int host;                /* built for the machine it runs on */
   int mr, nr;              /* GEMM micro-tile rows x columns */
+  int kc;                  /* GEMM K block (from the host's L1 data cache, or the ISA's default) */
+  long l1d;                /* the host's L1 data cache in bytes, 0 when not building for the host */
 } vt_cg_target_info;
 int vt_cg_target(const vt_cg_options *opt, vt_cg_target_info *info, vt_error *e);
 

@@ -825,7 +825,9 @@ static int cmd_target(int argc, char **argv) {
   if (f) fclose(f);
   printf("machine    %s\n", model);
   printf("cpu        %s%s\n", t.cpu, t.host ? " (host)" : "");
-  printf("isa        %s (GEMM micro-tile %d x %d)\n", t.isa, t.mr, t.nr);
+  printf("isa        %s (GEMM micro-tile %d x %d, K block %d", t.isa, t.mr, t.nr, t.kc);
+  if (t.l1d) printf(" for a %ld KiB L1 data cache", t.l1d / 1024);
+  printf(")\n");
   printf("features   %s\n", t.features);
   return 0;
 }

@@ -206,17 +206,17 @@ static inline AI void vt_cg_pack_a(const float *A, int64_t lda, int64_t m0, int6
  * while packing: the LayerNorm's output never goes to memory. With ridx (gather prologue: an
  * Eventful gate's selected tokens), row m of A is row ridx[m] of the matrix at A (the gate's
  * input), read while packing, so the gathered rows are never written; NULL: rows in order.
- * Per row block and K block (<= VT_CG_KC, K split evenly): A's block is packed once (stack, L2),
+ * Per row block and K block (<= kc_max, K split evenly): A's block is packed once (stack, L2),
  * then every panel of the range runs down the row block's micro-tiles with its K block in L1,
  * accumulating into C from the second K block on. While one panel runs, the next panel's block
  * (one cache line per k: NR floats) and the next tile's C rows are prefetched. */
-AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t M,
-                    int64_t N, int64_t K, int64_t u0, int64_t u1, void **bufs, vt_cg_epi_fn epi, int32_t ln,
-                    const float *lg, const float *lb, float eps, const int64_t *ridx) {
+AI void vt_cgk_gemm_kc(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t M,
+                       int64_t N, int64_t K, int64_t u0, int64_t u1, void **bufs, vt_cg_epi_fn epi, int32_t ln,
+                       const float *lg, const float *lb, float eps, const int64_t *ridx, int64_t kc_max) {
   int64_t npan = (N + VT_CG_NR - 1) / VT_CG_NR;
   if (npan == 0 || M <= 0) return;
   int64_t mc = vt_cg_gemm_mc_p(M, VT_CG_MC, VT_CG_MR);
-  int64_t nkb = (K + VT_CG_KC - 1) / VT_CG_KC;
+  int64_t nkb = (K + kc_max - 1) / kc_max;
   int64_t kcb = nkb ? (K + nkb - 1) / nkb : 1;
   float Ap[mc * kcb];
   float mean[ln ? mc : 1], inv[ln ? mc : 1];
@@ -280,6 +280,14 @@ AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int6
       }
     }
   }
+}
+
+/* The same with the library's default K block (VT_CG_KC); the code generator calls
+ * vt_cgk_gemm_kc with the target's, sized to its L1 cache (cg_target.c). */
+AI void vt_cgk_gemm(const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc, int64_t M, int64_t N,
+                    int64_t K, int64_t u0, int64_t u1, void **bufs, vt_cg_epi_fn epi, int32_t ln, const float *lg,
+                    const float *lb, float eps, const int64_t *ridx) {
+  vt_cgk_gemm_kc(A, lda, Bp, C, ldc, M, N, K, u0, u1, bufs, epi, ln, lg, lb, eps, ridx, VT_CG_KC);
 }
 
 /* ---------- scalar math, written branch-free so loops that call them vectorize ---------------- */
