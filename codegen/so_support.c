@@ -3,6 +3,7 @@
  * run interpreter kernels), lays out the activation arena, and runs the generated entry. Linked
  * into every fast.so with cg_rt.c, the runtime and the IR core (no LLVM, no protobuf); the
  * tagged ABI functions generated into the module forward here. */
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,32 @@ typedef struct vt_so_session {
   vt_graph *g;
   void *arena;
   vt_error err;
+  atomic_int busy;    /* 1 while a run/reset/set is inside: a second thread is refused */
 } vt_so_session;
 
-static vt_error create_err;   /* last failed create (no session to hold it) */
+/* Per thread: the last failed create (no session to hold it), and the session whose last call
+ * from this thread was refused as busy (its err belongs to the thread inside it, so the refusal's
+ * message is kept here; last_error answers it for this thread only). */
+static _Thread_local vt_error create_err;
+static _Thread_local const vt_so_session *busy_refused;
+static const char busy_msg[] =
+    "session busy: another thread is inside run/reset/set of this session (use one session per thread)";
+
+/* Enters s for this thread, or returns false (VTOPT_ERR_BUSY) when another thread is inside. */
+static bool enter(vt_so_session *s) {
+  busy_refused = NULL;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong_explicit(&s->busy, &expected, 1, memory_order_acquire, memory_order_relaxed)) {
+    busy_refused = s;
+    return false;
+  }
+  vt_error_clear(&s->err);
+  return true;
+}
+static int leave(vt_so_session *s, int rc) {
+  atomic_store_explicit(&s->busy, 0, memory_order_release);
+  return rc;
+}
 
 typedef struct { const uint8_t *p, *end; bool bad; } rd;
 
@@ -231,23 +255,24 @@ int vt_so_create(const vt_so_desc *d, int threads, vt_so_session **out) {
 
 int vt_so_run(vt_so_session *s, const vt_tensor *inputs, vt_tensor *outputs) {
   if (!s) return VT_ERR_MODEL;
-  vt_error_clear(&s->err);
+  if (!enter(s)) return VTOPT_ERR_BUSY;
   if (!inputs || (!outputs && s->g->n_outputs))
-    return vt_errorf(&s->err, VT_ERR_MODEL, "%s: inputs and outputs must not be NULL", s->g->path);
-  return vt_cg_rt_run(&s->rt, inputs, outputs, true, &s->err);
+    return leave(s, vt_errorf(&s->err, VT_ERR_MODEL, "%s: inputs and outputs must not be NULL", s->g->path));
+  return leave(s, vt_cg_rt_run(&s->rt, inputs, outputs, true, &s->err));
 }
 
 int vt_so_reset(vt_so_session *s) {
   if (!s) return VT_ERR_MODEL;
-  vt_error_clear(&s->err);
+  if (!enter(s)) return VTOPT_ERR_BUSY;
   vt_cg_rt_reset(&s->rt);
-  return VT_OK;
+  return leave(s, VT_OK);
 }
 
 int vt_so_set(vt_so_session *s, const char *knob, double value) {
   if (!s) return VT_ERR_MODEL;
-  vt_error_clear(&s->err);
-  return vt_cg_rt_set_knob(&s->rt, knob, value, &s->err);
+  if (!enter(s)) return VTOPT_ERR_BUSY;
+  if (!knob) return leave(s, vt_errorf(&s->err, VT_ERR_MODEL, "%s: knob name must not be NULL", s->g->path));
+  return leave(s, vt_cg_rt_set_knob(&s->rt, knob, value, &s->err));
 }
 
 int vt_so_state_info(const vt_so_session *s, int64_t *bytes, int64_t *updated, int64_t *seen) {
@@ -260,7 +285,10 @@ int vt_so_state_info(const vt_so_session *s, int64_t *bytes, int64_t *updated, i
   return VT_OK;
 }
 
-const char *vt_so_last_error(const vt_so_session *s) { return s ? s->err.msg : create_err.msg; }
+const char *vt_so_last_error(const vt_so_session *s) {
+  if (s && s == busy_refused) return busy_msg;
+  return s ? s->err.msg : create_err.msg;
+}
 
 void vt_so_destroy(vt_so_session *s) {
   if (!s) return;

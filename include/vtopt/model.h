@@ -7,7 +7,20 @@
  *
  * Tensors are caller-owned. Inputs and outputs are given in the order of the signature; outputs
  * must be allocated by the caller with the dtype and dims the signature lists. Wrong dtypes,
- * ranks or dims return VTOPT_ERR_INPUT with a message from <tag>_last_error; nothing crashes. */
+ * ranks or dims return VTOPT_ERR_INPUT with a message from <tag>_last_error; nothing crashes.
+ *
+ * Threads. Sessions are independent: any number of threads may each create and use their own
+ * session of one model at the same time (results are bit-equal to running them one after the
+ * other; the weights are shared read-only). One session serves one thread at a time: while a
+ * thread is inside run, reset or set of a session, the same call from another thread on that
+ * session returns VTOPT_ERR_BUSY at once (last_error on the refused thread says "session busy")
+ * and leaves the session untouched. state_info may be called at any time (its counts are then a
+ * snapshot). destroy must not race with any other call on the same session. signature, create
+ * and last_error(NULL) (the last failed create of the calling thread) are safe from any thread.
+ *
+ * Memory. create allocates the session's activation arena and persistent state once (runs
+ * allocate nothing large); when an allocation fails, create returns VTOPT_ERR_INPUT and
+ * last_error(NULL) says "out of memory ..." with the bytes asked for: never a crash. */
 #ifndef VTOPT_MODEL_H
 #define VTOPT_MODEL_H
 
@@ -24,7 +37,7 @@ typedef struct vtopt_tensor {
   bool owned_by_library;   /* always false in this ABI */
 } vtopt_tensor;
 
-enum { VTOPT_OK = 0, VTOPT_ERR_INPUT = 2, VTOPT_ERR_INTERNAL = 3 };
+enum { VTOPT_OK = 0, VTOPT_ERR_INPUT = 2, VTOPT_ERR_INTERNAL = 3, VTOPT_ERR_BUSY = 4 };
 
 typedef struct vtopt_session vtopt_session;
 
