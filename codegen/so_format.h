@@ -44,4 +44,9 @@ int vt_so_state_info(const vt_so_session *s, int64_t *bytes, int64_t *updated, i
 const char *vt_so_last_error(const vt_so_session *s);
 void vt_so_destroy(vt_so_session *s);
 
+/* The compiler and the static libraries `-o fast.so` links with (so_toolchain.c): installed
+ * copies beside an installed vtopt, else the build tree's. */
+const char *vt_cg_so_cc(void);
+const char *vt_cg_so_libs(void);
+
 #endif
