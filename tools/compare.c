@@ -44,6 +44,8 @@ static const char *compare_usage =
     "                         averaged, plus the cosine of the first and last 20 frames; --frames N\n"
     "                         uses the first N frames. With --jit a strategy that does not compile\n"
     "                         runs in the interpreter (the table says which)\n"
+    "  --labels FILE.npy      integer class labels, one per row of the first output: adds each\n"
+    "                         strategy's accuracy (top-1 of the last axis against the labels)\n"
     "Latency is the reference interpreter's unless --jit. Fidelity is measured on\n"
     "the first graph output: cosine similarity, relative L2 and top-1 agreement (last axis).\n";
 
@@ -59,9 +61,33 @@ typedef struct strategy {
   double updated;                         /* --stream: share of gated tokens updated (-1: no gates) */
   double *frame_ms, *frame_cos;           /* --stream: per frame (PREFIX.frames.csv) */
   const char *engine;                     /* "interp", "jit", or "interp*" (--jit did not compile) */
+  double accuracy;                        /* --labels: top-1 accuracy of the first output */
   int rc;
   char err[1024];
 } strategy;
+
+/* Top-1 accuracy of out (float32, rows along the last axis) against integer labels, one per row. */
+static int label_accuracy(const vt_tensor *out, const vt_tensor *labels, double *acc, vt_error *e) {
+  if (out->dtype != VT_F32 || out->rank < 1 || out->dims[out->rank - 1] < 1)
+    return vt_errorf(e, VT_ERR_MODEL, "--labels: the first output must be float32 scores (rows x classes)");
+  int64_t classes = out->dims[out->rank - 1], rows = vt_tensor_numel(out) / classes;
+  if (labels->dtype != VT_I64 && labels->dtype != VT_I32)
+    return vt_errorf(e, VT_ERR_MODEL, "--labels: int64 or int32 labels expected, got %s", vt_dtype_name(labels->dtype));
+  if (vt_tensor_numel(labels) != rows)
+    return vt_errorf(e, VT_ERR_MODEL, "--labels: %lld labels for %lld rows of the first output",
+                     (long long)vt_tensor_numel(labels), (long long)rows);
+  int64_t right = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = (const float *)out->data + r * classes;
+    int64_t best = 0;
+    for (int64_t c = 1; c < classes; c++)
+      if (row[c] > row[best]) best = c;
+    int64_t want = labels->dtype == VT_I64 ? ((const int64_t *)labels->data)[r] : ((const int32_t *)labels->data)[r];
+    right += best == want;
+  }
+  *acc = rows ? (double)right / (double)rows : 0;
+  return VT_OK;
+}
 
 /* Splits the --passes list into strategies: ',' starts a new strategy unless the item holds '='
  * (then it is one more parameter of the previous strategy). */
@@ -182,7 +208,7 @@ int cli_compare_strategies(int argc, char **argv) {
   int64_t pin_vals[MAX_INPUTS * 4];
   int n_in = 0, npins = 0, runs = 5, threads = 0;
   int64_t max_frames = -1;
-  const char *stream_arg = NULL;
+  const char *stream_arg = NULL, *labels_file = NULL;
   bool random = false, use_jit = false;
   uint64_t seed = 0;
   for (int i = 2; i < argc; i++) {
@@ -194,6 +220,7 @@ int cli_compare_strategies(int argc, char **argv) {
     if (!strcmp(a, "--passes")) list = argv[++i];
     else if (!strcmp(a, "--out")) prefix = argv[++i];
     else if (!strcmp(a, "--stream")) stream_arg = argv[++i];
+    else if (!strcmp(a, "--labels")) labels_file = argv[++i];
     else if (!strcmp(a, "--frames")) {
       char *end;
       long long x = strtoll(v, &end, 10);
@@ -230,7 +257,13 @@ int cli_compare_strategies(int argc, char **argv) {
   int rc = VT_OK;
   /* Inputs: read the files, then pin the symbolic dims of the inputs they feed. */
   vt_graph *g0 = NULL;
-  vt_tensor *inputs = NULL, *ref = NULL, *outs = NULL;
+  vt_tensor *inputs = NULL, *ref = NULL, *outs = NULL, labels = {0};
+  if (labels_file && stream_arg) return cli_usage_error("%s", "--labels is not supported with --stream");
+  if (labels_file && (rc = vt_npy_read(labels_file, &labels, &e)) != VT_OK) {
+    free(st);
+    fprintf(stderr, "vtopt: %s\n", e.msg);
+    return rc;
+  }
   int n_ref = 0;
   rc = vt_onnx_load(model, &g0, &e);
   if (!rc) rc = vt_graph_prepare(g0, NULL, NULL, 0, &e);
@@ -425,6 +458,7 @@ int cli_compare_strategies(int argc, char **argv) {
         outs = NULL;
       }
       S->rc = vt_compare_tensors(&ref[0], s == 0 ? &ref[0] : &outs[0], &S->m, &se);
+      if (!S->rc && labels_file) S->rc = label_accuracy(s == 0 ? &ref[0] : &outs[0], &labels, &S->accuracy, &se);
     }
     if (S->rc) {
       snprintf(S->err, sizeof S->err, "%s", se.msg);
@@ -493,13 +527,14 @@ int cli_compare_strategies(int argc, char **argv) {
   } else if (!rc) {
     printf("model: %s   reference: %s   runs: %d (+1 warm-up)   latency: %s\n", model, st[0].spec, runs,
            use_jit ? "LLVM JIT" : "reference interpreter");
-    printf("%-34s %10s %17s %8s %9s %9s %10s %10s %7s\n", "strategy", "median ms", "min..max ms", "speedup", "GFLOPs",
-           "tokens", "cosine", "rel_l2", "top1");
+    printf("%-34s %10s %17s %8s %9s %9s %10s %10s %7s%s\n", "strategy", "median ms", "min..max ms", "speedup", "GFLOPs",
+           "tokens", "cosine", "rel_l2", "top1", labels_file ? "  accuracy" : "");
     char csvp[1024], svgp[1024];
     snprintf(csvp, sizeof csvp, "%s.csv", prefix);
     snprintf(svgp, sizeof svgp, "%s.svg", prefix);
     FILE *csv = fopen(csvp, "w");
-    if (csv) fprintf(csv, "strategy,median_ms,min_ms,max_ms,speedup,gflops,flops_partial,attention_layers,tokens_first,tokens_last,cosine,rel_l2,max_abs,top1\n");
+    if (csv) fprintf(csv, "strategy,median_ms,min_ms,max_ms,speedup,gflops,flops_partial,attention_layers,tokens_first,tokens_last,cosine,rel_l2,max_abs,top1%s\n",
+                     labels_file ? ",accuracy" : "");
     for (int s = 0; s < ns; s++) {
       const strategy *S = &st[s];
       if (S->rc) {
@@ -509,15 +544,22 @@ int cli_compare_strategies(int argc, char **argv) {
       }
       char tok[32];
       snprintf(tok, sizeof tok, "%lld>%lld", (long long)S->tok_first, (long long)S->tok_last);
-      printf("%-34s %10.2f %8.2f..%-8.2f %7.2fx %9.3f%s %9s %10.6f %10.3e %7.4f\n", S->spec, S->med, S->lo, S->hi,
+      char acc[32] = "";
+      if (labels_file) snprintf(acc, sizeof acc, ",%.6f", S->accuracy);
+      printf("%-34s %10.2f %8.2f..%-8.2f %7.2fx %9.3f%s %9s %10.6f %10.3e %7.4f%s", S->spec, S->med, S->lo, S->hi,
              st[0].med / S->med, S->flops / 1e9, S->flops_partial ? "*" : " ", S->n_attn ? tok : "-", S->m.cosine,
-             S->m.rel_l2, S->m.top1);
+             S->m.rel_l2, S->m.top1, labels_file ? "  " : "");
+      if (labels_file) printf("%8.4f\n", S->accuracy);
+      else putchar('\n');
       if (csv)
-        fprintf(csv, "\"%s\",%.4f,%.4f,%.4f,%.4f,%.6f,%d,%d,%lld,%lld,%.8f,%.6e,%.6e,%.6f\n", S->spec, S->med, S->lo,
+        fprintf(csv, "\"%s\",%.4f,%.4f,%.4f,%.4f,%.6f,%d,%d,%lld,%lld,%.8f,%.6e,%.6e,%.6f%s\n", S->spec, S->med, S->lo,
                 S->hi, st[0].med / S->med, S->flops / 1e9, S->flops_partial, S->n_attn, (long long)S->tok_first,
-                (long long)S->tok_last, S->m.cosine, S->m.rel_l2, S->m.max_abs, S->m.top1);
+                (long long)S->tok_last, S->m.cosine, S->m.rel_l2, S->m.max_abs, S->m.top1, acc);
     }
     printf("tokens: keys of the first > last attention layer; '*': FLOPs of some ops unknown\n");
+    if (labels_file)
+      printf("accuracy: top-1 against %s (%lld labels); top1: agreement with the reference strategy\n", labels_file,
+             (long long)vt_tensor_numel(&labels));
     if (csv) fclose(csv);
     write_svg(svgp, st, ns);
     printf("wrote %s and %s\n", csvp, svgp);
@@ -532,6 +574,7 @@ int cli_compare_strategies(int argc, char **argv) {
   free(ref_frames);
   if (si >= 0 && inputs) inputs[si] = (vt_tensor){0};   /* a view of the clip */
   vt_tensor_free(&clip);
+  vt_tensor_free(&labels);
   if (inputs && g0) for (int32_t i = 0; i < g0->n_inputs; i++) vt_tensor_free(&inputs[i]);
   free(inputs);
   vt_graph_free(g0);
