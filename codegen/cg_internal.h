@@ -277,6 +277,8 @@ void cg_plan_aliases(cg *c);
 /* cg_memplan.c */
 bool cg_needs_buffer(const cg *c, int32_t v);
 int64_t cg_plan_arena(const cg *c, int64_t *off);
+/* The memory limit (vt_cg_options.max_memory) against the graph's weights and the planned arena. */
+int cg_check_memory(const cg *c, int64_t max_memory, int64_t arena, vt_error *e);
 
 /* cg_emit_cpu.c */
 LLVMValueRef cg_ci64(cg *c, int64_t x);

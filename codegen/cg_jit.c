@@ -38,6 +38,7 @@ vt_jit *vt_jit_compile(const vt_graph *g, const vt_cg_options *opt, vt_error *e)
   off = malloc(((size_t)g->n_values + 1) * sizeof *off);
   if (!off) { vt_errorf(e, VT_ERR_MODEL, "out of memory"); goto fail; }
   int64_t asz = cg_plan_arena(&c, off);
+  if (asz >= 0 && cg_check_memory(&c, opt->max_memory, asz, e)) goto fail;
   if (asz < 0 || !(j->arena = aligned_alloc(64, (size_t)(asz ? asz : 64)))) {
     vt_errorf(e, VT_ERR_MODEL, "%s: cannot allocate the activation arena (%lld bytes)", g->path, (long long)asz);
     goto fail;

@@ -1,5 +1,8 @@
 /* cg_memplan.c — the memory plan: which values need an arena buffer, and the arena's layout by
  * liveness (first fit, biggest first) plus the session's persistent block and aliases. */
+#include <stdint.h>
+#include <unistd.h>
+
 #include "cg_internal.h"
 
 /* Does value v need a buffer (it is produced by a node and visible outside its group)? */
@@ -20,6 +23,28 @@ static int cmp_size_desc(const void *a, const void *b) {
   const arena_item *x = a, *y = b;
   if (x->size != y->size) return x->size < y->size ? 1 : -1;
   return x->v - y->v;
+}
+
+static int64_t machine_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (int64_t)pages * page : INT64_MAX;
+}
+
+int cg_check_memory(const cg *c, int64_t max_memory, int64_t arena, vt_error *e) {
+  if (max_memory < 0) return VT_OK;
+  int64_t limit = max_memory ? max_memory : machine_memory(), weights = 0;
+  const vt_graph *g = c->g;
+  for (int32_t v = 0; v < g->n_values; v++)
+    if ((g->values[v].flags & VT_VAL_CONST) && g->values[v].cdata) weights += (int64_t)vt_tensor_nbytes(g->values[v].cdata);
+  if (weights <= limit && arena <= limit && weights <= limit - arena) return VT_OK;
+  const char *what = weights > limit ? "its weights exceed" : arena > limit ? "its activation arena exceeds"
+                                                      : "its weights and activation arena together exceed";
+  return vt_errorf(e, VT_ERR_MODEL,
+                   "%s: refused: %s the memory limit: weights %lld bytes (%.1f MiB) + planned activation arena "
+                   "%lld bytes (%.1f MiB) = %.1f MiB, limit %lld bytes (%.1f MiB%s)",
+                   g->path, what, (long long)weights, (double)weights / 1048576.0, (long long)arena,
+                   (double)arena / 1048576.0, (double)(weights + arena) / 1048576.0, (long long)limit,
+                   (double)limit / 1048576.0, max_memory ? ", --max-memory" : ", this machine's memory; --max-memory sets another");
 }
 
 /* Lays out the arena; fills off[v] (-1: no arena slot; <= VT_CG_PERSIST: in the persistent

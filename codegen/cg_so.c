@@ -394,6 +394,7 @@ int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path,
     if (!x.off) rc = vt_errorf(e, VT_ERR_MODEL, "out of memory");
   }
   if (!rc && (x.arena_size = cg_plan_arena(&c, x.off)) < 0) rc = vt_errorf(e, VT_ERR_MODEL, "out of memory");
+  if (!rc) rc = cg_check_memory(&c, opt->max_memory, x.arena_size, e);
   if (!rc) rc = serialise_graph(&c, &x.graph, &x.data);
   if (!rc) {
     w_bytes(&x.sig, "{\"tag\":", 7);

@@ -18,6 +18,9 @@ typedef struct vt_cg_options {
   const char *cpu;         /* LLVM CPU name to build for (x86-64-v3, skylake-avx512, znver4, ...);
                               NULL: VTOPT_CPU, else the host ("host" too) */
   const char *cpu_features;   /* LLVM feature overrides "+a,-b"; NULL: VTOPT_CPU_FEATURES */
+  int64_t max_memory;      /* refuse (VT_ERR_MODEL, with the numbers) a model whose weights, planned
+                              activation arena, or the two together exceed this many bytes;
+                              0: the machine's physical memory; < 0: no limit */
 } vt_cg_options;
 
 /* The target a compilation with these options builds for: CPU name, the kernel library's ISA

@@ -67,6 +67,9 @@ static const char *usage =
     "  -o FILE.so             compile to a self-contained shared library (ABI: include/vtopt/model.h);\n"
     "                         every dim must be pinned (--dim, or from the shapes of --input files)\n"
     "  --tag NAME             prefix of the library's exported symbols (default: from FILE.so)\n"
+    "  --max-memory SIZE      with -o FILE.so or --jit: refuse a model whose weights or planned\n"
+    "                         activation arena (or both together) exceed SIZE (512M, 2G, bytes;\n"
+    "                         'none': no limit); default: this machine's physical memory\n"
     "  -o FILE.ptx            the GPU path: not built yet\n"
     "  --pass=LIST            graph rewrites (pipeline syntax and passes below; repeatable: the lists\n"
     "                         run in order); canonicalisation runs first unless --no-canonicalize\n"
@@ -88,6 +91,7 @@ typedef struct opts {
   bool run, random_inputs, print_ir, quiet, ir_text, jit;
   int opt_level;
   const char *dump_llvm, *tag, *cpu, *cpu_features;
+  int64_t max_memory;        /* --max-memory: bytes; 0 the machine's memory; -1 no limit */
   uint64_t seed;
   int threads, runs;
   const char *output_dir, *out_file;
@@ -136,6 +140,25 @@ static bool split_eq(char *s, char **name, char **val) {
   return true;
 }
 
+/* "123", "64K", "512M", "2G" (powers of 1024; "KiB".. too) or "none" (-1: no limit) */
+static bool parse_size(const char *s, int64_t *out) {
+  if (!strcmp(s, "none")) { *out = -1; return true; }
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || v <= 0) return false;
+  double mul = 1;
+  if (*end == 'K' || *end == 'k') mul = 1024.0;
+  else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024;
+  else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024;
+  else if (*end == 'T' || *end == 't') mul = 1024.0 * 1024 * 1024 * 1024;
+  if (mul > 1) end++;
+  if (mul > 1 && (!strcmp(end, "iB") || !strcmp(end, "B"))) end += strlen(end);
+  if (*end || v * mul > 9e18 || v * mul < 1) return false;
+  *out = (int64_t)(v * mul);
+  return true;
+}
+
 static int parse_args(int argc, char **argv, int start, opts *o) {
   for (int i = start; i < argc; i++) {
     char *a = argv[i];
@@ -149,6 +172,11 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
     else if (!strcmp(a, "--cpu")) { NEED_ARG(); o->cpu = next; }
     else if (!strcmp(a, "--cpu-features")) { NEED_ARG(); o->cpu_features = next; }
     else if (!strcmp(a, "--tag")) { NEED_ARG(); o->tag = next; }
+    else if (!strcmp(a, "--max-memory")) {
+      NEED_ARG();
+      if (!parse_size(next, &o->max_memory))
+        return cli_usage_error("--max-memory: '%s' is not a size (e.g. 512M, 2G, 1500000, or 'none')", next);
+    }
     else if (!strcmp(a, "--random-inputs")) o->random_inputs = true;
     else if (!strcmp(a, "--print-ir")) o->print_ir = true;
     else if (!strcmp(a, "--ir")) o->ir_text = true;
@@ -397,7 +425,8 @@ static int session_new(const opts *o, vt_graph *g, const vt_tensor *inputs, sess
   int rc = np ? vt_graph_prepare(g, pn, pv, np, e) : VT_OK;
   if (rc) return rc;
   vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
-                        .stats = o->popts.stats ? stdout : NULL, .cpu = o->cpu, .cpu_features = o->cpu_features};
+                        .stats = o->popts.stats ? stdout : NULL, .cpu = o->cpu, .cpu_features = o->cpu_features,
+                        .max_memory = o->max_memory};
   s->jit = vt_jit_compile(g, &copt, e);
   return s->jit ? VT_OK : (e->code ? e->code : VT_ERR_MODEL);
 }
@@ -724,7 +753,8 @@ static int cmd_main(opts *o) {
       tag[n] = 0;
     }
     vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
-                          .stats = o->popts.stats ? stdout : NULL, .cpu = o->cpu, .cpu_features = o->cpu_features};
+                          .stats = o->popts.stats ? stdout : NULL, .cpu = o->cpu, .cpu_features = o->cpu_features,
+                        .max_memory = o->max_memory};
     rc = vt_cg_emit_so(g, &copt, o->out_file, tag, &e);
     if (rc == VT_OK && !o->quiet) printf("wrote %s (symbols %s_*)\n", o->out_file, tag);
   } else if (rc == VT_OK && o->out_file) {
