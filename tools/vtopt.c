@@ -242,6 +242,9 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
     else if (!strcmp(a, "--profile")) {
       if (!getenv("VTOPT_PROFILE")) setenv("VTOPT_PROFILE", "1", 1);   /* read by the code generator */
     }
+    else if (!strcmp(a, "--portable"))
+      return cli_usage_error("%s: lowering ai.vtopt ops (Attention, TokenMatch/Merge, HTTM) to standard ONNX is not "
+                             "built yet; -o FILE.onnx writes a graph with ai.vtopt ops, which ONNX Runtime cannot run", a);
     else if (a[0] == '-' && a[1]) return cli_usage_error("unknown option '%s'", a);
     else if (!o->model) o->model = a;
     else return cli_usage_error("unexpected argument '%s'", a);
