@@ -128,6 +128,11 @@ typedef struct vt_pipeline {
 int vt_pipeline_parse(const char *spec, vt_pipeline *pl, vt_error *e);
 void vt_pipeline_free(vt_pipeline *pl);
 
+/* `-o out.onnx --portable` (passes/portable.c): rewrites ai.vtopt ops into standard ONNX ops
+ * (Attention, ToMe's TokenMatch/TokenMerge/TokenUnmerge); refuses the others by name (stateful
+ * ops, HTTM). g must be inferred; raises the default opset to 16 when lower. */
+int vt_graph_lower_portable(vt_graph *g, vt_error *e);
+
 typedef struct vt_pipeline_opts {
   bool no_canonicalize;    /* do not prepend the canonical passes */
   const char *print_after; /* NULL, a pass name, or "all": print the IR after it */

@@ -66,6 +66,10 @@ static const char *usage =
     "  -o FILE.onnx           write the (prepared) graph as an ONNX model\n"
     "  -o FILE.so             compile to a self-contained shared library (ABI: include/vtopt/model.h);\n"
     "                         every dim must be pinned (--dim, or from the shapes of --input files)\n"
+    "  --portable             with -o FILE.onnx: lower vtopt's ops to standard ONNX (attention to\n"
+    "                         MatMul/Softmax, ToMe's matching/merging to TopK/ScatterElements/...,\n"
+    "                         opset raised to 16 if lower) so any ONNX runtime runs the rewritten\n"
+    "                         graph; ops without a lowering (HTTM, Eventful's state) are refused\n"
     "  --tag NAME             prefix of the library's exported symbols (default: from FILE.so)\n"
     "  --max-memory SIZE      with -o FILE.so or --jit: refuse a model whose weights or planned\n"
     "                         activation arena (or both together) exceed SIZE (512M, 2G, bytes;\n"
@@ -88,7 +92,7 @@ static const char *usage =
 
 typedef struct opts {
   const char *model;
-  bool run, random_inputs, print_ir, quiet, ir_text, jit;
+  bool run, random_inputs, print_ir, quiet, ir_text, jit, portable;
   int opt_level;
   const char *dump_llvm, *tag, *cpu, *cpu_features;
   int64_t max_memory;        /* --max-memory: bytes; 0 the machine's memory; -1 no limit */
@@ -242,9 +246,7 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
     else if (!strcmp(a, "--profile")) {
       if (!getenv("VTOPT_PROFILE")) setenv("VTOPT_PROFILE", "1", 1);   /* read by the code generator */
     }
-    else if (!strcmp(a, "--portable"))
-      return cli_usage_error("%s: lowering ai.vtopt ops (Attention, TokenMatch/Merge, HTTM) to standard ONNX is not "
-                             "built yet; -o FILE.onnx writes a graph with ai.vtopt ops, which ONNX Runtime cannot run", a);
+    else if (!strcmp(a, "--portable")) o->portable = true;
     else if (a[0] == '-' && a[1]) return cli_usage_error("unknown option '%s'", a);
     else if (!o->model) o->model = a;
     else return cli_usage_error("unexpected argument '%s'", a);
@@ -737,6 +739,8 @@ static int cmd_main(opts *o) {
                              o->out_file);
     return cli_usage_error("-o %s: unknown output kind (expected .onnx or .so)", o->out_file);
   }
+  if (o->portable && !(o->out_file && ends_with(o->out_file, ".onnx")))
+    return cli_usage_error("%s", "--portable applies to -o FILE.onnx");
   vt_graph *g = NULL;
   int rc = load_model(o, &g, true, &e);
   if (rc == VT_OK && o->print_ir) vt_graph_print(g, stdout);
@@ -761,7 +765,8 @@ static int cmd_main(opts *o) {
     rc = vt_cg_emit_so(g, &copt, o->out_file, tag, &e);
     if (rc == VT_OK && !o->quiet) printf("wrote %s (symbols %s_*)\n", o->out_file, tag);
   } else if (rc == VT_OK && o->out_file) {
-    rc = vt_onnx_save(g, o->out_file, &e);
+    if (o->portable) rc = vt_graph_lower_portable(g, &e);
+    if (rc == VT_OK) rc = vt_onnx_save(g, o->out_file, &e);
     if (rc == VT_OK && !o->quiet) printf("wrote %s\n", o->out_file);
   }
   session s = {0};
