@@ -143,16 +143,20 @@ static int lower_attention(lower *L, int32_t ni, vt_error *e) {
   const vt_value *qv = &g->values[q], *kv = &g->values[k];
   if (n->n_in > 5 && n->in[5] >= 0)
     return vt_node_errorf(g, ni, e, "--portable: the decomposed relative-position bias (bias_rows/bias_cols) is not lowered yet");
-  if (qv->rank != 4 || kv->rank != 4 || !const_dims(qv, 1) || !const_dims(kv, 1))
-    return vt_node_errorf(g, ni, e, "--portable: needs Q and K of rank 4 with constant heads, tokens and width");
+  if (qv->rank != 4 || kv->rank != 4)
+    return vt_node_errorf(g, ni, e, "--portable: needs Q and K of rank 4");
   if (qv->dims[1] != kv->dims[1])
     return vt_node_errorf(g, ni, e, "--portable: grouped-query attention (K/V heads %lld < Q heads %lld) is not lowered yet",
                           (long long)kv->dims[1], (long long)qv->dims[1]);
   double scale = 0;
   for (int32_t a = 0; a < n->n_attr; a++)
     if (!strcmp(n->attr[a].name, "scale")) scale = n->attr[a].f;
+  if (scale == 0 && !vt_dim_is_const(qv->dims[3]))
+    return vt_node_errorf(g, ni, e, "--portable: the default scale needs a constant head width");
   if (scale == 0) scale = 1.0 / sqrt((double)qv->dims[3]);
   int64_t causal = vt_attr_int(n, "causal", 0), nq = qv->dims[2], nk = kv->dims[2];
+  if (causal && (!vt_dim_is_const(nq) || !vt_dim_is_const(nk)))
+    return vt_node_errorf(g, ni, e, "--portable: causal attention needs constant token counts");
   int32_t out = n->out[0];
   vt_rw_detach_output(g, ni, 0);
   int64_t perm[4] = {0, 1, 3, 2};
