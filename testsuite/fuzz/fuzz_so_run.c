@@ -131,7 +131,7 @@ static bool make_tensor(rd *r, const spec *sp, vtopt_tensor *t, void **buf) {
   if (t->rank >= 0 && t->rank <= VTOPT_MAX_RANK)
     for (int k = 0; k < t->rank && n; k++) n = t->dims[k] < 0 || t->dims[k] > (1 << 22) ? 0 : n * (size_t)t->dims[k];
   else n = 0;
-  if (!n || n > (64u << 20)) n = 64;
+  if (!n || n > (1u << 20)) n = 64;   /* the model's tensors are smaller: keep runs fast */
   *buf = malloc(n);
   if (!*buf) fail("malloc", "");
   for (size_t i = 0; i < n; i++) ((uint8_t *)*buf)[i] = r->p < r->end ? r->p[i % (size_t)(r->end - r->p)] : (uint8_t)i;
