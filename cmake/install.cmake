@@ -99,3 +99,15 @@ VTOPT_CLI = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file
 ")
 install(DIRECTORY python/vtopt DESTINATION ${VT_INSTALL_PYDIR} PATTERN __pycache__ EXCLUDE)
 install(FILES ${CMAKE_BINARY_DIR}/install/_install_paths.py DESTINATION ${VT_INSTALL_PYDIR}/vtopt)
+
+# `cpack -G DEB` (in the build folder): a .deb of the same tree under /usr (the Python package
+# lands in /usr/lib/python3/dist-packages, on Debian's path).
+set(CPACK_PACKAGE_NAME vtopt)
+set(CPACK_PACKAGE_VERSION 0.1.0)
+set(CPACK_PACKAGE_CONTACT "vtopt developers")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "compiler for vision/video transformers (ONNX -> token-reduced fast.so / portable ONNX)")
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libllvm19, libprotobuf-c1, gcc | clang, python3-numpy")
+include(CPack)

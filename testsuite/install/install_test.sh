@@ -6,7 +6,8 @@
 #     the installed files hold no absolute paths);
 #  3. the installed CLI compiles a fast.so linking the installed libraries (proved by breaking
 #     the copy's libvt_ir.a: the link must then fail naming it) and the installed Python package
-#     finds that CLI by itself.
+#     finds that CLI by itself;
+#  4. `cpack -G DEB` packs the same tree under /usr.
 # usage: install_test.sh BUILD_DIR SRC_DIR WORK_DIR CC
 set -eu
 build="$1"; src="$2"; work="$3"; cc="$4"
@@ -55,4 +56,13 @@ if "$work/moved/bin/vtopt" "$model" --dim batch=1 -q -o "$work/cli2.so" 2>"$work
   echo "install_test: the installed vtopt did not link with its installed libraries"; exit 1
 fi
 grep -q "moved/.*lib/vtopt/libvt_ir.a" "$work/cli2.err" || { echo "install_test: unexpected link error:"; cat "$work/cli2.err"; exit 1; }
+# 4. the .deb (CPack) holds the same tree under /usr
+if command -v cpack >/dev/null && command -v dpkg-deb >/dev/null; then
+  (cd "$build" && cpack -G DEB -B "$work/deb" >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; exit 1; }
+  dpkg-deb -c "$work"/deb/vtopt_*.deb >"$work/deb.list"
+  for f in ./usr/bin/vtopt ./usr/include/vtopt/model.h ./usr/lib/pkgconfig/vtopt.pc ./usr/lib/vtopt/libvt_ir.a \
+           ./usr/lib/python3/dist-packages/vtopt/model.py; do
+    grep -q " $f\$" "$work/deb.list" || { echo "install_test: $f missing from the .deb"; exit 1; }
+  done
+fi
 echo "install_test: ok ($P)"
