@@ -117,6 +117,29 @@ class Compiled(unittest.TestCase):
         with self.assertRaisesRegex(vtopt.InputError, "do not split"):
             next(s.stream(np.zeros((3, 3, 40, 48), np.float32)))
 
+    def test_eventful_stream_state_knobs(self):
+        m = vtopt.compile(MODEL, passes="eventful:r=16", out=os.path.join(WORK, "evt.so"), dims={"batch": 1})
+        clip = pixels(4)
+        s = m.session(threads=1)
+        outs = [y for (y,) in s.stream(clip)]
+        info = s.state_info()
+        self.assertGreater(info["bytes"], 0)
+        self.assertTrue(0 < info["updated"] < info["seen"], info)   # the gates skipped tokens
+        with self.assertRaisesRegex(vtopt.InputError, "knobs are eventful.r"):
+            s.set("nope", 1)
+        s.reset()   # the next run is a flush: equal to a fresh session's first frame
+        (y0,) = s.run(clip[:1])
+        (fresh,) = m.session(threads=1).run(clip[:1])
+        self.assertTrue(np.array_equal(y0, fresh) and np.array_equal(y0, outs[0]))
+        def updated_by_next_frame(i):
+            before = s.state_info()["updated"]
+            s.run(clip[i:i + 1])
+            return s.state_info()["updated"] - before
+        d16 = updated_by_next_frame(1)
+        s.set("eventful.r", 4)   # the knob: fewer tokens per frame from the next run on
+        d4 = updated_by_next_frame(2)
+        self.assertTrue(0 < d4 < d16, (d4, d16))
+
     def test_threads_own_sessions_bit_equal(self):
         xs = [pixels(4) * (1 + 0.25 * i) for i in range(6)]
         serial = [self.tome.session(threads=1).run(x)[0] for x in xs]
