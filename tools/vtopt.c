@@ -761,7 +761,7 @@ static int cmd_main(opts *o) {
     }
     vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
                           .stats = o->popts.stats ? stdout : NULL, .cpu = o->cpu, .cpu_features = o->cpu_features,
-                        .max_memory = o->max_memory};
+                          .max_memory = o->max_memory};
     rc = vt_cg_emit_so(g, &copt, o->out_file, tag, &e);
     if (rc == VT_OK && !o->quiet) printf("wrote %s (symbols %s_*)\n", o->out_file, tag);
   } else if (rc == VT_OK && o->out_file) {
