@@ -938,3 +938,5 @@ int cg_build_module(cg *c, int nthreads) {
   }
   return emit_entry(c, nthreads);
 }
+
+LLVMValueRef cg_emit_elem_op(cg *c, const cg_step *s, LLVMValueRef x, LLVMValueRef y) { return emit_op(c, s, x, y); }

@@ -13,6 +13,8 @@
  *   cg_stats.c     --stats: group counts and the per-group table
  *   cg_jit.c       the public JIT API (vt_jit_*)
  *   cg_so.c        the fast.so writer (vt_cg_emit_so)
+ *   cg_emit_nvptx.c  the GPU target: the same groups as NVPTX kernels, PTX, the GPU plan
+ *   cg_gpu_so.c    the CUDA fast.so writer (plan + PTX embedded, host runtime gpu/gpu_rt.c)
  *
  * Lowering groups nodes into kernels, in node order:
  *   GEMM      MatMul / Gemm with float32 A and a constant 2-D B (packed at compile time into the
@@ -282,6 +284,9 @@ int cg_check_memory(const cg *c, int64_t max_memory, int64_t arena, vt_error *e)
 
 /* cg_emit_cpu.c */
 LLVMValueRef cg_ci64(cg *c, int64_t x);
+/* one elementwise step's value (x, y: its operands) with c's math functions (f_exp ...): shared
+ * with the GPU emitter (cg_emit_nvptx.c), which points them at its device library */
+LLVMValueRef cg_emit_elem_op(cg *c, const cg_step *s, LLVMValueRef x, LLVMValueRef y);
 int cg_build_module(cg *c, int nthreads);
 
 /* cg_target.c: the CPU code is built for (options, VTOPT_CPU, or the host), its ISA, its target

@@ -7,6 +7,7 @@
 #include <errno.h>
 
 #include "so_format.h"
+#include "cg_gpu.h"
 
 typedef struct { uint8_t *p; size_t n, cap; bool oom; } wbuf;
 
@@ -363,6 +364,7 @@ static int write_blob_object(const cg *c, const char *path) {
 }
 
 int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path, const char *tag, vt_error *e) {
+  if (opt && opt->target && !strcmp(opt->target, "cuda")) return cg_gpu_emit_so(g, opt, path, tag, e);
   double t0 = cg_now_ms();
   vt_cg_options dflt = {.opt_level = 3};
   if (!opt) opt = &dflt;

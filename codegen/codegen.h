@@ -21,6 +21,9 @@ typedef struct vt_cg_options {
   int64_t max_memory;      /* refuse (VT_ERR_MODEL, with the numbers) a model whose weights, planned
                               activation arena, or the two together exceed this many bytes;
                               0: the machine's physical memory; < 0: no limit */
+  const char *target;      /* NULL / "cpu": the CPU; "cuda": NVPTX kernels driven through the CUDA
+                              driver (cg_emit_nvptx.c) */
+  const char *gpu;         /* with target "cuda": sm_80 (default) or sm_90 */
 } vt_cg_options;
 
 /* The target a compilation with these options builds for: CPU name, the kernel library's ISA
@@ -85,5 +88,9 @@ void vt_jit_free(vt_jit *j);
  * whose ABI is include/vtopt/model.h with every exported symbol prefixed by tag (a C identifier). The
  * library links the runtime support statically and needs only libc, libm and pthreads. */
 int vt_cg_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path, const char *tag, vt_error *e);
+
+/* The GPU path (opt->target "cuda", opt->gpu): writes the PTX of g's kernels to path. Nodes
+ * without a GPU kernel are refused by name (VT_ERR_MODEL), never run on the host. */
+int vt_cg_emit_ptx(const vt_graph *g, const vt_cg_options *opt, const char *path, vt_error *e);
 
 #endif

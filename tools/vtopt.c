@@ -74,7 +74,11 @@ static const char *usage =
     "  --max-memory SIZE      with -o FILE.so or --jit: refuse a model whose weights or planned\n"
     "                         activation arena (or both together) exceed SIZE (512M, 2G, bytes;\n"
     "                         'none': no limit); default: this machine's physical memory\n"
-    "  -o FILE.ptx            the GPU path: not built yet\n"
+    "  --target cpu|cuda      with -o FILE.so: the CPU (default) or the GPU path (NVPTX kernels, run\n"
+    "                         through the CUDA driver libcuda.so.1 loaded at create; no CUDA toolkit\n"
+    "                         needed at run time); ops without a GPU kernel are refused by name\n"
+    "  --gpu sm_80|sm_90      with --target cuda: the GPU architecture (default sm_80)\n"
+    "  -o FILE.ptx            the PTX of the GPU path's kernels (implies --target cuda)\n"
     "  --pass=LIST            graph rewrites (pipeline syntax and passes below; repeatable: the lists\n"
     "                         run in order); canonicalisation runs first unless --no-canonicalize\n"
     "  --no-canonicalize      do not run the canonical passes (fuse-attention) first\n"
@@ -94,7 +98,7 @@ typedef struct opts {
   const char *model;
   bool run, random_inputs, print_ir, quiet, ir_text, jit, portable;
   int opt_level;
-  const char *dump_llvm, *tag, *cpu, *cpu_features;
+  const char *dump_llvm, *tag, *cpu, *cpu_features, *target, *gpu;
   int64_t max_memory;        /* --max-memory: bytes; 0 the machine's memory; -1 no limit */
   uint64_t seed;
   int threads, runs;
@@ -175,6 +179,8 @@ static int parse_args(int argc, char **argv, int start, opts *o) {
     else if (!strcmp(a, "--dump-llvm")) { NEED_ARG(); o->dump_llvm = next; }
     else if (!strcmp(a, "--cpu")) { NEED_ARG(); o->cpu = next; }
     else if (!strcmp(a, "--cpu-features")) { NEED_ARG(); o->cpu_features = next; }
+    else if (!strcmp(a, "--target")) { NEED_ARG(); o->target = next; }
+    else if (!strcmp(a, "--gpu")) { NEED_ARG(); o->gpu = next; }
     else if (!strcmp(a, "--tag")) { NEED_ARG(); o->tag = next; }
     else if (!strcmp(a, "--max-memory")) {
       NEED_ARG();
@@ -349,7 +355,7 @@ static int load_model(const opts *o, vt_graph **gp, bool with_passes, vt_error *
    * pins from the inputs it runs on) */
   vt_tensor pin_src[MAX_ITEMS];
   int n_src = 0;
-  bool to_so = o->out_file && ends_with(o->out_file, ".so");
+  bool to_so = o->out_file && (ends_with(o->out_file, ".so") || ends_with(o->out_file, ".ptx"));
   const vt_graph *g = *gp;
   for (int k = 0; to_so && k < o->n_inputs && rc == VT_OK; k++) {
     int32_t in = -1;
@@ -729,16 +735,24 @@ static int cmd_main(opts *o) {
   if (!o->model) return cli_usage_error("%s", "no model given");
   if (ends_with(o->model, ".so")) return cmd_run_so(o);
   bool so = o->out_file && ends_with(o->out_file, ".so");
+  bool ptx = o->out_file && ends_with(o->out_file, ".ptx");
+  if (o->target && strcmp(o->target, "cpu") && strcmp(o->target, "cuda"))
+    return cli_usage_error("--target %s: unknown target (cpu or cuda)", o->target);
+  bool cuda = (o->target && !strcmp(o->target, "cuda")) || ptx;
+  if (ptx && o->target && strcmp(o->target, "cuda"))
+    return cli_usage_error("-o %s: PTX is the GPU path's output (--target cuda), not another --target", o->out_file);
+  if (o->gpu && !cuda) return cli_usage_error("%s", "--gpu applies to --target cuda (or -o FILE.ptx)");
+  if (cuda && (o->cpu || o->cpu_features)) return cli_usage_error("%s", "--cpu and --cpu-features apply to the CPU target, not --target cuda");
+  if (cuda && o->run)
+    return cli_usage_error("%s", "--target cuda: running on the GPU from the compiler is not built (no GPU JIT); "
+                                 "compile with -o FILE.so --target cuda and run the library");
+  if (cuda && !so && !ptx) return cli_usage_error("%s", "--target cuda needs -o FILE.so or -o FILE.ptx");
   if (o->stream_file && !o->run) return cli_usage_error("%s", "--stream needs --run");
   if (o->n_knobs && !o->run) return cli_usage_error("%s", "--knob applies to --run and --stream");
-  if ((o->jit || o->dump_llvm) && !o->run && !so)
-    return cli_usage_error("%s", "--jit and --dump-llvm apply to --run or -o FILE.so");
-  if (o->out_file && !so && !ends_with(o->out_file, ".onnx")) {
-    if (ends_with(o->out_file, ".ptx"))
-      return cli_usage_error("-o %s: PTX output (the GPU path) is not built yet; use -o FILE.so, --run --jit or -o FILE.onnx",
-                             o->out_file);
-    return cli_usage_error("-o %s: unknown output kind (expected .onnx or .so)", o->out_file);
-  }
+  if ((o->jit || o->dump_llvm) && !o->run && !so && !ptx)
+    return cli_usage_error("%s", "--jit and --dump-llvm apply to --run, -o FILE.so or -o FILE.ptx");
+  if (o->out_file && !so && !ptx && !ends_with(o->out_file, ".onnx"))
+    return cli_usage_error("-o %s: unknown output kind (expected .onnx, .so or .ptx)", o->out_file);
   if (o->portable && !(o->out_file && ends_with(o->out_file, ".onnx")))
     return cli_usage_error("%s", "--portable applies to -o FILE.onnx");
   vt_graph *g = NULL;
@@ -761,9 +775,14 @@ static int cmd_main(opts *o) {
     }
     vt_cg_options copt = {.opt_level = o->opt_level, .threads = o->threads, .dump_llvm = o->dump_llvm,
                           .stats = o->popts.stats ? stdout : NULL, .cpu = o->cpu, .cpu_features = o->cpu_features,
-                          .max_memory = o->max_memory};
+                          .max_memory = o->max_memory, .target = cuda ? "cuda" : NULL, .gpu = o->gpu};
     rc = vt_cg_emit_so(g, &copt, o->out_file, tag, &e);
-    if (rc == VT_OK && !o->quiet) printf("wrote %s (symbols %s_*)\n", o->out_file, tag);
+    if (rc == VT_OK && !o->quiet) printf("wrote %s (symbols %s_*%s)\n", o->out_file, tag, cuda ? ", CUDA" : "");
+  } else if (rc == VT_OK && ptx) {
+    vt_cg_options copt = {.opt_level = o->opt_level, .dump_llvm = o->dump_llvm, .stats = o->popts.stats ? stdout : NULL,
+                          .target = "cuda", .gpu = o->gpu};
+    rc = vt_cg_emit_ptx(g, &copt, o->out_file, &e);
+    if (rc == VT_OK && !o->quiet) printf("wrote %s (PTX, %s)\n", o->out_file, o->gpu ? o->gpu : "sm_80");
   } else if (rc == VT_OK && o->out_file) {
     if (o->portable) rc = vt_graph_lower_portable(g, &e);
     if (rc == VT_OK) rc = vt_onnx_save(g, o->out_file, &e);
