@@ -83,6 +83,11 @@ static int value_slot(gpu_emit *x, int32_t v) {
     if (g->inputs[i] == v) s = new_slot(x, VT_GS_INPUT, i, bytes);
   for (int32_t i = 0; i < g->n_outputs && s < 0; i++)
     if (g->outputs[i] == v) s = new_slot(x, VT_GS_OUTPUT, i, bytes);
+  if (s >= 0 && val->rank <= 8) {   /* the ABI's tensor description of an input / output */
+    x->slots[s].dtype = (int32_t)val->dtype;
+    x->slots[s].rank = val->rank;
+    for (int32_t d = 0; d < val->rank; d++) x->slots[s].dims[d] = val->dims[d];
+  }
   if (s < 0 && cg_is_const(g, v) && val->cdata && val->cdata->data)
     s = const_slot(x, val->cdata->data, vt_tensor_nbytes(val->cdata));
   if (s < 0 && c->alias_of && c->alias_of[v] >= 0 && c->alias_of[v] != v) {

@@ -20,6 +20,8 @@ typedef struct vt_gpu_slot {
   int32_t kind, index;     /* INPUT / OUTPUT: graph input / output number; ALIAS: the slot aliased */
   int64_t bytes;           /* device bytes (ALIAS: 0) */
   int64_t data_off;        /* CONST: offset of its bytes in the plan's constant data */
+  int32_t dtype, rank;     /* INPUT / OUTPUT: ONNX dtype number and dims (checked / given by run) */
+  int64_t dims[8];
 } vt_gpu_slot;
 
 typedef struct vt_gpu_launch {
