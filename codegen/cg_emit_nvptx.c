@@ -31,9 +31,9 @@ typedef struct gpu_emit {
   unsigned char *data; size_t n_data, cap_data;
   vt_gpu_launch *launches; int n_launches, cap_launches;
   LLVMTypeRef t_gptr, ft_kern, ft_epi;       /* ptr addrspace(1); void(ptr addrspace(1)); epilogue */
-  LLVMValueRef f_rows, f_perm, f_copy, f_gemm;
-  LLVMTypeRef ft_rows, ft_perm, ft_copy, ft_gemm;
-  int n_kern[5];                             /* gemm, elementwise, row, copy/perm, views */
+  LLVMValueRef f_rows, f_perm, f_copy, f_gemm, f_copy_rows, f_conv, f_attn;
+  LLVMTypeRef ft_rows, ft_perm, ft_copy, ft_gemm, ft_copy_rows, ft_conv, ft_attn;
+  int n_kern[7];                             /* gemm, elementwise, row, copy/perm/blocks, views, conv, attention */
 } gpu_emit;
 
 static int new_slot(gpu_emit *x, int kind, int32_t index, int64_t bytes) {
@@ -355,14 +355,96 @@ static int emit_gemm(gpu_emit *x, int gi) {
   return add_launch(x, name, (G->N + 63) / 64, (G->M + 63) / 64, gi);
 }
 
+/* BLOCKS: one launch per row-strided copy (in order: a later copy may read an earlier one's output) */
+static int emit_blocks(gpu_emit *x, int gi) {
+  cg *c = x->c;
+  cg_group *G = &c->groups[gi];
+  LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx);
+  for (int i = 0; i < G->n_copies; i++) {
+    const cg_copy *cp = &G->copies[i];
+    if (cp->rows <= 0 || cp->bytes <= 0) continue;
+    char name[48];
+    snprintf(name, sizeof name, "vt_gpu_blocks_%d_%d", gi, i);
+    LLVMValueRef k = begin_kernel(x, name), tbl = LLVMGetParam(k, 0);
+    LLVMValueRef src = tbl_ptr(x, tbl, cp->sblob >= 0 ? blob_slot(x, cp->sblob) : value_slot(x, cp->src));
+    LLVMValueRef dst = tbl_ptr(x, tbl, value_slot(x, cp->dst));
+    LLVMValueRef so = cg_ci64(c, cp->soff), dof = cg_ci64(c, cp->doff);
+    src = LLVMBuildInBoundsGEP2(c->b, i8, src, &so, 1, "");
+    dst = LLVMBuildInBoundsGEP2(c->b, i8, dst, &dof, 1, "");
+    LLVMValueRef a[6] = {generic(x, dst), generic(x, src), cg_ci64(c, cp->rows), cg_ci64(c, cp->bytes),
+                         cg_ci64(c, cp->dstride), cg_ci64(c, cp->sstride)};
+    LLVMBuildCall2(c->b, x->ft_copy_rows, x->f_copy_rows, a, 6, "");
+    LLVMBuildRetVoid(c->b);
+    x->n_kern[3]++;
+    int64_t blocks = (cp->rows * cp->bytes / 4 + VT_GPU_THREADS - 1) / VT_GPU_THREADS;
+    if (add_launch(x, name, blocks > 65535 ? 65535 : blocks, 1, gi)) return -1;
+  }
+  return 0;
+}
+
+/* CONV: direct convolution over the raw constant weights (the node's W [Cout, C, kh, kw]) */
+static int emit_conv(gpu_emit *x, int gi) {
+  cg *c = x->c;
+  cg_group *G = &c->groups[gi];
+  const vt_node *n = &c->g->nodes[G->seed];
+  char name[48];
+  snprintf(name, sizeof name, "vt_gpu_conv_%d", gi);
+  LLVMValueRef k = begin_kernel(x, name), tbl = LLVMGetParam(k, 0);
+  const int64_t *cv = G->conv;
+  int64_t Nb = c->g->values[G->src].dims[0];
+  LLVMValueRef a[19] = {generic(x, tbl_ptr(x, tbl, value_slot(x, G->src))), generic(x, tbl_ptr(x, tbl, value_slot(x, n->in[1]))),
+                        G->gblob >= 0 ? generic(x, tbl_ptr(x, tbl, blob_slot(x, G->gblob))) : LLVMConstPointerNull(c->t_ptr),
+                        generic(x, tbl_ptr(x, tbl, value_slot(x, G->out))), cg_ci64(c, Nb), cg_ci64(c, G->N)};
+  for (int i = 0; i < 13; i++) a[6 + i] = cg_ci64(c, cv[i]);
+  LLVMBuildCall2(c->b, x->ft_conv, x->f_conv, a, 19, "");
+  LLVMBuildRetVoid(c->b);
+  x->n_kern[5]++;
+  int64_t blocks = (G->total + VT_GPU_THREADS - 1) / VT_GPU_THREADS;
+  return add_launch(x, name, blocks > 65535 ? 65535 : blocks, 1, gi);
+}
+
+/* ATTN: input k of the group as a generic pointer (its constant, its buffer + offset, or null) */
+static LLVMValueRef attn_arg(gpu_emit *x, const cg_group *G, LLVMValueRef tbl, int k) {
+  cg *c = x->c;
+  if (G->att_v[k] < 0) return LLVMConstPointerNull(c->t_ptr);
+  LLVMValueRef p = tbl_ptr(x, tbl, G->att_blob[k] >= 0 ? blob_slot(x, G->att_blob[k]) : value_slot(x, G->att_v[k]));
+  if (k < 3 && G->att_off[k] && G->att_blob[k] < 0) {
+    LLVMValueRef o = cg_ci64(c, G->att_off[k]);
+    p = LLVMBuildInBoundsGEP2(c->b, c->t_f32, p, &o, 1, "");
+  }
+  return generic(x, p);
+}
+
+static int emit_attn(gpu_emit *x, int gi) {
+  cg *c = x->c;
+  cg_group *G = &c->groups[gi];
+  char name[48];
+  snprintf(name, sizeof name, "vt_gpu_attn_%d", gi);
+  int64_t per_b = G->aH * G->aNq * G->aDv;
+  int64_t B = per_b ? cg_val_numel(&c->g->values[G->out]) / per_b : 0;
+  LLVMValueRef k = begin_kernel(x, name), tbl = LLVMGetParam(k, 0);
+  LLVMValueRef a[24] = {attn_arg(x, G, tbl, 0), attn_arg(x, G, tbl, 1), attn_arg(x, G, tbl, 2),
+                        generic(x, tbl_ptr(x, tbl, value_slot(x, G->out))), attn_arg(x, G, tbl, 3), attn_arg(x, G, tbl, 4),
+                        generic(x, tbl_ptr(x, tbl, blob_slot(x, G->gblob))), attn_arg(x, G, tbl, 5),
+                        cg_ci64(c, G->kb_b), cg_ci64(c, G->kb_h), attn_arg(x, G, tbl, 6), attn_arg(x, G, tbl, 7),
+                        cg_ci64(c, G->aKw ? G->aKw : 1), cg_ci64(c, B), cg_ci64(c, G->aH), cg_ci64(c, G->aHkv),
+                        cg_ci64(c, G->aNq), cg_ci64(c, G->aNk), cg_ci64(c, G->aDh), cg_ci64(c, G->aDv),
+                        LLVMConstReal(c->t_f32, G->scale), ci32(c, G->causal)};
+  LLVMBuildCall2(c->b, x->ft_attn, x->f_attn, a, 22, "");
+  LLVMBuildRetVoid(c->b);
+  x->n_kern[6]++;
+  int64_t rows = B * G->aH * G->aNq, wpb = VT_GPU_THREADS / 32;
+  int64_t blocks = (rows + wpb - 1) / wpb;
+  return add_launch(x, name, blocks > 65535 ? 65535 : blocks, 1, gi);
+}
+
 /* ---------- refusals ------------------------------------------------------------------------------ */
 static const char *gpu_refusal(const cg *c, const cg_group *G) {
   switch (G->kind) {
   case G_FALLBACK: return "no GPU kernel (a host node on the CPU path)";
-  case G_ATTN: return "fused attention has no GPU kernel yet";
-  case G_ABSORBED: return "a layout node absorbed by fused attention (no GPU attention kernel yet)";
-  case G_CONV: return "Conv has no GPU kernel yet";
-  case G_BLOCKS: return "row-block layout copies (Split / Slice / Concat) have no GPU kernel yet";
+  case G_ATTN:
+    if (G->aDh > 256 || G->aDv > 256) return "attention head dims above 256 have no GPU kernel yet";
+    break;
   default: break;
   }
   if (G->dref >= 0) return "run-time dims (a gated token count) are not supported by the GPU path yet";
@@ -390,8 +472,22 @@ static int check_supported(cg *c) {
     }
   }
   if (!bad) return VT_OK;
-  return vt_errorf(c->e, VT_ERR_MODEL, "%s: --target cuda refuses %d node%s (they would have to run on the host):%s%s",
-                   g->path, bad, bad > 1 ? "s" : "", msg, bad > 8 ? "; ..." : "");
+  char ops[300] = "";   /* the distinct ops refused */
+  size_t no = 0;
+  for (int gi = 0; gi < c->n_groups; gi++) {
+    if (!gpu_refusal(c, &c->groups[gi])) continue;
+    for (int i = 0; i < c->groups[gi].n_nodes; i++) {
+      const char *op = vt_ops[g->nodes[c->groups[gi].nodes[i]].op].name;
+      char key[40];
+      snprintf(key, sizeof key, " %s,", op);
+      char padded[304];
+      snprintf(padded, sizeof padded, " %s", ops);
+      if (!strstr(padded, key) && no + strlen(op) + 3 < sizeof ops) no += (size_t)snprintf(ops + no, sizeof ops - no, "%s, ", op);
+    }
+  }
+  if (no >= 2) ops[no - 2] = 0;
+  return vt_errorf(c->e, VT_ERR_MODEL, "%s: --target cuda refuses %d node%s (ops without a GPU kernel: %s; they would have to "
+                   "run on the host):%s%s", g->path, bad, bad > 1 ? "s" : "", ops, msg, bad > 8 ? "; ..." : "");
 }
 
 /* ---------- the module ------------------------------------------------------------------------- */
@@ -476,8 +572,11 @@ static int build_gpu_module(gpu_emit *x, const vt_cg_options *opt, const char *g
   x->f_perm = lib_fn(c, "vt_gk_perm", &x->ft_perm);
   x->f_copy = lib_fn(c, "vt_gk_copy", &x->ft_copy);
   x->f_gemm = lib_fn(c, "vt_gk_gemm", &x->ft_gemm);
+  x->f_copy_rows = lib_fn(c, "vt_gk_copy_rows", &x->ft_copy_rows);
+  x->f_conv = lib_fn(c, "vt_gk_conv", &x->ft_conv);
+  x->f_attn = lib_fn(c, "vt_gk_attention", &x->ft_attn);
   if (!c->f_exp || !c->f_log || !c->f_erf || !c->f_tanh || !c->f_sigmoid || !c->f_sqrt || !c->f_fabs || !x->f_rows ||
-      !x->f_perm || !x->f_copy || !x->f_gemm) {
+      !x->f_perm || !x->f_copy || !x->f_gemm || !x->f_copy_rows || !x->f_conv || !x->f_attn) {
     rc = vt_errorf(e, VT_ERR_INTERNAL, "the GPU kernel bitcode lacks a body the emitter calls");
     goto done;
   }
@@ -491,6 +590,10 @@ static int build_gpu_module(gpu_emit *x, const vt_cg_options *opt, const char *g
     case G_PERM: rc = emit_perm(x, gi); break;
     case G_COPY: rc = emit_copy(x, gi); break;
     case G_GEMM: rc = emit_gemm(x, gi); break;
+    case G_BLOCKS: rc = emit_blocks(x, gi); break;
+    case G_CONV: rc = emit_conv(x, gi); break;
+    case G_ATTN: rc = emit_attn(x, gi); break;
+    case G_ABSORBED: break;   /* its data movement is the attention kernel's strided reads / writes */
     default: rc = vt_errorf(e, VT_ERR_INTERNAL, "group %d: no GPU kernel (should have been refused)", gi);
     }
     if (rc && !e->code) rc = vt_errorf(e, VT_ERR_MODEL, "out of memory");
@@ -557,10 +660,10 @@ static void print_gpu_stats(const gpu_emit *x, const char *gpu, FILE *f) {
     if (x->slots[s].kind == VT_GS_CONST) { ncon++; con += x->slots[s].bytes; }
     else if (x->slots[s].kind != VT_GS_ALIAS) { nact++; act += x->slots[s].bytes; }
   }
-  fprintf(f, "gpu (%s): %d launches: %d GEMM (fused epilogue), %d elementwise, %d row, %d copy / transpose, %d views; "
-             "%d device buffers (%.1f MB), %d constants (%.1f MB); nothing runs on the host\n",
-          gpu, x->n_launches, x->n_kern[0], x->n_kern[1], x->n_kern[2], x->n_kern[3], x->n_kern[4], nact, act / 1e6, ncon,
-          con / 1e6);
+  fprintf(f, "gpu (%s): %d launches: %d GEMM (fused epilogue), %d attention, %d conv, %d elementwise, %d row, "
+             "%d copy / transpose, %d views; %d device buffers (%.1f MB), %d constants (%.1f MB); nothing runs on the host\n",
+          gpu, x->n_launches, x->n_kern[0], x->n_kern[6], x->n_kern[5], x->n_kern[1], x->n_kern[2], x->n_kern[3], x->n_kern[4],
+          nact, act / 1e6, ncon, con / 1e6);
   for (int i = 0; i < x->n_launches; i++)
     fprintf(f, "  %-28s grid %u x %u, block %u\n", x->launches[i].kernel, x->launches[i].grid_x, x->launches[i].grid_y,
             x->launches[i].block_x);

@@ -196,3 +196,114 @@ INL void vt_gk_gemm(const float *A, const float *B, float *C, int64_t M, int64_t
       }
     }
 }
+
+/* ---------- row-strided byte copies (Concat / Split / Slice blocks) --------------------------- */
+/* dst + r * dstride <- src + r * sstride, `bytes` per row, rows r in [0, rows); grid-stride over
+ * the bytes (words where every offset allows). */
+INL void vt_gk_copy_rows(char *dst, const char *src, int64_t rows, int64_t bytes, int64_t dstride, int64_t sstride) {
+  int64_t step = (int64_t)ntid_x() * nctaid_x();
+  int64_t i0 = (int64_t)ctaid_x() * ntid_x() + tid_x();
+  if (((uintptr_t)src | (uintptr_t)dst | (uint64_t)bytes | (uint64_t)dstride | (uint64_t)sstride) % 4 == 0) {
+    int64_t w = bytes / 4;
+    for (int64_t i = i0; i < rows * w; i += step) {
+      int64_t r = i / w, k = i % w;
+      ((int32_t *)(dst + r * dstride))[k] = ((const int32_t *)(src + r * sstride))[k];
+    }
+  } else {
+    for (int64_t i = i0; i < rows * bytes; i += step) {
+      int64_t r = i / bytes, k = i % bytes;
+      dst[r * dstride + k] = src[r * sstride + k];
+    }
+  }
+}
+
+/* ---------- Conv (2-D, NCHW, group 1): one output element per thread, grid-stride ------------ */
+/* y[n, o, oh, ow] = bias[o] + sum over c, i, j of x[n, c, oh * sh - ph + i * dh, ow * sw - pw + j * dw]
+ * * w[o, c, i, j] (zero padding). */
+INL void vt_gk_conv(const float *x, const float *w, const float *bias, float *y, int64_t Nb, int64_t Cout, int64_t C,
+                    int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                    int64_t dh, int64_t dw, int64_t ph, int64_t pw) {
+  int64_t total = Nb * Cout * OH * OW, step = (int64_t)ntid_x() * nctaid_x();
+  for (int64_t e = (int64_t)ctaid_x() * ntid_x() + tid_x(); e < total; e += step) {
+    int64_t ow = e % OW, oh = (e / OW) % OH, o = (e / (OW * OH)) % Cout, n = e / (OW * OH * Cout);
+    float acc = bias ? bias[o] : 0.0f;
+    for (int64_t c = 0; c < C; c++) {
+      const float *xc = x + (n * C + c) * H * W;
+      const float *wc = w + (o * C + c) * kh * kw;
+      for (int64_t i = 0; i < kh; i++) {
+        int64_t ih = oh * sh - ph + i * dh;
+        if (ih < 0 || ih >= H) continue;
+        for (int64_t j = 0; j < kw; j++) {
+          int64_t iw = ow * sw - pw + j * dw;
+          if (iw >= 0 && iw < W) acc = __builtin_fmaf(xc[ih * W + iw], wc[i * kw + j], acc);
+        }
+      }
+    }
+    y[e] = acc;
+  }
+}
+
+/* ---------- fused attention (ai.vtopt.Attention): one warp per query row, online softmax ----------
+ * The CPU kernel's contract (codegen/kernels/cg_kernels.c vt_cgk_attention): out = softmax(scale *
+ * Q.K^T + mask + rel + key_bias [+ causal]) . V over strided Q, K, V, out views (mstr[12..23]),
+ * masks at mstr[0..3], decomposed rel bias at mstr[4..11], GQA (head h reads K/V head h / (H /
+ * Hkv)); rows that see no key come out zero. Each warp walks the keys once, keeping the running
+ * max, sum and its share of the output row (lane d, d + 32, ...: Dh, Dv <= 256) in registers. */
+#define ATT_DL 8   /* dims per lane: 256 / 32 */
+INL void vt_gk_attention(const float *Q, const float *K, const float *V, float *out, const float *mask,
+                         const unsigned char *bmask, const int64_t *mstr, const float *kbias, int64_t kb_b, int64_t kb_h,
+                         const float *brow, const float *bcol, int64_t kw, int64_t B, int64_t H, int64_t Hkv, int64_t Nq,
+                         int64_t Nk, int64_t Dh, int64_t Dv, float scale, int causal) {
+  int lane = tid_x() & 31;
+  int64_t warps = (int64_t)(ntid_x() >> 5) * nctaid_x();
+  int64_t group = H / Hkv;
+  for (int64_t row = (int64_t)ctaid_x() * (ntid_x() >> 5) + (tid_x() >> 5); row < B * H * Nq; row += warps) {
+    int64_t i = row % Nq, h = (row / Nq) % H, b = row / (Nq * H), hk = h / group;
+    const float *q = Q + b * mstr[12] + h * mstr[13] + i * mstr[14];
+    const float *k = K + b * mstr[15] + hk * mstr[16];
+    const float *v = V + b * mstr[18] + hk * mstr[19];
+    float *o = out + b * mstr[21] + h * mstr[22] + i * mstr[23];
+    const float *kb = kbias ? kbias + b * kb_b + h * kb_h : 0;
+    float qv[ATT_DL], acc[ATT_DL];
+    for (int t = 0; t < ATT_DL; t++) {
+      int64_t d = lane + 32 * t;
+      qv[t] = d < Dh ? q[d] : 0.0f;
+      acc[t] = 0.0f;
+    }
+    float m = -__builtin_inff(), l = 0.0f;
+    int64_t lastj = causal ? i + (Nk - Nq) : Nk - 1;
+    if (lastj > Nk - 1) lastj = Nk - 1;
+    int64_t moff = b * mstr[0] + h * mstr[1] + i * mstr[2];
+    for (int64_t j = 0; j <= lastj; j++) {
+      const float *kj = k + j * mstr[17];
+      float s = 0.0f;
+      for (int t = 0; t < ATT_DL; t++) {
+        int64_t d = lane + 32 * t;
+        if (d < Dh) s = __builtin_fmaf(qv[t], kj[d], s);
+      }
+      for (int off = 16; off > 0; off >>= 1) s += __nvvm_shfl_sync_bfly_f32(0xffffffffu, s, off, 31);
+      float x = s * scale;
+      if (mask) x += mask[moff + j * mstr[3]];
+      if (bmask && !bmask[moff + j * mstr[3]]) x = -__builtin_inff();
+      if (brow) x += brow[b * mstr[4] + h * mstr[5] + i * mstr[6] + (j / kw) * mstr[7]] +
+                     bcol[b * mstr[8] + h * mstr[9] + i * mstr[10] + (j % kw) * mstr[11]];
+      if (kb) x += kb[j];
+      if (x == -__builtin_inff()) continue;
+      float mn = x > m ? x : m;
+      float corr = m == -__builtin_inff() ? 0.0f : vt_gk_exp(m - mn);
+      float p = vt_gk_exp(x - mn);
+      l = l * corr + p;
+      const float *vj = v + j * mstr[20];
+      for (int t = 0; t < ATT_DL; t++) {
+        int64_t d = lane + 32 * t;
+        acc[t] = acc[t] * corr + (d < Dv ? p * vj[d] : 0.0f);
+      }
+      m = mn;
+    }
+    float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int t = 0; t < ATT_DL; t++) {
+      int64_t d = lane + 32 * t;
+      if (d < Dv) o[d] = acc[t] * inv;
+    }
+  }
+}

@@ -63,6 +63,17 @@ def main(out):
     nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1, 3]),
              helper.make_node("Relu", ["t"], ["r"]), helper.make_node("Transpose", ["r"], ["out"], perm=[3, 1, 2, 0])]
     save(out, "gpu_layout", nodes, [("x", [2, 5, 7, 9])], ["out"], [])
+    # Conv (bias, stride 2, padding, dilation 1) and a Concat (row-block copies)
+    nodes = [helper.make_node("Conv", ["x", "w", "cb"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             helper.make_node("Concat", ["y", "y2"], ["out"], axis=1)]
+    save(out, "gpu_conv", nodes, [("x", [2, 5, 13, 11]), ("y2", [2, 3, 7, 6])], ["out"],
+         [const("w", rng.standard_normal((8, 5, 3, 3)) * 0.2), const("cb", rng.standard_normal(8))])
+    # attention (fused by fuse-attention into ai.vtopt.Attention): softmax(Q K^T * s + mask) V
+    nodes = [helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]), helper.make_node("MatMul", ["q", "kt"], ["s"]),
+             helper.make_node("Mul", ["s", "scale"], ["ss"]), helper.make_node("Add", ["ss", "mask"], ["sm"]),
+             helper.make_node("Softmax", ["sm"], ["p"], axis=-1), helper.make_node("MatMul", ["p", "v"], ["out"])]
+    save(out, "gpu_attn", nodes, [("q", [2, 3, 37, 40]), ("k", [2, 3, 45, 40]), ("v", [2, 3, 45, 24])], ["out"],
+         [const("scale", 1.0 / np.sqrt(40.0)), const("mask", rng.standard_normal((1, 1, 37, 45)))])
     # an op without a GPU kernel (refused by name by --target cuda; not a kernel case)
     nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Cos", ["r"], ["out"])]
     save(out, "gpu_refused", nodes, [("x", [4, 8])], ["out"], [])

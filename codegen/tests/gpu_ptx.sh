@@ -1,7 +1,7 @@
 #!/bin/sh
 # gpu_ptx.sh VTOPT SRC OUTDIR — the GPU path's PTX (issue 16): every kernel kind (gpu_cases.py:
 # elementwise chain with broadcasts, row kernels, GEMM with epilogue and LayerNorm prologue,
-# transposes) compiled with -o FILE.ptx for sm_80 and sm_90 and assembled by ptxas; the kernels
+# transposes, Conv, Concat row blocks, fused attention) compiled with -o FILE.ptx for sm_80 and sm_90 and assembled by ptxas; the kernels
 # expected per case are present; --dump-llvm shows the kernel IR (addrspace(1), sreg intrinsics,
 # nvvm.annotations); an op without a GPU kernel, a bad --gpu and --target cuda --run are refused
 # (exit 2, named). Skips (exit 77) where /usr/local/cuda/bin/ptxas (or PTXAS) is absent.
@@ -34,6 +34,8 @@ check_case gpu_ew vt_gpu_ew_
 check_case gpu_rows vt_gpu_row_
 check_case gpu_gemm vt_gpu_gemm_ln_ vt_gpu_gemm_
 check_case gpu_layout vt_gpu_perm_ vt_gpu_ew_
+check_case gpu_conv vt_gpu_conv_ vt_gpu_blocks_
+check_case gpu_attn vt_gpu_attn_
 # the elementwise chain is one kernel (fused), the GEMM epilogue is inlined (no calls left)
 [ "$(grep -c '^\.visible \.entry' gpu_ew.sm_80.ptx)" = 1 ] || { echo "FAIL: gpu_ew is not one fused kernel"; fail=1; }
 if grep -q "call" gpu_gemm.sm_80.ptx; then echo "FAIL: gpu_gemm's PTX still calls its epilogue"; fail=1; fi

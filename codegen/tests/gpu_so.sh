@@ -7,7 +7,7 @@ VTOPT=$1; SRC=$2; OUT=$3; TEST=$4; FAKE=$5
 rm -rf "$OUT"; mkdir -p "$OUT"; cd "$OUT" || exit 1
 /usr/bin/python3 "$SRC/codegen/tests/gpu_cases.py" . || { echo "FAIL: gpu_cases.py"; exit 1; }
 fail=0
-for m in gpu_gemm gpu_rows gpu_ew gpu_layout; do
+for m in gpu_gemm gpu_rows gpu_ew gpu_layout gpu_conv gpu_attn; do
   ins=""; args=""
   for f in $m.in.*.npy; do n=${f#$m.in.}; args="$args --input ${n%.npy}=$f"; ins="$ins $f"; done
   if ! "$VTOPT" $m.onnx $args -o $m.so --target cuda -q > $m.log 2>&1; then echo "FAIL: $m -o $m.so --target cuda:"; cat $m.log; fail=1; continue; fi
