@@ -7,7 +7,10 @@
  *   VTOPT_FAKE_CUDA_DEVICES=N   devices reported (default 1)
  *   VTOPT_FAKE_CUDA_CC=80       compute capability (major * 10 + minor, default 80)
  *   VTOPT_FAKE_CUDA_FAIL=NAME[:K]  the K-th call (default 1st) of entry point NAME returns error 999
+ *   VTOPT_FAKE_CUDA_EXEC=LIB.so  executes the kernels: LIB.so is the module built for x86 with the
+ *                               emulator (gpu_emu.c, gpu_exec.sh); each kernel is its symbol there
  * Bad pointers are counted (fake_cuda_bad) and reported on stderr. */
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +20,8 @@ typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
 
 typedef struct alloc { char *p; size_t n; struct alloc *next; } alloc;
-typedef struct fmod { char *ptx; struct fmod *next; } fmod;
-typedef struct ffn { char name[64]; fmod *m; } ffn;
+typedef struct fmod { char *ptx; void *exec; struct fmod *next; } fmod;
+typedef struct ffn { char name[64]; fmod *m; void (*kernel)(void *); } ffn;
 
 static alloc *allocs;
 static int n_allocs, n_modules, n_streams, ctx_refs, n_launches, n_bad, n_fns, inited;
@@ -97,6 +100,13 @@ CUresult cuModuleLoadData(void **m, const void *img) {
   if (!ptx || !strstr(ptx, ".version") || !strstr(ptx, ".target") || !ctx_refs) { bad("cuModuleLoadData: not PTX or no context"); return 218; }
   fmod *fm = calloc(1, sizeof *fm);
   if (!fm || !(fm->ptx = strdup(ptx))) { free(fm); return 2; }
+  const char *ex = getenv("VTOPT_FAKE_CUDA_EXEC");
+  if (ex && *ex && !(fm->exec = dlopen(ex, RTLD_NOW | RTLD_LOCAL))) {
+    fprintf(stderr, "fake cuda: cannot load %s: %s\n", ex, dlerror());
+    free(fm->ptx);
+    free(fm);
+    return 218;
+  }
   n_modules++;
   *m = fm;
   return 0;
@@ -106,6 +116,7 @@ CUresult cuModuleUnload(void *m) {
   if (!fm) { bad("cuModuleUnload(NULL)"); return 400; }
   for (int i = 0; i < n_fns; i++)
     if (fns[i].m == fm) fns[i].m = NULL;
+  if (fm->exec) dlclose(fm->exec);
   free(fm->ptx);
   free(fm);
   n_modules--;
@@ -120,6 +131,8 @@ CUresult cuModuleGetFunction(void **f, void *m, const char *name) {
   if (n_fns == 4096) return 2;
   snprintf(fns[n_fns].name, sizeof fns[n_fns].name, "%s", name);
   fns[n_fns].m = fm;
+  fns[n_fns].kernel = fm->exec ? (void (*)(void *))dlsym(fm->exec, name) : NULL;
+  if (fm->exec && !fns[n_fns].kernel) { bad("cuModuleGetFunction: the execution library lacks the kernel"); return 500; }
   *f = &fns[n_fns++];
   return 0;
 }
@@ -189,6 +202,11 @@ CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned
   for (size_t i = 0; i < a->n / 8; i++)
     if (!find(((CUdeviceptr *)a->p)[i], 1)) { bad("cuLaunchKernel: a table entry is not a live device pointer"); return 1; }
   n_launches++;
+  if (fn->kernel) {   /* execute it on the emulator (the kernel's one parameter: the table address) */
+    int (*launch)(void (*)(void *), unsigned, unsigned, unsigned, void *) =
+        (int (*)(void (*)(void *), unsigned, unsigned, unsigned, void *))dlsym(fn->m->exec, "vt_emu_launch");
+    if (!launch || launch(fn->kernel, gx, gy, bx, (void *)(uintptr_t)tbl)) { bad("cuLaunchKernel: emulation failed"); return 1; }
+  }
   return 0;
 }
 CUresult cuGetErrorString(CUresult r, const char **s) {
