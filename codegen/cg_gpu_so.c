@@ -5,8 +5,10 @@
 #include "cg_internal.h"
 #include "cg_gpu.h"
 #include "gpu/gpu_plan.h"
+#include "so_format.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 static void c_str(FILE *f, const char *s, size_t n) {   /* s as a C string literal */
   fputc('"', f);
@@ -54,6 +56,10 @@ int cg_gpu_emit_so(const vt_graph *g, const vt_cg_options *opt, const char *path
   if (!valid_tag(tag)) return vt_errorf(e, VT_ERR_MODEL, "tag '%s' is not a C identifier (at most 64 characters)", tag ? tag : "");
   if (strchr(path, '"') || strchr(path, '\'') || strchr(path, '\n') || strlen(path) > 3000)
     return vt_errorf(e, VT_ERR_MODEL, "%s: a CUDA fast.so path may not contain quotes or newlines", path);
+  /* the host runtime library is found in this vtopt's build tree only (not installed yet) */
+  if (access(VT_CG_GPU_SO_LIBS, R_OK) != 0)
+    return vt_errorf(e, VT_ERR_MODEL, "%s: --target cuda needs the CUDA host runtime %s, which this vtopt does not have "
+                     "(the GPU path runs from a build tree only so far)", path, VT_CG_GPU_SO_LIBS);
   unsigned char *plan = NULL;
   size_t plan_len = 0;
   int rc = cg_gpu_compile(g, opt, &plan, &plan_len, e);
