@@ -3,6 +3,7 @@
 #include "passes_internal.h"
 #include "httm.h"
 #include "eventful.h"
+#include "topk.h"
 
 #include <errno.h>
 #include <math.h>
@@ -54,6 +55,7 @@ static const vt_pass_info registry[] = {
     /* end tome */
     VT_HTTM_PASS_INFO,
     VT_EVENTFUL_PASS_INFO,
+    VT_TOPK_PASS_INFO,
 };
 #define N_PASSES ((int)(sizeof registry / sizeof registry[0]))
 

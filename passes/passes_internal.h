@@ -30,4 +30,19 @@ int32_t vt_rw_squeeze_into(vt_graph *g, int32_t x, int64_t axis, int32_t out, co
 /* Scalar value of a constant with one element (any float/int dtype); false if v is not one. */
 bool vt_rw_const_scalar(const vt_graph *g, int32_t v, double *out);
 
+/* Reshape targets that name a token count (tome.c, topk.c). The integer contents of a small int
+ * tensor: its known contents (shape arithmetic) or, for a constant, its data; n = 0 when unknown. */
+typedef struct { int32_t n; vt_dim v[64]; } vt_rw_ints;
+void vt_rw_int_contents(const vt_value *x, vt_rw_ints *o);
+/* Entries of v equal to d; *has_neg1: some entry is -1. */
+int vt_rw_count_dim(const vt_rw_ints *v, vt_dim d, bool *has_neg1);
+/* The entry of Reshape target t that holds the token count n of data input x: the only entry
+ * equal to n, or, when several are, the one at x's first axis of size n provided the target
+ * keeps x's leading dims before it. -1 if none or ambiguous. */
+int32_t vt_rw_token_pos(const vt_value *x, const vt_rw_ints *t, vt_dim n);
+/* Rewrites Reshape node's target so the entry naming n names m (a constant target when all is
+ * known and m constant, else Where(onehot, m or -1, target)); nothing when its data has no dim n or
+ * the target does not name n. New names: <node>/<prefix>_target, _token_axis, _tokens. -1 on OOM. */
+int vt_rw_retarget_reshape(vt_graph *g, int32_t node, vt_dim n, vt_dim m, const char *prefix);
+
 #endif

@@ -98,52 +98,6 @@ static bool node_in_region(const tctx *c, const vt_node *n, bool sd) {
   return false;
 }
 
-/* The integer contents of a small int tensor: its known contents (shape arithmetic) or, for a
- * constant, its data; n = 0 when not known. */
-typedef struct { int32_t n; vt_dim v[64]; } ints;
-static void int_contents(const vt_value *x, ints *o) {
-  o->n = 0;
-  if (x->known && x->nknown > 0 && x->nknown <= 64) {
-    o->n = x->nknown;
-    memcpy(o->v, x->known, (size_t)x->nknown * sizeof *o->v);
-    return;
-  }
-  const vt_tensor *t = (x->flags & VT_VAL_CONST) ? x->cdata : NULL;
-  if (!t || t->rank > 1 || (t->dtype != VT_I64 && t->dtype != VT_I32)) return;
-  int64_t n = vt_tensor_numel(t);
-  if (n < 1 || n > 64) return;
-  for (int64_t i = 0; i < n; i++)
-    o->v[i] = t->dtype == VT_I64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
-  o->n = (int32_t)n;
-}
-
-static int count_dim(const ints *v, vt_dim d, bool *has_neg1) {
-  int cnt = 0;
-  *has_neg1 = false;
-  for (int32_t i = 0; i < v->n; i++) {
-    if (v->v[i] == d) cnt++;
-    if (vt_dim_is_const(v->v[i]) && v->v[i] == -1) *has_neg1 = true;
-  }
-  return cnt;
-}
-
-/* The entry of Reshape target t that holds the token count n of data input x: the only entry
- * equal to n, or, when several are, the one at x's first axis of size n provided the target
- * keeps x's leading dims before it. -1 if none or ambiguous. */
-static int32_t token_pos(const vt_value *x, const ints *t, vt_dim n) {
-  int32_t cnt = 0, pos = -1;
-  for (int32_t i = 0; i < t->n; i++)
-    if (t->v[i] == n) { cnt++; pos = i; }
-  if (cnt <= 1) return pos;
-  int32_t ax = -1;
-  for (int32_t i = 0; i < x->rank && ax < 0; i++)
-    if (x->dims[i] == n) ax = i;
-  if (ax < 0 || ax >= t->n || t->v[ax] != n) return -1;
-  for (int32_t i = 0; i < ax; i++)
-    if (t->v[i] != x->dims[i] && !(vt_dim_is_const(t->v[i]) && t->v[i] == 0)) return -1;
-  return ax;
-}
-
 static bool dims_has(const vt_value *v, vt_dim d) {
   for (int32_t i = 0; i < v->rank; i++)
     if (v->dims[i] == d) return true;
@@ -166,10 +120,10 @@ static bool region_ok(tctx *c, int32_t m, vt_dim n, bool sd, char *why, size_t w
       if (nd->op == VT_OP_Reshape && k == 1) {
         if (!dims_has(&g->values[nd->in[0]], n)) continue;
         bool neg;
-        ints tv;
-        int_contents(uv, &tv);
-        int cnt = count_dim(&tv, n, &neg);
-        int32_t pos = token_pos(&g->values[nd->in[0]], &tv, n);
+        vt_rw_ints tv;
+        vt_rw_int_contents(uv, &tv);
+        int cnt = vt_rw_count_dim(&tv, n, &neg);
+        int32_t pos = vt_rw_token_pos(&g->values[nd->in[0]], &tv, n);
         if ((cnt > 0 && pos < 0) || (cnt == 0 && !neg) || tv.n == 0) {
           snprintf(why, wn, "Reshape '%s': its target %s the token count %s %s", nd->name,
                    tv.n == 0 ? "is unknown, so" : "does not name", nb,
@@ -186,9 +140,9 @@ static bool region_ok(tctx *c, int32_t m, vt_dim n, bool sd, char *why, size_t w
       }
       if (!inside && vt_dtype_is_int(uv->dtype) && nd->op != VT_OP_Gather && nd->op != VT_OP_Reshape) {
         bool neg;
-        ints iv;
-        int_contents(uv, &iv);
-        if (count_dim(&iv, n, &neg) > 0 && nd->op != VT_OP_Concat && nd->op != VT_OP_Unsqueeze &&
+        vt_rw_ints iv;
+        vt_rw_int_contents(uv, &iv);
+        if (vt_rw_count_dim(&iv, n, &neg) > 0 && nd->op != VT_OP_Concat && nd->op != VT_OP_Unsqueeze &&
             nd->op != VT_OP_Squeeze && nd->op != VT_OP_Where && nd->op != VT_OP_Cast && nd->op != VT_OP_Shape) {
           snprintf(why, wn, "node '%s' (%s) takes the token count %s as a constant in '%s'", nd->name,
                    vt_ops[nd->op].name, nb, uv->name);
@@ -206,37 +160,7 @@ static int retarget_reshapes(tctx *c, vt_dim n, vt_dim m, bool sd) {
   int32_t nn = g->n_nodes;
   for (int32_t i = 0; i < nn; i++) {
     if (g->nodes[i].op != VT_OP_Reshape || !node_in_region(c, &g->nodes[i], sd)) continue;
-    int32_t x = g->nodes[i].in[0], t = g->nodes[i].in[1];
-    if (!dims_has(&g->values[x], n)) continue;
-    ints tv;
-    int_contents(&g->values[t], &tv);
-    int32_t len = tv.n, pos = token_pos(&g->values[x], &tv, n);
-    if (pos < 0) continue;   /* the target has a -1 for it (checked by region_ok) */
-    const char *base = g->nodes[i].name;
-    /* every entry known and constant (pinned dims): the new target is a constant, no runtime op */
-    bool all_const = vt_dim_is_const(m) && len <= VT_MAX_RANK;
-    for (int32_t k = 0; k < len && all_const; k++) all_const = vt_dim_is_const(tv.v[k]);
-    if (all_const) {
-      int64_t vals[VT_MAX_RANK];
-      for (int32_t k = 0; k < len; k++) vals[k] = k == pos ? m : tv.v[k];
-      int32_t cv = vt_rw_const_i64(g, base, "tome_target", vals, len);
-      if (cv < 0) return oom(c);
-      g->nodes[i].in[1] = cv;
-      continue;
-    }
-    uint8_t *mask = vt_arena_alloc(&g->arena, (size_t)len);
-    const char *mname = vt_rw_fresh_name(g, base, "tome_token_axis");
-    if (!mask || !mname) return oom(c);
-    mask[pos] = 1;
-    vt_tensor mt = {.dtype = VT_BOOL, .rank = 1, .dims = {len}, .data = mask};
-    int32_t mv = vt_graph_add_const(g, mname, &mt);
-    int64_t nv = vt_dim_is_const(m) ? m : -1;
-    int32_t cv = vt_rw_const_i64(g, base, "tome_tokens", &nv, 1);
-    if (mv < 0 || cv < 0) return oom(c);
-    int32_t in[3] = {mv, cv, t};
-    int32_t w = vt_rw_node1(g, VT_OP_Where, base, "tome_target", 3, in);
-    if (w < 0) return oom(c);
-    g->nodes[i].in[1] = w;
+    if (vt_rw_retarget_reshape(g, i, n, m, "tome")) return oom(c);
   }
   return VT_OK;
 }

@@ -52,6 +52,7 @@ static const struct { int op; const char *name; } knob_table[] = {
   {VT_OP_TokenGate, "eventful.fraction"},
   {VT_OP_TokenGate, "eventful.cut"},
   {VT_OP_TokenGate, "eventful.refresh"},
+  {VT_OP_TopKSelect, "topk.step"},
 };
 
 int vt_graph_knobs(const vt_graph *g, char *buf, size_t n) {
