@@ -224,6 +224,28 @@ static int32_t build_oracle(kctx *c, int32_t x, int32_t xo, int64_t D, const cha
   return xe < 0 ? -1 : node2(g, VT_OP_Div, base, "topk_oracle_score", n2, xe);
 }
 
+int vt_topk_block_values(const vt_graph *g, int32_t *L, int32_t *x_in, int32_t *x_out, int32_t *cond, vt_error *e) {
+  vt_block *bl = NULL;
+  int32_t n = 0;
+  int rc = vt_find_blocks(g, &bl, &n, NULL, e);
+  if (rc) return rc;
+  if (n > VT_TOPK_MAX_LAYERS) n = VT_TOPK_MAX_LAYERS;
+  kctx c = {.g = (vt_graph *)g, .e = e};
+  for (int32_t l = 0; l < n && rc == VT_OK; l++) {
+    x_in[l] = bl[l].x_in;
+    x_out[l] = bl[l].x_out;
+    cond[l] = -1;
+    if (bl[l].x_out < 0) continue;
+    if (marks(&c, bl[l].x_in, bl[l].x_out)) rc = oom(&c);
+    else cond[l] = find_cond(&c, bl[l].x_in);
+  }
+  free(c.desc);
+  free(c.anc);
+  free(bl);
+  *L = n;
+  return rc;
+}
+
 static void add_rule(vt_pass_stats *st, const char *name, int64_t cand, int64_t match) {
   if (!st || st->n_rules >= VT_STATS_MAX_RULES) return;
   st->rules[st->n_rules].name = name;

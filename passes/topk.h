@@ -39,6 +39,11 @@ void vt_topk_routers_free(vt_topk_routers *r);
  * shape = 0 gives a flat table. k_fixed > 0: every pruned entry is min(k_fixed, N). */
 void vt_topk_table(int32_t S, int32_t L, int64_t N, double R, double shape, int64_t k_fixed, float *ts, int64_t *k);
 
+/* The recognised blocks' stream values (input, output: -1 without an MLP residual) and the
+ * conditioning vector the router reads (-1: none), as the pass sees them (at most
+ * VT_TOPK_MAX_LAYERS entries per array). */
+int vt_topk_block_values(const vt_graph *g, int32_t *L, int32_t *x_in, int32_t *x_out, int32_t *cond, vt_error *e);
+
 int vt_pass_topk(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e);
 
 #define VT_TOPK_PASS_INFO                                                                                         \

@@ -29,5 +29,7 @@ void cli_so_close(cli_so *so);
  * callers pin it to 1. */
 const char *cli_stream_frame_symbol(const vt_graph *g, const char *stream_arg);
 int cli_compare_strategies(int argc, char **argv);
+/* `vtopt calibrate`: router weights and retention table for the topk pass (tools/calibrate.c). */
+int cli_calibrate(int argc, char **argv);
 
 #endif

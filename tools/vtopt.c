@@ -32,6 +32,8 @@ static const char *usage =
     "                                          and fidelity against the first (see compare --help)\n"
     "  vtopt target [--cpu NAME] [--cpu-features LIST]\n"
     "                                          the CPU, ISA and features code is built for\n"
+    "  vtopt calibrate MODEL.onnx --pass=topk[:R=0.8,...] --data DIR -o ROUTERS.npz\n"
+    "                                          routers for the topk pass without training (calibrate --help)\n"
     "  vtopt compare-outputs REF.npy GOT.npy [--max-rel-l2 X] [--min-cosine X]\n"
     "                                          agreement metrics; exit 1 if a threshold fails\n"
     "\n"
@@ -896,6 +898,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (!strcmp(cmd, "compare-outputs")) return cmd_compare(argc, argv);
   if (!strcmp(cmd, "compare")) return cli_compare_strategies(argc, argv);
+  if (!strcmp(cmd, "calibrate")) return cli_calibrate(argc, argv);
   if (!strcmp(cmd, "inspect") || !strcmp(cmd, "run")) {
     int rc = parse_args(argc, argv, 2, &o);
     if (rc == 0) {
