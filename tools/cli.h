@@ -31,5 +31,7 @@ const char *cli_stream_frame_symbol(const vt_graph *g, const char *stream_arg);
 int cli_compare_strategies(int argc, char **argv);
 /* `vtopt calibrate`: router weights and retention table for the topk pass (tools/calibrate.c). */
 int cli_calibrate(int argc, char **argv);
+/* `vtopt sample`: DDIM + CFG sampler over a DiT noise predictor (tools/sample.c). */
+int cli_sample(int argc, char **argv);
 
 #endif

@@ -34,6 +34,8 @@ static const char *usage =
     "                                          the CPU, ISA and features code is built for\n"
     "  vtopt calibrate MODEL.onnx --pass=topk[:R=0.8,...] --data DIR -o ROUTERS.npz\n"
     "                                          routers for the topk pass without training (calibrate --help)\n"
+    "  vtopt sample MODEL.onnx|FAST.so [--pass=LIST] [--jit] [--steps S] [--cfg W] [--classes 0,1,...] [-o DIR]\n"
+    "                                          DDIM + classifier-free guidance over a DiT (sample --help)\n"
     "  vtopt compare-outputs REF.npy GOT.npy [--max-rel-l2 X] [--min-cosine X]\n"
     "                                          agreement metrics; exit 1 if a threshold fails\n"
     "\n"
@@ -899,6 +901,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "compare-outputs")) return cmd_compare(argc, argv);
   if (!strcmp(cmd, "compare")) return cli_compare_strategies(argc, argv);
   if (!strcmp(cmd, "calibrate")) return cli_calibrate(argc, argv);
+  if (!strcmp(cmd, "sample")) return cli_sample(argc, argv);
   if (!strcmp(cmd, "inspect") || !strcmp(cmd, "run")) {
     int rc = parse_args(argc, argv, 2, &o);
     if (rc == 0) {
