@@ -324,6 +324,13 @@ int vt_pass_topk(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_err
     memcpy(tt, r.table_t, (size_t)TS * sizeof *tt);
     memcpy(tk, r.table_k, (size_t)TS * L * sizeof *tk);
   }
+  if (!vt_param_int(p, "per_step"))   /* one constant k per block: the mean of its column */
+    for (int32_t l = 0; l < L; l++) {
+      double m = 0;
+      for (int32_t s = 0; s < TS; s++) m += (double)tk[(size_t)s * L + l];
+      int64_t kk = (int64_t)nearbyint(m / TS);
+      for (int32_t s = 0; s < TS; s++) tk[(size_t)s * L + l] = kk < 1 ? 1 : kk > N ? N : kk;
+    }
   if (c.explain) {
     fprintf(c.explain, "  topk: policy=%s, retention table (%s; rows = sampling steps by timestep, columns = blocks):\n",
             pol, own_table ? (kfix > 0 ? "k fixed" : "from R") : rpath);

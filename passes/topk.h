@@ -59,7 +59,7 @@ int vt_pass_topk(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_err
    .run = vt_pass_topk,                                                                                           \
    .exact = false,                                                                                                \
    .canonical = false,                                                                                            \
-   .n_params = 8,                                                                                                 \
+   .n_params = 9,                                                                                                 \
    .params = {{"R", VT_PARAM_FLOAT, "0.8", "global retention target over the pruned blocks (paper: 0.8, 0.6)"},   \
               {"k", VT_PARAM_INT, "0", "keep exactly k tokens in every pruned block and step (k = N: exact); 0: from R"}, \
               {"steps", VT_PARAM_INT, "50", "sampler steps the retention table covers (DDIM timesteps linspace(999,0,steps))"}, \
@@ -68,6 +68,9 @@ int vt_pass_topk(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_err
               {"policy", VT_PARAM_STRING, "router", "router (needs routers=FILE), random, or oracle"},            \
               {"routers", VT_PARAM_STRING, "", "routers file (.npz from vtopt calibrate); its table is used unless R or k is given"}, \
               {"cfg", VT_PARAM_INT, "0", "1: the batch is [cond; uncond]: both halves select with max of their scores"}, \
-              {"seed", VT_PARAM_INT, "0", "policy random: the seed"}}}
+              {"seed", VT_PARAM_INT, "0", "policy random: the seed"},                                             \
+              {"per_step", VT_PARAM_INT, "1",                                                                     \
+               "1: k per (step, block) from the table, chosen at run time; 0: one k per block (the mean of its "  \
+               "column), a constant token count the code generator specialises (all kernels generated)"}}}
 
 #endif
