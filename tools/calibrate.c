@@ -172,8 +172,13 @@ int cli_calibrate(int argc, char **argv) {
         off += snprintf(want + off, sizeof want - (size_t)off, "%s%s", d ? "," : "", d == 0 ? "M" : vt_dim_str(g, v->dims[d], db, 48));
       }
       snprintf(want + off, sizeof want - (size_t)off, "]");
-      rc = vt_errorf(&e, VT_ERR_MODEL, "%s: calibration input '%s' must be %s (dim 0: samples), got %s of rank %d", path,
-                     v->name, want, vt_dtype_name(all[i].dtype), all[i].rank);
+      char got[128];
+      off = snprintf(got, sizeof got, "%s [", vt_dtype_name(all[i].dtype));
+      for (int32_t d = 0; d < all[i].rank; d++)
+        off += snprintf(got + off, sizeof got - (size_t)off, "%s%lld", d ? "," : "", (long long)all[i].dims[d]);
+      snprintf(got + off, sizeof got - (size_t)off, "]");
+      rc = vt_errorf(&e, VT_ERR_MODEL, "%s: calibration input '%s' must be %s (dim 0: samples), got %s", path, v->name,
+                     want, got);
     } else if (M >= 0 && all[i].dims[0] != M) {
       rc = vt_errorf(&e, VT_ERR_MODEL, "%s: %lld samples, the other inputs have %lld", path, (long long)all[i].dims[0], (long long)M);
     }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "frontend.h"
@@ -367,6 +368,74 @@ static void test_bad_routers(void **st) {
   unlink(rpath);
 }
 
+/* ---------- the CLI: sample, calibrate, the JIT ---------- */
+#define VTOPT VT_BINARY_DIR "/vtopt"
+static char out[65536];
+
+static int sh(const char *fmt, ...) {
+  char cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  char full[4200];
+  snprintf(full, sizeof full, "%s 2>&1", cmd);
+  FILE *p = popen(full, "r");
+  assert_non_null(p);
+  size_t n = fread(out, 1, sizeof out - 1, p);
+  out[n] = 0;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void test_cli(void **st) {
+  (void)st;
+  char dir[256];
+  snprintf(dir, sizeof dir, "/tmp/vt_topk_XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  char model[512];
+  snprintf(model, sizeof model, "%s/dit_tiny.onnx", zoo_dir());
+  const char *common = "--steps 4 --classes 1,2,7 --seed 3";
+  /* a dense sampling run, its states as the calibration set */
+  assert_int_equal(sh(VTOPT " sample %s %s -o %s/dense --save-states %s/states", model, common, dir, dir), 0);
+  printf("%s", out);
+  /* k = N over a whole sampling run: the samples equal dense */
+  assert_int_equal(sh(VTOPT " sample %s %s -o %s/k16 --pass=topk:policy=random,k=16,steps=4,cfg=1", model, common, dir), 0);
+  assert_int_equal(sh(VTOPT " compare-outputs %s/dense/samples.npy %s/k16/samples.npy --max-rel-l2 0", dir, dir), 0);
+  /* calibrated routers */
+  assert_int_equal(sh(VTOPT " calibrate %s --pass=topk:R=0.5,steps=4 --data %s/states -o %s/r.npz", model, dir, dir), 0);
+  printf("%s", out);
+  assert_non_null(strstr(out, "block  1 (pair 0): router"));
+  assert_int_equal(sh(VTOPT " sample %s %s -o %s/routed --pass=topk:routers=%s/r.npz,cfg=1", model, common, dir, dir), 0);
+  /* the JIT (TopKSelect/RouteGather/RouteScatter as host kernels in place) agrees with the interpreter */
+  assert_int_equal(sh(VTOPT " sample %s %s -o %s/routed_jit --jit --pass=topk:routers=%s/r.npz,cfg=1", model, common, dir, dir), 0);
+  assert_int_equal(sh(VTOPT " compare-outputs %s/routed/samples.npy %s/routed_jit/samples.npy --max-rel-l2 1e-4", dir, dir), 0);
+  assert_int_not_equal(sh(VTOPT " compare-outputs %s/dense/samples.npy %s/routed/samples.npy --max-rel-l2 1e-6", dir, dir), 0);
+  /* compiled with a constant K: the block's attention is generated code over the K tokens; the
+   * routing ops run the interpreter's kernels in place */
+  assert_int_equal(sh(VTOPT " %s --pass=topk:policy=random,k=8 --dim batch=2 --jit --run --random-inputs --stats", model), 0);
+  assert_non_null(strstr(out, "2 attention"));
+  assert_non_null(strstr(out, "host kernel RouteGather"));
+  /* bad calibration sets: exit 2 naming the file */
+  int64_t xd[4] = {3, 4, 6, 6};
+  vt_tensor t = {0};
+  vt_error e = {0};
+  assert_int_equal(vt_tensor_alloc(&t, VT_F32, 4, xd, &e), VT_OK);
+  char path[512];
+  snprintf(path, sizeof path, "%s/states/x.npy", dir);
+  assert_int_equal(vt_npy_write(path, &t, &e), VT_OK);
+  vt_tensor_free(&t);
+  assert_int_equal(sh(VTOPT " calibrate %s --pass=topk --data %s/states -o %s/r2.npz", model, dir, dir), 2);
+  printf("expected error: %s", out);
+  assert_non_null(strstr(out, path));
+  assert_int_equal(sh(VTOPT " calibrate %s --pass=topk --data %s/nothing -o %s/r2.npz", model, dir, dir), 2);
+  assert_non_null(strstr(out, "nothing/x.npy"));
+  assert_int_equal(sh(VTOPT " sample %s %s --pass=topk:routers=%s/missing.npz", model, common, dir), 2);
+  assert_non_null(strstr(out, "missing.npz"));
+  snprintf(path, sizeof path, "rm -rf %s", dir);
+  assert_int_equal(system(path), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_select),
@@ -374,6 +443,7 @@ int main(void) {
       cmocka_unit_test(test_exact_k_eq_n),
       cmocka_unit_test(test_pruned),
       cmocka_unit_test(test_bad_routers),
+      cmocka_unit_test(test_cli),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
