@@ -318,6 +318,15 @@ static void test_pruned(void **st) {
   assert_true(cosine(&ref[0], &got[0]) >= 0.99);
   vt_tensor_free(&got[0]);
   unload(&m);
+  /* per_step=0: the same table collapsed to one k per block (the column mean): a constant K */
+  load(&m, "dit_tiny");
+  if (apply(&m, "topk:policy=random,R=0.6,steps=4,per_step=0", &e)) fail_msg("%s", e.msg);
+  for (int32_t i = 0; i < m.g->n_nodes; i++)
+    if (m.g->nodes[i].op == VT_OP_TopKSelect) {
+      vt_dim kk = m.g->values[m.g->nodes[i].out[0]].dims[1];
+      assert_true(vt_dim_is_const(kk) && kk >= 8 && kk <= 11);   /* 16 x 0.6 = 9.6 */
+    }
+  unload(&m);
   vt_tensor_free(&ref[0]);
   unload(&d);
 }
