@@ -270,8 +270,11 @@ int vt_pass_topk(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_err
   if (kfix < 0) return vt_errorf(e, VT_ERR_MODEL, "--pass: topk: k must be >= 0, got %lld", (long long)kfix);
   if (S < 1 || S > VT_TOPK_MAX_STEPS)
     return vt_errorf(e, VT_ERR_MODEL, "--pass: topk: steps must be in [1,%d], got %lld", VT_TOPK_MAX_STEPS, (long long)S);
-  if (strcmp(sched, "paper") && strcmp(sched, "flat"))
-    return vt_errorf(e, VT_ERR_MODEL, "--pass: topk: schedule must be paper or flat, got '%s'", sched);
+  if (strcmp(sched, "paper") && strcmp(sched, "flat") && strcmp(sched, "measured"))
+    return vt_errorf(e, VT_ERR_MODEL, "--pass: topk: schedule must be paper, flat or measured, got '%s'", sched);
+  if (!strcmp(sched, "measured") && (!rpath[0] || param_set(p, "R") || param_set(p, "k")))
+    return vt_errorf(e, VT_ERR_MODEL, "--pass: topk: schedule=measured is the table `vtopt calibrate --pass=topk:"
+                     "schedule=measured` writes: give routers=FILE without R or k");
   bool router = !strcmp(pol, "router"), oracle = !strcmp(pol, "oracle");
   if (!router && !oracle && strcmp(pol, "random"))
     return vt_errorf(e, VT_ERR_MODEL, "--pass: topk: policy must be router, random or oracle, got '%s'", pol);

@@ -64,7 +64,8 @@ int vt_pass_topk(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_err
               {"k", VT_PARAM_INT, "0", "keep exactly k tokens in every pruned block and step (k = N: exact); 0: from R"}, \
               {"steps", VT_PARAM_INT, "50", "sampler steps the retention table covers (DDIM timesteps linspace(999,0,steps))"}, \
               {"schedule", VT_PARAM_STRING, "paper",                                                              \
-               "paper (shallow blocks keep more, early noisy steps prune harder) or flat (R everywhere)"},         \
+               "paper (shallow blocks keep more, early noisy steps prune harder), flat (R everywhere), or measured " \
+               "(vtopt calibrate only: from the mean update per step and block)"},         \
               {"policy", VT_PARAM_STRING, "router", "router (needs routers=FILE), random, or oracle"},            \
               {"routers", VT_PARAM_STRING, "", "routers file (.npz from vtopt calibrate); its table is used unless R or k is given"}, \
               {"cfg", VT_PARAM_INT, "0", "1: the batch is [cond; uncond]: both halves select with max of their scores"}, \

@@ -82,6 +82,46 @@ static int cmp_ranked(const void *a, const void *b) {
   return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* schedule=measured: retention r(s, l) = sigmoid(b + log(u(s, l) / u_geo)) from the mean relative
+ * update u of block l at table row s (rows without samples: the block's mean over all rows), b
+ * chosen so the mean over the pruned blocks is R: blocks and steps that change tokens more keep
+ * more of them. */
+static void measured_table(vt_topk_routers *r, const double *usum, const double *ucnt, double R) {
+  int32_t S = r->S, L = r->L;
+  double *u = malloc((size_t)S * L * sizeof *u);
+  if (!u) return;
+  double lg = 0;
+  int n = 0;
+  for (int32_t l = 1; l < L; l++) {
+    double bs = 0, bc = 0;
+    for (int32_t s = 0; s < S; s++) { bs += usum[(size_t)s * L + l]; bc += ucnt[(size_t)s * L + l]; }
+    double bm = bc > 0 ? bs / bc : 1.0;
+    for (int32_t s = 0; s < S; s++) {
+      double c = ucnt[(size_t)s * L + l];
+      u[(size_t)s * L + l] = c > 0 ? usum[(size_t)s * L + l] / c : bm;
+      lg += log(u[(size_t)s * L + l] + 1e-12);
+      n++;
+    }
+  }
+  lg /= n > 0 ? n : 1;
+  double lo = -20, hi = 20, b = 0;
+  for (int it = 0; it < 100; it++) {
+    b = 0.5 * (lo + hi);
+    double m = 0;
+    for (int32_t s = 0; s < S; s++)
+      for (int32_t l = 1; l < L; l++) m += 1.0 / (1.0 + exp(-(b + log(u[(size_t)s * L + l] + 1e-12) - lg)));
+    if (m / n > R) hi = b;
+    else lo = b;
+  }
+  for (int32_t s = 0; s < S; s++)
+    for (int32_t l = 1; l < L; l++) {
+      double rr = 1.0 / (1.0 + exp(-(b + log(u[(size_t)s * L + l] + 1e-12) - lg)));
+      int64_t k = (int64_t)nearbyint(rr * (double)r->N);
+      r->table_k[(size_t)s * L + l] = k < 1 ? 1 : k > r->N ? r->N : k;
+    }
+  free(u);
+}
+
 /* The output slot of value v, made an output when it is not one yet; -1 on OOM. */
 static int32_t output_slot(vt_graph *g, int32_t v) {
   for (int32_t o = 0; o < g->n_outputs; o++)
@@ -94,7 +134,9 @@ static const char *calib_usage =
     "                       [--batch B] [--threads N] [--seed S]\n"
     "  DIR holds one NAME.npy per graph input (dim 0: the calibration samples, e.g. states of the model's\n"
     "  own sampling trajectories with their timesteps and labels); the dense model runs over them and the\n"
-    "  routers are fitted by ridge regression to each token's relative update ||Block(x)-x||/||x||.\n";
+    "  routers are fitted by ridge regression to each token's relative update ||Block(x)-x||/||x||.\n"
+    "  schedule=measured: the retention table from the measured mean update per (step, block) instead\n"
+    "  of the paper's shape (shallow blocks and late steps keep more).\n";
 
 int cli_calibrate(int argc, char **argv) {
   const char *model = NULL, *data = NULL, *out = NULL, *spec = "topk";
@@ -131,6 +173,9 @@ int cli_calibrate(int argc, char **argv) {
     *eq = 0;
     rc = vt_pass_params_set(&pp, kv, eq + 1, &e);
   }
+  const char *sched = rc == VT_OK ? vt_param_str(&pp, "schedule") : "paper";
+  if (rc == VT_OK && strcmp(sched, "paper") && strcmp(sched, "flat") && strcmp(sched, "measured"))
+    rc = vt_errorf(&e, VT_ERR_MODEL, "--pass: topk: schedule must be paper, flat or measured, got '%s'", sched);
   vt_graph *g = NULL;
   if (rc == VT_OK) rc = vt_onnx_load(model, &g, &e);
   if (rc == VT_OK) rc = vt_graph_prepare(g, NULL, NULL, 0, &e);
@@ -220,6 +265,13 @@ int cli_calibrate(int argc, char **argv) {
   vt_tensor *ins = calloc((size_t)nin + 1, sizeof *ins);
   bool scaled = false;
   double *ctx = malloc((size_t)H * sizeof *ctx);
+  /* schedule=measured: mean relative update per (table row, block); the row of a sample is the
+   * one whose timestep is nearest the sample's (the graph's rank-1 f32 input) */
+  int32_t S = rc == VT_OK ? (int32_t)vt_param_int(&pp, "steps") : 1;
+  double *usum = calloc((size_t)S * L + 1, sizeof *usum), *ucnt = calloc((size_t)S * L + 1, sizeof *ucnt);
+  int32_t t_in = -1;
+  for (int32_t i = 0; i < nin; i++)
+    if (all[i].rank == 1 && all[i].dtype == VT_F32) t_in = i;
   for (int64_t m0 = 0; rc == VT_OK && m0 < M; m0 += batch) {
     int64_t bsz = M - m0 < batch ? M - m0 : batch;
     for (int32_t i = 0; i < nin; i++) {
@@ -265,6 +317,16 @@ int cli_calibrate(int argc, char **argv) {
             xx += (double)xr[d] * xr[d];
           }
           target[(size_t)l * ntok + tok] = 0.5 * log((du + 1e-12) / (xx + 1e-12));
+          if (usum) {
+            int32_t row = 0;
+            if (t_in >= 0 && S > 1) {
+              double tv = ((const float *)all[t_in].data)[m0 + b];
+              row = (int32_t)nearbyint((999.0 - tv) * (S - 1) / 999.0);
+              row = row < 0 ? 0 : row >= S ? S - 1 : row;
+            }
+            usum[(size_t)row * L + l] += sqrt((du + 1e-12) / (xx + 1e-12));
+            ucnt[(size_t)row * L + l] += 1;
+          }
           features(xr, D, r.wx + (size_t)p * D * H, ctx, H, feat + ((size_t)l * ntok + tok) * H);
         }
       }
@@ -303,8 +365,10 @@ int cli_calibrate(int argc, char **argv) {
     r.table_t = malloc((size_t)r.S * sizeof *r.table_t);
     r.table_k = malloc((size_t)r.S * L * sizeof *r.table_k);
     if (!r.table_t || !r.table_k) rc = vt_errorf(&e, VT_ERR_MODEL, "out of memory");
-    else vt_topk_table(r.S, L, N, vt_param_float(&pp, "R"), strcmp(vt_param_str(&pp, "schedule"), "flat") ? 0.75 : 0.0,
+    else vt_topk_table(r.S, L, N, vt_param_float(&pp, "R"), strcmp(sched, "flat") ? 0.75 : 0.0,
                        vt_param_int(&pp, "k"), r.table_t, r.table_k);
+    if (rc == VT_OK && !strcmp(sched, "measured") && vt_param_int(&pp, "k") <= 0 && usum && ucnt)
+      measured_table(&r, usum, ucnt, vt_param_float(&pp, "R"));
   }
   if (rc == VT_OK) {
     int64_t k = (int64_t)nearbyint(vt_param_float(&pp, "R") * (double)N);
@@ -342,6 +406,8 @@ int cli_calibrate(int argc, char **argv) {
     rc = vt_topk_routers_save(out, &r, &e);
     if (rc == VT_OK) printf("calibrate: wrote %s (%d router pairs, d'=%d, table %d steps x %d blocks)\n", out, P, H, r.S, L);
   }
+  free(usum);
+  free(ucnt);
   free(A);
   free(bv);
   free(fr);
