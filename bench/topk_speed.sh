@@ -65,13 +65,17 @@ def gflops(ks, routed):
         f += 2 * (12 * D * D * k + 2 * k * k * D)
         if routed and l > 0: f += 2 * N * (H * D + H)
     return f * 2 * steps / 1e9   # batch 2 (CFG), per image
-base = None
-print(f'{"strategy":<14} {"ms/image":>10} {"speed-up":>9} {"GFLOPs/img":>11} {"tokens/block (mean)":>20}  runs (ms)')
+base = bmin = None
+print(f'{"strategy":<14} {"ms/image":>10} {"speed-up":>9} {"min ms":>8} {"min/min":>8} {"GFLOPs/img":>11} {"FLOPs ratio":>11} '
+      f'{"tokens/block":>13}  runs (ms)')
+f0 = None
 for n in names:
     ms = [float(x) for x in open(f'{work}/{n}.ms').read().split()]
-    med = statistics.median(ms)
-    base = base or med
+    med, mn = statistics.median(ms), min(ms)
+    base, bmin = base or med, bmin or mn
     ks = tokens(n)
-    print(f'{n:<14} {med:10.1f} {base / med:9.2f} {gflops(ks, n != "dense" and not n.startswith("random")):11.1f} '
-          f'{sum(ks) / len(ks):20.1f}  {" ".join(f"{x:.0f}" for x in ms)}')
+    fl = gflops(ks, n != "dense" and not n.startswith("random"))
+    f0 = f0 or fl
+    print(f'{n:<14} {med:10.1f} {base / med:9.2f} {mn:8.1f} {bmin / mn:8.2f} {fl:11.1f} {f0 / fl:11.2f} '
+          f'{sum(ks) / len(ks):13.1f}  {" ".join(f"{x:.0f}" for x in ms)}')
 PY
