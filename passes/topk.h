@@ -72,6 +72,6 @@ int vt_pass_topk(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_err
               {"seed", VT_PARAM_INT, "0", "policy random: the seed"},                                             \
               {"per_step", VT_PARAM_INT, "1",                                                                     \
                "1: k per (step, block) from the table, chosen at run time; 0: one k per block (the mean of its "  \
-               "column), a constant token count the code generator specialises (all kernels generated)"}}}
+               "column), a constant token count the code generator specialises (every kernel but the routing ops generated)"}}}
 
 #endif
