@@ -82,7 +82,7 @@ def main():
     ap.add_argument('--cfg', type=float, default=3.0)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--real', type=int, default=1000, help='real held-out images for the Frechet distance')
-    ap.add_argument('--strategies', default='dense,router0.8,random0.8,router0.6,random0.6,oracle0.6')
+    ap.add_argument('--strategies', default='dense,router0.8,random0.8,oracle0.8,router0.6,random0.6,oracle0.6,tomesd0.5')
     a = ap.parse_args()
     vt = os.path.join(a.build, 'vtopt')
     work = os.path.join(a.build, 'topk_fidelity')
@@ -101,7 +101,7 @@ def main():
     cal = os.path.join(work, 'states')
     run([vt, 'sample', a.model, '--classes', ','.join(str(c) for c in range(10) for _ in range(2)), '--seed', '100',
          '--save-states', cal, '-o', os.path.join(work, 'cal_samples')] + common)
-    specs = {'dense': 'none'}
+    specs = {'dense': 'none', 'tomesd0.5': 'tome:mode=sd,ratio=0.5'}   # ToMe-SD: merges half the attention tokens
     for R in ('0.8', '0.6'):
         rp = os.path.join(work, f'routers{R}.npz')
         txt = run([vt, 'calibrate', a.model, f'--pass=topk:R={R},steps={a.steps}', '--data', cal, '-o', rp,
