@@ -445,6 +445,47 @@ static void test_cli(void **st) {
   assert_int_equal(system(path), 0);
 }
 
+/* The trained glyph DiT (testsuite/models/trained/glyphdit.onnx, scripts/train_dit.py), when in the
+ * tree: routers calibrated on one sampling run (seed 6) route another (seed 5); the final samples
+ * at R = 0.8 stay close to dense (cosine >= TRAINED_MIN_COSINE, measured at authoring time: see
+ * the report) and closer than random selection at the same k. */
+#define TRAINED_MIN_COSINE 0.9
+static double cosine_of(const char *txt) {
+  const char *p = strstr(txt, "cosine ");
+  return p ? strtod(p + 7, NULL) : -2;
+}
+
+static void test_trained(void **st) {
+  (void)st;
+  const char *model = VT_SOURCE_DIR "/testsuite/models/trained/glyphdit.onnx";
+  struct stat sb;
+  if (stat(model, &sb) != 0) {
+    printf("skipped: %s not in the tree\n", model);
+    skip();
+  }
+  char dir[256];
+  snprintf(dir, sizeof dir, "/tmp/vt_topk_trained_XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  const char *common = "--steps 10 --cfg 3 --null 10 --classes 0,1,2,3,4,5,6,7,8,9,0,1,2,3,4,5,6,7,8,9";
+  assert_int_equal(sh(VTOPT " sample %s %s --seed 6 --save-states %s/states -o %s/cal", model, common, dir, dir), 0);
+  assert_int_equal(sh(VTOPT " calibrate %s --pass=topk:R=0.8,steps=10 --data %s/states -o %s/r.npz", model, dir, dir), 0);
+  printf("%s", out);
+  assert_int_equal(sh(VTOPT " sample %s %s --seed 5 -o %s/dense", model, common, dir), 0);
+  assert_int_equal(sh(VTOPT " sample %s %s --seed 5 -o %s/routed --pass=topk:routers=%s/r.npz,cfg=1", model, common, dir, dir), 0);
+  assert_int_equal(sh(VTOPT " sample %s %s --seed 5 -o %s/random --pass=topk:policy=random,R=0.8,steps=10,cfg=1", model,
+                      common, dir), 0);
+  sh(VTOPT " compare-outputs %s/dense/samples.npy %s/routed/samples.npy", dir, dir);
+  double c_router = cosine_of(out);
+  sh(VTOPT " compare-outputs %s/dense/samples.npy %s/random/samples.npy", dir, dir);
+  double c_random = cosine_of(out);
+  printf("glyphdit R=0.8, 10 steps, 20 samples: cosine to dense: routers %.4f, random %.4f\n", c_router, c_random);
+  assert_true(c_router >= TRAINED_MIN_COSINE);
+  assert_true(c_router > c_random);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_select),
@@ -453,6 +494,7 @@ int main(void) {
       cmocka_unit_test(test_pruned),
       cmocka_unit_test(test_bad_routers),
       cmocka_unit_test(test_cli),
+      cmocka_unit_test(test_trained),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
