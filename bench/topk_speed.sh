@@ -26,7 +26,7 @@ vt="$build/vtopt"
 work="$build/topk_speed"
 mkdir -p "$work"
 rm -f "$work"/*.ms
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); ISA: $(grep -m1 -o -w 'avx512f\|avx2' /proc/cpuinfo | head -1); threads $threads; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); ISA: $(grep -q -w avx512f /proc/cpuinfo && echo avx512f || (grep -q -w avx2 /proc/cpuinfo && echo avx2 || echo other)); threads $threads; load $(cut -d' ' -f1-3 /proc/loadavg)"
 nb=$(echo "$classes" | tr ',' '\n' | wc -l)
 # calibration states: a short dense run (interpreter)
 if [ ! -f "$work/routers08.npz" ]; then
