@@ -21,6 +21,14 @@ static const vt_pass_info registry[] = {
      .n_params = 1,
      .params = {{"fold_q_scale", VT_PARAM_INT, "1",
                  "fold a scalar Mul/Div of q (right before Q.K^T, or before q's head Reshape/Transpose) into the scale (1) or keep it (0)"}}},
+    {.name = "fold-affine",
+     .summary = "fold BatchNormalization (inference), and Mul / Add by a per-output-channel or scalar constant, "
+                "into the preceding Conv / Gemm / MatMul's constant weights and bias (exact to float rounding; "
+                "MatMul + BatchNormalization becomes a Gemm; an Add after MatMul stays for the GEMM epilogue)",
+     .run = vt_pass_fold_affine,
+     .exact = true,
+     .canonical = true,
+     .n_params = 0},
     /* tome (passes/tome.c) */
     {.name = "tome",
      .summary = "ToMe token merging: bipartite soft matching on keys averaged over heads (A = even, B = odd tokens, "

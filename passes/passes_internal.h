@@ -9,6 +9,7 @@
 int vt_pass_fuse_attention(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e);
 /* fuse_attention_ops.c: the rules for the exported attention ops; fills at most max, returns the count */
 int vt_fuse_attention_op_rules(vt_pattern *rules, int max);
+int vt_pass_fold_affine(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e);   /* fold_affine.c */
 int vt_pass_tome(vt_graph *g, const vt_pass_params *p, vt_pass_stats *st, vt_error *e);   /* tome.c */
 
 /* A value name not yet used in g, from base + suffix ("base/suffix", then "base/suffix_2"...).
