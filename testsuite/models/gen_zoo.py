@@ -30,6 +30,8 @@ REGISTRY = {
     'decoder_tiny': ('zoo_decoder', 'tiny'),
     'decoder_tiny_embed': ('zoo_decoder', 'tiny'),
     'decoder_tiny_projector': ('zoo_decoder', 'tiny'),
+    'hybrid_tiny_op17': ('zoo_hybrid', 'tiny'),
+    'hybrid_tiny_op13': ('zoo_hybrid', 'tiny'),
     'vit_s16_op17': ('zoo_vit', 'full'),
     'vit_s16_op14': ('zoo_vit', 'full'),
     'vit_s16_mha_op14': ('zoo_vit', 'full'),
@@ -41,6 +43,7 @@ REGISTRY = {
     'decoder_full': ('zoo_decoder', 'full'),
     'decoder_full_embed': ('zoo_decoder', 'full'),
     'decoder_full_projector': ('zoo_decoder', 'full'),
+    'hybrid_full_op17': ('zoo_hybrid', 'full'),
 }
 CI_EXTRA = ['vit_s16_op14', 'vit_s16_op17']
 # Bump when a generator changes so stale outputs are rebuilt.
