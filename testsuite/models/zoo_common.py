@@ -64,10 +64,11 @@ def _npy_dtype(t):
 
 
 def export(outdir, name, model, export_inputs, ref_inputs, output_names, opset,
-           dynamic_axes=None, family='', size='', extra=None, check=True):
+           dynamic_axes=None, family='', size='', extra=None, check=True, export_kwargs=None):
     """Exports `model` traced on `export_inputs` (an ordered dict name -> tensor) and saves
     the references computed on `ref_inputs` (same names; shapes may differ along dynamic
-    axes, which tests that the export really is dynamic). Returns the manifest entry."""
+    axes, which tests that the export really is dynamic). export_kwargs go to torch.onnx.export.
+    Returns the manifest entry."""
     os.makedirs(outdir, exist_ok=True)
     path = os.path.join(outdir, name + '.onnx')
     model.eval()
@@ -78,7 +79,7 @@ def export(outdir, name, model, export_inputs, ref_inputs, output_names, opset,
     torch.onnx.export(model, tuple(export_inputs[n] for n in names), path,
                       input_names=names, output_names=list(output_names),
                       dynamic_axes=dynamic_axes or {}, opset_version=opset,
-                      do_constant_folding=True)
+                      do_constant_folding=True, **(export_kwargs or {}))
     t_export = time.time() - t0
     if check:
         import onnx

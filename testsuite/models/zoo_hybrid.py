@@ -9,7 +9,10 @@
   classifier  mean over tokens, LayerNorm, Linear
 Exported at opset 17 (HardSwish, LayerNormalization ops) and at opset 13, the older exporters'
 forms (HardSwish as HardSigmoid * x, LayerNorm decomposed). BatchNorm statistics are random, so a
-wrong fold shows. Batch is dynamic ('batch').
+wrong fold shows. The export keeps the BatchNormalization nodes (TrainingMode.PRESERVE on the eval
+model: torch's eval-mode export would fold them into the Conv weights itself), as older
+exporters and other frameworks' converters do; vtopt's fold-affine pass folds them. Batch is
+dynamic ('batch').
 """
 import torch
 import torch.nn as nn
@@ -107,4 +110,5 @@ def build(name, outdir, seed=0):
     return export(outdir, name, model, {'pixel_values': x_export}, {'pixel_values': x_ref},
                   ['logits'], opset,
                   dynamic_axes={'pixel_values': {0: 'batch'}, 'logits': {0: 'batch'}},
-                  family='hybrid', size=size, extra={'config': cfg_name})
+                  family='hybrid', size=size, extra={'config': cfg_name},
+                  export_kwargs={'training': torch.onnx.TrainingMode.PRESERVE})
