@@ -83,8 +83,8 @@ EOF
     while read -r l; do inputs+=("$l"); done <"$work/inputs.txt"
   fi
 fi
-vin=(); oin=()
-for i in "${inputs[@]}"; do vin+=(--input "$i"); oin+=(--input "$i"); done
+vin=(); oin=(); sin=()   # vtopt on the ONNX model, ORT, vtopt run fast.so (its dims are fixed)
+for i in "${inputs[@]}"; do vin+=(--input "$i"); oin+=(--input "$i"); sin+=(--input "$i"); done
 for d in "${dims[@]:-}"; do [ -n "$d" ] && vin+=(--dim "$d") && oin+=(--dim "$d"); done
 popt=(); [ -n "$passes" ] && popt=("--pass=$passes")
 
@@ -97,7 +97,7 @@ compile_s=$(echo "$t1 - $t0" | bc -l)
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 run_jit() { "$vtopt" "$model" "${vin[@]}" "${popt[@]}" --run --jit --threads "$threads" --runs "$runs" \
               --output-dir "$work/jit" | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p'; }
-run_so() { "$vtopt" run "$work/$name.so" --tag vs_ort "${vin[@]}" --threads "$threads" --runs "$runs" \
+run_so() { "$vtopt" run "$work/$name.so" --tag vs_ort "${sin[@]}" --threads "$threads" --runs "$runs" \
              --output-dir "$work/so" | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p'; }
 run_ort() { (cd "$root/bench" && node ort_run.mjs "$model" "${oin[@]}" --threads "$threads" --warmup 2 --runs "$runs" \
                --output-dir "$work/ort" --quiet) | sed -n 's/.*latency median \([0-9.]*\) ms.*/\1/p'; }
