@@ -807,3 +807,6 @@ AI void vt_cgk_conv2d(const float *x, const float *Bp, const float *bias, float 
     }
   }
 }
+
+/* the convolution family (direct / 1x1 Conv, pools): a separate file, the same translation unit */
+#include "cg_kernels_conv.c"
