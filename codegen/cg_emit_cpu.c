@@ -575,9 +575,55 @@ static LLVMValueRef emit_perm_kernel(cg *c, int gi) {
   return k;
 }
 
+/* void k(ptr bufs, i64 u0, i64 u1) for a CONV_DIRECT / CONV_1X1 / CONV_POOL group: one call of
+ * its cg_kernels_conv.c kernel with every size constant. */
+static LLVMValueRef emit_conv_family_kernel(cg *c, int gi) {
+  cg_group *G = &c->groups[gi];
+  LLVMValueRef k = begin_kernel(c, gi);
+  LLVMValueRef bufs = LLVMGetParam(k, 0);
+  LLVMValueRef nul = LLVMConstPointerNull(c->t_ptr);
+  LLVMValueRef x = load_buf(c, bufs, G->src), y = load_buf(c, bufs, G->out);
+  LLVMValueRef w = G->wblob >= 0 ? c->blob_globals[G->wblob] : nul, bias = G->gblob >= 0 ? c->blob_globals[G->gblob] : nul;
+  LLVMValueRef act = LLVMConstInt(c->t_i32, (unsigned long long)G->conv_act, 0);
+  LLVMValueRef fa = LLVMConstReal(c->t_f32, G->conv_a), fb = LLVMConstReal(c->t_f32, G->conv_b);
+  const int64_t *cv = G->conv;   /* C, H, W, OH, OW, kh, kw, sh, sw, dh, dw, ph, pw, (unit | end pads) */
+  LLVMValueRef a[24], fn;
+  int na = 0;
+  if (G->conv_kind == CONV_DIRECT) {
+    fn = c->f_conv_direct;
+    LLVMValueRef h[4] = {x, w, bias, y};
+    int64_t d[15] = {cv[0], cv[1], cv[2], G->N, cv[3], cv[4], G->conv_groups, cv[5], cv[6], cv[7], cv[8], cv[9], cv[10], cv[11], cv[12]};
+    for (int i = 0; i < 4; i++) a[na++] = h[i];
+    for (int i = 0; i < 15; i++) a[na++] = cg_ci64(c, d[i]);
+    a[na++] = act; a[na++] = fa; a[na++] = fb;
+  } else if (G->conv_kind == CONV_1X1) {
+    fn = c->f_conv1x1;
+    LLVMValueRef h[6] = {x, w, bias, G->conv_scale >= 0 ? load_buf(c, bufs, G->conv_scale) : nul,
+                         G->conv_res >= 0 ? load_buf(c, bufs, G->conv_res) : nul, y};
+    for (int i = 0; i < 6; i++) a[na++] = h[i];
+    int64_t d[4] = {cv[0], cv[3] * cv[4], G->N, cv[13]};
+    for (int i = 0; i < 4; i++) a[na++] = cg_ci64(c, d[i]);
+    a[na++] = act; a[na++] = fa; a[na++] = fb;
+  } else {
+    fn = c->f_pool;
+    a[na++] = x;
+    a[na++] = y;
+    int64_t d[14] = {cv[1], cv[2], cv[3], cv[4], cv[5], cv[6], cv[7], cv[8], cv[9], cv[10], cv[11], cv[12],
+                     cv[13] >> 32, cv[13] & 0xffffffff};
+    for (int i = 0; i < 14; i++) a[na++] = cg_ci64(c, d[i]);
+    a[na++] = LLVMConstInt(c->t_i32, (unsigned long long)G->pool_kind, 0);
+  }
+  a[na++] = LLVMGetParam(k, 1);
+  a[na++] = LLVMGetParam(k, 2);
+  LLVMBuildCall2(c->b, LLVMGlobalGetValueType(fn), fn, a, (unsigned)na, "");
+  LLVMBuildRetVoid(c->b);
+  return k;
+}
+
 /* void k(ptr bufs, i64 u0, i64 u1) for a CONV group (the bitcode kernel inlined with constants). */
 static LLVMValueRef emit_conv_kernel(cg *c, int gi) {
   cg_group *G = &c->groups[gi];
+  if (G->conv_kind != CONV_IM2COL) return emit_conv_family_kernel(c, gi);
   LLVMValueRef k = begin_kernel(c, gi);
   LLVMValueRef bufs = LLVMGetParam(k, 0);
   LLVMValueRef a[22] = {load_buf(c, bufs, G->src), c->blob_globals[G->wblob],
@@ -891,7 +937,8 @@ int cg_build_module(cg *c, int nthreads) {
     {&c->f_gemm, "vt_cgk_gemm_kc"}, {&c->f_exp, "vt_cgm_exp"}, {&c->f_erf, "vt_cgm_erf"}, {&c->f_log, "vt_cgm_log"},
     {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}, {&c->f_softmax, "vt_cgk_softmax_rows"},
     {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_reduce, "vt_cgk_reduce_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
-    {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
+    {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"},
+    {&c->f_conv_direct, "vt_cgk_conv_direct"}, {&c->f_conv1x1, "vt_cgk_conv1x1"}, {&c->f_pool, "vt_cgk_pool2d"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
     {&c->f_gate_sel, "vt_cgk_gate_select"}};
   for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
     *lib[i].f = LLVMGetNamedFunction(c->mod, lib[i].name);

@@ -7,7 +7,7 @@
 #include <float.h>
 #include <math.h>
 
-static int add_blob(cg *c, const void *data, size_t nbytes, void *owned) {
+int cg_add_blob(cg *c, const void *data, size_t nbytes, void *owned) {
   if (!owned)   /* graph constants are embedded once however often they are read */
     for (int i = 0; i < c->n_blobs; i++)
       if (c->blobs[i].data == data && c->blobs[i].nbytes == nbytes) return i;
@@ -66,7 +66,7 @@ static bool dim_runtime_ok(const cg *c, vt_dim d) {
   return dim_runtime_ok(c, s->a) && dim_runtime_ok(c, s->b);
 }
 
-static cg_group *new_group(cg *c, int kind, int32_t seed) {
+cg_group *cg_new_group(cg *c, int kind, int32_t seed) {
   if (c->n_groups == c->cap_groups) {
     int nc = c->cap_groups ? 2 * c->cap_groups : 64;
     cg_group *ng = realloc(c->groups, (size_t)nc * sizeof *ng);
@@ -80,6 +80,7 @@ static cg_group *new_group(cg *c, int kind, int32_t seed) {
   G->seed = seed;
   G->out = G->src = G->wblob = -1;
   G->dref = -1;
+  G->conv_res = G->conv_scale = G->conv_node = -1;
   G->gidx = G->gate = G->sc_val = G->sc_out = G->sc_idx = G->sc_node = -1;
   const vt_node *n = &c->g->nodes[seed];
   if (node_dynamic(c, seed) && n->n_out >= 1) G->dref = n->out[0];
@@ -188,7 +189,7 @@ static bool resolve_arg(cg *c, int gi, int32_t v, cg_arg *a) {
     if (bc == BC_SCALAR) { a->kind = A_CONSTF; a->c = const_scalar(g, v); return true; }
     const vt_tensor *t = val->cdata;
     if (t->dtype != VT_F32 || !t->data) return false;
-    a->blob = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
+    a->blob = cg_add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
     if (a->blob < 0) return false;
   }
   a->kind = A_VAL;
@@ -391,7 +392,7 @@ static int ln_params(cg *c, int32_t ni, int32_t axis, int64_t cols, int32_t *gb,
       return 0;
     }
     const vt_tensor *t = g->values[v].cdata;
-    int blob = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
+    int blob = cg_add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
     if (blob < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
     if (k == 1) *gb = blob; else *bb = blob;
   }
@@ -485,7 +486,7 @@ static int try_gemm(cg *c, int32_t ni, int32_t ln, char *why, size_t whyn) {
       bias.bc = bc;
       bias.idx = vc;
       bias.period = period;
-      bias.blob = add_blob(c, cb, (size_t)cn * sizeof *cb, cb);
+      bias.blob = cg_add_blob(c, cb, (size_t)cn * sizeof *cb, cb);
       if (bias.blob < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
     }
   }
@@ -505,9 +506,9 @@ static int try_gemm(cg *c, int32_t ni, int32_t ln, char *why, size_t whyn) {
   size_t nb = 0;
   float *packed = pack_b(c, (const float *)B->cdata->data, K, N, transB, alpha, &nb);
   if (!packed) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory packing weights");
-  int wb = add_blob(c, packed, nb, packed);
+  int wb = cg_add_blob(c, packed, nb, packed);
   if (wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  cg_group *G = new_group(c, G_GEMM, ni);
+  cg_group *G = cg_new_group(c, G_GEMM, ni);
   if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   int gi = c->n_groups - 1;
   set_group_shape(G, O);
@@ -645,7 +646,7 @@ static int try_row(cg *c, int32_t ni, char *why, size_t whyn) {
     int r = ln_params(c, ni, (int32_t)axis, cols, &gb, &bb, &eps, why, whyn);
     if (r <= 0) return r;
   }
-  cg_group *G = new_group(c, G_ROW, ni);
+  cg_group *G = cg_new_group(c, G_ROW, ni);
   if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   G->row_op = ln ? ROW_LAYERNORM : ROW_SOFTMAX;
   G->src = n->in[0];
@@ -665,10 +666,10 @@ static int try_row(cg *c, int32_t ni, char *why, size_t whyn) {
  * owned by the group's blobs from here on. Returns 1 made, <0 error. */
 static int add_perm_group(cg *c, int32_t ni, int64_t *arr, int32_t r, int64_t total, int64_t es) {
   const vt_node *n = &c->g->nodes[ni];
-  int ob = add_blob(c, arr, VT_MAX_RANK * sizeof *arr, NULL);   /* arr owned by the second blob */
-  int sb = ob < 0 ? -1 : add_blob(c, arr + VT_MAX_RANK, VT_MAX_RANK * sizeof *arr, arr);
+  int ob = cg_add_blob(c, arr, VT_MAX_RANK * sizeof *arr, NULL);   /* arr owned by the second blob */
+  int sb = ob < 0 ? -1 : cg_add_blob(c, arr + VT_MAX_RANK, VT_MAX_RANK * sizeof *arr, arr);
   if (sb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  cg_group *G = new_group(c, G_PERM, ni);
+  cg_group *G = cg_new_group(c, G_PERM, ni);
   if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   G->src = n->in[0];
   G->out = n->out[0];
@@ -818,15 +819,15 @@ static int try_attn(cg *c, int32_t ni, char *why, size_t whyn) {
     if (vin[k] >= 0 && cg_is_const(g, vin[k])) {
       const vt_tensor *t = g->values[vin[k]].cdata;
       if (t->dtype != g->values[vin[k]].dtype || !t->data) { snprintf(why, whyn, "unexpected constant input"); return 0; }
-      blobs[k] = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
+      blobs[k] = cg_add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
       if (blobs[k] < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
     }
   int64_t *ms = malloc(sizeof mstr);
   if (!ms) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   memcpy(ms, mstr, sizeof mstr);
-  int mb = add_blob(c, ms, sizeof mstr, ms);
+  int mb = cg_add_blob(c, ms, sizeof mstr, ms);
   if (mb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  cg_group *G = new_group(c, G_ATTN, ni);
+  cg_group *G = cg_new_group(c, G_ATTN, ni);
   if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   memcpy(G->att_v, vin, sizeof vin);
   memcpy(G->att_blob, blobs, sizeof blobs);
@@ -917,7 +918,7 @@ static int try_reduce(cg *c, int32_t ni, char *why, size_t whyn) {
   int64_t cols = 1;
   for (int32_t d = first; d < X->rank; d++) cols *= X->dims[d];
   if (cols <= 0 || cg_val_numel(Y) * cols != cg_val_numel(X)) { snprintf(why, whyn, "empty or inconsistent reduction"); return 0; }
-  cg_group *G = new_group(c, G_ROW, ni);
+  cg_group *G = cg_new_group(c, G_ROW, ni);
   if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   G->row_op = n->op == VT_OP_ReduceMean ? ROW_MEAN : n->op == VT_OP_ReduceSum ? ROW_SUM
               : n->op == VT_OP_ReduceMax ? ROW_MAX : ROW_MIN;
@@ -1027,10 +1028,10 @@ static int try_blocks(cg *c, int32_t ni, char *why, size_t whyn) {
   for (int i = 0; i < ncp; i++)
     if (cg_is_const(g, cp[i].src)) {
       const vt_tensor *t = g->values[cp[i].src].cdata;
-      cp[i].sblob = add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
+      cp[i].sblob = cg_add_blob(c, t->data, vt_tensor_nbytes(t), NULL);
       if (cp[i].sblob < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
     }
-  cg_group *G = new_group(c, G_BLOCKS, ni);
+  cg_group *G = cg_new_group(c, G_BLOCKS, ni);
   if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   G->copies = malloc((size_t)(ncp ? ncp : 1) * sizeof *G->copies);
   if (!G->copies) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
@@ -1089,15 +1090,15 @@ static int try_conv(cg *c, int32_t ni, char *why, size_t whyn) {
       snprintf(why, whyn, "bias is not a constant float32 [Cout] tensor");
       return 0;
     }
-    bb = add_blob(c, Bv->cdata->data, vt_tensor_nbytes(Bv->cdata), NULL);
+    bb = cg_add_blob(c, Bv->cdata->data, vt_tensor_nbytes(Bv->cdata), NULL);
     if (bb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   }
   size_t nb = 0;   /* W is [Cout][K]: B = W^T, i.e. transB */
   float *packed = pack_b(c, (const float *)Wv->cdata->data, K, Cout, 1, 1.0f, &nb);
   if (!packed) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory packing weights");
-  int wb = add_blob(c, packed, nb, packed);
+  int wb = cg_add_blob(c, packed, nb, packed);
   if (wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  cg_group *G = new_group(c, G_CONV, ni);
+  cg_group *G = cg_new_group(c, G_CONV, ni);
   if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   G->src = n->in[0];
   G->out = n->out[0];
@@ -1196,8 +1197,15 @@ int cg_plan(cg *c) {
       const vt_value *ov = &g->values[n->out[0]];
       dyn_ok = ov->rank >= 1 && const_width(c, n->out[0], ov->dims[ov->rank - 1]);
     }
+    bool pool = n->op == VT_OP_MaxPool || n->op == VT_OP_AveragePool || n->op == VT_OP_GlobalAveragePool;
+    if (n->op == VT_OP_Mul && !dyn) {   /* a squeeze-excite scale read by a 1x1 Conv: that Conv's prologue */
+      int r = cg_try_conv_family(c, ni, why, sizeof why);
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+      why[0] = 0;
+    }
     bool has_gen = n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather || n->op == VT_OP_Slice ||
-                   n->op == VT_OP_Conv ||
+                   n->op == VT_OP_Conv || pool ||
                    n->op == VT_OP_Expand || n->op == VT_OP_Attention || n->op == VT_OP_Transpose;
     char note[160] = "";
     if (n->op == VT_OP_TokenBuffer) {   /* absorbed into its GEMM's epilogue when that is sound */
@@ -1225,8 +1233,12 @@ int cg_plan(cg *c) {
       int r = try_blocks(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
-    } else if (n->op == VT_OP_Conv) {
-      int r = try_conv(c, ni, why, sizeof why);
+    } else if (n->op == VT_OP_Conv || pool) {
+      int r = cg_try_conv_family(c, ni, why, sizeof why);   /* direct, 1x1, pools; else im2col below */
+      if (r < 0) return VT_ERR_MODEL;
+      if (r == 1) continue;
+      if (pool) r = 0;
+      else r = try_conv(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
     } else if (n->op == VT_OP_Expand) {
@@ -1271,7 +1283,7 @@ int cg_plan(cg *c) {
       if (r == 1) continue;
     } else if (vt_ops[n->op].flags & VT_OPF_ELEMENTWISE) {
       if (n->n_out == 1 && n->out[0] >= 0 && g->values[n->out[0]].dtype == VT_F32) {
-        cg_group *G = new_group(c, G_EW, ni);
+        cg_group *G = cg_new_group(c, G_EW, ni);
         if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
         int gi = c->n_groups - 1;
         set_group_shape(G, &g->values[n->out[0]]);
@@ -1289,7 +1301,7 @@ int cg_plan(cg *c) {
         snprintf(why, sizeof why, "only float32 elementwise ops are generated");
       }
     } else if (cg_is_copy_op(n->op) && n->n_in >= 1 && n->in[0] >= 0 && n->n_out == 1 && n->out[0] >= 0) {
-      cg_group *G = new_group(c, G_COPY, ni);
+      cg_group *G = cg_new_group(c, G_COPY, ni);
       if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
       G->src = n->in[0];
       G->out = n->out[0];
@@ -1299,7 +1311,7 @@ int cg_plan(cg *c) {
     } else {
       snprintf(why, sizeof why, "no generated kernel for %s yet", vt_ops[n->op].name);
     }
-    cg_group *G = new_group(c, G_FALLBACK, ni);
+    cg_group *G = cg_new_group(c, G_FALLBACK, ni);
     if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
     snprintf(G->why, sizeof G->why, "%s", why);
     snprintf(G->note, sizeof G->note, "%s", note);

@@ -12,6 +12,7 @@ bool cg_needs_buffer(const cg *c, int32_t v) {
   int gi = c->node_group[val->producer];
   const cg_group *G = &c->groups[gi];
   if (G->kind == G_GEMM && G->out == v) return true;
+  if (G->kind == G_CONV) return G->out == v;   /* values inside a conv-family group stay in registers */
   int32_t s = c->val_step[v];
   if ((G->kind == G_EW || G->kind == G_GEMM) && s >= 0) return G->steps[s].store;
   return true;

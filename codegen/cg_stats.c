@@ -7,6 +7,32 @@ static const char *const ew_names[] = {"add", "sub", "mul", "div", "relu", "neg"
                                        "id", "leakyrelu", "clip", "hardsigmoid", "hardswish",
                                        "gelu", "gelu_tanh", "log"};
 
+/* One line for a CONV_DIRECT / CONV_1X1 / CONV_POOL group: shape, and what it fused. */
+static void cg_print_conv_group(const cg *c, int gi, FILE *f) {
+  static const char *const act_names[] = {"", "relu", "clip", "hardsigmoid", "hardswish", "sigmoid", "x*sigmoid(x)", "x*hardsigmoid(x)"};
+  static const char *const pool_names[] = {"max", "average", "average (pads counted)", "global average"};
+  const cg_group *G = &c->groups[gi];
+  const vt_node *n = &c->g->nodes[G->conv_node];
+  const int64_t *cv = G->conv;
+  if (G->conv_kind == CONV_POOL) {
+    fprintf(f, "  [%d] pool %s %lldx%lld -> %lldx%lld, %lld planes '%s'\n", gi, pool_names[G->pool_kind],
+            (long long)cv[1], (long long)cv[2], (long long)cv[3], (long long)cv[4], (long long)G->rows, n->name);
+    return;
+  }
+  if (G->conv_kind == CONV_DIRECT)
+    fprintf(f, "  [%d] conv direct %lldx%lld group %lld (%lld -> %lld channels, %lldx%lld -> %lldx%lld, stride %lldx%lld) '%s'",
+            gi, (long long)cv[5], (long long)cv[6], (long long)G->conv_groups, (long long)cv[0], (long long)G->N,
+            (long long)cv[1], (long long)cv[2], (long long)cv[3], (long long)cv[4], (long long)cv[7], (long long)cv[8],
+            n->name);
+  else
+    fprintf(f, "  [%d] conv 1x1 as gemm (no im2col) %lldx%lldx%lld '%s'", gi, (long long)G->N, (long long)(cv[3] * cv[4]),
+            (long long)cv[0], n->name);
+  if (G->conv_scale >= 0) fprintf(f, " input scale '%s'", c->g->values[G->conv_scale].name);
+  if (G->conv_res >= 0) fprintf(f, " + residual '%s'", c->g->values[G->conv_res].name);
+  if (G->conv_act) fprintf(f, " epilogue: %s", act_names[G->conv_act]);
+  fprintf(f, "\n");
+}
+
 void cg_print_stats(const cg *c, const vt_jit_stats *st, FILE *f) {
   const vt_graph *g = c->g;
   int n_alloc = 0;   /* host nodes with an absent output: vt_run_node (allocate, copy in) */
@@ -24,6 +50,10 @@ void cg_print_stats(const cg *c, const vt_jit_stats *st, FILE *f) {
           c->n_groups - st->n_absorbed, st->n_gemm, st->n_elementwise, st->n_row, st->n_attention,
           st->n_copy, st->n_view, st->n_fallback, st->n_fallback - n_alloc, n_alloc, st->n_fused_nodes,
           g->n_nodes, st->n_absorbed, st->compile_ms);
+  if (st->n_conv_direct || st->n_conv_1x1 || st->n_pool)
+    fprintf(f, "codegen conv: %d direct conv, %d 1x1 conv (gemm, no im2col), %d pool kernels (counted above as gemm); "
+               "%d nodes fused into them (activations, residual adds, squeeze-excite scales)\n",
+            st->n_conv_direct, st->n_conv_1x1, st->n_pool, st->n_conv_fused);
   int n_gather = 0, n_scatter = 0, n_gates = 0, n_buffers = 0;
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
@@ -63,8 +93,12 @@ void cg_print_stats(const cg *c, const vt_jit_stats *st, FILE *f) {
               (long long)G->cols, n->name);
       continue;
     case G_CONV:
-      fprintf(f, "  [%d] conv (im2col + gemm %lldx%lldx%lld, %lld rows per unit) '%s'\n", gi, (long long)G->M,
-              (long long)G->N, (long long)G->K, (long long)G->conv[13], n->name);
+      if (G->conv_kind == CONV_IM2COL) {
+        fprintf(f, "  [%d] conv (im2col + gemm %lldx%lldx%lld, %lld rows per unit) '%s'\n", gi, (long long)G->M,
+                (long long)G->N, (long long)G->K, (long long)G->conv[13], n->name);
+        continue;
+      }
+      cg_print_conv_group(c, gi, f);
       continue;
     case G_BLOCKS:
       fprintf(f, "  [%d] copy %s (%d block copies, %lld bytes) '%s'\n", gi, vt_ops[n->op].name, G->n_copies,
@@ -101,7 +135,12 @@ void cg_print_stats(const cg *c, const vt_jit_stats *st, FILE *f) {
 void cg_count_groups(const cg *c, vt_jit_stats *st) {
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
-    if (G->kind == G_GEMM || G->kind == G_CONV) st->n_gemm++;
+    if (G->kind == G_GEMM || G->kind == G_CONV) st->n_gemm++;   /* every conv-family kernel too */
+    if (G->kind == G_CONV && G->conv_kind == CONV_DIRECT) st->n_conv_direct++;
+    if (G->kind == G_CONV && G->conv_kind == CONV_1X1) st->n_conv_1x1++;
+    if (G->kind == G_CONV && G->conv_kind == CONV_POOL) st->n_pool++;
+    if (G->kind == G_CONV && G->conv_kind != CONV_POOL && G->conv_kind != CONV_IM2COL)
+      st->n_conv_fused += G->n_nodes - 1;
     else if (G->kind == G_EW) st->n_elementwise++;
     else if (G->kind == G_COPY || G->kind == G_PERM || G->kind == G_BLOCKS) st->n_copy++;
     else if (G->kind == G_ROW) st->n_row++;

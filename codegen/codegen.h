@@ -60,6 +60,11 @@ typedef struct vt_jit_stats {
   double last_fallback_ms; /* ... of which in interpreter kernels (host nodes) */
   int last_host_direct;    /* host nodes of the last run whose kernel wrote into its buffers in place */
   int last_host_copied;    /* ... whose outputs were allocated and copied in (vt_run_node) */
+  /* the convolution family (cg_lower_conv.c), also counted in n_gemm */
+  int n_conv_direct;       /* direct grouped / depthwise Conv kernels */
+  int n_conv_1x1;          /* 1x1 Conv kernels (GEMM on the NCHW planes, no im2col) */
+  int n_pool;              /* MaxPool / AveragePool / GlobalAveragePool kernels */
+  int n_conv_fused;        /* nodes fused into those conv kernels (activations, residual adds, SE scales) */
 } vt_jit_stats;
 
 typedef struct vt_jit vt_jit;

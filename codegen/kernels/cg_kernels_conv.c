@@ -16,8 +16,7 @@
 #define VT_CG_VW 8   /* floats per vector: 8 (AVX2) unless the ISA build defines it */
 #endif
 
-enum { VT_CG_ACT_NONE = 0, VT_CG_ACT_RELU = 1, VT_CG_ACT_CLIP = 2, VT_CG_ACT_HARDSIGMOID = 3,
-       VT_CG_ACT_HARDSWISH = 4, VT_CG_ACT_SIGMOID = 5, VT_CG_ACT_SILU = 6 };
+#include "cg_kernels_conv_act.h"
 
 /* act(v) for the act code (a constant after inlining, so the switch folds away); a, b: Clip's
  * min / max, HardSigmoid's alpha / beta. */
@@ -29,6 +28,7 @@ static inline AI float vt_cg_act(float v, int32_t act, float a, float b) {
   case VT_CG_ACT_HARDSWISH: { float t = v * (1.0f / 6.0f) + 0.5f; t = t < 0.0f ? 0.0f : t; return v * (t > 1.0f ? 1.0f : t); }
   case VT_CG_ACT_SIGMOID: return vt_cgm_sigmoid(v);
   case VT_CG_ACT_SILU: return v * vt_cgm_sigmoid(v);
+  case VT_CG_ACT_X_HARDSIGMOID: { float t = a * v + b; t = t < 0.0f ? 0.0f : t; return v * (t > 1.0f ? 1.0f : t); }
   default: return v;
   }
 }
@@ -86,7 +86,6 @@ AI void vt_cgk_conv_direct(const float *x, const float *w, const float *bias, fl
 typedef float vt_cvw __attribute__((vector_size(4 * VT_CG_VW)));
 #define VT_CG_C1_MR 6                 /* output channels per register tile */
 #define VT_CG_C1_PB (2 * VT_CG_VW)    /* pixels per register tile (two vectors) */
-#define VT_CG_C1_UNIT (4 * VT_CG_C1_PB)   /* pixels per work unit */
 
 /* One tile: output channels [co, co + mr) x pixels [p, p + np) of image n (np <= PB; a partial
  * tile reads its pixels through a zero-padded copy, so the vector loop never reads past a row). */
@@ -129,15 +128,15 @@ static inline AI void vt_cg_c1_tile(const float *xn, const float *w, const float
 
 /* x [Nb, C, P] (P = H*W), w [Cout, C], bias [Cout] or NULL, scale [Nb, C] or NULL (input channel
  * scale), res [Nb, Cout, P] or NULL, y [Nb, Cout, P] = act(W * (scale .* x) + bias + res). Units
- * [u0, u1): blocks of VT_CG_C1_UNIT pixels of one image (n * ceil(P / UNIT) + block); per unit the
- * input block (C x UNIT floats) stays in L1 while all output channels run over it. */
+ * [u0, u1): blocks of `unit` pixels of one image (n * ceil(P / unit) + block); per unit the input
+ * block (C x unit floats) stays in L1 while all output channels run over it. */
 AI void vt_cgk_conv1x1(const float *x, const float *w, const float *bias, const float *scale, const float *res,
-                       float *y, int64_t C, int64_t P, int64_t Cout, int32_t act, float a, float b, int64_t u0,
-                       int64_t u1) {
-  int64_t nblk = (P + VT_CG_C1_UNIT - 1) / VT_CG_C1_UNIT;
+                       float *y, int64_t C, int64_t P, int64_t Cout, int64_t unit, int32_t act, float a, float b,
+                       int64_t u0, int64_t u1) {
+  int64_t nblk = (P + unit - 1) / unit;
   for (int64_t u = u0; u < u1; u++) {
-    int64_t n = u / nblk, p0 = (u % nblk) * VT_CG_C1_UNIT;
-    int64_t p1 = p0 + VT_CG_C1_UNIT < P ? p0 + VT_CG_C1_UNIT : P;
+    int64_t n = u / nblk, p0 = (u % nblk) * unit;
+    int64_t p1 = p0 + unit < P ? p0 + unit : P;
     const float *xn = x + n * C * P, *sn = scale ? scale + n * C : 0, *rn = res ? res + n * Cout * P : 0;
     float *yn = y + n * Cout * P;
     for (int64_t co = 0; co < Cout; co += VT_CG_C1_MR) {
@@ -156,7 +155,8 @@ AI void vt_cgk_conv1x1(const float *x, const float *w, const float *bias, const 
 /* ---------- pools ---------- */
 /* x [planes, H, W] -> y [planes, OH, OW]; kind 0: max (pads never win), 1: average over the
  * window's positions inside the image, 2: average over the window including pads (positions
- * inside [-ph, H + pe_h) x [-pw, W + pe_w), the padded image). Units [u0, u1): planes. */
+ * inside [-ph, H + pe_h) x [-pw, W + pe_w), the padded image), 3: global average (the plane's
+ * mean; OH = OW = 1). Units [u0, u1): planes. */
 AI void vt_cgk_pool2d(const float *x, float *y, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t kh,
                       int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw,
                       int64_t pe_h, int64_t pe_w, int32_t kind, int64_t u0, int64_t u1) {
@@ -170,6 +170,10 @@ AI void vt_cgk_pool2d(const float *x, float *y, int64_t H, int64_t W, int64_t OH
   for (int64_t u = u0; u < u1; u++) {
     const float *xp = x + u * H * W;
     float *yp = y + u * OH * OW;
+    if (kind == 3) {
+      yp[0] = vt_cg_row_sum(xp, H * W) / (float)(H * W);
+      continue;
+    }
     for (int64_t oh = 0; oh < OH; oh++) {
       for (int64_t o = 0; o < OW; o++) { acc[o] = kind == 0 ? -__builtin_inff() : 0.0f; cnt[o] = 0.0f; }
       for (int64_t i = 0; i < kh; i++) {
