@@ -135,12 +135,13 @@ void cg_print_stats(const cg *c, const vt_jit_stats *st, FILE *f) {
 void cg_count_groups(const cg *c, vt_jit_stats *st) {
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
-    if (G->kind == G_GEMM || G->kind == G_CONV) st->n_gemm++;   /* every conv-family kernel too */
-    if (G->kind == G_CONV && G->conv_kind == CONV_DIRECT) st->n_conv_direct++;
-    if (G->kind == G_CONV && G->conv_kind == CONV_1X1) st->n_conv_1x1++;
-    if (G->kind == G_CONV && G->conv_kind == CONV_POOL) st->n_pool++;
-    if (G->kind == G_CONV && G->conv_kind != CONV_POOL && G->conv_kind != CONV_IM2COL)
-      st->n_conv_fused += G->n_nodes - 1;
+    if (G->kind == G_CONV) {   /* the convolution family (also counted as gemm below) */
+      st->n_conv_direct += G->conv_kind == CONV_DIRECT;
+      st->n_conv_1x1 += G->conv_kind == CONV_1X1;
+      st->n_pool += G->conv_kind == CONV_POOL;
+      if (G->conv_kind == CONV_DIRECT || G->conv_kind == CONV_1X1) st->n_conv_fused += G->n_nodes - 1;
+    }
+    if (G->kind == G_GEMM || G->kind == G_CONV) st->n_gemm++;
     else if (G->kind == G_EW) st->n_elementwise++;
     else if (G->kind == G_COPY || G->kind == G_PERM || G->kind == G_BLOCKS) st->n_copy++;
     else if (G->kind == G_ROW) st->n_row++;

@@ -1,0 +1,342 @@
+/* test_codegen_conv.c — the convolution family's generated kernels (codegen/cg_lower_conv.c,
+ * codegen/kernels/cg_kernels_conv.c) against the reference interpreter: direct Conv over odd
+ * sizes, groups 1 (small-K stem) / in between / depthwise, strides, asymmetric pads, dilations,
+ * non-square kernels, auto_pad; 1x1 Conv (GEMM on NCHW planes) with residual and squeeze-excite
+ * input scale; every fused epilogue (Relu, Clip, HardSigmoid, HardSwish, Sigmoid, x*Sigmoid(x),
+ * x*HardSigmoid(x)); MaxPool / AveragePool (pads counted or not, ceil_mode, dilations) /
+ * GlobalAveragePool. Each case asserts, through vt_jit_stats, how many conv / pool kernels were
+ * generated, how many nodes they fused, and that nothing ran on the host. Tolerance: relative L2
+ * 1e-5 (float32 sums in another order). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ir.h"
+#include "runtime.h"
+
+#ifdef VT_HAVE_CODEGEN
+#include "codegen.h"
+
+static uint64_t rng = 777;
+static float frand(void) {
+  rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static vt_graph *new_graph(void) {
+  vt_graph *g = vt_graph_new("conv_case.onnx");
+  assert_non_null(g);
+  assert_int_equal(vt_graph_set_opset(g, "", 17), 0);
+  return g;
+}
+
+static int32_t add_input(vt_graph *g, const char *name, int rank, const int64_t *dims) {
+  vt_dim d[VT_MAX_RANK];
+  for (int i = 0; i < rank; i++) d[i] = dims[i];
+  int32_t v = vt_graph_add_value(g, name, VT_F32, rank, d);
+  assert_true(v >= 0);
+  assert_int_equal(vt_graph_add_input(g, v), 0);
+  return v;
+}
+
+static int32_t add_const(vt_graph *g, const char *name, int rank, const int64_t *dims, float s) {
+  vt_tensor t = {.dtype = VT_F32, .rank = rank};
+  int64_t n = 1;
+  for (int i = 0; i < rank; i++) { t.dims[i] = dims[i]; n *= dims[i]; }
+  float *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+  assert_non_null(p);
+  for (int64_t i = 0; i < n; i++) p[i] = s * frand();
+  assert_int_equal(vt_graph_own(g, p), 0);
+  t.data = p;
+  int32_t v = vt_graph_add_const(g, name, &t);
+  assert_true(v >= 0);
+  return v;
+}
+
+static int32_t node(vt_graph *g, const char *op, int nin, const int32_t *in) {
+  char name[32];
+  snprintf(name, sizeof name, "v%d", g->n_values);
+  int32_t out = vt_graph_add_value(g, name, VT_UNDEFINED, -1, NULL);
+  int id = vt_op_lookup(op, "");
+  assert_true(out >= 0 && id >= 0);
+  assert_true(vt_graph_add_node(g, name, id, nin, in, 1, &out) >= 0);
+  return out;
+}
+static void attr_ints(vt_graph *g, const char *name, int n, const int64_t *v) {
+  vt_attr *a = vt_node_add_attr(g, g->n_nodes - 1, name, VT_ATTR_INTS);
+  a->n = n;
+  a->ints = vt_arena_alloc(&g->arena, (size_t)n * sizeof *a->ints);
+  memcpy(a->ints, v, (size_t)n * sizeof *a->ints);
+}
+static void attr_int(vt_graph *g, const char *name, int64_t x) { vt_node_add_attr(g, g->n_nodes - 1, name, VT_ATTR_INT)->i = x; }
+static void attr_float(vt_graph *g, const char *name, float x) { vt_node_add_attr(g, g->n_nodes - 1, name, VT_ATTR_FLOAT)->f = x; }
+static void attr_str(vt_graph *g, const char *name, const char *s) {
+  vt_attr *a = vt_node_add_attr(g, g->n_nodes - 1, name, VT_ATTR_STRING);
+  a->s = vt_arena_strdup(&g->arena, s);
+  a->s_len = strlen(s);
+}
+
+static double rel_l2(const vt_tensor *a, const vt_tensor *b) {
+  int64_t n = vt_tensor_numel(a);
+  assert_int_equal(n, vt_tensor_numel(b));
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double x = ((const float *)a->data)[i], y = ((const float *)b->data)[i];
+    if (!isfinite(x - y)) return INFINITY;
+    num += (x - y) * (x - y);
+    den += y * y;
+  }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* Prepares g, runs the interpreter and the JIT (2 threads) on random inputs; fails above 1e-5
+ * relative L2; returns the JIT's stats. */
+static vt_jit_stats check(vt_graph *g, const char *what) {
+  vt_error e = {0};
+  if (vt_graph_prepare(g, NULL, NULL, 0, &e)) fail_msg("%s: prepare: %s", what, e.msg);
+  vt_tensor in[4] = {0}, oi[2] = {0}, oj[2] = {0};
+  assert_true(g->n_inputs <= 4 && g->n_outputs <= 2);
+  for (int32_t i = 0; i < g->n_inputs; i++) {
+    const vt_value *v = &g->values[g->inputs[i]];
+    int64_t dims[VT_MAX_RANK];
+    for (int d = 0; d < v->rank; d++) dims[d] = v->dims[d];
+    assert_int_equal(vt_tensor_alloc(&in[i], VT_F32, v->rank, dims, &e), 0);
+    for (int64_t k = 0; k < vt_tensor_numel(&in[i]); k++) ((float *)in[i].data)[k] = 2.0f * frand();
+  }
+  vt_interp *it = vt_interp_new(g, 2, &e);
+  assert_non_null(it);
+  if (vt_interp_run(it, in, oi, &e)) fail_msg("%s: interp: %s", what, e.msg);
+  vt_cg_options opt = {.opt_level = 3, .threads = 2, .stats = getenv("VT_TEST_STATS") ? stderr : NULL};
+  vt_jit *j = vt_jit_compile(g, &opt, &e);
+  if (!j) fail_msg("%s: jit compile: %s", what, e.msg);
+  if (vt_jit_run(j, in, oj, &e)) fail_msg("%s: jit run: %s", what, e.msg);
+  for (int32_t o = 0; o < g->n_outputs; o++) {
+    double r = rel_l2(&oj[o], &oi[o]);
+    if (!(r <= 1e-5)) fail_msg("%s: output %d: rel L2 %.3g > 1e-5", what, o, r);
+    vt_tensor_free(&oj[o]);
+    vt_tensor_free(&oi[o]);
+  }
+  vt_jit_stats st;
+  vt_jit_get_stats(j, &st);
+  vt_jit_free(j);
+  vt_interp_free(it);
+  for (int32_t i = 0; i < g->n_inputs; i++) vt_tensor_free(&in[i]);
+  if (st.n_fallback) fail_msg("%s: %d host nodes", what, st.n_fallback);
+  return st;
+}
+
+enum { ACT_NONE, ACT_RELU, ACT_CLIP, ACT_HSIG, ACT_HSWISH, ACT_SIGMOID, ACT_SILU, ACT_XHSIG };
+static const char *const act_name[] = {"none", "relu", "clip", "hardsigmoid", "hardswish", "sigmoid", "silu", "x*hardsigmoid"};
+
+/* act after value x; returns the new output and how many nodes it took */
+static int32_t add_act(vt_graph *g, int32_t x, int act, int *nodes) {
+  *nodes = act == ACT_NONE ? 0 : act == ACT_SILU || act == ACT_XHSIG ? 2 : 1;
+  switch (act) {
+  case ACT_RELU: return node(g, "Relu", 1, &x);
+  case ACT_CLIP: {
+    float *mn = vt_arena_alloc(&g->arena, sizeof(float)), *mx = vt_arena_alloc(&g->arena, sizeof(float));
+    *mn = -0.25f; *mx = 0.5f;
+    vt_tensor t0 = {.dtype = VT_F32, .rank = 0, .data = mn}, t1 = {.dtype = VT_F32, .rank = 0, .data = mx};
+    char n0[32], n1[32];
+    snprintf(n0, sizeof n0, "clip_min%d", g->n_values);
+    snprintf(n1, sizeof n1, "clip_max%d", g->n_values);
+    int32_t in[3] = {x, vt_graph_add_const(g, n0, &t0), vt_graph_add_const(g, n1, &t1)};
+    return node(g, "Clip", 3, in);
+  }
+  case ACT_HSIG: {
+    int32_t y = node(g, "HardSigmoid", 1, &x);
+    attr_float(g, "alpha", 0.3f);
+    attr_float(g, "beta", 0.4f);
+    return y;
+  }
+  case ACT_HSWISH: return node(g, "HardSwish", 1, &x);
+  case ACT_SIGMOID: return node(g, "Sigmoid", 1, &x);
+  case ACT_SILU: {
+    int32_t s = node(g, "Sigmoid", 1, &x);
+    int32_t in[2] = {x, s};
+    return node(g, "Mul", 2, in);
+  }
+  case ACT_XHSIG: {
+    int32_t s = node(g, "HardSigmoid", 1, &x);
+    attr_float(g, "alpha", 1.0f / 6.0f);
+    int32_t in[2] = {s, x};
+    return node(g, "Mul", 2, in);
+  }
+  default: return x;
+  }
+}
+
+typedef struct {
+  int64_t Nb, C, H, W, Cout, groups, kh, kw, sh, sw, dh, dw, pads[4];
+  int bias, act;
+  const char *auto_pad;
+  int want_direct, want_1x1;   /* expected kernel counts */
+} conv_spec;
+
+static void conv_case(const conv_spec *s) {
+  char what[256];
+  snprintf(what, sizeof what, "conv N%lld C%lld %lldx%lld -> %lld g%lld k%lldx%lld s%lldx%lld d%lldx%lld p%lld,%lld,%lld,%lld %s%s",
+           (long long)s->Nb, (long long)s->C, (long long)s->H, (long long)s->W, (long long)s->Cout, (long long)s->groups,
+           (long long)s->kh, (long long)s->kw, (long long)s->sh, (long long)s->sw, (long long)s->dh, (long long)s->dw,
+           (long long)s->pads[0], (long long)s->pads[1], (long long)s->pads[2], (long long)s->pads[3], act_name[s->act],
+           s->auto_pad ? s->auto_pad : "");
+  vt_graph *g = new_graph();
+  int32_t x = add_input(g, "x", 4, (int64_t[]){s->Nb, s->C, s->H, s->W});
+  int32_t in[3] = {x, add_const(g, "w", 4, (int64_t[]){s->Cout, s->C / s->groups, s->kh, s->kw}, 0.5f),
+                   s->bias ? add_const(g, "b", 1, (int64_t[]){s->Cout}, 1.0f) : -1};
+  int32_t y = node(g, "Conv", s->bias ? 3 : 2, in);
+  attr_int(g, "group", s->groups);
+  attr_ints(g, "kernel_shape", 2, (int64_t[]){s->kh, s->kw});
+  attr_ints(g, "strides", 2, (int64_t[]){s->sh, s->sw});
+  attr_ints(g, "dilations", 2, (int64_t[]){s->dh, s->dw});
+  if (s->auto_pad) attr_str(g, "auto_pad", s->auto_pad);
+  else attr_ints(g, "pads", 4, s->pads);
+  int n_act = 0;
+  y = add_act(g, y, s->act, &n_act);
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  vt_jit_stats st = check(g, what);
+  if (st.n_conv_direct != s->want_direct || st.n_conv_1x1 != s->want_1x1 || st.n_conv_fused != n_act)
+    fail_msg("%s: %d direct, %d 1x1 conv kernels, %d fused nodes (want %d, %d, %d)", what, st.n_conv_direct,
+             st.n_conv_1x1, st.n_conv_fused, s->want_direct, s->want_1x1, n_act);
+  vt_graph_free(g);
+}
+
+static void test_conv_direct(void **state) {
+  (void)state;
+  const conv_spec cases[] = {
+      /* depthwise: stride 1 / 2, odd sizes, pads, dilation */
+      {1, 8, 9, 13, 8, 8, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, ACT_NONE, NULL, 1, 0},
+      {2, 7, 11, 10, 7, 7, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 0, ACT_HSWISH, NULL, 1, 0},
+      {1, 5, 12, 9, 5, 5, 3, 3, 1, 1, 2, 2, {2, 2, 2, 2}, 1, ACT_RELU, NULL, 1, 0},
+      {1, 6, 10, 15, 6, 6, 5, 3, 2, 1, 1, 3, {2, 0, 1, 3}, 1, ACT_SILU, NULL, 1, 0},     /* asymmetric pads */
+      {1, 6, 9, 9, 12, 6, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, ACT_CLIP, NULL, 1, 0},      /* channel multiplier 2 */
+      {1, 4, 7, 8, 4, 4, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 1, ACT_SIGMOID, "SAME_UPPER", 1, 0},
+      /* groups in between */
+      {2, 12, 9, 7, 6, 3, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, ACT_HSIG, NULL, 1, 0},
+      {1, 8, 13, 11, 16, 2, 3, 2, 2, 3, 1, 1, {0, 1, 2, 0}, 0, ACT_XHSIG, NULL, 1, 0},
+      /* group 1 with a small K (an RGB stem, K = 27) */
+      {2, 3, 17, 15, 10, 1, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 1, ACT_HSWISH, NULL, 1, 0},
+      /* group 1, K = 144: stays im2col + GEMM */
+      {1, 16, 9, 9, 8, 1, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}, 1, ACT_NONE, NULL, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) conv_case(&cases[i]);
+}
+
+static void test_conv_1x1(void **state) {
+  (void)state;
+  const conv_spec cases[] = {
+      {2, 17, 7, 9, 13, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 1, ACT_RELU, NULL, 0, 1},
+      {1, 32, 16, 16, 24, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 0, ACT_NONE, NULL, 0, 1},
+      {3, 5, 1, 1, 7, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 1, ACT_HSIG, NULL, 0, 1},       /* SE-sized */
+      {1, 9, 11, 13, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, 1, ACT_SILU, NULL, 0, 1},
+      /* 1x1 with stride 2: not the GEMM form; group 1, K = 9: the direct kernel */
+      {1, 9, 10, 10, 4, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, 1, ACT_NONE, NULL, 1, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) conv_case(&cases[i]);
+}
+
+/* A depthwise-separable block: dw Conv + HardSwish, squeeze-excite (ReduceMean, 1x1 + Relu, 1x1 +
+ * HardSigmoid, Mul), pointwise 1x1 + residual Add + Clip: the Mul becomes the pointwise Conv's
+ * input scale, the Add and Clip its epilogue. */
+static void test_conv_se_block(void **state) {
+  (void)state;
+  for (int nb = 1; nb <= 2; nb++) {
+    vt_graph *g = new_graph();
+    int64_t C = 12, H = 9, W = 11, R = 5;
+    int32_t x = add_input(g, "x", 4, (int64_t[]){nb, C, H, W});
+    int32_t dwin[3] = {x, add_const(g, "wdw", 4, (int64_t[]){C, 1, 3, 3}, 0.5f), add_const(g, "bdw", 1, &C, 0.2f)};
+    int32_t y = node(g, "Conv", 3, dwin);
+    attr_int(g, "group", C);
+    attr_ints(g, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    y = node(g, "HardSwish", 1, &y);
+    int32_t m = node(g, "ReduceMean", 1, &y);
+    attr_ints(g, "axes", 2, (int64_t[]){2, 3});
+    attr_int(g, "keepdims", 1);
+    int32_t r1[3] = {m, add_const(g, "wr", 4, (int64_t[]){R, C, 1, 1}, 0.5f), add_const(g, "br", 1, &R, 0.2f)};
+    int32_t s = node(g, "Relu", 1, (int32_t[]){node(g, "Conv", 3, r1)});
+    int32_t e1[3] = {s, add_const(g, "we", 4, (int64_t[]){C, R, 1, 1}, 0.5f), add_const(g, "be", 1, &C, 0.2f)};
+    s = node(g, "HardSigmoid", 1, (int32_t[]){node(g, "Conv", 3, e1)});
+    attr_float(g, "alpha", 1.0f / 6.0f);
+    int32_t sc = node(g, "Mul", 2, (int32_t[]){y, s});
+    int32_t pw[3] = {sc, add_const(g, "wp", 4, (int64_t[]){C, C, 1, 1}, 0.3f), add_const(g, "bp", 1, &C, 0.2f)};
+    int32_t o = node(g, "Add", 2, (int32_t[]){x, node(g, "Conv", 3, pw)});
+    o = node(g, "Relu", 1, &o);
+    assert_int_equal(vt_graph_add_output(g, o), 0);
+    vt_jit_stats st = check(g, nb == 1 ? "se block, batch 1" : "se block, batch 2");
+    /* dw (+HardSwish), reduce 1x1 (+Relu), expand 1x1 (+HardSigmoid), pw 1x1 (+Mul scale, +Add, +Relu) */
+    assert_int_equal(st.n_conv_direct, 1);
+    assert_int_equal(st.n_conv_1x1, 3);
+    assert_int_equal(st.n_conv_fused, 6);
+    vt_graph_free(g);
+  }
+}
+
+typedef struct {
+  const char *op;
+  int64_t Nb, C, H, W, kh, kw, sh, sw, dh, dw, pads[4];
+  int count_include_pad, ceil_mode;
+} pool_spec;
+
+static void pool_case(const pool_spec *s) {
+  char what[200];
+  snprintf(what, sizeof what, "%s N%lld C%lld %lldx%lld k%lldx%lld s%lldx%lld d%lldx%lld p%lld,%lld,%lld,%lld cip%d ceil%d",
+           s->op, (long long)s->Nb, (long long)s->C, (long long)s->H, (long long)s->W, (long long)s->kh, (long long)s->kw,
+           (long long)s->sh, (long long)s->sw, (long long)s->dh, (long long)s->dw, (long long)s->pads[0],
+           (long long)s->pads[1], (long long)s->pads[2], (long long)s->pads[3], s->count_include_pad, s->ceil_mode);
+  vt_graph *g = new_graph();
+  int32_t x = add_input(g, "x", 4, (int64_t[]){s->Nb, s->C, s->H, s->W});
+  int32_t y = node(g, s->op, 1, &x);
+  if (strcmp(s->op, "GlobalAveragePool")) {
+    attr_ints(g, "kernel_shape", 2, (int64_t[]){s->kh, s->kw});
+    attr_ints(g, "strides", 2, (int64_t[]){s->sh, s->sw});
+    attr_ints(g, "pads", 4, s->pads);
+    if (s->ceil_mode) attr_int(g, "ceil_mode", 1);
+    if (!strcmp(s->op, "MaxPool")) attr_ints(g, "dilations", 2, (int64_t[]){s->dh, s->dw});
+    else attr_int(g, "count_include_pad", s->count_include_pad);
+  }
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  vt_jit_stats st = check(g, what);
+  if (st.n_pool != 1) fail_msg("%s: %d pool kernels (want 1)", what, st.n_pool);
+  vt_graph_free(g);
+}
+
+static void test_pools(void **state) {
+  (void)state;
+  const pool_spec cases[] = {
+      {"MaxPool", 2, 3, 11, 9, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 0, 0},
+      {"MaxPool", 1, 4, 12, 13, 2, 3, 2, 1, 2, 1, {0, 1, 1, 0}, 0, 0},
+      {"MaxPool", 1, 2, 10, 10, 3, 3, 2, 2, 1, 1, {0, 0, 0, 0}, 0, 1},
+      {"AveragePool", 2, 3, 11, 9, 3, 3, 2, 2, 1, 1, {1, 1, 1, 1}, 0, 0},
+      {"AveragePool", 1, 5, 9, 14, 3, 2, 1, 2, 1, 1, {1, 0, 1, 1}, 1, 0},
+      {"AveragePool", 1, 2, 10, 10, 3, 3, 2, 2, 1, 1, {1, 1, 0, 0}, 0, 1},
+      {"GlobalAveragePool", 2, 7, 9, 13, 0, 0, 0, 0, 0, 0, {0, 0, 0, 0}, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) pool_case(&cases[i]);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_conv_direct),
+      cmocka_unit_test(test_conv_1x1),
+      cmocka_unit_test(test_conv_se_block),
+      cmocka_unit_test(test_pools),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#else /* built without codegen/ */
+static void test_codegen_conv_not_built(void **state) {
+  (void)state;
+  skip();
+}
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_codegen_conv_not_built)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
+#endif
