@@ -575,7 +575,7 @@ static LLVMValueRef emit_perm_kernel(cg *c, int gi) {
   return k;
 }
 
-/* void k(ptr bufs, i64 u0, i64 u1) for a CONV_DIRECT / CONV_1X1 / CONV_POOL group: one call of
+/* void k(ptr bufs, i64 u0, i64 u1) for a CONV_DIRECT / CONV_1X1 / CONV_POOL / CONV_REDUCE_MID group: one call of
  * its cg_kernels_conv.c kernel with every size constant. */
 static LLVMValueRef emit_conv_family_kernel(cg *c, int gi) {
   cg_group *G = &c->groups[gi];
@@ -604,6 +604,13 @@ static LLVMValueRef emit_conv_family_kernel(cg *c, int gi) {
     int64_t d[4] = {cv[0], cv[3] * cv[4], G->N, cv[13]};
     for (int i = 0; i < 4; i++) a[na++] = cg_ci64(c, d[i]);
     a[na++] = act; a[na++] = fa; a[na++] = fb;
+  } else if (G->conv_kind == CONV_REDUCE_MID) {
+    fn = c->f_reduce_mid;
+    a[na++] = x;
+    a[na++] = y;
+    a[na++] = cg_ci64(c, cv[0]);
+    a[na++] = cg_ci64(c, cv[1]);
+    a[na++] = LLVMConstInt(c->t_i32, (unsigned long long)G->pool_kind, 0);
   } else {
     fn = c->f_pool;
     a[na++] = x;
@@ -938,7 +945,8 @@ int cg_build_module(cg *c, int nthreads) {
     {&c->f_tanh, "vt_cgm_tanh"}, {&c->f_sigmoid, "vt_cgm_sigmoid"}, {&c->f_softmax, "vt_cgk_softmax_rows"},
     {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_reduce, "vt_cgk_reduce_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
     {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"},
-    {&c->f_conv_direct, "vt_cgk_conv_direct"}, {&c->f_conv1x1, "vt_cgk_conv1x1"}, {&c->f_pool, "vt_cgk_pool2d"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
+    {&c->f_conv_direct, "vt_cgk_conv_direct"}, {&c->f_conv1x1, "vt_cgk_conv1x1"}, {&c->f_pool, "vt_cgk_pool2d"},
+    {&c->f_reduce_mid, "vt_cgk_reduce_mid"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
     {&c->f_gate_sel, "vt_cgk_gate_select"}};
   for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
     *lib[i].f = LLVMGetNamedFunction(c->mod, lib[i].name);

@@ -914,7 +914,10 @@ static int try_reduce(cg *c, int32_t ni, char *why, size_t whyn) {
   int32_t first = X->rank;   /* the trailing run of reduced (or size-1) dims */
   while (first > 0 && (red[first - 1] || X->dims[first - 1] == 1)) first--;
   for (int32_t d = 0; d < first; d++)
-    if (red[d] && X->dims[d] != 1) { snprintf(why, whyn, "the reduced axes are not the trailing ones"); return 0; }
+    if (red[d] && X->dims[d] != 1) {
+      snprintf(why, whyn, "the reduced axes are not the trailing ones");
+      return cg_try_reduce_mid(c, ni, red, why, whyn);
+    }
   int64_t cols = 1;
   for (int32_t d = first; d < X->rank; d++) cols *= X->dims[d];
   if (cols <= 0 || cg_val_numel(Y) * cols != cg_val_numel(X)) { snprintf(why, whyn, "empty or inconsistent reduction"); return 0; }

@@ -4,6 +4,8 @@
  *                stem), any strides, pads, dilations; one output plane per work unit
  *   CONV_1X1     1x1 Conv (stride 1, no pads, group 1) as a GEMM on the NCHW planes, no im2col
  *   CONV_POOL    MaxPool, AveragePool, GlobalAveragePool (2-D); one plane per work unit
+ *   CONV_REDUCE_MID  ReduceMean / ReduceSum over a middle run of axes ([O, R, I] -> [O, I], e.g. the
+ *                mean over tokens before a classifier); one outer index per work unit
  * Epilogues fused into CONV_DIRECT / CONV_1X1: a residual Add (1x1; the other operand computed
  * before the group runs), then one activation (Relu, Clip, HardSigmoid, HardSwish, Sigmoid, or
  * x * Sigmoid(x), x * HardSigmoid(x)); each absorbed node's output must be read only by the next absorbed node.
@@ -301,4 +303,48 @@ int cg_try_conv_family(cg *c, int32_t ni, char *why, size_t whyn) {
   case VT_OP_GlobalAveragePool: return pool_group(c, ni, why, whyn);
   default: return 0;
   }
+}
+
+int cg_try_reduce_mid(cg *c, int32_t ni, const bool *red, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ni];
+  if (n->op != VT_OP_ReduceMean && n->op != VT_OP_ReduceSum) return 0;
+  const vt_value *X = &g->values[n->in[0]], *Y = &g->values[n->out[0]];
+  int32_t a0 = -1, a1 = -1;   /* the reduced run [a0, a1) (size-1 dims may sit anywhere) */
+  for (int32_t d = 0; d < X->rank; d++) {
+    if (!red[d] || X->dims[d] == 1) continue;
+    if (a0 < 0) a0 = d;
+    else if (a1 >= 0) { snprintf(why, whyn, "the reduced axes are not one contiguous run"); return 0; }
+    int32_t e = d;
+    while (e + 1 < X->rank && (red[e + 1] || X->dims[e + 1] == 1)) e++;
+    a1 = e + 1;
+    d = e;
+  }
+  if (a0 < 0) return 0;
+  int64_t O = 1, R = 1, I = 1;
+  for (int32_t d = 0; d < X->rank; d++) {
+    if (d < a0) O *= X->dims[d];
+    else if (d < a1) R *= red[d] ? X->dims[d] : 1;
+    else I *= X->dims[d];
+  }
+  for (int32_t d = a0; d < a1; d++)
+    if (!red[d] && X->dims[d] != 1) { snprintf(why, whyn, "a kept axis inside the reduced run"); return 0; }
+  if (O * R * I != cg_val_numel(X) || O * I != cg_val_numel(Y) || I < 1) {
+    snprintf(why, whyn, "empty or inconsistent reduction");
+    return 0;
+  }
+  cg_group *G = cg_new_group(c, G_CONV, ni);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->conv_kind = CONV_REDUCE_MID;
+  G->pool_kind = n->op == VT_OP_ReduceMean;
+  G->conv_node = ni;
+  G->src = n->in[0];
+  G->out = n->out[0];
+  G->M = O * I; G->N = 1; G->K = R;
+  G->total = cg_val_numel(X);
+  G->rows = O;
+  G->conv[0] = R;
+  G->conv[1] = I;
+  if (cg_group_add_node(c, c->n_groups - 1, ni)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
 }

@@ -63,7 +63,8 @@ typedef struct vt_jit_stats {
   /* the convolution family (cg_lower_conv.c), also counted in n_gemm */
   int n_conv_direct;       /* direct grouped / depthwise Conv kernels */
   int n_conv_1x1;          /* 1x1 Conv kernels (GEMM on the NCHW planes, no im2col) */
-  int n_pool;              /* MaxPool / AveragePool / GlobalAveragePool kernels */
+  int n_pool;              /* MaxPool / AveragePool / GlobalAveragePool kernels, and ReduceMean / ReduceSum
+                              over middle axes */
   int n_conv_fused;        /* nodes fused into those conv kernels (activations, residual adds, SE scales) */
 } vt_jit_stats;
 

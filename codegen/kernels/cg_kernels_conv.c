@@ -8,8 +8,10 @@
  *                       Y[n] = act(W * (s[n] .* X[n]) + b + R[n]); s = an optional per-(n, channel)
  *                       input scale (squeeze-excite), R an optional residual (work unit: one block of
  *                       VT_CG_C1_PB pixels of one image, all output channels)
- *   vt_cgk_pool2d       MaxPool / AveragePool (count_include_pad 0/1) / GlobalAveragePool as a
- *                       window of the whole plane (work unit: one plane)
+ *   vt_cgk_pool2d       MaxPool / AveragePool (count_include_pad 0/1) / GlobalAveragePool
+ *                       (work unit: one plane)
+ *   vt_cgk_reduce_mid   ReduceMean / ReduceSum over a middle run of axes (e.g. the mean over the
+ *                       tokens of [B, T, C]; work unit: one outer index)
  * Activations (act codes, shared with the lowering in codegen): VT_CG_ACT_* below. */
 
 #ifndef VT_CG_VW
@@ -203,5 +205,22 @@ AI void vt_cgk_pool2d(const float *x, float *y, int64_t H, int64_t W, int64_t OH
       else
         for (int64_t o = 0; o < OW; o++) yr[o] = cnt[o] > 0.0f ? acc[o] / cnt[o] : 0.0f;
     }
+  }
+}
+
+/* x [O, R, I] -> y [O, I]: the sum (mean: times 1/R) over R, vectorised over I (rows added in
+ * order r = 0..R-1). Units [u0, u1): outer indices. */
+AI void vt_cgk_reduce_mid(const float *x, float *y, int64_t R, int64_t I, int32_t mean, int64_t u0, int64_t u1) {
+  float scale = mean && R > 0 ? 1.0f / (float)R : 1.0f;
+  for (int64_t u = u0; u < u1; u++) {
+    const float *xo = x + u * R * I;
+    float *yo = y + u * I;
+    for (int64_t i = 0; i < I; i++) yo[i] = 0.0f;
+    for (int64_t r = 0; r < R; r++) {
+      const float *xr = xo + r * I;
+      for (int64_t i = 0; i < I; i++) yo[i] += xr[i];
+    }
+    if (mean)
+      for (int64_t i = 0; i < I; i++) yo[i] *= scale;
   }
 }

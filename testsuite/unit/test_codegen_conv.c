@@ -4,7 +4,8 @@
  * non-square kernels, auto_pad; 1x1 Conv (GEMM on NCHW planes) with residual and squeeze-excite
  * input scale; every fused epilogue (Relu, Clip, HardSigmoid, HardSwish, Sigmoid, x*Sigmoid(x),
  * x*HardSigmoid(x)); MaxPool / AveragePool (pads counted or not, ceil_mode, dilations) /
- * GlobalAveragePool. Each case asserts, through vt_jit_stats, how many conv / pool kernels were
+ * GlobalAveragePool; ReduceMean / ReduceSum over middle axes; the hybrid zoo models (BatchNorm
+ * folded, then every node in generated code) against the interpreter and torch. Each case asserts, through vt_jit_stats, how many conv / pool kernels were
  * generated, how many nodes they fused, and that nothing ran on the host. Tolerance: relative L2
  * 1e-5 (float32 sums in another order). */
 #include <math.h>
@@ -17,7 +18,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <sys/stat.h>
+
+#include "frontend.h"
 #include "ir.h"
+#include "passes.h"
 #include "runtime.h"
 
 #ifdef VT_HAVE_CODEGEN
@@ -320,12 +325,99 @@ static void test_pools(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) pool_case(&cases[i]);
 }
 
+static void reduce_mid_case(const char *op, int rank, const int64_t *dims, int naxes, const int64_t *axes, int keepdims) {
+  vt_graph *g = new_graph();
+  int32_t x = add_input(g, "x", rank, dims);
+  int32_t y = node(g, op, 1, &x);
+  if (!strcmp(op, "ReduceSum")) {   /* opset 13+: axes as an input */
+    vt_tensor t = {.dtype = VT_I64, .rank = 1, .dims = {naxes}};
+    int64_t *p = vt_arena_alloc(&g->arena, (size_t)naxes * sizeof *p);
+    memcpy(p, axes, (size_t)naxes * sizeof *p);
+    t.data = p;
+    int32_t av = vt_graph_add_const(g, "axes", &t);
+    vt_node *n = &g->nodes[g->n_nodes - 1];
+    int32_t in[2] = {x, av};
+    n->in = vt_arena_alloc(&g->arena, sizeof in);
+    memcpy(n->in, in, sizeof in);
+    n->n_in = 2;
+  } else {
+    attr_ints(g, "axes", naxes, axes);
+  }
+  attr_int(g, "keepdims", keepdims);
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  vt_jit_stats st = check(g, op);
+  assert_int_equal(st.n_pool, 1);
+  vt_graph_free(g);
+}
+
+static void test_reduce_middle(void **state) {
+  (void)state;
+  reduce_mid_case("ReduceMean", 3, (int64_t[]){2, 7, 19}, 1, (int64_t[]){1}, 0);        /* mean over tokens */
+  reduce_mid_case("ReduceMean", 4, (int64_t[]){3, 4, 5, 6}, 2, (int64_t[]){1, 2}, 1);
+  reduce_mid_case("ReduceSum", 4, (int64_t[]){2, 5, 1, 9}, 1, (int64_t[]){-3}, 0);
+  reduce_mid_case("ReduceMean", 3, (int64_t[]){1, 33, 8}, 1, (int64_t[]){-2}, 1);
+}
+
+/* ---------- the hybrid zoo models (tiny; the passes_zoo fixture makes them) ---------- */
+static void hybrid_case(const char *model) {
+  const char *dir = getenv("VT_ZOO_DIR") && *getenv("VT_ZOO_DIR") ? getenv("VT_ZOO_DIR") : VT_BINARY_DIR "/zoo-passes";
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s.onnx", dir, model);
+  struct stat sb;
+  if (stat(path, &sb) != 0) fail_msg("zoo model %s missing (gen_zoo.py --set tiny --out %s)", path, dir);
+  vt_error e = {0};
+  vt_graph *g = NULL;
+  vt_pipeline pl = {0};
+  vt_pipeline_opts po = {0};
+  vt_tensor in = {0}, ref = {0}, oi = {0}, oj = {0};
+  snprintf(path, sizeof path, "%s/%s.in.pixel_values.npy", dir, model);
+  if (vt_npy_read(path, &in, &e)) fail_msg("%s", e.msg);
+  snprintf(path, sizeof path, "%s/%s.ref.logits.npy", dir, model);
+  if (vt_npy_read(path, &ref, &e)) fail_msg("%s", e.msg);
+  snprintf(path, sizeof path, "%s/%s.onnx", dir, model);
+  /* the zoo input's batch (2) pins the graph's symbolic batch; canonicalisation folds the BatchNorms */
+  const char *pin_names[1] = {"batch"};
+  int64_t pin_vals[1] = {in.dims[0]};
+  if (vt_onnx_load(path, &g, &e) || vt_graph_prepare(g, pin_names, pin_vals, 1, &e)) fail_msg("%s: %s", model, e.msg);
+  if (vt_pipeline_run(&pl, g, &po, &e)) fail_msg("%s: canonicalisation: %s", model, e.msg);
+  vt_interp *it = vt_interp_new(g, 2, &e);
+  assert_non_null(it);
+  if (vt_interp_run(it, &in, &oi, &e)) fail_msg("%s: interp: %s", model, e.msg);
+  vt_cg_options opt = {.opt_level = 3, .threads = 2, .stats = getenv("VT_TEST_STATS") ? stderr : NULL};
+  vt_jit *j = vt_jit_compile(g, &opt, &e);
+  if (!j) fail_msg("%s: jit compile: %s", model, e.msg);
+  if (vt_jit_run(j, &in, &oj, &e)) fail_msg("%s: jit run: %s", model, e.msg);
+  double r_interp = rel_l2(&oj, &oi), r_torch = rel_l2(&oj, &ref);
+  print_message("  %s: JIT vs interpreter rel L2 %.3g, vs torch %.3g\n", model, r_interp, r_torch);
+  if (!(r_interp <= 1e-5) || !(r_torch <= 1e-4)) fail_msg("%s: rel L2 %.3g (interp), %.3g (torch)", model, r_interp, r_torch);
+  vt_jit_stats st;
+  vt_jit_get_stats(j, &st);
+  /* stem + 3 depthwise convs direct; 3 x (SE reduce, SE expand, pointwise) + to_tokens as 1x1; the
+   * token mean; no host node anywhere */
+  assert_int_equal(st.n_conv_direct, 4);
+  assert_int_equal(st.n_conv_1x1, 10);
+  assert_int_equal(st.n_pool, 1);
+  assert_int_equal(st.n_fallback, 0);
+  vt_jit_free(j);
+  vt_interp_free(it);
+  vt_tensor_free(&in); vt_tensor_free(&ref); vt_tensor_free(&oi); vt_tensor_free(&oj);
+  vt_graph_free(g);
+}
+
+static void test_hybrid_zoo(void **state) {
+  (void)state;
+  hybrid_case("hybrid_tiny_op17");
+  hybrid_case("hybrid_tiny_op13");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_conv_direct),
       cmocka_unit_test(test_conv_1x1),
       cmocka_unit_test(test_conv_se_block),
       cmocka_unit_test(test_pools),
+      cmocka_unit_test(test_reduce_middle),
+      cmocka_unit_test(test_hybrid_zoo),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
