@@ -575,7 +575,8 @@ static LLVMValueRef emit_perm_kernel(cg *c, int gi) {
   return k;
 }
 
-/* void k(ptr bufs, i64 u0, i64 u1) for a CONV_DIRECT / CONV_1X1 / CONV_POOL / CONV_REDUCE_MID group: one call of
+/* void k(ptr bufs, i64 u0, i64 u1) for a conv-family group (direct, 1x1, transposed, pool, middle-axis
+ * reduce): one call of
  * its cg_kernels_conv.c kernel with every size constant. */
 static LLVMValueRef emit_conv_family_kernel(cg *c, int gi) {
   cg_group *G = &c->groups[gi];
@@ -589,8 +590,8 @@ static LLVMValueRef emit_conv_family_kernel(cg *c, int gi) {
   const int64_t *cv = G->conv;   /* C, H, W, OH, OW, kh, kw, sh, sw, dh, dw, ph, pw, (unit | end pads) */
   LLVMValueRef a[24], fn;
   int na = 0;
-  if (G->conv_kind == CONV_DIRECT) {
-    fn = c->f_conv_direct;
+  if (G->conv_kind == CONV_DIRECT || G->conv_kind == CONV_TRANSPOSE) {
+    fn = G->conv_kind == CONV_DIRECT ? c->f_conv_direct : c->f_conv_transpose;
     LLVMValueRef h[4] = {x, w, bias, y};
     int64_t d[15] = {cv[0], cv[1], cv[2], G->N, cv[3], cv[4], G->conv_groups, cv[5], cv[6], cv[7], cv[8], cv[9], cv[10], cv[11], cv[12]};
     for (int i = 0; i < 4; i++) a[na++] = h[i];
@@ -946,7 +947,7 @@ int cg_build_module(cg *c, int nthreads) {
     {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_reduce, "vt_cgk_reduce_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
     {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"},
     {&c->f_conv_direct, "vt_cgk_conv_direct"}, {&c->f_conv1x1, "vt_cgk_conv1x1"}, {&c->f_pool, "vt_cgk_pool2d"},
-    {&c->f_reduce_mid, "vt_cgk_reduce_mid"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
+    {&c->f_reduce_mid, "vt_cgk_reduce_mid"}, {&c->f_conv_transpose, "vt_cgk_conv_transpose"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
     {&c->f_gate_sel, "vt_cgk_gate_select"}};
   for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
     *lib[i].f = LLVMGetNamedFunction(c->mod, lib[i].name);

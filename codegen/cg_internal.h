@@ -7,7 +7,7 @@
  *   cg_lower.c     target-independent lowering: graph nodes to kernel groups (cg_plan)
  *   cg_lower_conv.c  the convolution family's groups: direct (grouped / depthwise) and 1x1 Conv with
  *                  fused epilogues and squeeze-excite input scale, Max / Average / GlobalAverage pools,
- *                  mean / sum over middle axes (the token mean of a classifier)
+ *                  mean / sum over middle axes (the token mean of a classifier), ConvTranspose
  *   cg_views.c     strided views: attention layout absorption, COPY groups as aliases
  *   cg_memplan.c   the activation arena: which values need a buffer, their offsets
  *   cg_emit_cpu.c  LLVM IR of the CPU kernels and the entry function (cg_build_module)
@@ -87,7 +87,7 @@ extern const size_t vt_cg_kernels_avx2_bc_len, vt_cg_kernels_avx512_bc_len;
 /* G_ABSORBED: a layout node (Transpose, Split, Gather, Reshape-like) whose data movement an
  * attention kernel does itself by strided reads / writes (cg_plan_attn_layout); it emits nothing */
 enum { G_GEMM, G_EW, G_COPY, G_FALLBACK, G_ROW, G_PERM, G_ATTN, G_BLOCKS, G_CONV, G_ABSORBED };
-enum { CONV_IM2COL, CONV_DIRECT, CONV_1X1, CONV_POOL, CONV_REDUCE_MID };   /* G_CONV kinds */
+enum { CONV_IM2COL, CONV_DIRECT, CONV_1X1, CONV_POOL, CONV_REDUCE_MID, CONV_TRANSPOSE };   /* G_CONV kinds */
 enum { ROW_SOFTMAX, ROW_LAYERNORM, ROW_MEAN, ROW_SUM, ROW_MAX, ROW_MIN };   /* ROW_MEAN..: vt_cgk_reduce_rows op + ROW_MEAN */
 enum { A_STEP, A_PRIMARY, A_CONSTF, A_VAL };     /* argument sources */
 /* how an external operand is indexed: FULL [flat], LAST [col], SCALAR [0], ROW [row] (shape
@@ -157,8 +157,8 @@ typedef struct cg_group {
                                   cg_lower_conv.c) */
   int conv_kind;               /* CONV: CONV_IM2COL / CONV_DIRECT / CONV_1X1 / CONV_POOL / CONV_REDUCE_MID
                                   (conv[0] = R, conv[1] = I; pool_kind 1 mean, 0 sum) */
-  int64_t conv_groups;         /* CONV_DIRECT: the Conv's group attribute */
-  int32_t conv_act;            /* CONV_DIRECT / CONV_1X1: fused activation (VT_CG_ACT_* of cg_kernels_conv.c) */
+  int64_t conv_groups;         /* CONV_DIRECT / CONV_TRANSPOSE: the group attribute */
+  int32_t conv_act;            /* CONV_DIRECT / CONV_1X1 / CONV_TRANSPOSE: fused activation (VT_CG_ACT_* of cg_kernels_conv.c) */
   float conv_a, conv_b;        /* ... its parameters (Clip min / max, HardSigmoid alpha / beta) */
   int32_t conv_res;            /* CONV_1X1: residual value added before the activation, or -1 */
   int32_t conv_scale;          /* CONV_1X1: per-(image, input channel) scale [Nb, C, 1, 1] (squeeze-excite), or -1 */
@@ -258,7 +258,7 @@ typedef struct cg {
   /* one attention core per distinct shape / attributes / mask layout:
    * void core(ptr q, ptr k, ptr v, ptr out, ptr mask, ptr bmask, ptr kbias, i64 u0, i64 u1) */
   LLVMValueRef f_attn, f_copy_rows, f_conv;
-  LLVMValueRef f_conv_direct, f_conv1x1, f_pool, f_reduce_mid;   /* the convolution family (cg_kernels_conv.c) */
+  LLVMValueRef f_conv_direct, f_conv1x1, f_pool, f_reduce_mid, f_conv_transpose;   /* the convolution family (cg_kernels_conv.c) */
   LLVMTypeRef ft_attn, ft_attn_core, ft_copy_rows, ft_conv;
   struct attn_key { int64_t d[9 + ATT_NSTR]; float scale; int flags; } *attn_keys;
   LLVMValueRef *attn_cores;
@@ -290,7 +290,8 @@ bool cg_is_copy_op(int op);
 int cg_add_blob(cg *c, const void *data, size_t nbytes, void *owned);
 cg_group *cg_new_group(cg *c, int kind, int32_t seed);
 
-/* cg_lower_conv.c: the group for node ni (a Conv, a pool, or a Mul that scales a 1x1 Conv's input):
+/* cg_lower_conv.c: the group for node ni (a Conv, a ConvTranspose, a pool, or a Mul that scales a
+ * 1x1 Conv's input):
  * 1 made, 0 not applicable (why says why when ni is a Conv or pool), <0 error */
 int cg_try_conv_family(cg *c, int32_t ni, char *why, size_t whyn);
 /* ReduceMean / ReduceSum node ni over one contiguous run of axes followed by kept axes (red[d]:

@@ -1200,7 +1200,9 @@ int cg_plan(cg *c) {
       const vt_value *ov = &g->values[n->out[0]];
       dyn_ok = ov->rank >= 1 && const_width(c, n->out[0], ov->dims[ov->rank - 1]);
     }
-    bool pool = n->op == VT_OP_MaxPool || n->op == VT_OP_AveragePool || n->op == VT_OP_GlobalAveragePool;
+    /* ops only the convolution family generates (cg_lower_conv.c) */
+    bool conv_family_only = n->op == VT_OP_MaxPool || n->op == VT_OP_AveragePool ||
+                            n->op == VT_OP_GlobalAveragePool || n->op == VT_OP_ConvTranspose;
     if (n->op == VT_OP_Mul && !dyn) {   /* a squeeze-excite scale read by a 1x1 Conv: that Conv's prologue */
       int r = cg_try_conv_family(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
@@ -1208,7 +1210,7 @@ int cg_plan(cg *c) {
       why[0] = 0;
     }
     bool has_gen = n->op == VT_OP_Split || n->op == VT_OP_Concat || n->op == VT_OP_Gather || n->op == VT_OP_Slice ||
-                   n->op == VT_OP_Conv || pool ||
+                   n->op == VT_OP_Conv || conv_family_only ||
                    n->op == VT_OP_Expand || n->op == VT_OP_Attention || n->op == VT_OP_Transpose;
     char note[160] = "";
     if (n->op == VT_OP_TokenBuffer) {   /* absorbed into its GEMM's epilogue when that is sound */
@@ -1236,11 +1238,11 @@ int cg_plan(cg *c) {
       int r = try_blocks(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
-    } else if (n->op == VT_OP_Conv || pool) {
+    } else if (n->op == VT_OP_Conv || conv_family_only) {
       int r = cg_try_conv_family(c, ni, why, sizeof why);   /* direct, 1x1, pools; else im2col below */
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;
-      if (pool) r = 0;
+      if (conv_family_only) r = 0;
       else r = try_conv(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;
       if (r == 1) continue;

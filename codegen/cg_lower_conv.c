@@ -3,10 +3,12 @@
  *   CONV_DIRECT  grouped / depthwise Conv 2-D (and group-1 Convs with C*kh*kw <= 32, e.g. an RGB
  *                stem), any strides, pads, dilations; one output plane per work unit
  *   CONV_1X1     1x1 Conv (stride 1, no pads, group 1) as a GEMM on the NCHW planes, no im2col
+ *   CONV_TRANSPOSE  ConvTranspose 2-D (groups, strides, explicit pads, dilations, output_padding);
+ *                one output plane per work unit
  *   CONV_POOL    MaxPool, AveragePool, GlobalAveragePool (2-D); one plane per work unit
  *   CONV_REDUCE_MID  ReduceMean / ReduceSum over a middle run of axes ([O, R, I] -> [O, I], e.g. the
  *                mean over tokens before a classifier); one outer index per work unit
- * Epilogues fused into CONV_DIRECT / CONV_1X1: a residual Add (1x1; the other operand computed
+ * Epilogues fused into CONV_DIRECT / CONV_1X1 / CONV_TRANSPOSE: a residual Add (1x1; the other operand computed
  * before the group runs), then one activation (Relu, Clip, HardSigmoid, HardSwish, Sigmoid, or
  * x * Sigmoid(x), x * HardSigmoid(x)); each absorbed node's output must be read only by the next absorbed node.
  * Prologue of CONV_1X1: a squeeze-excite Mul(y, s) with s [Nb, C, 1, 1] whose only reader is the
@@ -229,6 +231,64 @@ static int conv_group(cg *c, int32_t ci, int32_t se, int32_t y_in, int32_t scale
   return rc < 0 ? rc : 1;
 }
 
+/* ConvTranspose node ti (2-D, float32, constant weights [C, Cout/group, kh, kw], explicit pads). */
+static int conv_transpose_group(cg *c, int32_t ti, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ti];
+  if (n->n_in < 2 || n->in[0] < 0 || n->n_out != 1 || n->out[0] < 0) return 0;
+  const vt_value *X = &g->values[n->in[0]], *Wv = &g->values[n->in[1]], *Y = &g->values[n->out[0]];
+  if (!is_f32_4d(X) || !is_f32_4d(Y) || !cg_is_const(g, n->in[1]) || Wv->rank != 4 ||
+      Wv->cdata->dtype != VT_F32) {
+    snprintf(why, whyn, "only 2-D float32 transposed convolutions with constant weights are generated");
+    return 0;
+  }
+  if (strcmp(vt_attr_str(n, "auto_pad", "NOTSET"), "NOTSET") || vt_node_attr(n, "output_shape")) {
+    snprintf(why, whyn, "auto_pad / output_shape are not generated (explicit pads only)");
+    return 0;
+  }
+  int64_t groups = vt_attr_int(n, "group", 1);
+  int64_t Nb = X->dims[0], C = X->dims[1], H = X->dims[2], W = X->dims[3];
+  int64_t Mg = Wv->dims[1], Cout = Mg * groups, kh = Wv->dims[2], kw = Wv->dims[3];
+  if (groups < 1 || C % groups || Wv->dims[0] != C || Y->dims[0] != Nb || Y->dims[1] != Cout) {
+    snprintf(why, whyn, "inconsistent shapes or group");
+    return 0;
+  }
+  conv_geom gm;
+  int64_t k[2] = {kh, kw};
+  if (!read_geom(n, X, Y, k, &gm, why, whyn)) return 0;
+  int32_t bb = -1;
+  if (n->n_in > 2 && n->in[2] >= 0) {
+    const vt_value *Bv = &g->values[n->in[2]];
+    if (!cg_is_const(g, n->in[2]) || Bv->cdata->dtype != VT_F32 || cg_val_numel(Bv) != Cout) {
+      snprintf(why, whyn, "bias is not a constant float32 [Cout] tensor");
+      return 0;
+    }
+    bb = cg_add_blob(c, Bv->cdata->data, vt_tensor_nbytes(Bv->cdata), NULL);
+    if (bb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  }
+  int wb = cg_add_blob(c, Wv->cdata->data, vt_tensor_nbytes(Wv->cdata), NULL);
+  if (wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  cg_group *G = cg_new_group(c, G_CONV, ti);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  int gi = c->n_groups - 1;
+  G->conv_kind = CONV_TRANSPOSE;
+  G->conv_node = ti;
+  G->conv_groups = groups;
+  G->src = n->in[0];
+  G->out = n->out[0];
+  G->wblob = wb;
+  G->gblob = bb;
+  G->M = Nb * H * W; G->N = Cout; G->K = C / groups * kh * kw;
+  G->total = cg_val_numel(Y);
+  G->rows = Nb * Cout;
+  int64_t cv[14] = {C, H, W, Y->dims[2], Y->dims[3], kh, kw, gm.st[0], gm.st[1], gm.dl[0], gm.dl[1], gm.pd[0], gm.pd[1], 0};
+  memcpy(G->conv, cv, sizeof cv);
+  if (cg_group_add_node(c, gi, ti)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  int rc = absorb_epilogue(c, gi);
+  if (rc == 0) rc = absorb_silu(c, gi);
+  return rc < 0 ? rc : 1;
+}
+
 /* Mul node mi = y * s, s [Nb, C, 1, 1] (s computed by a node, not a constant), read only by a
  * 1x1 Conv: that Conv's group with s as its input scale. */
 static int try_se_scale(cg *c, int32_t mi) {
@@ -297,6 +357,7 @@ int cg_try_conv_family(cg *c, int32_t ni, char *why, size_t whyn) {
   const vt_node *n = &c->g->nodes[ni];
   switch (n->op) {
   case VT_OP_Conv: return conv_group(c, ni, -1, -1, -1, why, whyn);
+  case VT_OP_ConvTranspose: return conv_transpose_group(c, ni, why, whyn);
   case VT_OP_Mul: return try_se_scale(c, ni);
   case VT_OP_MaxPool:
   case VT_OP_AveragePool:

@@ -24,9 +24,9 @@ static void cg_print_conv_group(const cg *c, int gi, FILE *f) {
             (long long)cv[1], (long long)cv[2], (long long)cv[3], (long long)cv[4], (long long)G->rows, n->name);
     return;
   }
-  if (G->conv_kind == CONV_DIRECT)
-    fprintf(f, "  [%d] conv direct %lldx%lld group %lld (%lld -> %lld channels, %lldx%lld -> %lldx%lld, stride %lldx%lld) '%s'",
-            gi, (long long)cv[5], (long long)cv[6], (long long)G->conv_groups, (long long)cv[0], (long long)G->N,
+  if (G->conv_kind == CONV_DIRECT || G->conv_kind == CONV_TRANSPOSE)
+    fprintf(f, "  [%d] %s %lldx%lld group %lld (%lld -> %lld channels, %lldx%lld -> %lldx%lld, stride %lldx%lld) '%s'",
+            gi, G->conv_kind == CONV_DIRECT ? "conv direct" : "conv transpose", (long long)cv[5], (long long)cv[6], (long long)G->conv_groups, (long long)cv[0], (long long)G->N,
             (long long)cv[1], (long long)cv[2], (long long)cv[3], (long long)cv[4], (long long)cv[7], (long long)cv[8],
             n->name);
   else
@@ -55,10 +55,11 @@ void cg_print_stats(const cg *c, const vt_jit_stats *st, FILE *f) {
           c->n_groups - st->n_absorbed, st->n_gemm, st->n_elementwise, st->n_row, st->n_attention,
           st->n_copy, st->n_view, st->n_fallback, st->n_fallback - n_alloc, n_alloc, st->n_fused_nodes,
           g->n_nodes, st->n_absorbed, st->compile_ms);
-  if (st->n_conv_direct || st->n_conv_1x1 || st->n_pool)
-    fprintf(f, "codegen conv: %d direct conv, %d 1x1 conv (gemm, no im2col), %d pool / middle-axis reduce kernels (counted above as gemm); "
-               "%d nodes fused into them (activations, residual adds, squeeze-excite scales)\n",
-            st->n_conv_direct, st->n_conv_1x1, st->n_pool, st->n_conv_fused);
+  if (st->n_conv_direct || st->n_conv_1x1 || st->n_pool || st->n_conv_transpose)
+    fprintf(f, "codegen conv: %d direct conv, %d 1x1 conv (gemm, no im2col), %d conv transpose, %d pool / middle-axis "
+               "reduce kernels (counted above as gemm); %d nodes fused into them (activations, residual adds, "
+               "squeeze-excite scales)\n",
+            st->n_conv_direct, st->n_conv_1x1, st->n_conv_transpose, st->n_pool, st->n_conv_fused);
   int n_gather = 0, n_scatter = 0, n_gates = 0, n_buffers = 0;
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
@@ -142,9 +143,11 @@ void cg_count_groups(const cg *c, vt_jit_stats *st) {
     const cg_group *G = &c->groups[gi];
     if (G->kind == G_CONV) {   /* the convolution family (also counted as gemm below) */
       st->n_conv_direct += G->conv_kind == CONV_DIRECT;
+      st->n_conv_transpose += G->conv_kind == CONV_TRANSPOSE;
       st->n_conv_1x1 += G->conv_kind == CONV_1X1;
       st->n_pool += G->conv_kind == CONV_POOL || G->conv_kind == CONV_REDUCE_MID;
-      if (G->conv_kind == CONV_DIRECT || G->conv_kind == CONV_1X1) st->n_conv_fused += G->n_nodes - 1;
+      if (G->conv_kind == CONV_DIRECT || G->conv_kind == CONV_1X1 || G->conv_kind == CONV_TRANSPOSE)
+        st->n_conv_fused += G->n_nodes - 1;
     }
     if (G->kind == G_GEMM || G->kind == G_CONV) st->n_gemm++;
     else if (G->kind == G_EW) st->n_elementwise++;

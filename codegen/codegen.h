@@ -65,6 +65,7 @@ typedef struct vt_jit_stats {
   int n_conv_1x1;          /* 1x1 Conv kernels (GEMM on the NCHW planes, no im2col) */
   int n_pool;              /* MaxPool / AveragePool / GlobalAveragePool kernels, and ReduceMean / ReduceSum
                               over middle axes */
+  int n_conv_transpose;    /* ConvTranspose kernels */
   int n_conv_fused;        /* nodes fused into those conv kernels (activations, residual adds, SE scales) */
 } vt_jit_stats;
 

@@ -8,6 +8,8 @@
  *                       Y[n] = act(W * (s[n] .* X[n]) + b + R[n]); s = an optional per-(n, channel)
  *                       input scale (squeeze-excite), R an optional residual (work unit: one block of
  *                       VT_CG_C1_PB pixels of one image, all output channels)
+ *   vt_cgk_conv_transpose  ConvTranspose 2-D (groups, strides, pads, dilations; output_padding via
+ *                       the output size), bias and an activation fused (work unit: one output plane)
  *   vt_cgk_pool2d       MaxPool / AveragePool (count_include_pad 0/1) / GlobalAveragePool
  *                       (work unit: one plane)
  *   vt_cgk_reduce_mid   ReduceMean / ReduceSum over a middle run of axes (e.g. the mean over the
@@ -81,6 +83,44 @@ AI void vt_cgk_conv_direct(const float *x, const float *w, const float *bias, fl
       float *yr = yp + oh * OW;
       for (int64_t o = 0; o < OW; o++) yr[o] = vt_cg_act(acc[o], act, a, b);
     }
+  }
+}
+
+/* ConvTranspose 2-D: x [Nb, C, H, W], w [C, Cout/groups, kh, kw], bias [Cout] or NULL, y [Nb, Cout,
+ * OH, OW] = act(bias + sum over ci, taps of x[ci][ih][iw] * w[ci][m][i][j] at oh = ih*sh - ph + i*dh,
+ * ow = iw*sw - pw + j*dw). Units [u0, u1) are output planes (n * Cout + co), accumulated in place:
+ * each input row adds, per tap, into one output row at stride sw over the input columns that
+ * land inside it. */
+AI void vt_cgk_conv_transpose(const float *x, const float *w, const float *bias, float *y, int64_t C, int64_t H,
+                              int64_t W, int64_t Cout, int64_t OH, int64_t OW, int64_t groups, int64_t kh,
+                              int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t ph, int64_t pw,
+                              int32_t act, float a, float b, int64_t u0, int64_t u1) {
+  int64_t Cg = C / groups, Mg = Cout / groups;
+  int64_t jlo[kw], jhi[kw];
+  for (int64_t j = 0; j < kw; j++) vt_cg_valid_range(OW, W, sw, pw, j * dw, &jlo[j], &jhi[j]);
+  for (int64_t u = u0; u < u1; u++) {
+    int64_t n = u / Cout, co = u % Cout, g = co / Mg, m = co % Mg;
+    float *yp = y + u * OH * OW;
+    float b0 = bias ? bias[co] : 0.0f;
+    for (int64_t q = 0; q < OH * OW; q++) yp[q] = b0;
+    for (int64_t ci = 0; ci < Cg; ci++) {
+      const float *xp = x + (n * C + g * Cg + ci) * H * W;
+      const float *wc = w + ((g * Cg + ci) * Mg + m) * kh * kw;
+      for (int64_t ih = 0; ih < H; ih++)
+        for (int64_t i = 0; i < kh; i++) {
+          int64_t oh = ih * sh - ph + i * dh;
+          if (oh < 0 || oh >= OH) continue;
+          const float *xr = xp + ih * W;
+          float *yr = yp + oh * OW + (-pw);
+          for (int64_t j = 0; j < kw; j++) {
+            float wv = wc[i * kw + j];
+            float *ys = yr + j * dw;
+            for (int64_t iw = jlo[j]; iw < jhi[j]; iw++) ys[iw * sw] += wv * xr[iw];
+          }
+        }
+    }
+    if (act)
+      for (int64_t q = 0; q < OH * OW; q++) yp[q] = vt_cg_act(yp[q], act, a, b);
   }
 }
 

@@ -3,7 +3,7 @@
  * sizes, groups 1 (small-K stem) / in between / depthwise, strides, asymmetric pads, dilations,
  * non-square kernels, auto_pad; 1x1 Conv (GEMM on NCHW planes) with residual and squeeze-excite
  * input scale; every fused epilogue (Relu, Clip, HardSigmoid, HardSwish, Sigmoid, x*Sigmoid(x),
- * x*HardSigmoid(x)); MaxPool / AveragePool (pads counted or not, ceil_mode, dilations) /
+ * x*HardSigmoid(x)); ConvTranspose (groups, strides, pads, dilations, output_padding); MaxPool / AveragePool (pads counted or not, ceil_mode, dilations) /
  * GlobalAveragePool; ReduceMean / ReduceSum over middle axes; the hybrid zoo models (BatchNorm
  * folded, then every node in generated code) against the interpreter and torch. Each case asserts, through vt_jit_stats, how many conv / pool kernels were
  * generated, how many nodes they fused, and that nothing ran on the host. Tolerance: relative L2
@@ -282,6 +282,42 @@ static void test_conv_se_block(void **state) {
   }
 }
 
+/* ConvTranspose: w [C, Cout/groups, kh, kw] */
+static void convt_case(int64_t Nb, int64_t C, int64_t H, int64_t W, int64_t Cout, int64_t groups, int64_t kh,
+                       int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw, const int64_t *pads,
+                       const int64_t *outpad, int bias, int act) {
+  char what[200];
+  snprintf(what, sizeof what, "convtranspose N%lld C%lld %lldx%lld -> %lld g%lld k%lldx%lld s%lldx%lld d%lldx%lld %s",
+           (long long)Nb, (long long)C, (long long)H, (long long)W, (long long)Cout, (long long)groups, (long long)kh,
+           (long long)kw, (long long)sh, (long long)sw, (long long)dh, (long long)dw, act_name[act]);
+  vt_graph *g = new_graph();
+  int32_t x = add_input(g, "x", 4, (int64_t[]){Nb, C, H, W});
+  int32_t in[3] = {x, add_const(g, "w", 4, (int64_t[]){C, Cout / groups, kh, kw}, 0.5f),
+                   bias ? add_const(g, "b", 1, (int64_t[]){Cout}, 1.0f) : -1};
+  int32_t y = node(g, "ConvTranspose", bias ? 3 : 2, in);
+  attr_int(g, "group", groups);
+  attr_ints(g, "kernel_shape", 2, (int64_t[]){kh, kw});
+  attr_ints(g, "strides", 2, (int64_t[]){sh, sw});
+  attr_ints(g, "dilations", 2, (int64_t[]){dh, dw});
+  attr_ints(g, "pads", 4, pads);
+  if (outpad) attr_ints(g, "output_padding", 2, outpad);
+  int n_act = 0;
+  y = add_act(g, y, act, &n_act);
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  vt_jit_stats st = check(g, what);
+  if (st.n_conv_transpose != 1 || st.n_conv_fused != n_act)
+    fail_msg("%s: %d conv transpose kernels, %d fused (want 1, %d)", what, st.n_conv_transpose, st.n_conv_fused, n_act);
+  vt_graph_free(g);
+}
+
+static void test_conv_transpose(void **state) {
+  (void)state;
+  convt_case(1, 4, 5, 7, 6, 1, 3, 3, 2, 2, 1, 1, (int64_t[]){1, 1, 1, 1}, (int64_t[]){1, 1}, 1, ACT_NONE);
+  convt_case(2, 6, 4, 3, 6, 3, 2, 2, 2, 2, 1, 1, (int64_t[]){0, 0, 0, 0}, NULL, 0, ACT_RELU);   /* 2x up, groups 3 */
+  convt_case(1, 5, 6, 5, 3, 1, 3, 2, 1, 3, 2, 1, (int64_t[]){2, 0, 1, 1}, (int64_t[]){0, 2}, 1, ACT_HSWISH);
+  convt_case(1, 8, 3, 3, 8, 8, 4, 4, 2, 2, 1, 1, (int64_t[]){1, 1, 1, 1}, NULL, 1, ACT_SIGMOID);  /* depthwise */
+}
+
 typedef struct {
   const char *op;
   int64_t Nb, C, H, W, kh, kw, sh, sw, dh, dw, pads[4];
@@ -415,6 +451,7 @@ int main(void) {
       cmocka_unit_test(test_conv_direct),
       cmocka_unit_test(test_conv_1x1),
       cmocka_unit_test(test_conv_se_block),
+      cmocka_unit_test(test_conv_transpose),
       cmocka_unit_test(test_pools),
       cmocka_unit_test(test_reduce_middle),
       cmocka_unit_test(test_hybrid_zoo),
