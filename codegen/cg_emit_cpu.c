@@ -575,8 +575,8 @@ static LLVMValueRef emit_perm_kernel(cg *c, int gi) {
   return k;
 }
 
-/* void k(ptr bufs, i64 u0, i64 u1) for a conv-family group (direct, 1x1, transposed, pool, middle-axis
- * reduce): one call of
+/* void k(ptr bufs, i64 u0, i64 u1) for a conv-family group (direct, 1x1, transposed, pool, resize,
+ * middle-axis reduce): one call of
  * its cg_kernels_conv.c kernel with every size constant. */
 static LLVMValueRef emit_conv_family_kernel(cg *c, int gi) {
   cg_group *G = &c->groups[gi];
@@ -605,6 +605,13 @@ static LLVMValueRef emit_conv_family_kernel(cg *c, int gi) {
     int64_t d[4] = {cv[0], cv[3] * cv[4], G->N, cv[13]};
     for (int i = 0; i < 4; i++) a[na++] = cg_ci64(c, d[i]);
     a[na++] = act; a[na++] = fa; a[na++] = fb;
+  } else if (G->conv_kind == CONV_RESIZE) {
+    fn = c->f_resize;
+    a[na++] = x;
+    a[na++] = y;
+    for (int i = 1; i < 5; i++) a[na++] = cg_ci64(c, cv[i]);
+    a[na++] = c->blob_globals[G->gblob];
+    a[na++] = w;
   } else if (G->conv_kind == CONV_REDUCE_MID) {
     fn = c->f_reduce_mid;
     a[na++] = x;
@@ -947,7 +954,8 @@ int cg_build_module(cg *c, int nthreads) {
     {&c->f_ln, "vt_cgk_layernorm_rows"}, {&c->f_reduce, "vt_cgk_reduce_rows"}, {&c->f_perm, "vt_cgk_transpose"}, {&c->f_attn, "vt_cgk_attention"},
     {&c->f_copy_rows, "vt_cgk_copy_rows"}, {&c->f_conv, "vt_cgk_conv2d"},
     {&c->f_conv_direct, "vt_cgk_conv_direct"}, {&c->f_conv1x1, "vt_cgk_conv1x1"}, {&c->f_pool, "vt_cgk_pool2d"},
-    {&c->f_reduce_mid, "vt_cgk_reduce_mid"}, {&c->f_conv_transpose, "vt_cgk_conv_transpose"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
+    {&c->f_reduce_mid, "vt_cgk_reduce_mid"}, {&c->f_conv_transpose, "vt_cgk_conv_transpose"},
+    {&c->f_resize, "vt_cgk_resize2d"}, {&c->f_gate_norm, "vt_cgk_gate_norm"},
     {&c->f_gate_sel, "vt_cgk_gate_select"}};
   for (size_t i = 0; i < sizeof lib / sizeof lib[0]; i++) {
     *lib[i].f = LLVMGetNamedFunction(c->mod, lib[i].name);

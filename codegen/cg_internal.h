@@ -7,7 +7,8 @@
  *   cg_lower.c     target-independent lowering: graph nodes to kernel groups (cg_plan)
  *   cg_lower_conv.c  the convolution family's groups: direct (grouped / depthwise) and 1x1 Conv with
  *                  fused epilogues and squeeze-excite input scale, Max / Average / GlobalAverage pools,
- *                  mean / sum over middle axes (the token mean of a classifier), ConvTranspose
+ *                  mean / sum over middle axes (the token mean of a classifier), ConvTranspose,
+ *                  Resize (nearest, linear)
  *   cg_views.c     strided views: attention layout absorption, COPY groups as aliases
  *   cg_memplan.c   the activation arena: which values need a buffer, their offsets
  *   cg_emit_cpu.c  LLVM IR of the CPU kernels and the entry function (cg_build_module)
@@ -87,7 +88,7 @@ extern const size_t vt_cg_kernels_avx2_bc_len, vt_cg_kernels_avx512_bc_len;
 /* G_ABSORBED: a layout node (Transpose, Split, Gather, Reshape-like) whose data movement an
  * attention kernel does itself by strided reads / writes (cg_plan_attn_layout); it emits nothing */
 enum { G_GEMM, G_EW, G_COPY, G_FALLBACK, G_ROW, G_PERM, G_ATTN, G_BLOCKS, G_CONV, G_ABSORBED };
-enum { CONV_IM2COL, CONV_DIRECT, CONV_1X1, CONV_POOL, CONV_REDUCE_MID, CONV_TRANSPOSE };   /* G_CONV kinds */
+enum { CONV_IM2COL, CONV_DIRECT, CONV_1X1, CONV_POOL, CONV_REDUCE_MID, CONV_TRANSPOSE, CONV_RESIZE };   /* G_CONV kinds */
 enum { ROW_SOFTMAX, ROW_LAYERNORM, ROW_MEAN, ROW_SUM, ROW_MAX, ROW_MIN };   /* ROW_MEAN..: vt_cgk_reduce_rows op + ROW_MEAN */
 enum { A_STEP, A_PRIMARY, A_CONSTF, A_VAL };     /* argument sources */
 /* how an external operand is indexed: FULL [flat], LAST [col], SCALAR [0], ROW [row] (shape
@@ -258,7 +259,7 @@ typedef struct cg {
   /* one attention core per distinct shape / attributes / mask layout:
    * void core(ptr q, ptr k, ptr v, ptr out, ptr mask, ptr bmask, ptr kbias, i64 u0, i64 u1) */
   LLVMValueRef f_attn, f_copy_rows, f_conv;
-  LLVMValueRef f_conv_direct, f_conv1x1, f_pool, f_reduce_mid, f_conv_transpose;   /* the convolution family (cg_kernels_conv.c) */
+  LLVMValueRef f_conv_direct, f_conv1x1, f_pool, f_reduce_mid, f_conv_transpose, f_resize;   /* the convolution family (cg_kernels_conv.c) */
   LLVMTypeRef ft_attn, ft_attn_core, ft_copy_rows, ft_conv;
   struct attn_key { int64_t d[9 + ATT_NSTR]; float scale; int flags; } *attn_keys;
   LLVMValueRef *attn_cores;

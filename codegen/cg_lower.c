@@ -1202,7 +1202,8 @@ int cg_plan(cg *c) {
     }
     /* ops only the convolution family generates (cg_lower_conv.c) */
     bool conv_family_only = n->op == VT_OP_MaxPool || n->op == VT_OP_AveragePool ||
-                            n->op == VT_OP_GlobalAveragePool || n->op == VT_OP_ConvTranspose;
+                            n->op == VT_OP_GlobalAveragePool || n->op == VT_OP_ConvTranspose ||
+                            n->op == VT_OP_Resize || n->op == VT_OP_Upsample;
     if (n->op == VT_OP_Mul && !dyn) {   /* a squeeze-excite scale read by a 1x1 Conv: that Conv's prologue */
       int r = cg_try_conv_family(c, ni, why, sizeof why);
       if (r < 0) return VT_ERR_MODEL;

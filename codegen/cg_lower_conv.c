@@ -5,6 +5,8 @@
  *   CONV_1X1     1x1 Conv (stride 1, no pads, group 1) as a GEMM on the NCHW planes, no im2col
  *   CONV_TRANSPOSE  ConvTranspose 2-D (groups, strides, explicit pads, dilations, output_padding);
  *                one output plane per work unit
+ *   CONV_RESIZE  Resize / Upsample of the last two axes of a 4-D tensor, nearest or linear (the
+ *                interpreter's per-axis taps, vt_resize_taps, as constant tables); one plane per unit
  *   CONV_POOL    MaxPool, AveragePool, GlobalAveragePool (2-D); one plane per work unit
  *   CONV_REDUCE_MID  ReduceMean / ReduceSum over a middle run of axes ([O, R, I] -> [O, I], e.g. the
  *                mean over tokens before a classifier); one outer index per work unit
@@ -15,6 +17,7 @@
  * Conv: the kernel scales the weights by s per image instead (the group starts at the Mul). Other
  * Convs go to the im2col + GEMM group (cg_lower.c try_conv). */
 #include "cg_internal.h"
+#include "runtime.h"
 
 #include "kernels/cg_kernels_conv_act.h"
 
@@ -289,6 +292,92 @@ static int conv_transpose_group(cg *c, int32_t ti, char *why, size_t whyn) {
   return rc < 0 ? rc : 1;
 }
 
+/* Resize / Upsample node ri: float32 rank 4, N and C kept, at most two taps per axis (nearest,
+ * linear), no extrapolation, constant scales / roi. */
+static int resize_group(cg *c, int32_t ri, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  const vt_node *n = &g->nodes[ri];
+  if (n->n_in < 1 || n->in[0] < 0 || n->n_out != 1 || n->out[0] < 0) return 0;
+  const vt_value *X = &g->values[n->in[0]], *Y = &g->values[n->out[0]];
+  if (!is_f32_4d(X) || !is_f32_4d(Y) || X->dims[0] != Y->dims[0] || X->dims[1] != Y->dims[1]) {
+    snprintf(why, whyn, "only float32 4-D resizes of the last two axes are generated");
+    return 0;
+  }
+  if (vt_attr_int(n, "antialias", 0)) { snprintf(why, whyn, "antialias is not generated"); return 0; }
+  bool upsample = n->op == VT_OP_Upsample;
+  int64_t opset = vt_graph_opset(g, "");
+  if (opset == 0) opset = 18;
+  int32_t tsv = -1, roiv = -1;
+  if (upsample || opset < 11) tsv = n->n_in > 1 ? n->in[1] : -1;
+  else {
+    roiv = n->n_in > 1 ? n->in[1] : -1;
+    tsv = n->n_in > 2 ? n->in[2] : -1;
+  }
+  if ((tsv >= 0 && !cg_is_const(g, tsv)) || (roiv >= 0 && !cg_is_const(g, roiv))) {
+    snprintf(why, whyn, "scales / roi are not constants");
+    return 0;
+  }
+  int64_t xd[4], yd[4];
+  for (int d = 0; d < 4; d++) { xd[d] = X->dims[d]; yd[d] = Y->dims[d]; }
+  vt_resize_axis ax[4];
+  char err[200];
+  if (vt_resize_taps(n, opset, upsample, 4, xd, yd, tsv >= 0 ? g->values[tsv].cdata : NULL,
+                     roiv >= 0 ? g->values[roiv].cdata : NULL, ax, err, sizeof err)) {
+    vt_resize_taps_free(ax, 4);
+    snprintf(why, whyn, "%s", err);
+    return 0;
+  }
+  bool ok = true;
+  for (int d = 0; d < 4 && ok; d++) {
+    ok = ax[d].nt <= 2;
+    for (int64_t o = 0; o < yd[d] && ok; o++) ok = !ax[d].extrap[o];
+    for (int64_t o = 0; d < 2 && o < yd[d] && ok; o++) ok = ax[d].nt == 1 && ax[d].idx[o] == o && ax[d].w[o] == 1;
+  }
+  if (!ok) {
+    vt_resize_taps_free(ax, 4);
+    snprintf(why, whyn, "only nearest / linear resizes of the last two axes without extrapolation are generated");
+    return 0;
+  }
+  int64_t OH = yd[2], OW = yd[3], nt = 2 * (OH + OW);
+  int64_t *idx = malloc((size_t)nt * sizeof *idx);
+  float *wts = malloc((size_t)nt * sizeof *wts);
+  if (!idx || !wts) {
+    free(idx); free(wts);
+    vt_resize_taps_free(ax, 4);
+    return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  }
+  int64_t base = 0;
+  for (int d = 2; d < 4; d++) {   /* [tap 0 of every coordinate, tap 1 of every coordinate] per axis */
+    int64_t no = yd[d];
+    for (int64_t o = 0; o < no; o++) {
+      idx[base + o] = ax[d].idx[o * ax[d].nt];
+      wts[base + o] = (float)ax[d].w[o * ax[d].nt];
+      idx[base + no + o] = ax[d].nt == 2 ? ax[d].idx[o * 2 + 1] : idx[base + o];
+      wts[base + no + o] = ax[d].nt == 2 ? (float)ax[d].w[o * 2 + 1] : 0.0f;
+    }
+    base += 2 * no;
+  }
+  vt_resize_taps_free(ax, 4);
+  int ib = cg_add_blob(c, idx, (size_t)nt * sizeof *idx, idx);
+  int wb = cg_add_blob(c, wts, (size_t)nt * sizeof *wts, wts);
+  if (ib < 0 || wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  cg_group *G = cg_new_group(c, G_CONV, ri);
+  if (!G) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  G->conv_kind = CONV_RESIZE;
+  G->conv_node = ri;
+  G->src = n->in[0];
+  G->out = n->out[0];
+  G->wblob = wb;
+  G->gblob = ib;
+  G->M = cg_val_numel(Y); G->N = 1; G->K = 4;
+  G->total = cg_val_numel(Y);
+  G->rows = xd[0] * xd[1];
+  int64_t cv[14] = {xd[1], xd[2], xd[3], OH, OW};
+  memcpy(G->conv, cv, sizeof cv);
+  if (cg_group_add_node(c, c->n_groups - 1, ri)) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
 /* Mul node mi = y * s, s [Nb, C, 1, 1] (s computed by a node, not a constant), read only by a
  * 1x1 Conv: that Conv's group with s as its input scale. */
 static int try_se_scale(cg *c, int32_t mi) {
@@ -358,6 +447,8 @@ int cg_try_conv_family(cg *c, int32_t ni, char *why, size_t whyn) {
   switch (n->op) {
   case VT_OP_Conv: return conv_group(c, ni, -1, -1, -1, why, whyn);
   case VT_OP_ConvTranspose: return conv_transpose_group(c, ni, why, whyn);
+  case VT_OP_Resize:
+  case VT_OP_Upsample: return resize_group(c, ni, why, whyn);
   case VT_OP_Mul: return try_se_scale(c, ni);
   case VT_OP_MaxPool:
   case VT_OP_AveragePool:

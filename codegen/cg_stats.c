@@ -14,6 +14,11 @@ static void cg_print_conv_group(const cg *c, int gi, FILE *f) {
   const cg_group *G = &c->groups[gi];
   const vt_node *n = &c->g->nodes[G->conv_node];
   const int64_t *cv = G->conv;
+  if (G->conv_kind == CONV_RESIZE) {
+    fprintf(f, "  [%d] resize %lldx%lld -> %lldx%lld, %lld planes '%s'\n", gi, (long long)cv[1], (long long)cv[2],
+            (long long)cv[3], (long long)cv[4], (long long)G->rows, n->name);
+    return;
+  }
   if (G->conv_kind == CONV_REDUCE_MID) {
     fprintf(f, "  [%d] reduce %s over a middle axis %lldx%lldx%lld '%s'\n", gi, G->pool_kind ? "mean" : "sum",
             (long long)G->rows, (long long)cv[0], (long long)cv[1], n->name);
@@ -55,11 +60,11 @@ void cg_print_stats(const cg *c, const vt_jit_stats *st, FILE *f) {
           c->n_groups - st->n_absorbed, st->n_gemm, st->n_elementwise, st->n_row, st->n_attention,
           st->n_copy, st->n_view, st->n_fallback, st->n_fallback - n_alloc, n_alloc, st->n_fused_nodes,
           g->n_nodes, st->n_absorbed, st->compile_ms);
-  if (st->n_conv_direct || st->n_conv_1x1 || st->n_pool || st->n_conv_transpose)
+  if (st->n_conv_direct || st->n_conv_1x1 || st->n_pool || st->n_conv_transpose || st->n_resize)
     fprintf(f, "codegen conv: %d direct conv, %d 1x1 conv (gemm, no im2col), %d conv transpose, %d pool / middle-axis "
-               "reduce kernels (counted above as gemm); %d nodes fused into them (activations, residual adds, "
-               "squeeze-excite scales)\n",
-            st->n_conv_direct, st->n_conv_1x1, st->n_conv_transpose, st->n_pool, st->n_conv_fused);
+               "reduce, %d resize kernels (counted above as gemm); %d nodes fused into them (activations, residual "
+               "adds, squeeze-excite scales)\n",
+            st->n_conv_direct, st->n_conv_1x1, st->n_conv_transpose, st->n_pool, st->n_resize, st->n_conv_fused);
   int n_gather = 0, n_scatter = 0, n_gates = 0, n_buffers = 0;
   for (int gi = 0; gi < c->n_groups; gi++) {
     const cg_group *G = &c->groups[gi];
@@ -144,6 +149,7 @@ void cg_count_groups(const cg *c, vt_jit_stats *st) {
     if (G->kind == G_CONV) {   /* the convolution family (also counted as gemm below) */
       st->n_conv_direct += G->conv_kind == CONV_DIRECT;
       st->n_conv_transpose += G->conv_kind == CONV_TRANSPOSE;
+      st->n_resize += G->conv_kind == CONV_RESIZE;
       st->n_conv_1x1 += G->conv_kind == CONV_1X1;
       st->n_pool += G->conv_kind == CONV_POOL || G->conv_kind == CONV_REDUCE_MID;
       if (G->conv_kind == CONV_DIRECT || G->conv_kind == CONV_1X1 || G->conv_kind == CONV_TRANSPOSE)

@@ -66,6 +66,7 @@ typedef struct vt_jit_stats {
   int n_pool;              /* MaxPool / AveragePool / GlobalAveragePool kernels, and ReduceMean / ReduceSum
                               over middle axes */
   int n_conv_transpose;    /* ConvTranspose kernels */
+  int n_resize;            /* Resize / Upsample kernels (nearest, linear) */
   int n_conv_fused;        /* nodes fused into those conv kernels (activations, residual adds, SE scales) */
 } vt_jit_stats;
 

@@ -16,12 +16,7 @@ enum { M_NEAREST, M_LINEAR, M_CUBIC };
 enum { CT_HALF, CT_PYTORCH_HALF, CT_ALIGN, CT_ASYM, CT_TF_NN, CT_TF_CROP };
 enum { NM_ROUND_FLOOR, NM_ROUND_CEIL, NM_FLOOR, NM_CEIL, NM_SIMPLE };
 
-typedef struct axis_taps {
-  int nt;                  /* taps per output coordinate: 1, 2 or 4 */
-  int64_t *idx;            /* [out * nt] source indices (element offsets along this axis) */
-  double *w;               /* [out * nt] weights */
-  bool *extrap;            /* [out] tf_crop_and_resize coordinate outside the input */
-} axis_taps;
+typedef vt_resize_axis axis_taps;   /* runtime.h */
 
 typedef struct rjob {
   const vt_tensor *x;
@@ -184,17 +179,14 @@ static void resize_rows(void *arg, int64_t begin, int64_t end) {
   free(cw);
 }
 
-static int run_resize(vt_kctx *k, bool upsample) {
-  const vt_tensor *x = k->in[0];
-  vt_tensor *y = k->out[0];
-  size_t es = vt_tk_esz(k, x);
-  if (!es) return VT_ERR_MODEL;
-  int32_t r = x->rank;
-  int64_t op = vt_tk_opset(k);
-  bool legacy = upsample || op < 11;
-  const char *ms = vt_attr_str(k->node, "mode", "nearest");
+int vt_resize_taps(const vt_node *node, int64_t opset, bool upsample, int32_t r, const int64_t *xdims,
+                   const int64_t *ydims, const vt_tensor *ts, const vt_tensor *troi, vt_resize_axis *ax,
+                   char *err, size_t errn) {
+  memset(ax, 0, (size_t)r * sizeof *ax);
+  bool legacy = upsample || opset < 11;
+  const char *ms = vt_attr_str(node, "mode", "nearest");
   int mode = !strcmp(ms, "nearest") ? M_NEAREST : !strcmp(ms, "cubic") ? M_CUBIC : M_LINEAR;
-  const char *cs = vt_attr_str(k->node, "coordinate_transformation_mode", "half_pixel");
+  const char *cs = vt_attr_str(node, "coordinate_transformation_mode", "half_pixel");
   int ct;
   if (legacy) ct = CT_ASYM;
   else if (!strcmp(cs, "half_pixel")) ct = CT_HALF;
@@ -203,23 +195,21 @@ static int run_resize(vt_kctx *k, bool upsample) {
   else if (!strcmp(cs, "asymmetric")) ct = CT_ASYM;
   else if (!strcmp(cs, "tf_half_pixel_for_nn")) ct = CT_TF_NN;
   else if (!strcmp(cs, "tf_crop_and_resize")) ct = CT_TF_CROP;
-  else return vt_kernel_fail(k, "unknown coordinate_transformation_mode '%s'", cs);
-  const char *ns = vt_attr_str(k->node, "nearest_mode", "round_prefer_floor");
+  else { snprintf(err, errn, "unknown coordinate_transformation_mode '%s'", cs); return -1; }
+  const char *ns = vt_attr_str(node, "nearest_mode", "round_prefer_floor");
   int nm;
   if (legacy) nm = NM_SIMPLE;
   else if (!strcmp(ns, "round_prefer_floor")) nm = NM_ROUND_FLOOR;
   else if (!strcmp(ns, "round_prefer_ceil")) nm = NM_ROUND_CEIL;
   else if (!strcmp(ns, "floor")) nm = NM_FLOOR;
   else if (!strcmp(ns, "ceil")) nm = NM_CEIL;
-  else return vt_kernel_fail(k, "unknown nearest_mode '%s'", ns);
-  if (mode != M_NEAREST && !vt_dtype_is_float(x->dtype) && !vt_dtype_is_int(x->dtype))
-    return vt_kernel_fail(k, "%s resize is not supported for %s", ms, vt_dtype_name(x->dtype));
-  double A = vt_attr_float(k->node, "cubic_coeff_a", -0.75f);
-  bool exclude = vt_attr_int(k->node, "exclude_outside", 0) != 0;
+  else { snprintf(err, errn, "unknown nearest_mode '%s'", ns); return -1; }
+  double A = vt_attr_float(node, "cubic_coeff_a", -0.75f);
+  bool exclude = vt_attr_int(node, "exclude_outside", 0) != 0;
   /* axes (opset 18) */
   int64_t axes[VT_MAX_RANK];
   const int64_t *aa;
-  int32_t na = legacy ? -1 : vt_attr_ints(k->node, "axes", &aa);
+  int32_t na = legacy ? -1 : vt_attr_ints(node, "axes", &aa);
   if (na < 0) {
     na = r;
     for (int32_t d = 0; d < r; d++) axes[d] = d;
@@ -228,51 +218,83 @@ static int run_resize(vt_kctx *k, bool upsample) {
   }
   double scale[VT_MAX_RANK], roi0[VT_MAX_RANK], roi1[VT_MAX_RANK];
   for (int32_t d = 0; d < r; d++) {
-    scale[d] = x->dims[d] ? (double)y->dims[d] / (double)x->dims[d] : 1;
+    scale[d] = xdims[d] ? (double)ydims[d] / (double)xdims[d] : 1;
     roi0[d] = 0;
     roi1[d] = 1;
   }
+  if (upsample && !ts) {
+    const float *f;
+    int32_t n = vt_attr_floats(node, "scales", &f);
+    for (int32_t d = 0; d < n && d < r; d++) scale[d] = f[d];
+  }
+  if (ts && vt_tensor_numel(ts) > 0) {
+    if (vt_tensor_numel(ts) != na) {
+      snprintf(err, errn, "scales has %lld entries for %d axes", (long long)vt_tensor_numel(ts), na);
+      return -1;
+    }
+    for (int32_t i = 0; i < na; i++) scale[axes[i]] = vt_tensor_get_f64(ts, i);
+  }
+  if (ct == CT_TF_CROP && troi && vt_tensor_numel(troi) > 0) {
+    if (vt_tensor_numel(troi) != 2 * na) {
+      snprintf(err, errn, "roi has %lld entries for %d axes", (long long)vt_tensor_numel(troi), na);
+      return -1;
+    }
+    for (int32_t i = 0; i < na; i++) {
+      roi0[axes[i]] = vt_tensor_get_f64(troi, i);
+      roi1[axes[i]] = vt_tensor_get_f64(troi, na + i);
+    }
+  }
+  for (int32_t d = 0; d < r; d++) {
+    if (!(scale[d] > 0)) { snprintf(err, errn, "scale %g is invalid", scale[d]); return -1; }
+    bool identity = xdims[d] == ydims[d] && scale[d] == 1 && ct != CT_TF_CROP;
+    if (xdims[d] == 0 && ydims[d] > 0) { snprintf(err, errn, "cannot resize an empty axis"); return -1; }
+    if (build_taps(&ax[d], xdims[d], ydims[d], scale[d], mode, ct, nm, A, exclude, roi0[d], roi1[d], identity)) {
+      snprintf(err, errn, "out of memory");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void vt_resize_taps_free(vt_resize_axis *ax, int32_t r) {
+  for (int32_t d = 0; d < r; d++) {
+    free(ax[d].idx);
+    free(ax[d].w);
+    free(ax[d].extrap);
+    ax[d].idx = NULL;
+    ax[d].w = NULL;
+    ax[d].extrap = NULL;
+  }
+}
+
+static int run_resize(vt_kctx *k, bool upsample) {
+  const vt_tensor *x = k->in[0];
+  vt_tensor *y = k->out[0];
+  size_t es = vt_tk_esz(k, x);
+  if (!es) return VT_ERR_MODEL;
+  int32_t r = x->rank;
+  int64_t op = vt_tk_opset(k);
+  const char *ms = vt_attr_str(k->node, "mode", "nearest");
+  if (strcmp(ms, "nearest") && !vt_dtype_is_float(x->dtype) && !vt_dtype_is_int(x->dtype))
+    return vt_kernel_fail(k, "%s resize is not supported for %s", ms, vt_dtype_name(x->dtype));
   const vt_tensor *ts = NULL, *troi = NULL;
   if (upsample) {
     if (k->n_in > 1) ts = k->in[1];
-    else {
-      const float *f;
-      int32_t n = vt_attr_floats(k->node, "scales", &f);
-      for (int32_t d = 0; d < n && d < r; d++) scale[d] = f[d];
-    }
   } else if (op < 11) {
     ts = k->in[1];
   } else {
     troi = k->n_in > 1 ? k->in[1] : NULL;
     ts = k->n_in > 2 ? k->in[2] : NULL;
   }
-  if (ts && vt_tensor_numel(ts) > 0) {
-    if (vt_tensor_numel(ts) != na) return vt_kernel_fail(k, "scales has %lld entries for %d axes",
-                                                         (long long)vt_tensor_numel(ts), na);
-    for (int32_t i = 0; i < na; i++) scale[axes[i]] = vt_tensor_get_f64(ts, i);
-  }
-  if (ct == CT_TF_CROP && troi && vt_tensor_numel(troi) > 0) {
-    if (vt_tensor_numel(troi) != 2 * na) return vt_kernel_fail(k, "roi has %lld entries for %d axes",
-                                                               (long long)vt_tensor_numel(troi), na);
-    for (int32_t i = 0; i < na; i++) {
-      roi0[axes[i]] = vt_tensor_get_f64(troi, i);
-      roi1[axes[i]] = vt_tensor_get_f64(troi, na + i);
-    }
-  }
   rjob j = {.x = x, .y = y, .r = r, .extrap_val = vt_attr_float(k->node, "extrapolation_value", 0), .es = es};
   vt_strides(r, x->dims, j.xs);
+  char err[200];
   int rc = VT_OK;
+  if (vt_resize_taps(k->node, op, upsample, r, x->dims, y->dims, ts, troi, j.ax, err, sizeof err))
+    rc = vt_kernel_fail(k, "%s", err);
   bool all_single = true;
-  for (int32_t d = 0; d < r && rc == VT_OK; d++) {
-    if (!(scale[d] > 0)) { rc = vt_kernel_fail(k, "scale %g is invalid", scale[d]); break; }
-    bool identity = x->dims[d] == y->dims[d] && scale[d] == 1 && ct != CT_TF_CROP;
-    if (x->dims[d] == 0 && y->dims[d] > 0) { rc = vt_kernel_fail(k, "cannot resize an empty axis"); break; }
-    if (build_taps(&j.ax[d], x->dims[d], y->dims[d], scale[d], mode, ct, nm, A, exclude, roi0[d], roi1[d], identity)) {
-      rc = vt_kernel_fail(k, "out of memory");
-      break;
-    }
+  for (int32_t d = 0; d < r && rc == VT_OK; d++)
     if (j.ax[d].nt != 1) all_single = false;
-  }
   j.copy_only = all_single;
   if (rc == VT_OK && vt_tensor_numel(y) > 0) {
     if (r == 0) {
@@ -283,11 +305,7 @@ static int run_resize(vt_kctx *k, bool upsample) {
       if (atomic_load(&j.failed)) rc = vt_kernel_fail(k, "out of memory");
     }
   }
-  for (int32_t d = 0; d < r; d++) {
-    free(j.ax[d].idx);
-    free(j.ax[d].w);
-    free(j.ax[d].extrap);
-  }
+  vt_resize_taps_free(j.ax, r);
   return rc;
 }
 

@@ -112,6 +112,22 @@ int vt_kernel_fail(vt_kctx *k, const char *fmt, ...) __attribute__((format(print
 /* Strides (in elements) of a contiguous row-major shape. */
 void vt_strides(int32_t rank, const int64_t *dims, int64_t *strides);
 
+/* Resize / Upsample as per-axis taps (runtime/kernels_tensor_resize.c; the interpreter's kernel and
+ * codegen share them): for each of the ydims[d] output coordinates of axis d, nt source indices
+ * and weights (and, for tf_crop_and_resize, whether it extrapolates). ts: the scales tensor (or
+ * NULL), troi: the roi (or NULL), as the node reads them at this opset; upsample: the old
+ * Upsample op. Returns 0, or -1 with err set; free with vt_resize_taps_free. */
+typedef struct vt_resize_axis {
+  int nt;                  /* taps per output coordinate: 1, 2 or 4 */
+  int64_t *idx;            /* [out * nt] source indices (element offsets along this axis) */
+  double *w;               /* [out * nt] weights */
+  bool *extrap;            /* [out] tf_crop_and_resize coordinate outside the input */
+} vt_resize_axis;
+int vt_resize_taps(const vt_node *node, int64_t opset, bool upsample, int32_t r, const int64_t *xdims,
+                   const int64_t *ydims, const vt_tensor *ts, const vt_tensor *troi, vt_resize_axis *ax,
+                   char *err, size_t errn);
+void vt_resize_taps_free(vt_resize_axis *ax, int32_t r);
+
 /* ---------- interpreter ---------------------------------------------------------------------- */
 typedef struct vt_interp vt_interp;
 /* The graph must have passed vt_graph_infer; it is not modified and must outlive the session. */

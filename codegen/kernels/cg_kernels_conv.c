@@ -12,6 +12,8 @@
  *                       the output size), bias and an activation fused (work unit: one output plane)
  *   vt_cgk_pool2d       MaxPool / AveragePool (count_include_pad 0/1) / GlobalAveragePool
  *                       (work unit: one plane)
+ *   vt_cgk_resize2d     Resize / Upsample of the last two axes (nearest or linear: up to two taps
+ *                       per axis from tables computed at compile time; work unit: one plane)
  *   vt_cgk_reduce_mid   ReduceMean / ReduceSum over a middle run of axes (e.g. the mean over the
  *                       tokens of [B, T, C]; work unit: one outer index)
  * Activations (act codes, shared with the lowering in codegen): VT_CG_ACT_* below. */
@@ -262,5 +264,25 @@ AI void vt_cgk_reduce_mid(const float *x, float *y, int64_t R, int64_t I, int32_
     }
     if (mean)
       for (int64_t i = 0; i < I; i++) yo[i] *= scale;
+  }
+}
+
+/* x [planes, H, W] -> y [planes, OH, OW]: y[oh][ow] = sum over the taps a (rows) and b (columns) of
+ * wr[a][oh] * wc[b][ow] * x[ir[a][oh]][ic[b][ow]]. idx: [ir0 (OH), ir1 (OH), ic0 (OW), ic1 (OW)],
+ * wts: the same layout of weights (a second tap of weight 0 where the axis has one tap). */
+AI void vt_cgk_resize2d(const float *x, float *y, int64_t H, int64_t W, int64_t OH, int64_t OW, const int64_t *idx,
+                        const float *wts, int64_t u0, int64_t u1) {
+  const int64_t *ir0 = idx, *ir1 = idx + OH, *ic0 = idx + 2 * OH, *ic1 = ic0 + OW;
+  const float *wr0 = wts, *wr1 = wts + OH, *wc0 = wts + 2 * OH, *wc1 = wc0 + OW;
+  for (int64_t u = u0; u < u1; u++) {
+    const float *xp = x + u * H * W;
+    float *yp = y + u * OH * OW;
+    for (int64_t oh = 0; oh < OH; oh++) {
+      const float *r0 = xp + ir0[oh] * W, *r1 = xp + ir1[oh] * W;
+      float a0 = wr0[oh], a1 = wr1[oh];
+      float *yr = yp + oh * OW;
+      for (int64_t o = 0; o < OW; o++)
+        yr[o] = a0 * (wc0[o] * r0[ic0[o]] + wc1[o] * r0[ic1[o]]) + a1 * (wc0[o] * r1[ic0[o]] + wc1[o] * r1[ic1[o]]);
+    }
   }
 }

@@ -3,7 +3,8 @@
  * sizes, groups 1 (small-K stem) / in between / depthwise, strides, asymmetric pads, dilations,
  * non-square kernels, auto_pad; 1x1 Conv (GEMM on NCHW planes) with residual and squeeze-excite
  * input scale; every fused epilogue (Relu, Clip, HardSigmoid, HardSwish, Sigmoid, x*Sigmoid(x),
- * x*HardSigmoid(x)); ConvTranspose (groups, strides, pads, dilations, output_padding); MaxPool / AveragePool (pads counted or not, ceil_mode, dilations) /
+ * x*HardSigmoid(x)); ConvTranspose (groups, strides, pads, dilations, output_padding); Resize (nearest / linear, coordinate
+ * modes, scales or sizes); MaxPool / AveragePool (pads counted or not, ceil_mode, dilations) /
  * GlobalAveragePool; ReduceMean / ReduceSum over middle axes; the hybrid zoo models (BatchNorm
  * folded, then every node in generated code) against the interpreter and torch. Each case asserts, through vt_jit_stats, how many conv / pool kernels were
  * generated, how many nodes they fused, and that nothing ran on the host. Tolerance: relative L2
@@ -318,6 +319,46 @@ static void test_conv_transpose(void **state) {
   convt_case(1, 8, 3, 3, 8, 8, 4, 4, 2, 2, 1, 1, (int64_t[]){1, 1, 1, 1}, NULL, 1, ACT_SIGMOID);  /* depthwise */
 }
 
+/* Resize (opset 17) of [N, C, H, W] by scales (or to sizes when sizes != NULL) */
+static void resize_case(const char *mode, const char *ctm, const char *nearest, int64_t H, int64_t W, const float *scales,
+                        const int64_t *sizes) {
+  char what[200];
+  snprintf(what, sizeof what, "resize %s %s %s %lldx%lld", mode, ctm, nearest ? nearest : "", (long long)H, (long long)W);
+  vt_graph *g = new_graph();
+  int32_t x = add_input(g, "x", 4, (int64_t[]){2, 3, H, W});
+  int32_t in[4] = {x, -1, -1, -1};
+  if (sizes) {
+    int64_t *p = vt_arena_alloc(&g->arena, 4 * sizeof *p);
+    memcpy(p, sizes, 4 * sizeof *p);
+    vt_tensor t = {.dtype = VT_I64, .rank = 1, .dims = {4}, .data = p};
+    in[3] = vt_graph_add_const(g, "sizes", &t);
+  } else {
+    float *p = vt_arena_alloc(&g->arena, 4 * sizeof *p);
+    memcpy(p, scales, 4 * sizeof *p);
+    vt_tensor t = {.dtype = VT_F32, .rank = 1, .dims = {4}, .data = p};
+    in[2] = vt_graph_add_const(g, "scales", &t);
+  }
+  int32_t y = node(g, "Resize", 4, in);
+  attr_str(g, "mode", mode);
+  attr_str(g, "coordinate_transformation_mode", ctm);
+  if (nearest) attr_str(g, "nearest_mode", nearest);
+  assert_int_equal(vt_graph_add_output(g, y), 0);
+  vt_jit_stats st = check(g, what);
+  if (st.n_resize != 1) fail_msg("%s: %d resize kernels (want 1)", what, st.n_resize);
+  vt_graph_free(g);
+}
+
+static void test_resize(void **state) {
+  (void)state;
+  resize_case("nearest", "asymmetric", "floor", 5, 7, (const float[]){1, 1, 2, 2}, NULL);
+  resize_case("nearest", "half_pixel", "round_prefer_floor", 9, 6, (const float[]){1, 1, 1.5f, 0.5f}, NULL);
+  resize_case("nearest", "tf_half_pixel_for_nn", "ceil", 4, 4, NULL, (const int64_t[]){2, 3, 7, 9});
+  resize_case("linear", "half_pixel", NULL, 5, 7, (const float[]){1, 1, 2, 2}, NULL);
+  resize_case("linear", "pytorch_half_pixel", NULL, 8, 3, (const float[]){1, 1, 0.5f, 3}, NULL);
+  resize_case("linear", "align_corners", NULL, 6, 5, NULL, (const int64_t[]){2, 3, 11, 4});
+  resize_case("linear", "asymmetric", NULL, 7, 7, (const float[]){1, 1, 1.75f, 1.25f}, NULL);
+}
+
 typedef struct {
   const char *op;
   int64_t Nb, C, H, W, kh, kw, sh, sw, dh, dw, pads[4];
@@ -452,6 +493,7 @@ int main(void) {
       cmocka_unit_test(test_conv_1x1),
       cmocka_unit_test(test_conv_se_block),
       cmocka_unit_test(test_conv_transpose),
+      cmocka_unit_test(test_resize),
       cmocka_unit_test(test_pools),
       cmocka_unit_test(test_reduce_middle),
       cmocka_unit_test(test_hybrid_zoo),
