@@ -8,7 +8,8 @@
  * GlobalAveragePool; ReduceMean / ReduceSum over middle axes; the hybrid zoo models (BatchNorm
  * folded, then every node in generated code) against the interpreter and torch. Each case asserts, through vt_jit_stats, how many conv / pool kernels were
  * generated, how many nodes they fused, and that nothing ran on the host. Tolerance: relative L2
- * 1e-5 (float32 sums in another order). */
+ * 1e-5 (float32 sums in another order). Runs once per ISA too (ctest test_codegen_conv_avx2 /
+ * _avx512: VTOPT_CPU picks the target; exit 77, a skip, where this CPU can't run it). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +28,7 @@
 #include "runtime.h"
 
 #ifdef VT_HAVE_CODEGEN
+#include "cg_cpu.h"
 #include "codegen.h"
 
 static uint64_t rng = 777;
@@ -488,6 +490,17 @@ static void test_hybrid_zoo(void **state) {
 }
 
 int main(void) {
+  if (getenv("VTOPT_CPU")) {   /* one ISA's run (ctest test_codegen_conv_avx2 / _avx512): skip if this CPU can't */
+    vt_cg_target_info t;
+    vt_error e = {0};
+    if (vt_cg_target(NULL, &t, &e)) { fprintf(stderr, "test_codegen_conv: %s\n", e.msg); return 1; }
+    if (vt_cpu_missing(t.features, NULL, 0)) {
+      fprintf(stderr, "test_codegen_conv: skipped: VTOPT_CPU=%s builds %s kernels, which need %s; this CPU lacks some\n",
+              t.cpu, t.isa, t.features);
+      return 77;
+    }
+    fprintf(stderr, "test_codegen_conv: kernels built for %s (%s)\n", t.cpu, t.isa);
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_conv_direct),
       cmocka_unit_test(test_conv_1x1),
