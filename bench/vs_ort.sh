@@ -3,7 +3,7 @@
 # same run, with the agreement of their outputs. The command a user runs on their own model.
 #
 # usage: bench/vs_ort.sh MODEL.onnx [--input NAME=FILE.npy ...] [--dim SYM=N ...] [--threads N]
-#                        [--runs N] [--rounds K] [--build DIR] [--pass LIST]
+#                        [--runs N] [--rounds K] [--build DIR] [--pass LIST] [--cpu NAME]
 #   --input   feed input NAME from FILE (repeatable). Without any --input, MODEL.in.<NAME>.npy next
 #             to the model are used (vtopt's zoo layout) when they exist, else random inputs
 #             (float ~ N(0,1), integers 0; seed 0) are written once and fed to every engine.
@@ -12,16 +12,17 @@
 #   --runs    timed runs per engine per round (default 10; each engine reports its median)
 #   --rounds  rounds; the engines alternate inside each round, order rotated (default 3)
 #   --pass    vtopt pass pipeline (default: none besides canonicalisation; dense)
-# Prints the CPU model and ISA, the compile time to fast.so, per-engine median latency (the median
+#   --cpu     the LLVM CPU vtopt builds for (default: the host; x86-64-v3 gives the AVX2 build)
+# Prints the CPU model and ISA (the machine's, and the target vtopt built for), the compile time to fast.so, per-engine median latency (the median
 # over the rounds of each round's median), ORT / vtopt ratios (> 1: vtopt is faster), and for each
 # output the agreement of JIT and fast.so with ONNX Runtime (cosine, rel L2, max abs).
 # Needs: build/vtopt, node + bench/setup.sh (ONNX Runtime), /usr/bin/python3 with numpy + onnx
 # only for random inputs.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
-model=""; build="$root/build"; threads=2; runs=10; rounds=3; passes=""
+model=""; build="$root/build"; threads=2; runs=10; rounds=3; passes=""; cpu=""
 inputs=(); dims=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
     --pass) passes="$2"; shift 2 ;;
+    --cpu) cpu="$2"; shift 2 ;;
     -h|--help) usage ;;
     -*) echo "vs_ort.sh: unknown option $1" >&2; exit 2 ;;
     *) [ -z "$model" ] || { echo "vs_ort.sh: two models ($model, $1)" >&2; exit 2; }; model="$1"; shift ;;
@@ -47,7 +49,7 @@ work="$build/bench_vs_ort/$name"
 rm -rf "$work"; mkdir -p "$work"
 
 # ---- the machine
-cpu="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+cpu_model="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
 flags="$(grep -m1 '^flags' /proc/cpuinfo)"
 isa="SSE4.2"
 case "$flags" in *" avx2 "*) isa="AVX2 + FMA" ;; esac
@@ -87,6 +89,8 @@ vin=(); oin=(); sin=()   # vtopt on the ONNX model, ORT, vtopt run fast.so (its 
 for i in "${inputs[@]}"; do vin+=(--input "$i"); oin+=(--input "$i"); sin+=(--input "$i"); done
 for d in "${dims[@]:-}"; do [ -n "$d" ] && vin+=(--dim "$d") && oin+=(--dim "$d"); done
 popt=(); [ -n "$passes" ] && popt=("--pass=$passes")
+copt=(); [ -n "$cpu" ] && copt=(--cpu "$cpu")
+popt+=("${copt[@]}")
 
 # ---- compile to fast.so (dims pinned from the inputs)
 t0=$(date +%s.%N)
@@ -114,7 +118,8 @@ done
 jit=$(median <"$work/jit.txt"); so=$(median <"$work/so.txt"); ort=$(median <"$work/ort.txt")
 
 echo "model: $model"
-echo "CPU: $cpu ($(nproc) CPUs); ISA: $isa"
+echo "CPU: $cpu_model ($(nproc) CPUs); ISA: $isa"
+echo "vtopt built for:"; "$vtopt" target "${copt[@]}" | sed 's/^/  /'
 echo "threads $threads each; $rounds rounds x $runs runs per engine (engines alternate); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "vtopt compile to fast.so: $(printf '%.2f' "$compile_s") s; passes: ${passes:-none (canonicalisation only)}"
 echo
