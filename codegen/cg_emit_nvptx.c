@@ -678,6 +678,7 @@ int cg_gpu_compile(const vt_graph *g, const vt_cg_options *opt, unsigned char **
   memset(&c, 0, sizeof c);
   c.g = c.orig = g;
   c.e = e;
+  c.gpu = true;   /* the lowering keeps to the groups the GPU emitter has kernels for */
   gpu_emit x;
   memset(&x, 0, sizeof x);
   x.c = &c;

@@ -210,6 +210,7 @@ typedef struct cg_target {
 } cg_target;
 
 typedef struct cg {
+  bool gpu;                    /* lowering for the GPU target: no convolution-family groups (cg_lower_conv.c) */
   /* g: the graph planned and emitted, a view of orig in which every run-time dim is replaced by
    * its upper bound (buffers, tiles and constants are laid out for the bound); orig: the graph as
    * given, whose symbolic dims say what is read at run time. */

@@ -444,6 +444,10 @@ static int pool_group(cg *c, int32_t pi, char *why, size_t whyn) {
 
 int cg_try_conv_family(cg *c, int32_t ni, char *why, size_t whyn) {
   const vt_node *n = &c->g->nodes[ni];
+  if (c->gpu) {   /* the GPU target has none of these kernels yet: im2col Conv or a refusal, as before */
+    snprintf(why, whyn, "no GPU kernel for %s's convolution-family lowering yet", vt_ops[n->op].name);
+    return 0;
+  }
   switch (n->op) {
   case VT_OP_Conv: return conv_group(c, ni, -1, -1, -1, why, whyn);
   case VT_OP_ConvTranspose: return conv_transpose_group(c, ni, why, whyn);
@@ -460,7 +464,7 @@ int cg_try_conv_family(cg *c, int32_t ni, char *why, size_t whyn) {
 int cg_try_reduce_mid(cg *c, int32_t ni, const bool *red, char *why, size_t whyn) {
   const vt_graph *g = c->g;
   const vt_node *n = &g->nodes[ni];
-  if (n->op != VT_OP_ReduceMean && n->op != VT_OP_ReduceSum) return 0;
+  if (c->gpu || (n->op != VT_OP_ReduceMean && n->op != VT_OP_ReduceSum)) return 0;
   const vt_value *X = &g->values[n->in[0]], *Y = &g->values[n->out[0]];
   int32_t a0 = -1, a1 = -1;   /* the reduced run [a0, a1) (size-1 dims may sit anywhere) */
   for (int32_t d = 0; d < X->rank; d++) {
