@@ -59,10 +59,10 @@ def run(cmd, capture=False):
     return r.returncode, r.stdout
 
 
-def load_expect(model):
+def load_expect(model, mode):
     with open(os.path.join(HERE, 'compiled_expect.json')) as f:
-        exp = json.load(f)['models']
-    return exp.get(model)
+        exp = json.load(f)['models'].get(model)
+    return exp.get(mode, exp) if exp else None
 
 
 def check_generated(model, out, exp):
@@ -134,7 +134,7 @@ def main():
         return 2
     exp = None
     if a.mode in ('jit', 'so'):
-        exp = load_expect(a.model)
+        exp = load_expect(a.model, a.mode)
         if exp is None:
             print(f'zoo_check: {a.model} has no entry in {HERE}/compiled_expect.json (generated share and host '
                   'kernels expected when compiled): add one', file=sys.stderr)
