@@ -1167,11 +1167,37 @@ static void so_open(so_api *a, const char *path, const char *tag) {
 #undef SYM
 }
 
-/* Compiles g to path (relative: the test's working directory, one per ISA run) with tag; checks the library against the interpreter through the ABI only. */
-static void so_check(vt_graph *g, const char *path, const char *tag, so_api *a) {
+/* What a library's compile generated (its --stats summary line). */
+typedef struct { int kernels, gemm, elementwise, row, attention, copy, host, generated, nodes, host_matmul; } so_counts;
+
+/* Compiles g to path (relative: the test's working directory, one per ISA run) with tag; checks
+ * the library against the interpreter through the ABI only; *cnt gets the compile's counts. */
+static void so_check(vt_graph *g, const char *path, const char *tag, so_api *a, so_counts *cnt) {
   vt_error e = {0};
-  vt_cg_options opt = {.opt_level = 3};
+  FILE *sf = tmpfile();
+  assert_non_null(sf);
+  vt_cg_options opt = {.opt_level = 3, .stats = sf};
   if (vt_cg_emit_so(g, &opt, path, tag, &e)) fail_msg("emit so: %s", e.msg);
+  char line[4096] = "", l2[1024];
+  memset(cnt, 0, sizeof *cnt);
+  rewind(sf);
+  while (fgets(line, sizeof line, sf) && strncmp(line, "codegen: ", 9)) line[0] = 0;
+  while (fgets(l2, sizeof l2, sf)) cnt->host_matmul += strstr(l2, "] host kernel MatMul '") != NULL;
+  fclose(sf);
+  const char *p = strstr(line, "codegen: ");
+  assert_non_null(p);
+  assert_int_equal(sscanf(p, "codegen: %d kernels: %d gemm, %d elementwise, %d row, %d attention, %d copy", &cnt->kernels,
+                          &cnt->gemm, &cnt->elementwise, &cnt->row, &cnt->attention, &cnt->copy), 6);
+  const char *h = strstr(p, "moved), ");
+  assert_non_null(h);
+  assert_int_equal(sscanf(h, "moved), %d host", &cnt->host), 1);
+  const char *gn = strstr(p, " nodes in generated kernels");
+  assert_non_null(gn);
+  while (gn > p && gn[-1] != ';') gn--;
+  assert_int_equal(sscanf(gn, " %d of %d", &cnt->generated, &cnt->nodes), 2);
+  fprintf(stderr, "  %s.so: %d kernels (%d gemm, %d elementwise, %d row, %d attention, %d copy), %d host; %d of %d nodes "
+          "generated\n", tag, cnt->kernels, cnt->gemm, cnt->elementwise, cnt->row, cnt->attention, cnt->copy, cnt->host,
+          cnt->generated, cnt->nodes);
   so_open(a, path, tag);
   const char *sig = a->signature();
   assert_non_null(strstr(sig, "\"inputs\""));
@@ -1353,13 +1379,25 @@ static void test_expand(void **state) {
 }
 
 /* Two different models as shared libraries in one process (tagged symbols), both against the
- * interpreter; the ViT one has interpreter-kernel fallbacks inside the library. */
+ * interpreter, with the kernel counts of each library's compile (its stats). The ViT is not
+ * fused here (no passes), so its attention is MatMul -> Softmax -> MatMul: the two activation x
+ * activation MatMuls per block are the only interpreter kernels inside the library; the small
+ * model is all generated code. */
 static void test_shared_library(void **state) {
   (void)state;
   vt_error e = {0};
   vt_graph *g = load_vit_tiny();
   so_api a, b;
-  so_check(g, "./codegen_vit_tiny.so", "vit_tiny", &a);
+  so_counts ca, cb;
+  so_check(g, "./codegen_vit_tiny.so", "vit_tiny", &a, &ca);
+  /* 2 blocks x (packed QKV, proj, fc1, fc2) weight GEMMs + the patch-embedding Conv (im2col +
+   * GEMM) + the head; LayerNorms as GEMM prologues or row kernels, Softmaxes as row kernels */
+  assert_int_equal(ca.gemm, 10);
+  assert_int_equal(ca.row, 3);
+  assert_int_equal(ca.attention, 0);
+  assert_int_equal(ca.host, 4);          /* Q K^T and P V of each block ... */
+  assert_int_equal(ca.host_matmul, 4);   /* ... and nothing else */
+  assert_int_equal(ca.generated, ca.nodes - 4);
   vt_graph *g2 = new_graph();
   int64_t ad[2] = {7, 33}, bd[2] = {33, 19}, nd[1] = {19};
   int32_t x = add_input(g2, "x", 2, ad);
@@ -1367,10 +1405,16 @@ static void test_shared_library(void **state) {
   int32_t bias = add_const(g2, "bias", 1, nd, 1.0f);
   int32_t y = node(g2, "MatMul", 2, (int32_t[]){x, w});
   y = node(g2, "Add", 2, (int32_t[]){y, bias});
-  y = node(g2, "Softmax", 1, &y);   /* a fallback inside the second library too */
+  y = node(g2, "Softmax", 1, &y);
   assert_int_equal(vt_graph_add_output(g2, y), 0);
   if (vt_graph_prepare(g2, NULL, NULL, 0, &e)) fail_msg("%s", e.msg);
-  so_check(g2, "./codegen_small.so", "small", &b);
+  so_check(g2, "./codegen_small.so", "small", &b, &cb);
+  /* MatMul + Add: one GEMM with its bias epilogue; Softmax: one row kernel */
+  assert_int_equal(cb.kernels, 2);
+  assert_int_equal(cb.gemm, 1);
+  assert_int_equal(cb.row, 1);
+  assert_int_equal(cb.host, 0);
+  assert_int_equal(cb.generated, 3);
   /* both stay usable side by side */
   vtopt_session *s1 = NULL, *s2 = NULL;
   assert_int_equal(a.create(1, &s1), VTOPT_OK);
