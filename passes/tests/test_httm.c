@@ -432,34 +432,6 @@ static double vggt_tiny_compare(const char *spec, const vt_tensor *x, double *rl
 #define HTTM_MIN_COS_SHARED 0.90
 #define HTTM_MIN_COS_CLIP 0.95
 
-/* Ablation "uniform attention" (test-only graph edit): node ni's output is replaced by the mean
- * of its V over the keys (axis 2 of [B, H, N, Dv]), broadcast to every query: attention that
- * ignores the queries and keys. Returns the value now read in its place. */
-static int32_t ablate_to_mean_v(vt_graph *g, int32_t ni) {
-  int32_t v = g->nodes[ni].in[2], out = g->nodes[ni].out[0];
-  int32_t z = ablate_to_zero(g, out);   /* out * 0: the output's shape, read by every consumer */
-  char nm[600];
-  snprintf(nm, sizeof nm, "%s/mean_v", g->values[out].name);
-  int32_t m = vt_graph_add_value(g, nm, VT_UNDEFINED, -1, NULL);
-  int32_t rn = vt_graph_add_node(g, nm, VT_OP_ReduceMean, 1, &v, 1, &m);
-  vt_attr *ax = vt_node_add_attr(g, rn, "axes", VT_ATTR_INTS);   /* opset 17: axes is an attribute */
-  ax->n = 1;
-  ax->ints = vt_arena_alloc(&g->arena, sizeof *ax->ints);
-  ax->ints[0] = 2;
-  snprintf(nm, sizeof nm, "%s/uniform", g->values[out].name);
-  int32_t u = vt_graph_add_value(g, nm, VT_UNDEFINED, -1, NULL);
-  int32_t an = vt_graph_add_node(g, nm, VT_OP_Add, 2, (int32_t[]){z, m}, 1, &u);
-  for (int32_t i = 0; i < g->n_nodes; i++)
-    for (int32_t k = 0; k < g->nodes[i].n_in && i != an; k++)
-      if (g->nodes[i].in[k] == z) g->nodes[i].in[k] = u;
-  for (int32_t o = 0; o < g->n_outputs; o++)
-    if (g->outputs[o] == z) g->outputs[o] = u;
-  vt_error e = {0};
-  if (vt_graph_toposort(g, &e) != VT_OK || vt_graph_infer(g, &e) != VT_OK || vt_graph_verify(g, &e) != VT_OK)
-    fail_msg("uniform-attention ablation: %s", e.msg);
-  return u;
-}
-
 enum { ABL_NONE, ABL_ZERO, ABL_UNIFORM };
 
 /* vggt_tiny dense and with `spec` on x. Returns the worst cosine, over the merged global
@@ -489,7 +461,7 @@ static double vggt_tiny_branch(const char *spec, const vt_tensor *x, int ablate,
       for (int32_t i = 0; i < g1->n_nodes; i++)
         if (g1->nodes[i].op == VT_OP_HeadwiseMergedAttention && g1->nodes[i].out[0] == v1[k]) ni = i;
       assert_true(ni >= 0);
-      v1[k] = ablate_to_mean_v(g1, ni);
+      v1[k] = ablate_to_mean(g1, v1[k], g1->nodes[ni].in[2], 2);   /* uniform attention: mean of V over the keys */
     }
     o0[k] = probe_output(g0, v0[k]);
     o1[k] = probe_output(g1, v1[k]);
