@@ -37,7 +37,8 @@ static const char *usage =
     "  vtopt sample MODEL.onnx|FAST.so [--pass=LIST] [--jit] [--steps S] [--cfg W] [--classes 0,1,...] [-o DIR]\n"
     "                                          DDIM + classifier-free guidance over a DiT (sample --help)\n"
     "  vtopt compare-outputs REF.npy GOT.npy [--max-rel-l2 X] [--min-cosine X]\n"
-    "                                          agreement metrics; exit 1 if a threshold fails\n"
+    "                                          agreement metrics; exit 1 if a threshold fails, 2 if\n"
+    "                                          shapes or dtypes differ\n"
     "\n"
     "options:\n"
     "  --run                  execute the model with the reference interpreter\n"
@@ -836,7 +837,10 @@ static int cmd_compare(int argc, char **argv) {
   int rc = vt_npy_read(files[0], &a, &e);
   if (!rc) rc = vt_npy_read(files[1], &b, &e);
   vt_metrics m;
-  if (!rc) {
+  if (!rc && a.dtype != b.dtype)   /* a float64 output where float32 is expected is a mismatch too */
+    rc = vt_errorf(&e, VT_ERR_MODEL, "%s vs %s: dtypes differ: %s vs %s", files[0], files[1], vt_dtype_name(a.dtype),
+                   vt_dtype_name(b.dtype));
+  else if (!rc) {
     rc = vt_compare_tensors(&a, &b, &m, &e);
     if (rc) {
       char msg[sizeof e.msg];

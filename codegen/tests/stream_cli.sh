@@ -8,7 +8,12 @@ set -eu
 vtopt="$1"; out="$2"; r="$3"
 m="$out/vitstream_tiny.onnx"
 rm -rf "$out/jit_evt" "$out/so_evt"
-"$vtopt" "$m" --pass=eventful:r=16 --run --jit --stream "$out/clip.npy" --knob eventful.r="$r" --output-dir "$out/jit_evt" -q
+"$vtopt" "$m" --pass=eventful:r=16 --run --jit --stats --stream "$out/clip.npy" --knob eventful.r="$r" --output-dir "$out/jit_evt" -q \
+  > "$out/jit_evt.stats"
+# the JIT session's generated share and host kernels: as the fast.so's (stream_setup.sh)
+/usr/bin/python3 "$(dirname "$0")/../../testsuite/models/check_stats.py" "$out/jit_evt.stats" --what "evt (--jit)" \
+  --min-share 0.74 --host TokenGate=9 --host EventfulAttention=1 --host Cast=36 --host Einsum=6 --host Gather=6 --host Pad=2 \
+  --host Range=6
 "$vtopt" run "$out/evt.so" --tag evt --stream "$out/clip.npy" --knob eventful.r="$r" --threads 2 -o "$out/so_evt" -q
 n=0
 for ref in "$out"/ref_evt/*.npy; do

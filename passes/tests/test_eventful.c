@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "vt_skip.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -994,8 +996,11 @@ static double clip_fidelity(const char *path, const char *spec, double *first, d
 
 static void test_fidelity_clip(void **st) {
   (void)st;
+  /* under ctest the fixture eventful_clips_generate makes the clips (VT_EVENTFUL_CLIP_DIR): a
+   * missing one fails; run by hand, data/clips/ is read and a missing clip is skipped */
   const char *dir = getenv("VT_EVENTFUL_CLIP_DIR");
-  if (!dir || !*dir) dir = VT_SOURCE_DIR "/data/clips";
+  bool from_fixture = dir && *dir;
+  if (!from_fixture) dir = VT_SOURCE_DIR "/data/clips";
   const char *clips[3] = {"pan_astronaut_64_t120.npy", "vtest_64_t120.npy", "cockatoo_64_t120.npy"};
   const double min_mean[3] = {0.98, 0.98, 0.90};
   const bool no_drift[3] = {true, true, false};
@@ -1005,6 +1010,7 @@ static void test_fidelity_clip(void **st) {
     snprintf(path, sizeof path, "%s/%s", dir, clips[c]);
     struct stat sb;
     if (stat(path, &sb) != 0) {
+      if (from_fixture) fail_msg("%s missing: the fixture eventful_clips_generate should have made it", path);
       fprintf(stderr, "test_eventful: %s missing (scripts/make_clips.py --set all --size 64 --frames 120)\n", path);
       continue;
     }
@@ -1013,7 +1019,7 @@ static void test_fidelity_clip(void **st) {
     if (no_drift[c] && !(last >= first - 0.01)) fail_msg("%s: drift: last 20 %.5f, first 20 %.5f", clips[c], last, first);
     ran++;
   }
-  if (!ran) skip();
+  if (ran < 3) vt_skip("%d of 3 clips missing in %s", 3 - ran, dir);
 }
 
 int main(void) {
@@ -1033,5 +1039,5 @@ int main(void) {
       cmocka_unit_test(test_selection_ties),
       cmocka_unit_test(test_fidelity_clip),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return vt_group_result(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -702,9 +702,20 @@ static void fuse_op_graph(vt_graph *g, int op, const char *stats_line, int fused
       int32_t *m = in[i].data;
       int64_t n = vt_tensor_numel(&in[i]), T = v->dims[v->rank - 1];
       for (int64_t j = 0; j < n; j++) m[j] = v->rank == 1 ? (int32_t)(j == 0 ? 5 : 2) : (j >= n / 2 && j % T % 3 == 2) ? 0 : 1;
+    } else if (v->dtype == VT_BOOL) {
+      /* keep-mask [.., Nq, Nk]: key k of query row q masked when (q + k) % 3 == 1, so every row
+       * masks a key but keeps one that top-left causal allows too (q = 1 loses key 0, keeps 1) */
+      uint8_t *m = in[i].data;
+      int64_t n = vt_tensor_numel(&in[i]), T = v->dims[v->rank - 1], Q = v->rank >= 2 ? v->dims[v->rank - 2] : 1;
+      for (int64_t j = 0; j < n; j++) m[j] = (j / T % Q + j % T) % 3 != 1;
     }
   }
   run_graph(g, in, ref);
+  for (int i = 0; i < g->n_outputs; i++) {   /* a reference of zeros would make the comparison vacuous */
+    double amax = 0;
+    for (int64_t j = 0; j < vt_tensor_numel(&ref[i]); j++) amax = fmax(amax, fabs(vt_tensor_get_f64(&ref[i], j)));
+    if (!(amax > 0)) fail_msg("%s: output %d of the unfused graph is all zeros (inputs do not exercise it)", g->path, i);
+  }
   char *buf = run_explained(g, NULL, "pipeline");
   if (!strstr(buf, stats_line)) fail_msg("stats lack '%s':\n%s", stats_line, buf);
   if (explain && !strstr(buf, explain)) fail_msg("explain lacks '%s':\n%s", explain, buf);

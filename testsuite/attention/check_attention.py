@@ -5,6 +5,9 @@
          vtopt with fuse-attention (interpreter, and for the fused cases compiled with --jit when --jit is given):
          rel. L2 <= --fuse-tol (default 1e-5) on every output, and --stats shows the case's rule
          matching exactly when the manifest says it fuses (else --explain gives a reason).
+         With --jit, the compile's --stats must show the case's attention ops in generated
+         attention kernels (one per fused op) and no host kernel but the mask preparation of
+         JIT_HOST_ALLOWED (an integer or bool key mask turned into an additive bias).
   ort    for every case: ONNX Runtime (bench/ort_run.mjs) against vtopt unfused and fused:
          rel. L2 <= --ort-tol (default 1e-5) on every output.
   errors unsupported attributes fail with exit code 2 and a message naming node and attribute.
@@ -67,8 +70,35 @@ def compare_dirs(case, a, b, tol, what, fails):
     return worst
 
 
+# Host (interpreter) kernels a compiled fused case may keep, with how many: the com.microsoft
+# ops' integer key masks become a float bias through a comparison and a Where on int/bool
+# tensors, which the float32 elementwise generator does not take.
+JIT_HOST_ALLOWED = {"Greater": 1, "Less": 1, "Where": 1}
+
+
+def check_jit_stats(case, out, fails):
+    """The --stats of a --jit run of a fused case: `count` generated attention kernels, and host
+    kernels only from JIT_HOST_ALLOWED. Returns (nodes generated, nodes)."""
+    m = re.search(r"^codegen: \d+ kernels:.*?, (\d+) attention,.*?; (\d+) of (\d+) nodes in generated kernels", out, re.M)
+    if not m:
+        fails.append("%s: --jit --stats printed no codegen summary" % case["name"])
+        return 0, 0
+    n_att = int(m.group(1))
+    if n_att != case.get("count", 1):
+        fails.append("%s: --jit generated %d attention kernel(s), expected %d" % (case["name"], n_att, case.get("count", 1)))
+    host = {}
+    for op in re.findall(r"^  \[\d+\] host kernel(?: via vt_run_node \(absent output\))? (\S+) '", out, re.M):
+        host[op] = host.get(op, 0) + 1
+    for op, k in sorted(host.items()):
+        if k > JIT_HOST_ALLOWED.get(op, 0):
+            fails.append("%s: --jit runs %d %s node(s) as host (interpreter) kernels, %d allowed" %
+                         (case["name"], k, op, JIT_HOST_ALLOWED.get(op, 0)))
+    return int(m.group(2)), int(m.group(3))
+
+
 def check_fuse(args, cases, work, fails):
     worst = {"interp": 0.0, "jit": 0.0}
+    gen = [0, 0]   # nodes in generated kernels, nodes: over the compiled cases
     for c in cases:
         un, fu, fj = (os.path.join(work, c["name"], s) for s in ("un", "fu", "jit"))
         rc, out = vtopt_run(args.vtopt, c, args.cases, un, ["--no-canonicalize", "-q"])
@@ -93,14 +123,19 @@ def check_fuse(args, cases, work, fails):
             fails.append("%s: not fused but --explain gives no reason" % c["name"])
         worst["interp"] = max(worst["interp"], compare_dirs(c, un, fu, args.fuse_tol, "fused vs unfused (interp)", fails))
         if args.jit and c["fused"]:   # unfused: the same graph as the reference
-            rc, out = vtopt_run(args.vtopt, c, args.cases, fj, ["--jit", "-q"])
+            rc, out = vtopt_run(args.vtopt, c, args.cases, fj, ["--jit", "--stats"])
             if rc:
                 fails.append("%s: fused --jit run failed (%d): %s" % (c["name"], rc, out.strip()[-300:]))
                 continue
+            g, t = check_jit_stats(c, out, fails)
+            gen[0] += g
+            gen[1] += t
             worst["jit"] = max(worst["jit"], compare_dirs(c, un, fj, args.fuse_tol, "fused --jit vs unfused", fails))
     print("fuse: %d cases (%d fused); worst rel L2 fused vs unfused: interp %.2e%s" %
           (len(cases), sum(c["fused"] for c in cases), worst["interp"],
            ", jit %.2e" % worst["jit"] if args.jit else ""))
+    if args.jit:
+        print("fuse: compiled fused cases: %d of %d nodes in generated kernels" % (gen[0], gen[1]))
 
 
 def check_ort(args, cases, work, fails):

@@ -1,6 +1,7 @@
 /* run_conformance.c — runs the ONNX backend test cases shipped by Debian's libonnx-testdata
  * through the frontend and the reference interpreter and compares with the stored outputs.
- * Each case runs in a forked child (a crash or hang fails that case only). A list of cases not
+ * Each case runs in a forked child (a crash or hang fails that case only; under LeakSanitizer a
+ * leak fails it too: the child checks for leaks before it exits). A list of cases not
  * supported yet (one per line: "dir/case  reason") keeps CI honest: an unlisted failure fails
  * the run, and so does a listed case that passes (the list only shrinks). */
 #include "frontend.h"
@@ -18,6 +19,19 @@
 #include <unistd.h>
 
 #define DATA_ROOT "/usr/include/onnx/backend/test/data"
+
+/* Built with AddressSanitizer (gcc: __SANITIZE_ADDRESS__, clang: __has_feature): the child runs
+ * LeakSanitizer itself, since _exit() skips the check that would run at exit. */
+#if defined(__SANITIZE_ADDRESS__)
+#define VT_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VT_LSAN 1
+#endif
+#endif
+#ifdef VT_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
 
 static const char *usage =
     "usage: vt_conformance [--root DIR] [--dirs node,pytorch-converted,pytorch-operator,simple]\n"
@@ -188,6 +202,14 @@ static int run_isolated(const char *dir, int timeout, char *msg, size_t msgn) {
     alarm((unsigned)timeout);
     char m[1024] = "";
     int r = run_case(dir, m, sizeof m);
+#ifdef VT_LSAN
+    /* everything run_case allocated is freed by now: a leak is the case's failure (the report
+     * is on stderr); 0 when ASAN_OPTIONS has detect_leaks=0 */
+    if (__lsan_do_recoverable_leak_check()) {
+      r = 1;
+      snprintf(m, sizeof m, "memory leaked (LeakSanitizer report above)");
+    }
+#endif
     char buf[1100];
     int n = snprintf(buf, sizeof buf, "%d%s", r, m);
     if (write(fds[1], buf, (size_t)n) < 0) _exit(4);

@@ -4,20 +4,29 @@
 usage: zoo_check.py MODE --zoo DIR --model NAME [--vtopt BIN] [--node NODE] [--max-rel-l2 X]
                     [--threads N] [--work DIR (outputs; default the zoo folder)]
 modes:
-  interp      vtopt MODEL --run --input ... --output-dir DIR/interp/NAME, then
-              `vtopt compare-outputs NAME.ref.OUT.npy DIR/interp/NAME/OUT.npy --max-rel-l2 X`
+  interp      vtopt MODEL --run --input ... --output-dir WORK/check-interp/NAME/interp, then
+              `vtopt compare-outputs NAME.ref.OUT.npy .../interp/OUT.npy --max-rel-l2 X`
   ort         ONNX Runtime (bench/ort_run.mjs) against torch's references
   ort-interp  ONNX Runtime's outputs against the interpreter's (both run here)
   jit         the LLVM-compiled model (vtopt --run --jit) against the interpreter (both run here)
   so          the model compiled to a fast.so (dims pinned from the inputs), run through its ABI
               (vtopt run NAME.so), against the interpreter
-Exit 0 when every output is within the threshold, 1 when one is not, 2 on a run failure.
+jit and so also check how much ran in generated code: the compile runs with --stats, and its
+"N of M nodes in generated kernels" and "host kernel OP 'node'" lines must match the model's
+entry in compiled_expect.json (a minimum generated share, and the host kernels allowed, by op,
+with a count each). A model without an entry fails: a compiled test that does not know what
+should be generated would pass on a silent fallback to interpreter kernels.
+Every run writes under WORK/check-MODE/NAME/ (WORK: --work, default the zoo folder), so the
+tests of one model run side by side under ctest -j without sharing files.
+Exit 0 when every output is within the threshold and the generated share is as expected, 1 when
+not, 2 on a run failure.
 Only the standard library is used (no torch/numpy), so it runs on any python3.
 """
 import argparse
 import glob
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -39,24 +48,57 @@ def io_names(zoo, name):
     return ins, outs
 
 
-def run(cmd):
+def run(cmd, capture=False):
+    """Runs cmd (echoed); with capture, returns (rc, stdout+stderr) and echoes the output too."""
     print('+ ' + ' '.join(shlex.quote(c) for c in cmd), flush=True)
-    r = subprocess.run(cmd)
-    return r.returncode
+    if not capture:
+        return subprocess.run(cmd).returncode
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sys.stdout.write(r.stdout)
+    sys.stdout.flush()
+    return r.returncode, r.stdout
+
+
+def load_expect(model, mode):
+    with open(os.path.join(HERE, 'compiled_expect.json')) as f:
+        exp = json.load(f)['models'].get(model)
+    return exp.get(mode, exp) if exp else None
+
+
+def check_generated(model, out, exp):
+    """The --stats of a compile against the model's entry in compiled_expect.json; returns the
+    list of failures (empty: as expected)."""
+    fails = []
+    m = re.search(r'^codegen: \d+ kernels:.*?; (\d+) of (\d+) nodes in generated kernels', out, re.M)
+    if not m:
+        return ['no "N of M nodes in generated kernels" line in --stats (did the compile run?)']
+    gen, total = int(m.group(1)), int(m.group(2))
+    share = gen / total if total else 0.0
+    host = {}
+    for op in re.findall(r"^  \[\d+\] host kernel(?: via vt_run_node \(absent output\))? (\S+) '", out, re.M):
+        host[op] = host.get(op, 0) + 1
+    print(f'zoo_check: {model}: {gen} of {total} nodes in generated kernels ({share:.3f}, expected >= '
+          f'{exp["min_generated_share"]}); host kernels: {host or "none"} (allowed: {exp["host"] or "none"})')
+    if share < exp['min_generated_share']:
+        fails.append(f'{gen} of {total} nodes in generated kernels ({share:.3f}) < {exp["min_generated_share"]}')
+    for op, n in sorted(host.items()):
+        if n > exp['host'].get(op, 0):
+            fails.append(f'{n} host kernel(s) {op}, {exp["host"].get(op, 0)} allowed')
+    return fails
 
 
 def safe(name):
     return name.replace('/', '_').replace(':', '_')
 
 
-def run_interp(a, ins, outdir, extra=()):
+def run_interp(a, ins, outdir, extra=(), capture=False):
     os.makedirs(outdir, exist_ok=True)
     cmd = [a.vtopt, os.path.join(a.zoo, a.model + '.onnx'), '--run', *extra, '--output-dir', outdir]
     if a.threads:
         cmd += ['--threads', str(a.threads)]
     for n in ins:
         cmd += ['--input', f'{n}={os.path.join(a.zoo, f"{a.model}.in.{n}.npy")}']
-    return run(cmd)
+    return run(cmd, capture)
 
 
 def run_ort(a, outdir, compare_ref):
@@ -90,10 +132,18 @@ def main():
     if not outs:
         print(f'zoo_check: no references for {a.model}', file=sys.stderr)
         return 2
-    work = a.work or a.zoo
-    interp_dir = os.path.join(work, 'interp', a.model)
-    ort_dir = os.path.join(work, 'ort', a.model)
+    exp = None
+    if a.mode in ('jit', 'so'):
+        exp = load_expect(a.model, a.mode)
+        if exp is None:
+            print(f'zoo_check: {a.model} has no entry in {HERE}/compiled_expect.json (generated share and host '
+                  'kernels expected when compiled): add one', file=sys.stderr)
+            return 2
+    work = os.path.join(a.work or a.zoo, 'check-' + a.mode, a.model)   # one directory per test
+    interp_dir = os.path.join(work, 'interp')
+    ort_dir = os.path.join(work, 'ort')
     worst = 0
+    stats_out = None
     if a.mode == 'ort':
         rc = run_ort(a, ort_dir, True)
         return rc if rc in (0, 1) else 2
@@ -105,21 +155,22 @@ def main():
     if a.mode == 'interp':
         refs = [(os.path.join(a.zoo, f'{a.model}.ref.{o}.npy'), o) for o in outs]
     elif a.mode == 'jit':
-        got_dir = os.path.join(work, 'jit', a.model)
-        rc = run_interp(a, ins, got_dir, ['--jit'])
+        got_dir = os.path.join(work, 'jit')
+        rc, stats_out = run_interp(a, ins, got_dir, ['--jit', '--stats'], capture=True)
         if rc != 0:
             print(f'zoo_check: vtopt --jit failed on {a.model} (exit {rc})', file=sys.stderr)
             return 2
         refs = [(os.path.join(interp_dir, f'{safe(o)}.npy'), o) for o in outs]
     elif a.mode == 'so':
-        got_dir = os.path.join(work, 'so', a.model)
+        got_dir = os.path.join(work, 'so')
         os.makedirs(got_dir, exist_ok=True)
-        lib = os.path.join(work, 'so', a.model + '.so')
+        lib = os.path.join(work, a.model + '.so')
         feeds = []
         for n in ins:
             feeds += ['--input', f'{n}={os.path.join(a.zoo, f"{a.model}.in.{n}.npy")}']
         threads = ['--threads', str(a.threads)] if a.threads else []
-        rc = run([a.vtopt, os.path.join(a.zoo, a.model + '.onnx'), '-q', *feeds, '-o', lib, '--tag', 'zoo'])
+        rc, stats_out = run([a.vtopt, os.path.join(a.zoo, a.model + '.onnx'), '-q', '--stats', *feeds, '-o', lib,
+                             '--tag', 'zoo'], capture=True)
         if rc == 0:
             rc = run([a.vtopt, 'run', lib, '--tag', 'zoo', '-q', *threads, *feeds, '--output-dir', got_dir])
         if rc != 0:
@@ -137,6 +188,10 @@ def main():
         if rc != 0:
             print(f'zoo_check: {a.model} output {o}: mismatch (exit {rc})', file=sys.stderr)
             worst = max(worst, 1 if rc == 1 else 2)
+    if exp is not None:
+        for f in check_generated(a.model, stats_out, exp):
+            print(f'zoo_check: {a.model} {a.mode}: {f} (testsuite/models/compiled_expect.json)', file=sys.stderr)
+            worst = max(worst, 1)
     return worst
 
 

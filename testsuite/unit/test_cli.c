@@ -48,6 +48,7 @@ static void write_npy(const char *name, vt_dtype dt, int32_t rank, const int64_t
   int64_t n = vt_tensor_numel(&t);
   for (int64_t i = 0; i < n; i++) {
     if (dt == VT_F32) ((float *)t.data)[i] = fill * (float)(i % 7 - 3);
+    else if (dt == VT_F64) ((double *)t.data)[i] = fill * (double)(i % 7 - 3);
     else if (dt == VT_I64) ((int64_t *)t.data)[i] = i;
   }
   char path[512];
@@ -64,6 +65,7 @@ static int setup(void **state) {
   write_npy("x345.npy", VT_F32, 3, d345, 0.5f);
   write_npy("x34.npy", VT_F32, 2, d34, 0.5f);
   write_npy("i345.npy", VT_I64, 3, d345, 0);
+  write_npy("xd345.npy", VT_F64, 3, d345, 0.5f);   /* x345's values as float64 */
   return 0;
 }
 
@@ -93,6 +95,9 @@ static void test_run_writes_outputs(void **state) {
   assert_int_equal(sh(VTOPT " run " RELU " --input x=%s/x345.npy --output-dir %s/out2/a/b -q", tmpdir, tmpdir), 0);
   assert_int_equal(sh(VTOPT " compare-outputs %s/out/y.npy %s/out2/a/b/y.npy --max-rel-l2 0", tmpdir, tmpdir), 0);
   assert_non_null(strstr(out, "cosine 1.0"));
+  /* the same values in another dtype are a mismatch, not a pass */
+  assert_int_equal(sh(VTOPT " compare-outputs %s/x345.npy %s/xd345.npy --max-rel-l2 0", tmpdir, tmpdir), 2);
+  assert_non_null(strstr(out, "dtypes differ: f32 vs f64"));
 }
 
 static void test_random_inputs_are_deterministic(void **state) {
@@ -151,13 +156,21 @@ static void test_absent_features_say_so(void **state) {
 
 static void test_compile_to_shared_library(void **state) {
   (void)state;
-  assert_int_equal(sh(VTOPT " " RELU " -o %s/relu_model.so", tmpdir), 0);
+  assert_int_equal(sh(VTOPT " " RELU " -o %s/relu_model.so --stats", tmpdir), 0);
   assert_non_null(strstr(out, "symbols relu_model_*"));
+  assert_non_null(strstr(out, "1 of 1 nodes in generated kernels"));   /* the Relu is generated code */
+  assert_null(strstr(out, "host kernel"));
   char path[512];
   snprintf(path, sizeof path, "%s/relu_model.so", tmpdir);
   struct stat st;
   assert_int_equal(stat(path, &st), 0);
   assert_true(st.st_size > 0);
+  /* the library it built loads and runs (through its ABI) and agrees with the interpreter */
+  assert_int_equal(sh(VTOPT " " RELU " --run --input x=%s/x345.npy --output-dir %s/so_ref -q", tmpdir, tmpdir), 0);
+  assert_int_equal(sh(VTOPT " run %s/relu_model.so --input x=%s/x345.npy --output-dir %s/so_out", tmpdir, tmpdir,
+                      tmpdir), 0);
+  assert_non_null(strstr(out, "its compiled code"));
+  assert_int_equal(sh(VTOPT " compare-outputs %s/so_ref/y.npy %s/so_out/y.npy --max-rel-l2 1e-6", tmpdir, tmpdir), 0);
   /* --jit runs the compiled code and agrees with the interpreter */
   assert_int_equal(sh(VTOPT " " RELU " --run --jit --input x=%s/x345.npy --output-dir %s/jit -q", tmpdir, tmpdir), 0);
   assert_int_equal(sh(VTOPT " compare-outputs %s/out/y.npy %s/jit/y.npy --max-rel-l2 1e-6", tmpdir, tmpdir), 0);

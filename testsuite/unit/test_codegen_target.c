@@ -174,7 +174,9 @@ int main(void) {
 
 #else
 int main(void) {
-  fprintf(stderr, "test_codegen_target: built without codegen/ (LLVM 19)\n");
-  return 77;
+  /* LLVM 19 is installed by scripts/setup.sh and codegen/ is part of every build: a failure, not
+   * a skip (issue 19) */
+  fprintf(stderr, "test_codegen_target: built without codegen/ (LLVM 19): this build is broken\n");
+  return 1;
 }
 #endif

@@ -520,12 +520,19 @@ static void test_threaded_large(void **state) {
     assert_true(fabs(((float *)y.data)[r] - s / 384) < 1e-5);
   }
   vt_tensor_free(&y);
-  /* Softmax over the last axis: rows sum to 1 */
+  /* Softmax over the last axis, threaded, against a serial double loop (exp(x - max) / sum),
+   * element by element (rows summing to 1 alone would pass a permuted or shifted row) */
   assert_int_equal(run_op_v("Softmax", 17, 1, rin, 1, &y, NULL, 0, pool, &e), VT_OK);
   for (int64_t r = 0; r < 4 * 197; r++) {
-    double s = 0;
-    for (int64_t i = 0; i < 384; i++) s += ((float *)y.data)[r * 384 + i];
-    assert_true(fabs(s - 1) < 1e-5);
+    const float *x = pa + r * 384, *p = (const float *)y.data + r * 384;
+    double mx = x[0], s = 0;
+    for (int64_t i = 1; i < 384; i++) mx = fmax(mx, x[i]);
+    for (int64_t i = 0; i < 384; i++) s += exp((double)x[i] - mx);
+    for (int64_t i = 0; i < 384; i++) {
+      double want = exp((double)x[i] - mx) / s;
+      if (!(fabs(p[i] - want) <= 1e-6 * want + 1e-9))
+        fail_msg("Softmax row %lld col %lld: %.9g, want %.9g", (long long)r, (long long)i, p[i], want);
+    }
   }
   vt_tensor_free(&y);
   vt_tensor_free(&a);
