@@ -1284,21 +1284,15 @@ static void conv_case(const conv_spec *c) {
           (long long)c->pads[3], c->auto_pad ? " auto_pad " : "", c->auto_pad ? c->auto_pad : "",
           (long long)c->group, c->bias, (long long)yv->dims[2], (long long)yv->dims[3], err, st.n_gemm, st.n_fallback);
   assert_true(err <= 1e-5);
-  if (c->group == 1) {   /* generated */
-    assert_int_equal(st.n_gemm, 1);
-    assert_int_equal(st.n_fallback, 0);
-  } else {
-    /* Grouped and depthwise Conv run the interpreter's kernel inside the compiled model today
-     * (codegen try_conv: "grouped convolution is not generated"). When codegen generates them,
-     * tighten this to n_gemm == 1 (or the new kernel's count) and n_fallback == 0. */
-    assert_int_equal(st.n_gemm, 0);
-    assert_int_equal(st.n_fallback, 1);
-  }
+  /* every group count is generated (im2col GEMM for group 1, the direct grouped / depthwise
+   * kernel otherwise: both counted as GEMM-like kernels), nothing on the host */
+  assert_int_equal(st.n_gemm, 1);
+  assert_int_equal(st.n_fallback, 0);
   vt_graph_free(g);
 }
 
 /* Pads (symmetric, asymmetric, auto_pad), strides, dilations, non-square and 1x1 kernels, odd
- * sizes, with and without bias; grouped and depthwise (host kernels today, see conv_case). */
+ * sizes, with and without bias; grouped and depthwise. */
 static void test_conv(void **state) {
   (void)state;
   static const conv_spec cases[] = {
@@ -1314,8 +1308,8 @@ static void test_conv(void **state) {
       {1, 3, 14, 14, 8, 4, 4, {4, 4}, {1, 1}, {0, 0, 0, 0}, 1, 1, NULL},     /* patchify: kernel = stride */
       {1, 3, 13, 10, 4, 3, 3, {2, 2}, {1, 1}, {0, 0, 0, 0}, 1, 1, "SAME_UPPER"},
       {1, 3, 13, 10, 4, 4, 4, {2, 3}, {1, 1}, {0, 0, 0, 0}, 1, 0, "SAME_LOWER"},
-      {2, 6, 11, 9, 9, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, 3, 1, NULL},      /* group 3: host today */
-      {1, 4, 12, 13, 4, 3, 3, {2, 1}, {2, 1}, {2, 1, 2, 1}, 4, 1, NULL},     /* depthwise: host today */
+      {2, 6, 11, 9, 9, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, 3, 1, NULL},      /* group 3 */
+      {1, 4, 12, 13, 4, 3, 3, {2, 1}, {2, 1}, {2, 1, 2, 1}, 4, 1, NULL},     /* depthwise */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) conv_case(&cases[i]);
 }
