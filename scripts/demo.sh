@@ -61,6 +61,6 @@ echo "== speed only: vtopt compare $zoo/$model.onnx --passes none,tome:r=8,tome:
 echo "   (ViT-S/16 with RANDOM weights: its top-1 and cosine columns mean nothing about accuracy, a"
 echo "   random network's argmax flips under any change; read this table for latency and FLOPs only)"
 "$build/vtopt" compare "$zoo/$model.onnx" --passes none,tome:r=8,tome:r=13 "${inputs[@]}" \
-  --runs 5 --jit --out "$build/demo-compare" 2>/dev/null
+  --runs 10 --jit --out "$build/demo-compare" 2>/dev/null
 echo
-echo "Not built yet: the topk (Shiva-DiT) and kvcache (HERMES) passes and the PTX path; see README."
+echo "Not built yet: the kvcache (HERMES) pass; topk and the CUDA path are first versions (see README: \"Not supported yet\")."
