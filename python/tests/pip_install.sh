@@ -7,7 +7,11 @@ set -eu
 py="$1"; src="$2"; work="$3"; cli="$4"
 rm -rf "$work"; mkdir -p "$work"
 "$py" -m venv --system-site-packages "$work/venv"
-"$work/venv/bin/pip" install --no-index --no-cache-dir -q "$src/python"
+# pip builds in the folder it is given (build/, *.egg-info): install from a copy, so the source
+# tree stays as committed
+cp -r "$src/python" "$work/pkgsrc"
+rm -rf "$work/pkgsrc/build" "$work/pkgsrc"/*.egg-info
+"$work/venv/bin/pip" install --no-index --no-cache-dir -q "$work/pkgsrc"
 cd "$work"
 VTOPT_CLI="$cli" "$work/venv/bin/python" - "$src" <<'PY'
 import os, sys
