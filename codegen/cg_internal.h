@@ -310,6 +310,9 @@ int64_t cg_plan_arena(const cg *c, int64_t *off);
 /* The memory limit (vt_cg_options.max_memory) against the graph's weights and the planned arena. */
 int cg_check_memory(const cg *c, int64_t max_memory, int64_t arena, vt_error *e);
 
+/* cg_lower.c: a Conv / ConvTranspose node's optional constant bias as a blob (1 ok, 0 not, <0 error) */
+int cg_conv_bias_blob(cg *c, const vt_node *n, int64_t Cout, int32_t *bb, char *why, size_t whyn);
+
 /* cg_emit_cpu.c */
 LLVMValueRef cg_ci64(cg *c, int64_t x);
 /* one elementwise step's value (x, y: its operands) with c's math functions (f_exp ...): shared

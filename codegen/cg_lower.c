@@ -1047,6 +1047,22 @@ static int try_blocks(cg *c, int32_t ni, char *why, size_t whyn) {
   return 1;
 }
 
+/* The optional bias (input 2) of a Conv / ConvTranspose node with Cout output channels as a blob
+ * (*bb, -1 without one): 1 ok, 0 not generated (why: not a constant float32 [Cout]), <0 error. */
+int cg_conv_bias_blob(cg *c, const vt_node *n, int64_t Cout, int32_t *bb, char *why, size_t whyn) {
+  const vt_graph *g = c->g;
+  *bb = -1;
+  if (n->n_in <= 2 || n->in[2] < 0) return 1;
+  const vt_value *Bv = &g->values[n->in[2]];
+  if (!cg_is_const(g, n->in[2]) || Bv->cdata->dtype != VT_F32 || cg_val_numel(Bv) != Cout) {
+    snprintf(why, whyn, "bias is not a constant float32 [Cout] tensor");
+    return 0;
+  }
+  *bb = cg_add_blob(c, Bv->cdata->data, vt_tensor_nbytes(Bv->cdata), NULL);
+  if (*bb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
+  return 1;
+}
+
 /* Tries a CONV group (2-D, group 1, float32, constant weights: im2col + GEMM with the weights
  * packed at compile time) at node ni: 1 made, 0 not applicable, <0 error. */
 static int try_conv(cg *c, int32_t ni, char *why, size_t whyn) {
@@ -1087,15 +1103,8 @@ static int try_conv(cg *c, int32_t ni, char *why, size_t whyn) {
   int64_t rb = VT_CG_CONV_SCRATCH / (K + Cout) / c->tgt.isa->mr * c->tgt.isa->mr;
   if (rb < c->tgt.isa->mr) { snprintf(why, whyn, "C*kh*kw + Cout = %lld is too large for the generated kernel", (long long)(K + Cout)); return 0; }
   int32_t bb = -1;
-  if (n->n_in > 2 && n->in[2] >= 0) {
-    const vt_value *Bv = &g->values[n->in[2]];
-    if (!cg_is_const(g, n->in[2]) || Bv->cdata->dtype != VT_F32 || cg_val_numel(Bv) != Cout) {
-      snprintf(why, whyn, "bias is not a constant float32 [Cout] tensor");
-      return 0;
-    }
-    bb = cg_add_blob(c, Bv->cdata->data, vt_tensor_nbytes(Bv->cdata), NULL);
-    if (bb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  }
+  int brc = cg_conv_bias_blob(c, n, Cout, &bb, why, whyn);
+  if (brc <= 0) return brc;
   size_t nb = 0;   /* W is [Cout][K]: B = W^T, i.e. transB */
   float *packed = pack_b(c, (const float *)Wv->cdata->data, K, Cout, 1, 1.0f, &nb);
   if (!packed) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory packing weights");

@@ -199,15 +199,8 @@ static int conv_group(cg *c, int32_t ci, int32_t se, int32_t y_in, int32_t scale
   if (kind < 0) { snprintf(why, whyn, "group 1 with C*kh*kw = %lld: im2col + GEMM", (long long)(C * kh * kw)); return 0; }
   if (se >= 0 && kind != CONV_1X1) return 0;
   int32_t bb = -1;
-  if (n->n_in > 2 && n->in[2] >= 0) {
-    const vt_value *Bv = &g->values[n->in[2]];
-    if (!cg_is_const(g, n->in[2]) || Bv->cdata->dtype != VT_F32 || cg_val_numel(Bv) != Cout) {
-      snprintf(why, whyn, "bias is not a constant float32 [Cout] tensor");
-      return 0;
-    }
-    bb = cg_add_blob(c, Bv->cdata->data, vt_tensor_nbytes(Bv->cdata), NULL);
-    if (bb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  }
+  int brc = cg_conv_bias_blob(c, n, Cout, &bb, why, whyn);
+  if (brc <= 0) return brc;
   int wb = cg_add_blob(c, Wv->cdata->data, vt_tensor_nbytes(Wv->cdata), NULL);
   if (wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   cg_group *G = cg_new_group(c, G_CONV, se >= 0 ? se : ci);
@@ -260,15 +253,8 @@ static int conv_transpose_group(cg *c, int32_t ti, char *why, size_t whyn) {
   int64_t k[2] = {kh, kw};
   if (!read_geom(n, X, Y, k, &gm, why, whyn)) return 0;
   int32_t bb = -1;
-  if (n->n_in > 2 && n->in[2] >= 0) {
-    const vt_value *Bv = &g->values[n->in[2]];
-    if (!cg_is_const(g, n->in[2]) || Bv->cdata->dtype != VT_F32 || cg_val_numel(Bv) != Cout) {
-      snprintf(why, whyn, "bias is not a constant float32 [Cout] tensor");
-      return 0;
-    }
-    bb = cg_add_blob(c, Bv->cdata->data, vt_tensor_nbytes(Bv->cdata), NULL);
-    if (bb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
-  }
+  int brc = cg_conv_bias_blob(c, n, Cout, &bb, why, whyn);
+  if (brc <= 0) return brc;
   int wb = cg_add_blob(c, Wv->cdata->data, vt_tensor_nbytes(Wv->cdata), NULL);
   if (wb < 0) return vt_errorf(c->e, VT_ERR_MODEL, "out of memory");
   cg_group *G = cg_new_group(c, G_CONV, ti);
